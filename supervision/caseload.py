@@ -1,0 +1,104 @@
+"""The loaded caseload: valid tables, quarantined rows and the validation report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from supervision.config import Settings
+from supervision.instruments import instruments
+
+
+@dataclass
+class Caseload:
+    """A service's export after validation.
+
+    Attributes
+    ----------
+    clients, sessions, clinicians : DataFrame
+        The valid rows in the canonical form (typed; measures wide on ``sessions`` whether they came
+        wide or as a long ``scores`` table). Each keeps ``source_row``, the line in the user's file.
+    quarantine : dict of DataFrame
+        Per table, the rows with an ``error``, as they were written, with ``source_row``.
+    report : DataFrame
+        One row per problem: ``table, row, column, value, problem, fix, severity, check``.
+    counts : DataFrame
+        ``table, read, loaded, quarantined`` (read = loaded + quarantined, always).
+    usable : bool
+        False when a required table or column is missing or a file cannot be read; the report
+        says why and the tables are empty.
+    source : str
+        The path that was read; ``format`` is ``csv``, ``parquet``, ``xlsx`` or a mix.
+    """
+
+    clients: pd.DataFrame
+    sessions: pd.DataFrame
+    clinicians: pd.DataFrame
+    quarantine: dict[str, pd.DataFrame]
+    report: pd.DataFrame
+    counts: pd.DataFrame
+    usable: bool
+    source: str
+    format: str
+    settings: Settings = field(repr=False)
+
+    @property
+    def n_errors(self) -> int:
+        return int((self.report["severity"] == "error").sum())
+
+    @property
+    def n_warnings(self) -> int:
+        return int((self.report["severity"] == "warning").sum())
+
+    @property
+    def status(self) -> str:
+        """``clean``, ``problems`` (loaded with problems) or ``unusable``."""
+        if not self.usable:
+            return "unusable"
+        return "clean" if self.report.empty else "problems"
+
+    def measures_present(self) -> pd.DataFrame:
+        """Per instrument present: ``instrument, name, kind, sessions, clients, item_level``.
+
+        ``sessions`` counts sessions with a total or at least one item; ``item_level`` says
+        whether item scores were given.
+        """
+        rows = []
+        s = self.sessions
+        for prefix, inst in instruments().items():
+            cols = [c for c in inst.columns if c in s.columns]
+            if not cols:
+                continue
+            has = s[cols].notna().any(axis=1)
+            if not has.any():
+                continue
+            rows.append({
+                "instrument": prefix, "name": inst.name, "kind": inst.kind,
+                "sessions": int(has.sum()), "clients": int(s.loc[has, "client_id"].nunique()),
+                "item_level": bool(any(c in s.columns and s[c].notna().any() for c in inst.item_columns)),
+            })
+        return pd.DataFrame(rows, columns=["instrument", "name", "kind", "sessions", "clients", "item_level"])
+
+    def summary(self) -> dict:
+        """Headline numbers: clinicians, clients, sessions (scheduled and attended), date range."""
+        s = self.sessions
+        dates = s["session_date"] if "session_date" in s.columns else pd.Series(dtype="datetime64[ns]")
+        return {
+            "clinicians": int(self.clinicians["clinician_id"].nunique()) if "clinician_id" in self.clinicians else 0,
+            "clients": int(len(self.clients)),
+            "sessions": int(len(s)),
+            "attended": int((s["attendance"] == "attended").sum()) if "attendance" in s else 0,
+            "first_date": dates.min() if len(dates) else pd.NaT,
+            "last_date": dates.max() if len(dates) else pd.NaT,
+            "errors": self.n_errors,
+            "warnings": self.n_warnings,
+        }
+
+    def problems_by_kind(self) -> pd.DataFrame:
+        """Report rows counted by ``table, check, severity`` (most frequent first)."""
+        if self.report.empty:
+            return pd.DataFrame(columns=["table", "check", "severity", "n"])
+        return (self.report.groupby(["table", "check", "severity"], dropna=False).size()
+                .rename("n").reset_index().sort_values("n", ascending=False, kind="stable")
+                .reset_index(drop=True))

@@ -1,0 +1,109 @@
+"""The ``supervision`` command.
+
+    supervision validate PATH [--report FILE.csv] [--settings FILE.toml]
+    supervision demo [--out DIR] [--seed N] [--clinicians N] [--months N] [--format csv|parquet] [--messy]
+
+Exit codes of ``validate``: 0 clean, 1 loaded with problems, 2 unusable (or a usage error).
+Errors are printed as plain sentences, never as a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+SHOWN_ROWS = 200
+
+
+def _validate(args) -> int:
+    import pandas as pd
+
+    from supervision.config import SettingsError, load_settings
+    from supervision.io import load_caseload
+
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as exc:
+        print(f"Settings problem: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    cl = load_caseload(args.path, settings=settings)
+    took = time.perf_counter() - t0
+    status = {"clean": "no problems found", "problems": "loaded, with problems",
+              "unusable": "NOT USABLE: nothing was loaded"}[cl.status]
+    print(f"Validated {args.path} ({cl.format}) in {took:.1f} s: {status}.")
+    print()
+    if len(cl.counts):
+        print(cl.counts.to_string(index=False))
+        print()
+    if cl.usable:
+        s = cl.summary()
+        print(f"{s['clinicians']} clinicians, {s['clients']} clients, {s['sessions']} sessions "
+              f"({s['attended']} attended), {s['first_date']:%Y-%m-%d} to {s['last_date']:%Y-%m-%d}."
+              if s["sessions"] else f"{s['clinicians']} clinicians, {s['clients']} clients, no sessions.")
+        print()
+    if not cl.report.empty:
+        print(f"{cl.n_errors} errors (rows quarantined), {cl.n_warnings} warnings (rows loaded). Problems by kind:")
+        print(cl.problems_by_kind().to_string(index=False))
+        print()
+        shown = cl.report.head(SHOWN_ROWS)
+        with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+            print(shown[["table", "row", "column", "value", "problem", "fix", "severity"]].to_string(index=False))
+        if len(cl.report) > SHOWN_ROWS:
+            print(f"... and {len(cl.report) - SHOWN_ROWS} more: use --report FILE.csv to see them all.")
+    if args.report:
+        from supervision.io.export import write_safe_csv
+
+        write_safe_csv(cl.report, args.report)
+        print(f"\nThe full report ({len(cl.report)} rows) was written to {args.report}.")
+    return {"clean": 0, "problems": 1, "unusable": 2}[cl.status]
+
+
+def _demo(args) -> int:
+    from supervision import synth
+
+    t0 = time.perf_counter()
+    paths = synth.write_clinic(args.out, fmt=args.format, seed=args.seed, n_clinicians=args.clinicians,
+                               months=args.months, messy=args.messy)
+    took = time.perf_counter() - t0
+    size = sum(Path(p).stat().st_size for p in paths) / 1e6
+    print(f"Wrote the demo clinic to {args.out} ({len(paths)} files, {size:.1f} MB) in {took:.1f} s.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="supervision", description="Clinical supervision workbook.")
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="check an export against the data contract and report every problem")
+    v.add_argument("path", help="folder of CSV/Parquet files, or an .xlsx workbook")
+    v.add_argument("--report", help="write the full report to this CSV file")
+    v.add_argument("--settings", help="settings file (TOML)")
+    v.set_defaults(func=_validate)
+    d = sub.add_parser("demo", help="generate the synthetic demo clinic")
+    d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")
+    d.add_argument("--seed", type=int, default=20261126)
+    d.add_argument("--clinicians", type=int, default=12)
+    d.add_argument("--months", type=int, default=18)
+    d.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    d.add_argument("--messy", action="store_true", help="inject realistic export defects")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a sentence, not a traceback
+        print(f"Something went wrong that the workbook did not expect: {type(exc).__name__}: {exc}\n"
+              "Please report it (with the command you ran, but no client data).", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Settings: thresholds, identity dimensions, focus taxonomy, suppression policy and data path.
+
+Defaults live in ``supervision/defaults.toml`` (documented there, key by key). A user's TOML
+file is overlaid on them: only the keys it names change. Unknown keys and values of the wrong
+type are refused with a :class:`SettingsError` that names the key, what is allowed and what was
+given, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+FOCUS_GROUPS = ("check_in", "goal_area", "crisis", "process", "technique", "admin")
+SUPPRESSION_POLICIES = ("nhs", "cms", "none")
+SEVERITIES = ("error", "warning")
+
+# Keys whose values are restricted to a fixed set (dotted path -> allowed values).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "privacy.suppression_policy": SUPPRESSION_POLICIES,
+    "validation.score_on_non_attended": SEVERITIES,
+    "validation.clinician_mismatch": SEVERITIES,
+    "validation.session_after_end": SEVERITIES,
+    "validation.end_reason_without_end_date": SEVERITIES,
+}
+# Keys that must not be negative.
+_NON_NEGATIVE = {"data.future_tolerance_days", "data.after_end_tolerance_days"}
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be used; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class FocusCode:
+    code: str
+    label: str
+    group: str
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+    text = (Path(__file__).parent / "defaults.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "text",
+            list: "a list", dict: "a section"}.get(type(value), type(value).__name__)
+
+
+def _merge(default: dict, given: dict, prefix: str, source: str) -> dict:
+    out = copy.deepcopy(default)
+    for key, value in given.items():
+        dotted = f"{prefix}{key}"
+        if key not in default:
+            allowed = ", ".join(sorted(default)) or "(none)"
+            raise SettingsError(
+                f"{source}: unknown setting '{dotted}'. Allowed keys here: {allowed}. "
+                "Check the spelling against supervision/defaults.toml."
+            )
+        ref = default[key]
+        if isinstance(ref, dict):
+            if not isinstance(value, dict):
+                raise SettingsError(f"{source}: '{dotted}' must be a section ([{dotted}]), got {value!r}.")
+            out[key] = _merge(ref, value, dotted + ".", source)
+            continue
+        ok = isinstance(value, type(ref)) and not (isinstance(value, bool) and not isinstance(ref, bool))
+        if isinstance(ref, float) and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            raise SettingsError(
+                f"{source}: '{dotted}' must be {_type_name(ref)} (default {ref!r}), got {value!r}."
+            )
+        if dotted in _CHOICES and value not in _CHOICES[dotted]:
+            raise SettingsError(
+                f"{source}: '{dotted}' must be one of {', '.join(_CHOICES[dotted])}, got {value!r}."
+            )
+        if dotted in _NON_NEGATIVE and value < 0:
+            raise SettingsError(f"{source}: '{dotted}' must be 0 or more, got {value!r}.")
+        out[key] = value
+    return out
+
+
+def _check_focus(codes: Any, source: str) -> tuple[FocusCode, ...]:
+    if not isinstance(codes, list) or not codes:
+        raise SettingsError(f"{source}: 'focus.codes' must be a non-empty list of [[focus.codes]] entries.")
+    out, seen = [], set()
+    for i, entry in enumerate(codes, start=1):
+        if not isinstance(entry, dict) or set(entry) != {"code", "label", "group"}:
+            raise SettingsError(
+                f"{source}: focus.codes entry {i} must have exactly the keys code, label, group; got {entry!r}."
+            )
+        if entry["group"] not in FOCUS_GROUPS:
+            raise SettingsError(
+                f"{source}: focus.codes entry {i} ('{entry['code']}') has group {entry['group']!r}; "
+                f"allowed groups: {', '.join(FOCUS_GROUPS)}."
+            )
+        if entry["code"] in seen:
+            raise SettingsError(f"{source}: focus code '{entry['code']}' is defined twice.")
+        seen.add(entry["code"])
+        out.append(FocusCode(str(entry["code"]), str(entry["label"]), str(entry["group"])))
+    return tuple(out)
+
+
+class Settings:
+    """Validated settings. Read values with ``settings["section"]["key"]`` or the helpers."""
+
+    def __init__(self, values: dict[str, Any], source: str = "defaults"):
+        self._values = values
+        self.source = source
+        self.focus_codes = _check_focus(values.get("focus", {}).get("codes"), source)
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self._values[section]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self._values
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    @property
+    def focus_code_set(self) -> frozenset[str]:
+        return frozenset(c.code for c in self.focus_codes)
+
+    @property
+    def identity_dimensions(self) -> tuple[str, ...]:
+        return tuple(self._values["identity"]["dimensions"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._values)
+
+    def __repr__(self) -> str:
+        return f"Settings(source={self.source!r})"
+
+
+def load_settings(path: str | Path | dict | Settings | None = None) -> Settings:
+    """Return the settings: the defaults, overlaid with a TOML file or a dict when given.
+
+    Parameters
+    ----------
+    path : str, Path, dict, Settings or None
+        A TOML file, a dict of the same shape (as in tests and notebooks), an existing
+        ``Settings`` (returned unchanged) or ``None`` for the defaults.
+
+    Raises
+    ------
+    SettingsError
+        When the file cannot be read or parsed, a key is unknown, or a value has the wrong type
+        or is not one of the allowed values. The message names the key, the allowed values and
+        what was given.
+    """
+    if isinstance(path, Settings):
+        return path
+    if path is None:
+        return Settings(copy.deepcopy(_defaults()))
+    if isinstance(path, dict):
+        given, source = path, "settings"
+    else:
+        p = Path(path)
+        source = str(p)
+        try:
+            given = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file '{p}' does not exist. Give the path of a .toml file.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file '{p}' is not valid TOML: {exc}.") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"settings file '{p}' cannot be read: {exc}.") from None
+    return Settings(_merge(_defaults(), given, "", source), source=source)

@@ -1,0 +1,173 @@
+"""Readers: a folder of CSV or Parquet files, or one Excel workbook -> raw tables.
+
+Raw tables keep every cell as it was written (text for CSV and Excel, the stored type for
+Parquet) plus an integer column ``source_row``: the line number a user sees in their file
+(header = line 1). Nothing is validated here; problems that stop a file from being read at all
+(unreadable file, ragged lines, encoding) are returned as report rows for the validator.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+TABLES = ("clients", "sessions", "clinicians", "scores")
+SOURCE_ROW = "source_row"
+
+
+@dataclass
+class RawTable:
+    name: str
+    frame: pd.DataFrame  # columns as in the file + SOURCE_ROW
+    file: str            # what the user calls it: "sessions.csv" or "export.xlsx[sessions]"
+    bad_rows: pd.DataFrame | None = None  # lines that could not be split into the header's fields
+
+
+def _problem(table, row, column, value, problem, fix, severity, check):
+    return {"table": table, "row": row, "column": column, "value": value, "problem": problem,
+            "fix": fix, "severity": severity, "check": check}
+
+
+def _decode(data: bytes, file: str, table: str, problems: list) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(_problem(
+            table, pd.NA, pd.NA, pd.NA,
+            f"{file} is not UTF-8; it was read as Windows-1252 (cp1252).",
+            "Check accented letters in the loaded data; save the file as 'CSV UTF-8' to avoid this.",
+            "warning", "encoding"))
+        return data.decode("cp1252", errors="replace")
+
+
+def _sniff_delimiter(text: str) -> str:
+    header = text.split("\n", 1)[0]
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _csv_by_line(text: str, sep: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Split with the csv module, keeping the physical line where each record starts."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    header, rows, lines = None, [], []
+    start = 1
+    for record in reader:
+        if header is None:
+            header = record
+        elif record and any(cell.strip() for cell in record):
+            rows.append(record)
+            lines.append(start)
+        start = reader.line_num + 1
+    return header or [], rows, lines
+
+
+def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
+    """Parse CSV text into a raw table, reporting lines with more fields than the header."""
+    sep = _sniff_delimiter(text)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                            skip_blank_lines=False, engine="c")
+        body = text.rstrip("\r\n").split("\n")[1:]
+        if len(frame) == len(body) and not frame.columns.duplicated().any():
+            frame.columns = [str(c).strip() for c in frame.columns]
+            frame[SOURCE_ROW] = range(2, len(frame) + 2)
+            blank = frame.drop(columns=SOURCE_ROW).apply(lambda c: c.fillna("").str.strip() == "").all(axis=1)
+            return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        pass
+    # Slow path: quoted line breaks, ragged lines, or an empty file.
+    header, rows, lines = _csv_by_line(text, sep)
+    header = [h.strip() for h in header]
+    width = len(header)
+    good, good_lines, bad = [], [], []
+    for record, line in zip(rows, lines):
+        if len(record) > width:
+            bad.append({SOURCE_ROW: line, "raw": sep.join(record)})
+            problems.append(_problem(
+                table, line, pd.NA, sep.join(record)[:200],
+                f"Line {line} of {file} has {len(record)} fields but the header has {width}.",
+                "An unquoted separator is probably inside a value: put that value in double quotes, "
+                "or remove the extra separator.", "error", "ragged_line"))
+            continue
+        good.append(record + [""] * (width - len(record)))
+        good_lines.append(line)
+    frame = pd.DataFrame(good, columns=header, dtype=object) if header else pd.DataFrame()
+    frame[SOURCE_ROW] = good_lines
+    bad_frame = pd.DataFrame(bad) if bad else None
+    return RawTable(table, frame, file, bad_frame)
+
+
+def _read_csv_file(path: Path, table: str, problems: list) -> RawTable:
+    text = _decode(path.read_bytes(), path.name, table, problems)
+    return read_csv_text(text, table, path.name, problems)
+
+
+def _read_parquet_file(path: Path, table: str) -> RawTable:
+    frame = pd.read_parquet(path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame[SOURCE_ROW] = range(2, len(frame) + 2)  # a spreadsheet view of it: header on line 1
+    return RawTable(table, frame, path.name)
+
+
+def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
+    sheets = pd.read_excel(path, sheet_name=None, dtype=object)
+    out = {}
+    for sheet, frame in sheets.items():
+        name = str(sheet).strip().lower()
+        if name not in TABLES:
+            problems.append(_problem(
+                name, pd.NA, pd.NA, pd.NA, f"Sheet '{sheet}' in {path.name} is not a table of the data contract; it was ignored.",
+                f"Name the sheets {', '.join(TABLES)} (clinicians and scores are optional).", "warning", "unknown_table"))
+            continue
+        frame.columns = [str(c).strip() for c in frame.columns]
+        frame[SOURCE_ROW] = range(2, len(frame) + 2)
+        blank = frame.drop(columns=SOURCE_ROW).isna().all(axis=1)
+        out[name] = RawTable(name, frame.loc[~blank].reset_index(drop=True), f"{path.name}[{sheet}]")
+    return out
+
+
+def read_export(path: str | Path, problems: list) -> tuple[dict[str, RawTable], str]:
+    """Read every contract table found at ``path``.
+
+    Returns the raw tables found and the format (``csv``, ``parquet`` or ``xlsx``). Files that
+    cannot be read become ``unreadable_file`` rows in ``problems``; missing tables are for the
+    validator to judge (some are optional).
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            return _read_excel(path, problems), "xlsx"
+        except Exception as exc:  # noqa: BLE001 - any failure of the Excel reader is a user-facing problem
+            problems.append(_problem(pd.NA, pd.NA, pd.NA, path.name, f"{path.name} cannot be read as an Excel workbook: {exc}",
+                                     "Open it in Excel and save it again as .xlsx, or export CSV files instead.",
+                                     "error", "unreadable_file"))
+            return {}, "xlsx"
+    if not path.is_dir():
+        problems.append(_problem(pd.NA, pd.NA, pd.NA, str(path), f"'{path}' is not a folder or an .xlsx workbook, or does not exist.",
+                                 "Give the folder that holds clients.csv and sessions.csv (or .parquet files), or an .xlsx workbook.",
+                                 "error", "unreadable_file"))
+        return {}, "unknown"
+    xlsx = sorted(p for p in path.glob("*.xlsx") if not p.name.startswith("~$"))
+    tables: dict[str, RawTable] = {}
+    formats = set()
+    for name in TABLES:
+        for ext in ("parquet", "csv"):
+            file = path / f"{name}.{ext}"
+            if not file.exists():
+                continue
+            formats.add(ext)
+            try:
+                tables[name] = _read_parquet_file(file, name) if ext == "parquet" else _read_csv_file(file, name, problems)
+            except Exception as exc:  # noqa: BLE001 - reported, never raised
+                problems.append(_problem(name, pd.NA, pd.NA, file.name, f"{file.name} cannot be read: {exc}",
+                                         "Check that the file is a CSV (or Parquet) export and not open in another program.",
+                                         "error", "unreadable_file"))
+            break
+    if not tables and len(xlsx) == 1:
+        return read_export(xlsx[0], problems)
+    return tables, "+".join(sorted(formats)) or "none"

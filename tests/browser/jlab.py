@@ -1,0 +1,673 @@
+"""Real-browser harness: a JupyterLab (or Voila) server on loopback and a guarded Chromium page.
+
+Everything here follows /work/shared/BROWSER_TESTING.md (what is proven to work on our machines):
+
+* the server runs on 127.0.0.1 with a free port, a random token and per-run Jupyter directories,
+  over a *copy* of the notebooks (tests never write into the real files);
+* Chromium is Debian's ``/usr/bin/chromium`` (never ``playwright install``), launched with flags that
+  stop its own background traffic, and every page gets a route guard that lets only loopback,
+  ``data:`` and ``blob:`` through and records everything else;
+* selectors are scoped by the CSS class a dashboard adds to its widgets, and plot data is read from
+  ``SCOPE .js-plotly-plot`` (re-queried each time: plots may be replaced on update).
+
+The pytest fixtures that use these pieces live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+CHROMIUM = os.environ.get("SW_CHROMIUM", "/usr/bin/chromium")
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # What actually stops Chromium's own calls to outside hosts (BROWSER_TESTING.md).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+
+VIEWPORT = {"width": 1400, "height": 1000}
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+# Text a widget leaves behind when the front-end widget manager is missing or broken.
+WIDGET_FALLBACK_PATTERNS = [
+    r"\b(?:VBox|HBox|GridBox|Box|Tab|Accordion|Stack)\(children=",
+    r"\b(?:Dropdown|Button|Text|Textarea|HTML|HTMLMath|Label|Output|IntSlider|FloatSlider|"
+    r"SelectMultiple|Select|ToggleButtons|RadioButtons|Checkbox|DatePicker|FigureWidget)\(",
+    r"Error displaying widget",
+    r"Loading widget\.\.\.",
+    r"Failed to load model class",
+]
+
+
+def screenshot_dir() -> Path:
+    """Directory for screenshots: ``$SW_SCREENSHOT_DIR`` or ``/tmp/sw-screenshots`` (outside git)."""
+    path = Path(os.environ.get("SW_SCREENSHOT_DIR") or "/tmp/sw-screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_workspace(repo: Path, dest: Path) -> Path:
+    """Copy ``notebooks/`` (and ``data/`` beside it, for notebooks that look there) into ``dest``.
+
+    Returns the copied notebooks folder, which is what the server serves.
+    """
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", ".DS_Store")
+    dest.mkdir(parents=True, exist_ok=True)
+    nb_src = repo / "notebooks"
+    nb_dest = dest / "notebooks"
+    if nb_src.is_dir():
+        shutil.copytree(nb_src, nb_dest, ignore=ignore)
+    else:
+        nb_dest.mkdir()
+    if (repo / "data").is_dir():
+        shutil.copytree(repo / "data", dest / "data", ignore=ignore)
+    return nb_dest
+
+
+# --------------------------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A Jupyter-family server process started by this harness (stopped by its PID only)."""
+
+    name: str
+    proc: subprocess.Popen
+    port: int
+    token: str
+    root: Path
+    log_path: Path
+    started_in: float = 0.0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.base_url}{path}{sep}token={self.token}"
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+    def wait_ready(self, path: str, timeout: float = 90.0) -> None:
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        last_err: object = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with code {self.proc.returncode} before it was ready.\n"
+                    f"--- log tail ---\n{self.log_tail()}"
+                )
+            try:
+                req = urllib.request.Request(
+                    self.base_url + path, headers={"Authorization": f"token {self.token}"}
+                )
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    if resp.status == 200:
+                        self.started_in = time.monotonic() - t0
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+                last_err = exc
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"{self.name} not ready on {self.base_url}{path} after {timeout:.0f} s "
+            f"(last error: {last_err}).\n--- log tail ---\n{self.log_tail()}"
+        )
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM the server (it shuts its kernels down), then SIGKILL if it does not exit."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        # The server ran in its own process group (start_new_session): if it had to be killed, its
+        # kernels (which we also started) may be left behind; end that group, and only that group.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def jupyter_env(state_dir: Path) -> dict[str, str]:
+    """Environment with per-run Jupyter directories and the settings BROWSER_TESTING.md lists."""
+    dirs = {
+        "JUPYTER_CONFIG_DIR": state_dir / "config",
+        "JUPYTER_RUNTIME_DIR": state_dir / "runtime",
+        "JUPYTER_DATA_DIR": state_dir / "data",
+        "JUPYTERLAB_SETTINGS_DIR": state_dir / "lab-settings",
+        "JUPYTERLAB_WORKSPACES_DIR": state_dir / "lab-workspaces",
+        "IPYTHONDIR": state_dir / "ipython",
+    }
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    settings = dirs["JUPYTERLAB_SETTINGS_DIR"]
+    _write_json(
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
+    _write_json(
+        settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings",
+        {"autosave": False},
+    )
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in dirs.items()})
+    # Make sure the server finds the venv's jupyter (sys.prefix) and its kernel uses this Python.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    env.pop("JUPYTER_PATH", None)
+    return env
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _launch(name: str, cmd: list[str], *, cwd: Path, env: dict, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "wb")  # noqa: SIM115 - kept open for the life of the process
+    return subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def start_jupyterlab(root: Path, state_dir: Path, *, attempts: int = 3) -> Server:
+    """Start one JupyterLab serving ``root`` on 127.0.0.1; wait for ``/api/status``."""
+    env = jupyter_env(state_dir)
+    last: Exception | None = None
+    for attempt in range(attempts):
+        port = free_port()
+        token = secrets.token_hex(24)
+        log_path = state_dir / f"jupyterlab-{attempt}.log"
+        cmd = [
+            sys.executable, "-m", "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            "--ServerApp.allow_root=True",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.terminals_enabled=False",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        proc = _launch("jupyterlab", cmd, cwd=root, env=env, log_path=log_path)
+        server = Server("JupyterLab", proc, port, token, root, log_path)
+        try:
+            server.wait_ready("/api/status")
+            return server
+        except RuntimeError as exc:  # e.g. the free port was taken in between: try another
+            last = exc
+            server.stop()
+    raise RuntimeError(f"could not start JupyterLab after {attempts} attempts: {last}")
+
+
+def start_voila(notebook: Path, state_dir: Path, *, attempts: int = 3) -> Server:
+    """Serve one notebook with Voila on 127.0.0.1 (lab template, tracebacks shown)."""
+    env = jupyter_env(state_dir)
+    last: Exception | None = None
+    for attempt in range(attempts):
+        port = free_port()
+        token = secrets.token_hex(24)
+        log_path = state_dir / f"voila-{attempt}.log"
+        cmd = [
+            sys.executable, "-m", "voila", str(notebook),
+            "--no-browser",
+            "--Voila.ip=127.0.0.1",
+            f"--port={port}",
+            "--Voila.port_retries=0",
+            f"--Voila.token={token}",
+            f"--Voila.root_dir={notebook.parent}",
+            "--show_tracebacks=True",
+        ]
+        proc = _launch("voila", cmd, cwd=notebook.parent, env=env, log_path=log_path)
+        server = Server("Voila", proc, port, token, notebook.parent, log_path)
+        try:
+            # Voila has no /api/status; its static files answer without running the notebook.
+            server.wait_ready("/voila/static/voila.js", timeout=60)
+            return server
+        except RuntimeError as exc:
+            last = exc
+            server.stop()
+    raise RuntimeError(f"could not start Voila after {attempts} attempts: {last}")
+
+
+# --------------------------------------------------------------------------------------------
+# The guarded page
+# --------------------------------------------------------------------------------------------
+
+
+def is_local(url: str) -> bool:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("data", "blob", "about"):
+        return True
+    host = (urlsplit(url).hostname or "").lower()
+    return host in LOCAL_HOSTS or host == "::1"
+
+
+@dataclass
+class RequestGuard:
+    """Lets only loopback, ``data:`` and ``blob:`` through; records (and aborts) everything else."""
+
+    external: list[dict] = field(default_factory=list)
+    external_ws: list[str] = field(default_factory=list)
+
+    def attach(self, context) -> None:
+        context.route("**/*", self._handle)
+
+    def _handle(self, route) -> None:
+        request = route.request
+        if is_local(request.url):
+            route.continue_()
+            return
+        frame_url = None
+        try:
+            frame_url = request.frame.url
+        except Exception:  # noqa: BLE001 - service-worker / detached frames have none
+            pass
+        self.external.append(
+            {"url": request.url, "resource_type": request.resource_type, "frame": frame_url}
+        )
+        route.abort("blockedbyclient")
+
+    def on_websocket(self, ws) -> None:
+        # context.route does not see WebSockets; the host-resolver rules stop outside ones anyway,
+        # and this records any attempt.
+        if not is_local(ws.url):
+            self.external_ws.append(ws.url)
+
+
+class GuardedPage:
+    """A Playwright page with the route guard, console/page-error capture and scoped helpers."""
+
+    def __init__(self, context, page, guard: RequestGuard, notebook: str = "page"):
+        self.context = context
+        self.page = page
+        self.guard = guard
+        self.notebook = notebook  # used in screenshot names
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.screenshots: list[Path] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        page.on("websocket", guard.on_websocket)
+
+    def _on_console(self, msg) -> None:
+        if msg.type == "error":
+            loc = msg.location or {}
+            self.console_errors.append(f"{msg.text} [{loc.get('url', '')}:{loc.get('lineNumber', '')}]")
+
+    # -- network ---------------------------------------------------------------------------
+
+    def assert_no_external_requests(self) -> None:
+        ext = self.guard.external
+        ws = self.guard.external_ws
+        assert not ext and not ws, (
+            "the page tried to reach outside hosts (blocked):\n"
+            + "\n".join(f"  {r['resource_type']}: {r['url']} (frame {r['frame']})" for r in ext)
+            + "".join(f"\n  websocket: {u}" for u in ws)
+        )
+
+    # -- widgets -----------------------------------------------------------------------------
+
+    def options(self, selector: str) -> list[dict]:
+        """Options of the ``<select>`` of a Dropdown scoped by ``selector``.
+
+        ipywidgets 8 sends only the *labels* to the browser: an option's ``value`` attribute is
+        its label with ordinary spaces (the visible text uses non-breaking spaces). With plain
+        string options (``["demo", "folder"]``) label and Python value are the same.
+        """
+        sel = self.page.locator(f"{selector} select").first
+        sel.wait_for(state="visible")
+        return sel.evaluate(
+            "s => Array.from(s.options).map(o => ({value: o.value, "
+            "label: o.textContent.replace(/\\u00a0/g, ' '), selected: o.selected}))"
+        )
+
+    def selected(self, selector: str) -> str | None:
+        for opt in self.options(selector):
+            if opt["selected"]:
+                return opt["value"]
+        return None
+
+    def select(self, selector: str, value: str, timeout: float = 15_000) -> None:
+        """Choose the option whose value (= ipywidgets label) is ``value`` in ``selector select``.
+
+        Waits for the option to exist (dashboards fill options after loading data). Falls back to
+        matching the visible label with non-breaking spaces normalised.
+        """
+        sel = self.page.locator(f"{selector} select").first
+        sel.wait_for(state="visible", timeout=timeout)
+        deadline = time.monotonic() + timeout / 1000
+        while True:
+            opts = self.options(selector)
+            match = [o for o in opts if o["value"] == value] or [
+                o for o in opts if o["label"].strip() == value
+            ]
+            if match:
+                sel.select_option(value=match[0]["value"])
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{selector}: no option {value!r}; options are "
+                    f"{[(o['value'], o['label']) for o in opts]}"
+                )
+            time.sleep(0.1)
+
+    def click(self, selector: str) -> None:
+        """Click the button carrying ``selector`` (or the button inside it)."""
+        btn = self.page.locator(f"button{selector}, {selector} button").first
+        btn.wait_for(state="visible")
+        btn.click()
+
+    def fill(self, selector: str, text: str) -> None:
+        """Type into a Text/Textarea widget and commit it (ipywidgets syncs on change/Enter)."""
+        box = self.page.locator(
+            f"input{selector}, textarea{selector}, {selector} input, {selector} textarea"
+        ).first
+        box.wait_for(state="visible")
+        box.fill(text)
+        box.press("Tab")  # blur => 'change' => the value is synced to the kernel
+
+    def text(self, selector: str) -> str:
+        return self.page.locator(selector).first.inner_text()
+
+    # -- plots -------------------------------------------------------------------------------
+
+    def plot_data(self, scope: str) -> list[dict] | None:
+        """``SCOPE .js-plotly-plot``'s ``.data`` as plain JSON (typed arrays decoded), or None."""
+        return self.page.evaluate(_PLOT_DATA_JS, f"{scope} .js-plotly-plot")
+
+    def wait_for_plot(self, scope: str, timeout: float = 60.0) -> list[dict]:
+        """Wait until ``SCOPE .js-plotly-plot`` exists and holds at least one trace."""
+        self.page.wait_for_function(
+            "sel => { const el = document.querySelector(sel);"
+            " return !!(el && el.data && el.data.length > 0); }",
+            arg=f"{scope} .js-plotly-plot",
+            timeout=timeout * 1000,
+            polling=50,
+        )
+        return self.plot_data(scope)
+
+    def wait_for_plot_change(self, scope: str, before, timeout: float = 30.0) -> tuple[list, float]:
+        """Wait until the plot data differs from ``before``; return (new data, seconds waited).
+
+        Re-queries the element every poll (an Output-widget plot is replaced on update).
+        """
+        t0 = time.monotonic()
+        self.page.wait_for_function(
+            "([sel, before]) => { const d = window.__swPlotData(sel);"
+            " return d !== null && JSON.stringify(d) !== before; }",
+            arg=[f"{scope} .js-plotly-plot", json.dumps(before)],
+            timeout=timeout * 1000,
+            polling=20,
+        )
+        return self.plot_data(scope), time.monotonic() - t0
+
+    # -- screenshots -------------------------------------------------------------------------
+
+    def screenshot(self, state: str, scope: str | None = None) -> Path:
+        """Save ``<notebook>--<state>.png`` in the screenshot dir (element shot when scoped)."""
+        stem = Path(self.notebook).stem
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", state)
+        path = screenshot_dir() / f"{stem}--{safe}.png"
+        if scope:
+            self.page.locator(scope).first.screenshot(path=str(path), animations="disabled")
+        else:
+            self.page.screenshot(path=str(path), animations="disabled")
+        self.screenshots.append(path)
+        return path
+
+    # -- output checks -------------------------------------------------------------------------
+
+    def assert_no_error_outputs(self, root: str = "body") -> None:
+        """No error or stderr output is rendered (DOM check; LabPage adds a model check)."""
+        found = self.page.evaluate(
+            """root => {
+                const r = document.querySelector(root) || document.body;
+                const out = [];
+                for (const el of r.querySelectorAll(
+                    "[data-mime-type='application/vnd.jupyter.error'],"
+                    + " [data-mime-type='application/vnd.jupyter.stderr']")) {
+                    out.push(el.getAttribute('data-mime-type') + ': ' + el.innerText.slice(0, 2000));
+                }
+                return out;
+            }""",
+            root,
+        )
+        assert not found, "error/stderr outputs are shown:\n" + "\n---\n".join(found)
+
+    def assert_no_widget_fallback(self, root: str = "body", output_selector: str = ".jp-OutputArea-output") -> None:
+        """No widget is shown as its text repr (``VBox(children=...``) or a widget error."""
+        texts = self.page.evaluate(
+            "([root, sel]) => Array.from((document.querySelector(root) || document.body)"
+            ".querySelectorAll(sel)).map(e => e.innerText)",
+            [root, output_selector],
+        )
+        bad = []
+        for text in texts:
+            for pat in WIDGET_FALLBACK_PATTERNS:
+                m = re.search(pat, text)
+                if m:
+                    bad.append(f"{m.group(0)!r} in: {text[:300]!r}")
+        assert not bad, "widgets rendered as text / failed to render:\n" + "\n".join(bad)
+
+
+class LabPage(GuardedPage):
+    """A GuardedPage driving a notebook in JupyterLab through ``window.jupyterapp``."""
+
+    def __init__(self, context, page, guard, server: Server):
+        super().__init__(context, page, guard)
+        self.server = server
+        self.timings: dict[str, float] = {}
+
+    def open(self, name: str, timeout: float = 60.0) -> float:
+        """Open ``/lab/tree/NAME?reset`` and wait until its kernel is idle; returns seconds."""
+        self.notebook = name
+        t0 = time.monotonic()
+        self.page.goto(self.server.url(f"/lab/tree/{name}?reset"), wait_until="domcontentloaded")
+        self.wait_kernel_idle(timeout=timeout)
+        self.timings["open_to_kernel_idle"] = time.monotonic() - t0
+        self._opened_at = t0
+        return self.timings["open_to_kernel_idle"]
+
+    def wait_kernel_idle(self, timeout: float = 60.0) -> None:
+        self.page.wait_for_function(
+            """name => {
+                const app = window.jupyterapp;
+                if (!app || !app.shell) return false;
+                const w = app.shell.currentWidget;
+                if (!w || !w.sessionContext || !w.content || !w.context) return false;
+                if (w.context.path !== name) return false;
+                const sc = w.sessionContext;
+                const k = sc.session && sc.session.kernel;
+                return sc.isReady && !!k && k.status === 'idle';
+            }""",
+            arg=self.notebook,
+            timeout=timeout * 1000,
+            polling=100,
+        )
+
+    def _status(self) -> dict:
+        return self.page.evaluate(_NOTEBOOK_STATUS_JS)
+
+    def run_all(self, timeout: float = 120.0) -> float:
+        """Clear outputs, run all cells, wait until every code cell has an execution count and the
+        kernel is idle again. Fails early (with the traceback) if a cell raised. Returns seconds."""
+        self.wait_kernel_idle()
+        self.page.evaluate(
+            "async () => { const c = window.jupyterapp.commands;"
+            " await c.execute('notebook:clear-all-cell-outputs'); }"
+        )
+        t0 = time.monotonic()
+        self.page.evaluate(
+            "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+        )
+        deadline = t0 + timeout
+        status = None
+        while time.monotonic() < deadline:
+            status = self._status()
+            if status["errors"] and status["idle"]:
+                raise AssertionError(
+                    f"{self.notebook}: a cell raised during run-all:\n" + "\n---\n".join(status["errors"])
+                )
+            if status["code_cells"] > 0 and status["pending"] == 0 and status["idle"]:
+                self.timings["run_all"] = time.monotonic() - t0
+                return self.timings["run_all"]
+            time.sleep(0.1)
+        raise AssertionError(f"{self.notebook}: run-all did not finish in {timeout:.0f} s: {status}")
+
+    def assert_no_error_outputs(self, root: str = ".jp-NotebookPanel") -> None:
+        status = self._status()
+        problems = status["errors"] + status["stderr"]
+        assert not problems, f"{self.notebook}: error/stderr outputs:\n" + "\n---\n".join(problems)
+        super().assert_no_error_outputs(root)
+
+    def assert_no_widget_fallback(self, root: str = ".jp-NotebookPanel", output_selector: str = ".jp-OutputArea-output") -> None:
+        super().assert_no_widget_fallback(root, output_selector)
+
+    def since_open(self) -> float:
+        return time.monotonic() - self._opened_at
+
+
+_NOTEBOOK_STATUS_JS = r"""
+() => {
+    const w = window.jupyterapp.shell.currentWidget;
+    const sc = w.sessionContext;
+    const k = sc.session && sc.session.kernel;
+    const cells = w.content.model.cells;
+    let codeCells = 0, pending = 0;
+    const errors = [], stderr = [];
+    const strip = s => String(s).replace(/\x1b\[[0-9;]*m/g, '');
+    for (let i = 0; i < cells.length; i++) {
+        const c = cells.get(i);
+        if (c.type !== 'code') continue;
+        if (c.sharedModel.getSource().trim() === '') continue;  // JupyterLab skips empty cells
+        codeCells += 1;
+        if (c.executionCount === null || c.executionCount === undefined) pending += 1;
+        for (let j = 0; j < c.outputs.length; j++) {
+            const o = c.outputs.get(j).toJSON();
+            if (o.output_type === 'error') {
+                errors.push(`cell ${i}: ${o.ename}: ${o.evalue}\n` + strip((o.traceback || []).join('\n')).slice(-3000));
+            } else if (o.output_type === 'stream' && o.name === 'stderr') {
+                const t = Array.isArray(o.text) ? o.text.join('') : o.text;
+                stderr.push(`cell ${i} stderr: ` + strip(t).slice(0, 3000));
+            }
+        }
+    }
+    return {code_cells: codeCells, pending, idle: !!k && k.status === 'idle', errors, stderr};
+}
+"""
+
+# Installed on every page (context.add_init_script) so wait_for_function can reuse it.
+PLOT_HELPERS_JS = r"""
+(() => {
+    const DTYPES = {i1: Int8Array, u1: Uint8Array, u1c: Uint8ClampedArray, i2: Int16Array,
+                    u2: Uint16Array, i4: Int32Array, u4: Uint32Array, f4: Float32Array,
+                    f8: Float64Array};
+    const decode = (spec) => {
+        const bin = atob(spec.bdata);
+        const bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+        return Array.from(new DTYPES[spec.dtype](bytes.buffer));
+    };
+    const conv = (v, depth) => {
+        if (depth > 10) return null;
+        if (ArrayBuffer.isView(v)) return Array.from(v);
+        if (Array.isArray(v)) return v.map(x => conv(x, depth + 1));
+        if (v && typeof v === 'object') {
+            if (typeof v.bdata === 'string' && v.dtype in DTYPES) return decode(v);
+            const o = {};
+            for (const k of Object.keys(v).sort()) {
+                if (k.startsWith('_') || typeof v[k] === 'function') continue;
+                o[k] = conv(v[k], depth + 1);
+            }
+            return o;
+        }
+        return v;
+    };
+    window.__swPlotData = (sel) => {
+        const el = document.querySelector(sel);
+        if (!el || !Array.isArray(el.data)) return null;
+        return el.data.map(t => conv(t, 0));
+    };
+})();
+"""
+
+_PLOT_DATA_JS = "sel => window.__swPlotData(sel)"
+
+
+def new_guarded_context(browser):
+    """A fresh browser context with the route guard and plot helpers installed."""
+    guard = RequestGuard()
+    context = browser.new_context(viewport=VIEWPORT, service_workers="block")
+    context.set_default_timeout(30_000)
+    context.add_init_script(PLOT_HELPERS_JS)
+    guard.attach(context)
+    return context, guard
+
+
+def traces_summary(data: list[dict] | None) -> list[tuple]:
+    """(name, number of points, sum of y) per trace: a short, comparable digest for messages."""
+    out = []
+    for t in data or []:
+        y = t.get("y") or []
+        try:
+            total = sum(v for v in y if isinstance(v, (int, float)))
+        except TypeError:
+            total = None
+        out.append((t.get("name"), len(y), total))
+    return out
