@@ -34,6 +34,6 @@ def sessions_per_month(sessions: pd.DataFrame, title: str = "Sessions per month"
         fig.add_bar(x=part["month"], y=part["sessions"], name=ATTENDANCE_LABELS[att], marker_color=colour,
                     hovertemplate="%{x|%b %Y}: %{y} " + ATTENDANCE_LABELS[att].lower() + "<extra></extra>")
     n_clients = sessions["client_id"].nunique() if len(sessions) else 0
-    layout(fig, f"{title} ({len(sessions)} scheduled sessions, {n_clients} clients)")
+    layout(fig, f"{title} ({len(sessions)} scheduled sessions, {n_clients} client{'' if n_clients == 1 else 's'})")
     fig.update_layout(barmode="stack", xaxis_title="Month", yaxis_title="Scheduled sessions")
     return fig

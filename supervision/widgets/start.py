@@ -8,7 +8,6 @@ instead of vanishing into the browser console.
 from __future__ import annotations
 
 import html
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import plotly.graph_objects as go
 from supervision.caseload import Caseload
 from supervision.figures.caseload import sessions_per_month
 from supervision.io import demo_path, load_caseload
+from supervision.widgets.framework import error_html
 
 REPORT_ROWS_SHOWN = 100
 _SEVERITY_STYLE = {"error": "background:#fbe3d6", "warning": "background:#fdf3d0"}
@@ -38,6 +38,10 @@ class StartState:
     def sessions_in_view(self) -> pd.DataFrame:
         s = self.caseload.sessions
         return s if self.clinician == "all" else s[s["clinician_id"] == self.clinician]
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}" + ("" if k == 1 else "s")
 
 
 def _table_html(frame: pd.DataFrame, css_class: str, row_style=None) -> str:
@@ -138,10 +142,7 @@ class StartHere:
                 self.error.value = ""
                 return fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - shown to the user, never swallowed
-                self.error.value = (
-                    "<div style='color:#a00;border:1px solid #a00;padding:6px'><b>Something went wrong:</b> "
-                    f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}<details><summary>details for a "
-                    f"bug report</summary><pre>{html.escape(traceback.format_exc())}</pre></details></div>")
+                self.error.value = error_html(exc)
         return run
 
     def _on_source(self, change):
@@ -169,7 +170,7 @@ class StartHere:
         clin = cl.clinicians
         n = cl.clients.groupby("clinician_id").size() if cl.usable else pd.Series(dtype=int)
         options = [("All clinicians", "all")] + [
-            (f"{cid}" + (f" ({role})" if isinstance(role, str) and role else "") + f": {int(n.get(cid, 0))} clients", cid)
+            (f"{cid}" + (f" ({role})" if isinstance(role, str) and role else "") + f": {_n(int(n.get(cid, 0)), 'client')}", cid)
             for cid, role in zip(clin["clinician_id"], clin["role"] if "role" in clin else [None] * len(clin))]
         self.state.clinician = "all"
         with self.clinician.hold_trait_notifications():

@@ -1,0 +1,220 @@
+"""The shared dashboard framework: a state model, the common pickers, views, and a visible error pane.
+
+Every area dashboard (alliance, outcome, focus, engagement, adaptation) is a :class:`Dashboard`
+with a list of :class:`View` objects. The dashboard owns the pickers (supervisee, period, episode
+status, client drill-down) and a :class:`Selection` state; when a picker changes, the state is
+updated once, the caseload is sliced once, and every view redraws from that slice. Any exception
+in a callback is shown in the dashboard's error pane (class ``sw-error``), never swallowed.
+
+CSS classes (for browser tests and styling): ``sw-dashboard`` plus the dashboard's own class on the
+outer box; ``sw-supervisee``, ``sw-period``, ``sw-episodes``, ``sw-client`` on the pickers;
+``sw-status`` and ``sw-error`` on the panes; each view adds its own.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import ipywidgets as w
+import pandas as pd
+
+from supervision.caseload import Caseload
+
+PERIODS = {"all": None, "3m": 3, "6m": 6, "12m": 12}
+PERIOD_LABELS = [("Whole export", "all"), ("Last 3 months", "3m"), ("Last 6 months", "6m"), ("Last 12 months", "12m")]
+EPISODE_LABELS = [("All episodes", "all"), ("Open episodes", "open"), ("Ended episodes", "ended")]
+
+
+@dataclass
+class Selection:
+    """What the user has picked. ``supervisee`` is a clinician id; ``client`` None = whole caseload."""
+
+    supervisee: str | None = None
+    period: str = "all"
+    episodes: str = "all"
+    client: str | None = None
+
+
+@dataclass
+class Slice:
+    """The caseload cut to a selection, handed to every view.
+
+    ``sessions``/``clients`` are the supervisee's (period and episode filters applied);
+    ``service_sessions``/``service_clients`` the whole service with the same period filter, for
+    benchmarks; ``reference_date`` is the last session date in the export (periods count back
+    from it, so an old export still shows its last months).
+    """
+
+    selection: Selection
+    clients: pd.DataFrame
+    sessions: pd.DataFrame
+    service_clients: pd.DataFrame
+    service_sessions: pd.DataFrame
+    reference_date: pd.Timestamp
+    start_date: pd.Timestamp | None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def client_sessions(self) -> pd.DataFrame:
+        if self.selection.client is None:
+            return self.sessions
+        return self.sessions[self.sessions["client_id"] == self.selection.client]
+
+
+class CaseloadIndex:
+    """Pre-split, per-clinician tables so switching supervisee costs a dictionary look-up."""
+
+    def __init__(self, caseload: Caseload):
+        self.caseload = caseload
+        self.sessions_by = {k: g for k, g in caseload.sessions.groupby("clinician_id", sort=True, observed=True)}
+        self.clients_by = {k: g for k, g in caseload.clients.groupby("clinician_id", sort=True, observed=True)}
+        dates = caseload.sessions["session_date"]
+        self.reference_date = dates.max() if len(dates) else pd.Timestamp.today().normalize()
+
+    def start_of(self, period: str) -> pd.Timestamp | None:
+        months = PERIODS[period]
+        return None if months is None else self.reference_date - pd.DateOffset(months=months)
+
+    @staticmethod
+    def _filter(clients: pd.DataFrame, sessions: pd.DataFrame, start, episodes: str):
+        if episodes != "all" and "end_date" in clients.columns:
+            keep = clients["end_date"].isna() if episodes == "open" else clients["end_date"].notna()
+            clients = clients[keep]
+            sessions = sessions[sessions["client_id"].isin(clients["client_id"])]
+        if start is not None:
+            sessions = sessions[sessions["session_date"] >= start]
+            clients = clients[clients["client_id"].isin(sessions["client_id"])]
+        return clients, sessions
+
+    def slice(self, sel: Selection) -> Slice:
+        start = self.start_of(sel.period)
+        empty_s, empty_c = self.caseload.sessions.iloc[:0], self.caseload.clients.iloc[:0]
+        clients, sessions = self._filter(self.clients_by.get(sel.supervisee, empty_c),
+                                         self.sessions_by.get(sel.supervisee, empty_s), start, sel.episodes)
+        svc_c, svc_s = self._filter(self.caseload.clients, self.caseload.sessions, start, sel.episodes)
+        return Slice(sel, clients, sessions, svc_c, svc_s, self.reference_date, start)
+
+
+class View:
+    """One panel of a dashboard. Subclasses build ``self.widget`` and implement :meth:`update`."""
+
+    css_class = "sw-view"
+    title = ""
+
+    def __init__(self):
+        self.widget = w.VBox()
+        self.widget.add_class(self.css_class)
+
+    def update(self, data: Slice) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def error_html(exc: BaseException) -> str:
+    return ("<div style='color:#a00;border:1px solid #a00;padding:6px'><b>Something went wrong:</b> "
+            f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}<details><summary>details for a bug "
+            f"report</summary><pre>{html.escape(traceback.format_exc())}</pre></details></div>")
+
+
+class Dashboard:
+    """Pickers + state + views. Subclasses set ``css_class`` and pass their views.
+
+    Parameters
+    ----------
+    caseload : Caseload
+        A loaded, usable caseload.
+    views : list of View
+        Panels redrawn on every change, in order.
+    tabs : list of str, optional
+        Titles: when given, the views are shown as tabs (one view per tab) instead of stacked.
+    supervisee : str, optional
+        The clinician to open on (default: the first).
+    """
+
+    css_class = "sw-dashboard"
+
+    def __init__(self, caseload: Caseload, views: list[View], tabs: list[str] | None = None,
+                 supervisee: str | None = None, extra_controls: list[w.Widget] | None = None):
+        if not caseload.usable:
+            raise ValueError("This caseload cannot be used (see its validation report in the start-here notebook).")
+        self.index = CaseloadIndex(caseload)
+        self.views = views
+        clinicians = sorted(self.index.sessions_by) or sorted(caseload.clinicians["clinician_id"])
+        roles = dict(zip(caseload.clinicians["clinician_id"], caseload.clinicians.get("role", pd.Series(dtype=str))))
+        n_clients = {k: len(v) for k, v in self.index.clients_by.items()}
+        first = supervisee if supervisee in clinicians else (clinicians[0] if clinicians else None)
+        self.selection = Selection(supervisee=first)
+        self.supervisee = w.Dropdown(
+            options=[(f"{c}" + (f" ({roles[c]})" if isinstance(roles.get(c), str) else "") + f": {n_clients.get(c, 0)} clients", c)
+                     for c in clinicians], value=first, description="Supervisee:", layout=w.Layout(width="330px"))
+        self.supervisee.add_class("sw-supervisee")
+        self.period = w.Dropdown(options=PERIOD_LABELS, value="all", description="Period:")
+        self.period.add_class("sw-period")
+        self.episodes = w.Dropdown(options=EPISODE_LABELS, value="all", description="Episodes:")
+        self.episodes.add_class("sw-episodes")
+        self.client = w.Dropdown(options=[("Whole caseload", "")], value="", description="Client:")
+        self.client.add_class("sw-client")
+        self.status = w.HTML()
+        self.status.add_class("sw-status")
+        self.error = w.HTML()
+        self.error.add_class("sw-error")
+        for ctrl, name in ((self.supervisee, "supervisee"), (self.period, "period"), (self.episodes, "episodes")):
+            ctrl.observe(self.guard(lambda ch, name=name: self._set(name, ch["new"])), names="value")
+        self.client.observe(self.guard(lambda ch: self._set("client", ch["new"] or None)), names="value")
+        controls = w.HBox([self.supervisee, self.period, self.episodes, self.client])
+        body: w.Widget
+        if tabs:
+            body = w.Tab(children=[v.widget for v in views])
+            for i, t in enumerate(tabs):
+                body.set_title(i, t)
+            body.add_class("sw-tabs")
+        else:
+            body = w.VBox([v.widget for v in views])
+        self.body = body
+        self.widget = w.VBox([controls, *(extra_controls or []), self.status, self.error, body])
+        self.widget.add_class("sw-dashboard")
+        self.widget.add_class(self.css_class)
+        self.widget.dashboard = self  # reachable from the notebook and from headless tests
+        self.last_slice: Slice | None = None
+        self.guard(self.refresh)()
+
+    def guard(self, fn):
+        """Wrap a callback so any exception is shown in the error pane."""
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, never swallowed
+                self.error.value = error_html(exc)
+                return None
+        return run
+
+    def _set(self, name: str, value) -> None:
+        setattr(self.selection, name, value)
+        if name != "client":
+            self.selection.client = None
+        self.refresh(update_clients=name != "client")
+
+    def refresh(self, update_clients: bool = True) -> Slice:
+        t0 = time.perf_counter()
+        self.error.value = ""
+        data = self.index.slice(self.selection)
+        if update_clients:
+            ids = sorted(data.clients["client_id"].astype(str))
+            with self.client.hold_trait_notifications():
+                self.client.options = [("Whole caseload", "")] + [(c, c) for c in ids]
+                self.client.value = ""
+        self.last_slice = data
+        for view in self.views:
+            try:
+                view.update(data)
+            except Exception as exc:  # noqa: BLE001 - one broken view must not hide the others
+                self.error.value += error_html(exc)
+        took = time.perf_counter() - t0
+        period = "the whole export" if data.start_date is None else f"{data.start_date:%d %b %Y} to {data.reference_date:%d %b %Y}"
+        self.status.value = (f"<p><b>{html.escape(str(self.selection.supervisee))}</b>: {len(data.clients)} clients, "
+                             f"{len(data.sessions)} scheduled sessions, {period}"
+                             + (f"; client <b>{html.escape(self.selection.client)}</b>" if self.selection.client else "")
+                             + f". <span style='color:#777'>(updated in {took * 1000:.0f} ms)</span></p>")
+        return data

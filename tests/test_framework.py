@@ -1,0 +1,90 @@
+"""The shared dashboard framework, driven headlessly."""
+
+import pandas as pd
+import pytest
+
+from supervision import load_caseload
+from supervision.widgets.framework import Dashboard, View
+
+
+class Recorder(View):
+    css_class = "sw-test-view"
+
+    def __init__(self, fail=False):
+        super().__init__()
+        self.seen, self.fail = [], fail
+
+    def update(self, data):
+        if self.fail:
+            raise RuntimeError("view broke")
+        self.seen.append(data)
+
+
+@pytest.fixture
+def caseload(tmp_path):
+    (tmp_path / "clients.csv").write_text(
+        "client_id,clinician_id,start_date,end_date,end_reason\n"
+        "A1,T1,2024-01-10,2024-03-01,planned\nA2,T1,2025-01-12,,\nB1,T2,2025-02-01,,\n")
+    (tmp_path / "sessions.csv").write_text(
+        "client_id,clinician_id,session_date,attendance\n"
+        "A1,T1,2024-01-10,attended\nA1,T1,2024-02-10,attended\nA2,T1,2025-01-12,attended\n"
+        "A2,T1,2025-05-12,no_show\nB1,T2,2025-02-01,attended\nB1,T2,2025-06-01,attended\n")
+    cl = load_caseload(tmp_path)
+    assert cl.status == "clean"
+    return cl
+
+
+def test_supervisee_period_episode_and_client_pickers_slice_the_caseload(caseload):
+    view = Recorder()
+    dash = Dashboard(caseload, [view])
+    assert dash.selection.supervisee == "T1"
+    first = view.seen[-1]
+    assert set(first.clients["client_id"]) == {"A1", "A2"} and len(first.sessions) == 4
+    assert len(first.service_sessions) == 6
+    assert [o[1] for o in dash.client.options] == ["", "A1", "A2"]
+
+    dash.supervisee.value = "T2"
+    assert set(view.seen[-1].sessions["client_id"]) == {"B1"}
+    assert [o[1] for o in dash.client.options] == ["", "B1"]
+
+    dash.supervisee.value = "T1"
+    dash.period.value = "6m"  # counts back from the last session in the export (2025-06-01)
+    s = view.seen[-1]
+    assert s.reference_date == pd.Timestamp("2025-06-01") and s.start_date == pd.Timestamp("2024-12-01")
+    assert set(s.sessions["client_id"]) == {"A2"} and set(s.clients["client_id"]) == {"A2"}
+
+    dash.period.value = "all"
+    dash.episodes.value = "ended"
+    assert set(view.seen[-1].clients["client_id"]) == {"A1"}
+    dash.episodes.value = "open"
+    assert set(view.seen[-1].clients["client_id"]) == {"A2"}
+
+    dash.episodes.value = "all"
+    dash.client.value = "A1"
+    s = view.seen[-1]
+    assert s.selection.client == "A1" and set(s.client_sessions["client_id"]) == {"A1"}
+    assert len(s.sessions) == 4  # the caseload stays available for context
+    dash.supervisee.value = "T2"  # changing supervisee resets the drill-down
+    assert dash.selection.client is None and dash.client.value == ""
+    assert "ms" in dash.status.value and dash.error.value == ""
+
+
+def test_a_failing_view_is_shown_and_does_not_hide_the_others(caseload):
+    good = Recorder()
+    dash = Dashboard(caseload, [Recorder(fail=True), good])
+    assert "view broke" in dash.error.value
+    assert good.seen, "the healthy view still updated"
+    n = len(good.seen)
+    dash.supervisee.value = "T2"
+    assert len(good.seen) == n + 1 and "view broke" in dash.error.value
+
+
+def test_tabs(caseload):
+    dash = Dashboard(caseload, [Recorder(), Recorder()], tabs=["One", "Two"])
+    assert dash.body.get_title(1) == "Two"
+
+
+def test_unusable_caseload_is_refused_with_a_sentence(tmp_path):
+    (tmp_path / "clients.csv").write_text("client_id\nX\n")
+    with pytest.raises(ValueError, match="cannot be used"):
+        Dashboard(load_caseload(tmp_path), [])
