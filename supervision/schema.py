@@ -103,6 +103,17 @@ def _problem(table, row, column, value, problem, fix, severity, check) -> dict:
             "fix": fix, "severity": severity, "check": check}
 
 
+def _show_value(v):
+    """A cell as the user wrote it, as nearly as a typed value allows (7.0 -> '7', dates ISO)."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return v
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    if isinstance(v, pd.Timestamp):
+        return f"{v:%Y-%m-%d}"
+    return str(v)[:200]
+
+
 class Collector:
     """Collects report rows; vectorised: one call adds the rows of many failing cells."""
 
@@ -141,7 +152,7 @@ class Collector:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in REPORT_COLUMNS})
         out = pd.concat(parts, ignore_index=True)[REPORT_COLUMNS]
         out["row"] = pd.to_numeric(out["row"], errors="coerce").astype("Int64")
-        out["value"] = out["value"].map(lambda v: v if pd.isna(v) else str(v)[:200]).astype(object)
+        out["value"] = out["value"].map(_show_value).astype(object)
         return out.sort_values(["table", "row", "column"], na_position="first", kind="stable").reset_index(drop=True)
 
 
@@ -171,7 +182,7 @@ def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
         out = pd.to_datetime(raw, errors="coerce")
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_localize(None)
-        return out.dt.normalize().astype("datetime64[ns]")
+        return _plausible(out.dt.normalize())
     text = raw.astype(object).map(lambda v: v if v is None or pd.isna(v) else str(v).strip()[:10] if "T" in str(v) or " 00:00:00" in str(v) else str(v).strip())
     out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
     rest = out.isna() & text.notna()
@@ -179,7 +190,13 @@ def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
         sub = text[rest].str.replace(r"[./]", "-", regex=True)
         fmt = "%d-%m-%Y" if day_first else "%m-%d-%Y"
         out[rest] = pd.to_datetime(sub, format=fmt, errors="coerce")
-    return out.astype("datetime64[ns]")
+    return _plausible(out)
+
+
+def _plausible(out: pd.Series) -> pd.Series:
+    """NaT outside 1900-2199 (year 0, 9999: typing errors), then nanosecond datetimes."""
+    ok = out.notna() & (out >= pd.Timestamp("1900-01-01")) & (out < pd.Timestamp("2200-01-01"))
+    return out.where(ok).astype("datetime64[ns]")
 
 
 def parse_numbers(raw: pd.Series) -> pd.Series:

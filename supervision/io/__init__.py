@@ -59,6 +59,11 @@ def _check_codes(table, frame, raw, column, known, rep, multi):
                      "The unknown code was left out.", "warning", "unknown_code")
 
 
+def _lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """``values`` (indexed by a unique key) looked up for each of ``keys``, keeping the dtype."""
+    return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=values.dtype)
+
+
 def _later_duplicates(frame: pd.DataFrame, keys: list[str], ok: pd.Series) -> pd.Series:
     """Rows (among ``ok`` rows with all keys present) that repeat an earlier row's keys."""
     cand = ok & frame[keys].notna().all(axis=1)
@@ -127,7 +132,7 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
 
     info = clients_ok.set_index("client_id")
     ok = ~err
-    own = s["client_id"].map(info["clinician_id"])
+    own = _lookup(s["client_id"], info["clinician_id"])
     mismatch = ok & own.notna() & (s["clinician_id"] != own)
     sev = settings["validation"]["clinician_mismatch"]
     rep.add_many("sessions", s, mismatch, "clinician_id", s["clinician_id"],
@@ -135,13 +140,13 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
                  "Correct the clinician_id, or record the change of clinician as a new episode.", sev, "clinician_mismatch")
     if sev == "error":
         err |= mismatch
-    start = s["client_id"].map(info["start_date"])
+    start = _lookup(s["client_id"], info["start_date"])
     before = ok & (s["session_date"] < start)
     rep.add_many("sessions", s, before, "session_date", s["session_date"].dt.strftime("%Y-%m-%d"),
                  "The session is before the episode's start date (" + start.dt.strftime("%Y-%m-%d") + ").",
                  "Check the session date and the client's start_date.", "warning", "session_before_start")
     if "end_date" in info.columns:
-        end = s["client_id"].map(info["end_date"])
+        end = _lookup(s["client_id"], info["end_date"])
         tol = pd.Timedelta(days=settings["data"]["after_end_tolerance_days"])
         after = ok & end.notna() & (s["session_date"] > end + tol)
         sev = settings["validation"]["session_after_end"]
@@ -158,7 +163,7 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
     measures = [c for c in s.columns if c in _measure_cols()]
     if measures:
         has = s[measures].notna()
-        not_att = s["attendance"].notna() & (s["attendance"] != "attended")
+        not_att = ~err & s["attendance"].isin(["cancelled", "no_show"])
         for col in measures:
             m = not_att & has[col]
             rep.add_many("sessions", s, m, col, s[col],
@@ -186,7 +191,8 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector):
                  "Unknown item for " + sc["instrument"].astype(str) + ".",
                  "Use an item number from 1 to " + n_items.astype("Int64").astype(str) + ", or 'total'.", "error", "unknown_code")
     err |= bad_item
-    sc["item"] = np.where(item == "total", "total", num.astype("Int64").astype(str))
+    whole = num.where(valid_item & (item != "total")).astype("Int64").astype("string")
+    sc["item"] = np.where(item == "total", "total", whole.fillna(""))
     lo = np.where(sc["item"] == "total", sc["instrument"].map({k: v.total_min for k, v in insts.items()}),
                   sc["instrument"].map({k: v.item_min for k, v in insts.items()}))
     hi = np.where(sc["item"] == "total", sc["instrument"].map({k: v.total_max for k, v in insts.items()}),

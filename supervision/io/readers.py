@@ -70,11 +70,15 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     """Parse CSV text into a raw table, reporting lines with more fields than the header."""
     sep = _sniff_delimiter(text)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                            skip_blank_lines=False, engine="c")
+        # header=None: the C parser then refuses a line with more fields than the first line
+        # (with a header row it would silently take the first column as the index instead).
+        every = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, header=None,
+                            skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL)
+        columns = [str(c).strip() for c in every.iloc[0].fillna("")]
+        frame = every.iloc[1:].reset_index(drop=True)
         body = text.rstrip("\r\n").split("\n")[1:]
-        if len(frame) == len(body) and not frame.columns.duplicated().any():
-            frame.columns = [str(c).strip() for c in frame.columns]
+        if len(frame) == len(body) and len(set(columns)) == len(columns):
+            frame.columns = columns
             frame[SOURCE_ROW] = range(2, len(frame) + 2)
             blank = frame.drop(columns=SOURCE_ROW).apply(lambda c: c.fillna("").str.strip() == "").all(axis=1)
             return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)

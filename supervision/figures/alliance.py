@@ -1,0 +1,325 @@
+"""Alliance charts: each client's SRS series, a caseload heatmap and a clinician-vs-service comparison.
+
+Builders take the tidy frames of :mod:`supervision.metrics.alliance` and return a ``go.Figure``;
+nothing is displayed here and no input is modified. Colours come only from
+:mod:`supervision.figures.theme`; every mark that carries meaning also has a distinct marker
+symbol or line style, so the charts read without colour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from supervision.figures.theme import OKABE_ITO, layout
+
+__all__ = ["srs_small_multiples", "srs_heatmap", "low_alliance_comparison", "RUPTURE_STYLE"]
+
+SRS_MAX = 40.0
+#: Marker of a rupture per status: (label, symbol, colour). Symbols differ so colour is not needed.
+RUPTURE_STYLE = {
+    "repaired": ("Rupture, repaired", "triangle-up", OKABE_ITO["bluish_green"]),
+    "unrepaired": ("Rupture, not repaired", "x", OKABE_ITO["vermillion"]),
+    "open": ("Rupture, repair still possible", "diamond-open", OKABE_ITO["orange"]),
+}
+_SERIES = OKABE_ITO["blue"]
+_CUTOFF = OKABE_ITO["grey"]
+
+
+def _need(frame: pd.DataFrame, name: str, columns: Sequence[str], source: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} has no column {', '.join(map(repr, missing))}; pass the output of {source}.")
+
+
+def _one_criterion(ruptures: pd.DataFrame | None) -> pd.DataFrame | None:
+    if ruptures is None:
+        return None
+    _need(ruptures, "ruptures", ["client_id", "rupture_session", "rupture_score", "status"], "ruptures(alliance)")
+    if "criterion" in ruptures.columns and ruptures["criterion"].nunique() > 1:
+        raise ValueError("ruptures holds several criteria (" + ", ".join(map(str, ruptures["criterion"].unique()))
+                         + "); pass one, e.g. ruptures[ruptures['criterion'] == '2sd'].")
+    return ruptures
+
+
+def _client_order(alliance: pd.DataFrame, clients: Sequence[str] | None) -> list[str]:
+    present = sorted(pd.unique(alliance["client_id"]).tolist())
+    if clients is None:
+        return present
+    unknown = [c for c in clients if c not in set(present)]
+    if unknown:
+        raise ValueError(f"clients not in the alliance frame: {', '.join(map(str, unknown))}. "
+                         f"Known: {', '.join(map(str, present[:20]))}{' ...' if len(present) > 20 else ''}.")
+    return list(dict.fromkeys(clients))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _subtitle(fig: go.Figure, text: str) -> go.Figure:
+    """How-to-read line under the title; the legend goes below it, clear of the plot."""
+    height = fig.layout.height or 360
+    fig.update_layout(title_subtitle_text=text, margin_t=150,
+                      legend={"yref": "container", "y": 1 - 100 / height, "yanchor": "top"})
+    return fig
+
+
+def srs_small_multiples(
+    alliance: pd.DataFrame,
+    ruptures: pd.DataFrame | None = None,
+    *,
+    srs_cutoff: float = 36.0,
+    clients: Sequence[str] | None = None,
+    columns: int = 4,
+    title: str = "SRS by session",
+) -> go.Figure:
+    """One small panel per client: SRS total by session number, the cut-off line and ruptures.
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`supervision.metrics.alliance.session_alliance` (usually one clinician's
+        caseload). Only measured sessions are drawn; the line joins consecutive measured sessions.
+    ruptures : DataFrame, optional
+        Output of :func:`supervision.metrics.alliance.ruptures` for one criterion. Each episode
+        is marked at its ``rupture_session``: repaired = triangle, not repaired = x, still open =
+        open diamond.
+    srs_cutoff : float, default 36
+        Drawn as a dashed horizontal line in every panel.
+    clients : sequence of str, optional
+        Clients to show, in this order (default: every client in ``alliance``, sorted).
+    columns : int, default 4
+        Panels per row.
+    title : str
+        Chart title; the number of clients is appended.
+
+    Returns
+    -------
+    go.Figure
+        Per client (panel titles are the client ids), in order: the SRS series trace
+        (``name`` = client id) and the cut-off trace; then one marker trace per (client, status)
+        with ruptures. Panels share the 0-40 y axis scale.
+    """
+    _need(alliance, "alliance", ["client_id", "session_number", "srs_total"], "session_alliance(sessions)")
+    rp = _one_criterion(ruptures)
+    if int(columns) < 1:
+        raise ValueError(f"columns must be 1 or more; got {columns!r}.")
+    ids = _client_order(alliance, clients)
+    n = len(ids)
+    measured = alliance[alliance["srs_total"].notna()]
+    if n == 0:
+        fig = go.Figure()
+        fig.add_annotation(text="No attended sessions to show.", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+        return layout(fig, f"{title} (0 clients)")
+    cols = min(int(columns), n)
+    rows = math.ceil(n / cols)
+    height = max(320, 200 * rows + 170)
+    plot_height = height - 150 - 50  # the house margins (top 150 with the subtitle, bottom 50)
+    v_space = min(65 / plot_height, 1 / (rows - 1) - 1e-9) if rows > 1 else 0.0
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[str(c) for c in ids], shared_yaxes=True,
+                        horizontal_spacing=0.03, vertical_spacing=v_space)
+    lo = float(np.floor(min(measured["srs_total"].min(), srs_cutoff) - 2)) if len(measured) else srs_cutoff - 4
+    y_range = [max(0.0, lo), SRS_MAX + 0.8]
+    by_client = {cid: part for cid, part in measured.groupby("client_id", sort=False)}
+    last_sn = alliance.groupby("client_id")["session_number"].max()
+    for i, cid in enumerate(ids):
+        r, c = i // cols + 1, i % cols + 1
+        part = by_client.get(cid, measured.iloc[:0])
+        fig.add_trace(go.Scatter(
+            x=part["session_number"].to_numpy(), y=part["srs_total"].to_numpy(), mode="lines+markers", name=str(cid),
+            line={"color": _SERIES, "width": 2}, marker={"size": 6, "color": _SERIES, "symbol": "circle"},
+            showlegend=False, hovertemplate=f"{cid}<br>session %{{x}}: SRS %{{y:.1f}}<extra></extra>",
+        ), row=r, col=c)
+        x_end = max(int(last_sn.get(cid, 1)), 2)
+        fig.add_trace(go.Scatter(
+            x=[1, x_end], y=[srs_cutoff, srs_cutoff], mode="lines", name=f"Cut-off ({srs_cutoff:g})",
+            line={"color": _CUTOFF, "dash": "dash", "width": 1}, legendgroup="cutoff", showlegend=(i == 0),
+            hoverinfo="skip",
+        ), row=r, col=c)
+    if rp is not None and len(rp):
+        shown: set[str] = set()
+        rp_show = rp[rp["client_id"].isin(ids)]
+        for (cid, status), part in rp_show.groupby(["client_id", "status"], sort=False):
+            label, symbol, colour = RUPTURE_STYLE.get(status, (str(status), "circle-open", OKABE_ITO["black"]))
+            i = ids.index(cid)
+            fig.add_trace(go.Scatter(
+                x=part["rupture_session"].to_numpy(), y=part["rupture_score"].to_numpy(), mode="markers", name=label,
+                marker={"symbol": symbol, "size": 13, "color": colour, "line": {"width": 2, "color": colour}},
+                legendgroup=f"rupture_{status}", showlegend=status not in shown,
+                hovertemplate=f"{cid}: {label.lower()} at session %{{x}} (SRS %{{y:.1f}})<extra></extra>",
+            ), row=i // cols + 1, col=i % cols + 1)
+            shown.add(status)
+    layout(fig, f"{title} ({_plural(n, 'client')})", height=height)
+    fig.update_yaxes(range=y_range)
+    fig.update_xaxes(dtick=1 if last_sn.max() <= 12 else 2)
+    return _subtitle(fig, f"Each panel is one client: SRS total (0-40) per attended session; dashed line = cut-off "
+                          f"{srs_cutoff:g}. A score of 40 every time is uninformative, not reassuring.")
+
+
+def _stepped_scale(zmin: float, zmax: float, cutoff: float) -> list[list]:
+    """Warm colours up to the cut-off, cool above it: the cut-off is where the hue changes."""
+    c = min(max((cutoff - zmin) / (zmax - zmin), 0.0), 1.0) if zmax > zmin else 0.5
+    return [[0.0, OKABE_ITO["vermillion"]], [c, OKABE_ITO["orange"]],
+            [min(c + 1e-6, 1.0), OKABE_ITO["sky_blue"]], [1.0, OKABE_ITO["blue"]]]
+
+
+def srs_heatmap(
+    alliance: pd.DataFrame,
+    ruptures: pd.DataFrame | None = None,
+    *,
+    srs_cutoff: float = 36.0,
+    inclusive: bool = True,
+    clients: Sequence[str] | None = None,
+    title: str = "Caseload alliance (SRS)",
+) -> go.Figure:
+    """Caseload heatmap: one row per client, one column per session number, colour = SRS total.
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`supervision.metrics.alliance.session_alliance`.
+    ruptures : DataFrame, optional
+        Output of :func:`supervision.metrics.alliance.ruptures` (one criterion), marked on the cells.
+    srs_cutoff, inclusive : float, bool
+        Cells at or below (``inclusive``) / below the cut-off are orange-red and carry an open
+        square; cells above are blue. The colour bar has a tick at the cut-off.
+    clients : sequence of str, optional
+        Rows to show, in order (default: all clients, sorted).
+    title : str
+        Chart title; the number of clients is appended.
+
+    Returns
+    -------
+    go.Figure
+        Trace 0: ``go.Heatmap`` with ``y`` = client ids (categorical, first client on top), ``x`` =
+        session numbers 1..max, ``z`` = SRS totals (``None`` where not measured or not attended),
+        the score printed in each cell. Trace 1: markers on the low cells (name "At or below
+        cut-off"). Then one marker trace per rupture status present.
+    """
+    _need(alliance, "alliance", ["client_id", "session_number", "srs_total"], "session_alliance(sessions)")
+    rp = _one_criterion(ruptures)
+    ids = _client_order(alliance, clients)
+    n = len(ids)
+    fig = go.Figure()
+    if n == 0:
+        fig.add_annotation(text="No attended sessions to show.", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+        return layout(fig, f"{title} (0 clients)")
+    part = alliance[alliance["client_id"].isin(ids)]
+    max_sn = int(part["session_number"].max())
+    sessions = list(range(1, max_sn + 1))
+    grid = (part.pivot_table(index="client_id", columns="session_number", values="srs_total", aggfunc="first")
+            .reindex(index=ids, columns=sessions))
+    z = grid.to_numpy(dtype=float)
+    observed = z[~np.isnan(z)]
+    zmin = float(max(0.0, np.floor(min(observed.min() if observed.size else srs_cutoff, srs_cutoff - 10))))
+    fig.add_trace(go.Heatmap(
+        z=[[None if np.isnan(v) else float(v) for v in row] for row in z], x=sessions, y=[str(c) for c in ids],
+        zmin=zmin, zmax=SRS_MAX, colorscale=_stepped_scale(zmin, SRS_MAX, srs_cutoff), xgap=1, ygap=1,
+        texttemplate="%{z:.0f}", textfont={"size": 10}, name="SRS total",
+        colorbar={"title": {"text": "SRS"}, "tickvals": sorted({zmin, srs_cutoff, SRS_MAX}),
+                  "ticktext": [f"{v:g} (cut-off)" if v == srs_cutoff else f"{v:g}" for v in
+                               sorted({zmin, srs_cutoff, SRS_MAX})]},
+        hovertemplate="%{y}, session %{x}: SRS %{z:.1f}<extra></extra>",
+    ))
+    rr, cc = np.nonzero(~np.isnan(z) & ((z <= srs_cutoff) if inclusive else (z < srs_cutoff)))
+    sign = "≤" if inclusive else "<"
+    fig.add_trace(go.Scatter(
+        x=[sessions[j] for j in cc], y=[str(ids[i]) for i in rr], mode="markers",
+        name=f"At or below cut-off ({sign} {srs_cutoff:g})" if inclusive else f"Below cut-off (< {srs_cutoff:g})",
+        marker={"symbol": "square-open", "size": 16, "color": OKABE_ITO["black"], "line": {"width": 1}},
+        hoverinfo="skip",
+    ))
+    if rp is not None and len(rp):
+        rp_show = rp[rp["client_id"].isin(ids)]
+        for status in ("repaired", "unrepaired", "open"):
+            sub = rp_show[rp_show["status"] == status]
+            if sub.empty:
+                continue
+            label, symbol, colour = RUPTURE_STYLE[status]
+            fig.add_trace(go.Scatter(
+                x=sub["rupture_session"].to_numpy(), y=sub["client_id"].astype(str).to_numpy(), mode="markers",
+                name=label, marker={"symbol": symbol, "size": 11, "color": OKABE_ITO["black"],
+                                    "line": {"width": 2, "color": OKABE_ITO["black"]}},
+                hovertemplate=f"%{{y}}: {label.lower()} at session %{{x}}<extra></extra>",
+            ))
+    layout(fig, f"{title} ({_plural(n, 'client')})", height=max(320, 22 * n + 180))
+    fig.update_yaxes(type="category", autorange="reversed", title_text="Client")
+    fig.update_xaxes(title_text="Session number (attended sessions)", dtick=1 if max_sn <= 20 else 5)
+    return _subtitle(fig, f"Warm cells: SRS {sign} {srs_cutoff:g} (also marked with a square); blue: above. "
+                          "Empty cells: no score. Rows are clients, columns their 1st, 2nd, ... attended session.")
+
+
+def low_alliance_comparison(
+    clinician_alliance: pd.DataFrame,
+    *,
+    clinician_id: str | None = None,
+    title: str = "Sessions at or below the SRS cut-off",
+) -> go.Figure:
+    """Low-alliance rate per clinician with Wilson intervals, against the whole service.
+
+    Parameters
+    ----------
+    clinician_alliance : DataFrame
+        Output of :func:`supervision.metrics.alliance.clinician_alliance` (rows per clinician
+        and one ``scope == "service"`` row).
+    clinician_id : str, optional
+        The supervisee to highlight (open circle, thicker) among the other clinicians.
+    title : str
+        Chart title; the numbers of clinicians and clients are appended.
+
+    Returns
+    -------
+    go.Figure
+        Trace "Clinicians": ``x`` = ``low_rate`` per clinician, ``y`` = clinician ids, asymmetric
+        error bars to the Wilson bounds. Trace "Whole service": the pooled rate (diamond). With
+        ``clinician_id``, a third trace marks that clinician. A dotted vertical line (layout
+        shape) sits at the service rate. Rows with no measured session are left out.
+    """
+    _need(clinician_alliance, "clinician_alliance",
+          ["scope", "n_clients", "n_measured", "n_low", "low_rate", "low_rate_lower", "low_rate_upper"],
+          "clinician_alliance(alliance)")
+    frame = clinician_alliance[clinician_alliance["n_measured"] > 0]
+    service = frame[frame["scope"] == "service"]
+    clin = frame[frame["scope"] != "service"].sort_values("scope")
+    if clinician_id is not None and clinician_id not in set(clin["scope"]):
+        raise ValueError(f"clinician_id {clinician_id!r} has no measured sessions here; "
+                         f"known: {', '.join(map(str, clin['scope']))}.")
+    fig = go.Figure()
+
+    def add(part: pd.DataFrame, name: str, symbol: str, colour: str, size: int) -> None:
+        rate = part["low_rate"].to_numpy(dtype=float)
+        fig.add_trace(go.Scatter(
+            x=rate, y=part["scope"].astype(str).replace({"service": "Whole service"}).to_numpy(), mode="markers",
+            name=name, marker={"symbol": symbol, "size": size, "color": colour, "line": {"width": 2, "color": colour}},
+            error_x={"type": "data", "symmetric": False, "color": colour,
+                     "array": part["low_rate_upper"].to_numpy(dtype=float) - rate,
+                     "arrayminus": rate - part["low_rate_lower"].to_numpy(dtype=float)},
+            customdata=np.column_stack([part["n_low"], part["n_measured"], part["n_clients"],
+                                        part["low_rate_lower"], part["low_rate_upper"]]),
+            hovertemplate=("%{y}: %{customdata[0]} of %{customdata[1]} sessions (%{x:.0%}; 95% CI "
+                           "%{customdata[3]:.0%}-%{customdata[4]:.0%}), %{customdata[2]} clients<extra></extra>"),
+        ))
+
+    add(clin, "Clinicians", "circle", OKABE_ITO["blue"], 9)
+    if len(service):
+        add(service, "Whole service", "diamond", OKABE_ITO["black"], 12)
+        fig.add_vline(x=float(service["low_rate"].iloc[0]), line_dash="dot", line_color=OKABE_ITO["grey"])
+    if clinician_id is not None:
+        add(clin[clin["scope"] == clinician_id], f"{clinician_id} (this supervisee)", "circle-open",
+            OKABE_ITO["vermillion"], 15)
+    n_clients = int(service["n_clients"].iloc[0]) if len(service) else int(clin["n_clients"].sum())
+    layout(fig, f"{title} ({_plural(len(clin), 'clinician')}, {_plural(n_clients, 'client')})",
+           height=max(320, 28 * (len(clin) + 1) + 200))
+    fig.update_xaxes(title_text="Share of measured sessions at or below the cut-off", tickformat=".0%",
+                     rangemode="tozero")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return _subtitle(fig, "Bars: 95% Wilson intervals. Sessions of one client are not independent, so the bars are "
+                          "too narrow for clinicians with few clients; compare overlap, not ranks.")

@@ -1,0 +1,862 @@
+"""Alliance metrics: SRS and WAI-SR per session, rupture-repair episodes, per client and per clinician.
+
+Pure functions (house style, ../shared/DESIGN.md §6): a tidy DataFrame in, a new DataFrame out,
+options as keyword arguments whose defaults are the ``[alliance]`` section of
+``supervision/defaults.toml`` (see :func:`alliance_options`); the input is never modified.
+
+Pipeline::
+
+    sa = session_alliance(caseload.sessions)          # one row per attended session
+    rp = ruptures(sa, clients=caseload.clients)       # one row per rupture episode
+    ca = client_alliance(sa, clients=caseload.clients, ruptures=rp)
+    cc = clinician_alliance(sa, clients=caseload.clients, ruptures=rp)
+
+Sources and their certainty are those of ../shared/DEFINITIONS.md (§1.2 SRS, §1.3 WAI-SR,
+§2.5 ruptures, §2.7 dropout, §3.1 Wilson): [V] read in the source, [V2] secondary source only,
+[U] unverified design choice.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from supervision.instruments import instruments
+from supervision.metrics.stats import wilson_interval
+
+__all__ = [
+    "session_alliance", "ruptures", "client_alliance", "clinician_alliance", "alliance_options",
+    "SRS_ITEM_NAMES", "RUPTURE_STATUSES",
+]
+
+#: Output names of the four SRS items (srs_1..srs_4), from the instrument spec.
+SRS_ITEM_NAMES = ("relationship", "goals_topics", "approach_method", "overall")
+#: Values of ``ruptures(...)["status"]``.
+RUPTURE_STATUSES = ("repaired", "unrepaired", "open")
+_PLANNED_REASONS = ("planned", "mutual", "referred_on")
+_EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow floating-point noise
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+def _require(frame: pd.DataFrame, name: str, columns: Sequence[str], fix: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{name} has no column {', '.join(repr(c) for c in missing)}. Required: {', '.join(columns)}; "
+            f"present: {', '.join(map(str, frame.columns)) or '(none)'}. {fix}"
+        )
+
+
+def _check_number(name: str, value, *, minimum: float, strict: bool = False, integer: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value) == int(value)
+    if ok:
+        ok = value > minimum if strict else value >= minimum
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        rel = ">" if strict else ">="
+        raise ValueError(f"{name} must be {kind} {rel} {minimum}; got {value!r}.")
+
+
+def _float_col(frame: pd.DataFrame, col: str) -> np.ndarray:
+    if col in frame.columns:
+        return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.full(len(frame), np.nan)
+
+
+def _sum_complete(frame: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """Row sum of the columns, NaN unless every one is present (no prorating)."""
+    total = np.zeros(len(frame)) if cols else np.full(len(frame), np.nan)
+    for c in cols:
+        total = total + _float_col(frame, c)  # NaN propagates: any missing item -> NaN
+    return total
+
+
+def _bool_na(values: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
+    return pd.arrays.BooleanArray(np.asarray(values, dtype=bool) & known, ~np.asarray(known, dtype=bool))
+
+
+def _group_bounds(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by group code: first row index and size of every group."""
+    counts = np.bincount(codes, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return starts, counts
+
+
+def _status_counts(index: pd.Index, keys: pd.Series, status: pd.Series) -> np.ndarray:
+    """Episodes per key (rows, in ``index`` order) and status (columns, RUPTURE_STATUSES order)."""
+    row = index.get_indexer(keys)
+    col = pd.Index(RUPTURE_STATUSES).get_indexer(status)
+    ok = (row >= 0) & (col >= 0)
+    flat = np.bincount(row[ok] * len(RUPTURE_STATUSES) + col[ok], minlength=len(index) * len(RUPTURE_STATUSES))
+    return flat.reshape(len(index), len(RUPTURE_STATUSES))
+
+
+def _criteria(sd_criterion) -> list[float]:
+    values = list(np.atleast_1d(sd_criterion)) if not isinstance(sd_criterion, (int, float)) else [sd_criterion]
+    if not values:
+        raise ValueError("sd_criterion must be a number (1 or 2 client SDs) or a list of numbers; got an empty list.")
+    for v in values:
+        _check_number("sd_criterion", v, minimum=0, strict=True)
+    return [float(v) for v in values]
+
+
+def _criterion_label(k: float) -> str:
+    return f"{k:g}sd"
+
+
+# --------------------------------------------------------------------------------------------
+# per session
+# --------------------------------------------------------------------------------------------
+
+def session_alliance(
+    sessions: pd.DataFrame,
+    *,
+    srs_cutoff: float = 36.0,
+    inclusive: bool = True,
+    drop_points: float = 1.0,
+    low_item_threshold: float = 9.0,
+) -> pd.DataFrame:
+    """Alliance per attended session: SRS total and items, WAI-SR total and subscales, flags.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        The canonical ``sessions`` table (data/README.md): ``client_id``, ``clinician_id``,
+        ``session_date``, ``attendance`` and any of ``srs_1..srs_4``, ``srs_total``,
+        ``wai_1..wai_12``, ``wai_total`` (absent measure columns are read as missing). Only rows
+        with ``attendance == "attended"`` are used. Not modified.
+    srs_cutoff : float, default 36
+        SRS alliance alert cut-off. "<= 36 = discuss" [V2] hiboop.com SRS page; "36 or above
+        indicates positive alliance", i.e. < 36, [V2] cauceos.com (DEFINITIONS.md §1.2).
+    inclusive : bool, default True
+        True: low when total <= cut-off (hiboop); False: low when total < cut-off (cauceos).
+    drop_points : float, default 1
+        A fall of at least this many points from the client's previous measured session is a
+        ``drop``. OpenFIT alerts flag any drop of >= 1 point since the last session [V2]
+        (support.openfit.care alerts page, quoted in ../shared/SYNTH_PARAMETERS.md §2).
+    low_item_threshold : float, default 9
+        ``low_item`` when the goals-and-topics or approach/method item is strictly below this.
+        Uncertain [V2]: hiboop says "any item below 8-9/10" prompts a conversation, so 8 is as
+        defensible as 9; the default 9 is the more sensitive reading.
+
+    Returns
+    -------
+    DataFrame
+        One row per attended session, sorted by ``client_id`` then ``session_date``, with columns:
+
+        - ``client_id``, ``clinician_id``, ``session_date``: as given.
+        - ``session_number``: 1-based number of the session among the client's attended sessions.
+        - ``srs_total``: the given total; when it is missing and all four items are present, the
+          sum of the items (no prorating). NaN when not measured.
+        - ``srs_from_items``: True where ``srs_total`` was computed from the items.
+        - ``relationship``, ``goals_topics``, ``approach_method``, ``overall``: SRS items 1-4
+          (0-10), named as in the SRS v3 (Duncan et al. 2003; DEFINITIONS.md §1.2 [V2]).
+        - ``wai_total``: WAI-SR total (12-60): the given ``wai_total``, else the sum of the 12 items
+          when all are present.
+        - ``wai_goal``, ``wai_task``, ``wai_bond``: WAI-SR subscales (4-20), the sum of their 4 items,
+          only when all 4 are present. Items per the instrument spec: task 1, 2, 10, 12; bond
+          3, 5, 7, 9; goal 4, 6, 8, 11 [V2] (Hatcher & Gillaspy 2006 key as reproduced by two
+          secondary sources; primary not read; DEFINITIONS.md §1.3).
+        - ``measured``: True when ``srs_total`` is known.
+        - ``prev_srs_total``: SRS total of the client's previous *measured* attended session.
+        - ``srs_change``: ``srs_total - prev_srs_total``.
+        - ``low`` (nullable bool): total at or below (``inclusive``) / below the cut-off.
+        - ``drop`` (nullable bool): ``srs_change <= -drop_points``; <NA> at the first measured session.
+        - ``low_item`` (nullable bool): goals & topics or approach/method below ``low_item_threshold``
+          (<NA> when the items needed to decide are missing).
+        - ``ceiling`` (nullable bool): total at the scale maximum (40): uninformative, not reassuring
+          (ceiling effects in client-rated alliance: ../shared/SYNTH_PARAMETERS.md §2 [V]).
+        - ``source_row``: the line in the user's file, when the input has it.
+
+        Flags are <NA> on sessions without an SRS total.
+
+    Raises
+    ------
+    ValueError
+        When a required column is missing or an option is out of range.
+    """
+    _require(sessions, "sessions", ["client_id", "clinician_id", "session_date", "attendance"],
+             "Load the export with supervision.load_caseload() to get the canonical sessions table.")
+    _check_number("srs_cutoff", srs_cutoff, minimum=0)
+    _check_number("drop_points", drop_points, minimum=0, strict=True)
+    _check_number("low_item_threshold", low_item_threshold, minimum=0)
+    if not isinstance(inclusive, (bool, np.bool_)):
+        raise ValueError(f"inclusive must be True (low when <= cut-off) or False (< cut-off); got {inclusive!r}.")
+
+    srs = instruments()["srs"]
+    wai = instruments()["wai"]
+    attended = (sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool)
+    wanted = ["client_id", "clinician_id", "session_date", "source_row",
+              *srs.columns, *wai.columns]
+    s = sessions.loc[attended, [c for c in wanted if c in sessions.columns]]
+    keys = ["client_id", "session_date"] + (["source_row"] if "source_row" in s.columns else [])
+    s = s.sort_values(keys, kind="stable")
+
+    out = pd.DataFrame({
+        "client_id": s["client_id"].to_numpy(),
+        "clinician_id": s["clinician_id"].to_numpy(),
+        "session_date": s["session_date"].to_numpy(),
+    })
+    codes, uniques = pd.factorize(out["client_id"])  # sorted, so each client's rows are contiguous
+    starts, _ = _group_bounds(codes, len(uniques))
+    out["session_number"] = np.arange(len(out), dtype=np.int64) - starts[codes] + 1
+
+    given = _float_col(s, srs.total_column)
+    from_items = _sum_complete(s, srs.item_columns)
+    use_items = np.isnan(given) & ~np.isnan(from_items)
+    total = np.where(use_items, from_items, given)
+    out["srs_total"] = total
+    out["srs_from_items"] = use_items
+    for col, name in zip(srs.item_columns, SRS_ITEM_NAMES):
+        out[name] = _float_col(s, col)
+
+    wai_given = _float_col(s, wai.total_column)
+    wai_sum = _sum_complete(s, wai.item_columns)
+    out["wai_total"] = np.where(np.isnan(wai_given), wai_sum, wai_given)
+    for sub in ("goal", "task", "bond"):
+        items = wai.subscales.get(sub, ())
+        out[f"wai_{sub}"] = _sum_complete(s, [f"wai_{i}" for i in items])
+
+    measured = ~np.isnan(total)
+    out["measured"] = measured
+    # previous measured session of the same client (rows are sorted by client, then date)
+    prev = np.full(len(out), np.nan)
+    idx = np.flatnonzero(measured)
+    if len(idx) > 1:
+        same = codes[idx[1:]] == codes[idx[:-1]]
+        prev[idx[1:]] = np.where(same, total[idx[:-1]], np.nan)
+    out["prev_srs_total"] = prev
+    change = total - prev
+    out["srs_change"] = change
+
+    with np.errstate(invalid="ignore"):
+        low = total <= srs_cutoff if inclusive else total < srs_cutoff
+        drop = change <= -float(drop_points) + _EPS
+        ceiling = total >= srs.total_max - _EPS
+    out["low"] = _bool_na(low, measured)
+    out["drop"] = _bool_na(drop, ~np.isnan(change))
+    goals = pd.array(out["goals_topics"].to_numpy(), dtype="Float64")
+    approach = pd.array(out["approach_method"].to_numpy(), dtype="Float64")
+    low_item = (goals < low_item_threshold) | (approach < low_item_threshold)  # Kleene logic: NA if unknown
+    out["low_item"] = pd.array(low_item, dtype="boolean")
+    out["ceiling"] = _bool_na(ceiling, measured)
+    if "source_row" in s.columns:
+        out["source_row"] = s["source_row"].to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# rupture-repair episodes
+# --------------------------------------------------------------------------------------------
+
+_RUPTURE_COLUMNS = [
+    "client_id", "clinician_id", "criterion", "sd_criterion", "n_measured", "client_sd", "sd_used", "threshold",
+    "pre_session", "pre_date", "pre_score", "rupture_session", "rupture_date", "rupture_score", "depth", "depth_sd",
+    "decline_sessions", "repair_session", "repair_date", "repair_score", "repaired", "status",
+]
+
+
+def _empty_ruptures() -> pd.DataFrame:
+    return pd.DataFrame({
+        "client_id": pd.Series(dtype="str"), "clinician_id": pd.Series(dtype="str"),
+        "criterion": pd.Series(dtype="str"), "sd_criterion": pd.Series(dtype=float),
+        "n_measured": pd.Series(dtype=int), "client_sd": pd.Series(dtype=float),
+        "sd_used": pd.Series(dtype=float), "threshold": pd.Series(dtype=float),
+        "pre_session": pd.Series(dtype=int), "pre_date": pd.Series(dtype="datetime64[ns]"),
+        "pre_score": pd.Series(dtype=float), "rupture_session": pd.Series(dtype=int),
+        "rupture_date": pd.Series(dtype="datetime64[ns]"), "rupture_score": pd.Series(dtype=float),
+        "depth": pd.Series(dtype=float), "depth_sd": pd.Series(dtype=float),
+        "decline_sessions": pd.Series(dtype=int), "repair_session": pd.Series(dtype="Int64"),
+        "repair_date": pd.Series(dtype="datetime64[ns]"), "repair_score": pd.Series(dtype=float),
+        "repaired": pd.Series(dtype=bool), "status": pd.Series(dtype="str"),
+    })[_RUPTURE_COLUMNS]
+
+
+def ruptures(
+    alliance: pd.DataFrame,
+    *,
+    sd_criterion: float | Sequence[float] = 2.0,
+    sd_floor: float = 1.0,
+    min_sessions: int = 4,
+    max_decline_sessions: int = 3,
+    repair_window: int = 3,
+    repair_tolerance: float = 1.0,
+    clients: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Rupture-repair episodes found in each client's own SRS series.
+
+    Definition (see Notes for sources and what is a design choice):
+
+    1. The series is the client's measured attended sessions (``srs_total`` known) in order.
+       Clients with fewer than ``min_sessions`` measured sessions are not judged (no rows).
+    2. A session *falls* when its total is below the previous measured one. A run of falling
+       sessions is a decline; its *bottom* is the last session of the run (the next measured
+       score is equal or higher, or the series ends). The *pre-rupture level* ``pre_score`` is
+       the score just before the decline began, looking back at most ``max_decline_sessions``
+       sessions (a longer slide is measured from ``max_decline_sessions`` back).
+    3. The bottom is a rupture when ``depth = pre_score - rupture_score`` is strictly greater than
+       ``sd_criterion x sd_used``, where ``sd_used = max(client SD, sd_floor)`` and the client SD
+       is the sample SD (ddof 1) of all the client's measured totals.
+    4. Repaired when a later measured score reaches ``pre_score - repair_tolerance`` within
+       ``repair_window`` attended sessions after the rupture session (by session number).
+       Otherwise ``open`` while the window has not yet passed (the client's last attended
+       session is before the window's end and, when ``clients`` is given, the episode has no
+       end date), else ``unrepaired``.
+    5. A further bottom that falls inside an earlier episode (before that episode's repair
+       session or, if unrepaired, within its repair window) belongs to that episode and is not
+       counted again.
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`session_alliance` (needs ``client_id``, ``clinician_id``,
+        ``session_date``, ``session_number``, ``srs_total``). Not modified.
+    sd_criterion : float or sequence of float, default 2
+        Depth needed, in client SDs. 2 = Stiles et al. (2004); 1 = Strauss et al. (2006) [V, via
+        Gumz et al. 2012, DEFINITIONS.md §2.5]. Give ``(1, 2)`` to get both; rows are labelled by
+        ``criterion`` ("1sd", "2sd"). Gumz et al. recommend reporting both.
+    sd_floor : float, default 1
+        Smallest SD used, in SRS points [U design choice]: a ceiling-only or near-constant series
+        (SD 0 or tiny) would otherwise turn a 0.2-point wobble into a "rupture". No verified SRS
+        measurement-error figure exists to anchor it (DEFINITIONS.md §8, open item 5).
+    min_sessions : int, default 4
+        Measured sessions needed before a client is judged [U]; DEFINITIONS.md §2.5 suggests
+        ">= 5" for a stable SD. With the SD of the whole series a single trough in an otherwise
+        flat series of n sessions is sqrt(n) SDs deep, so the 2-SD rule can rarely fire below
+        5 sessions; the 1-SD rule can from 2.
+    max_decline_sessions : int, default 3
+        Longest decline measured from its start [U]. Gumz et al. (2012) saw declines of up to
+        6 sessions, the commonest pattern being a simple V (1 session) [V].
+    repair_window : int, default 3
+        Attended sessions after the rupture within which a return counts as repair [U]; Stiles'
+        exact windowing was not read (DEFINITIONS.md §2.5, open item 6).
+    repair_tolerance : float, default 1
+        Points below ``pre_score`` that still count as a return [U], for measurement noise.
+    clients : DataFrame, optional
+        The ``clients`` table. When given, a rupture of a client whose episode has ended
+        (``end_date`` set) is ``unrepaired`` rather than ``open`` even if the window had not
+        passed: the client left before a repair could be seen.
+
+    Returns
+    -------
+    DataFrame
+        One row per rupture episode and criterion (criteria in the order given, then client and
+        session):
+
+        - ``client_id``, ``clinician_id``
+        - ``criterion`` ("1sd"/"2sd"), ``sd_criterion`` (k)
+        - ``n_measured``: the client's measured sessions; ``client_sd``: SD (ddof 1) of their
+          totals; ``sd_used``: ``max(client_sd, sd_floor)``; ``threshold``: ``k x sd_used``
+        - ``pre_session``, ``pre_date``, ``pre_score``: the session before the decline began
+        - ``rupture_session``, ``rupture_date``, ``rupture_score``: the bottom of the V (lowest
+          point of the decline); session numbers are those of :func:`session_alliance`
+        - ``depth`` (``pre_score - rupture_score``), ``depth_sd`` (``depth / sd_used``)
+        - ``decline_sessions``: sessions from ``pre_session`` to ``rupture_session``
+        - ``repair_session``, ``repair_date``, ``repair_score``: first return (missing if none)
+        - ``repaired`` (bool), ``status``: ``repaired``, ``unrepaired`` or ``open``
+
+    Notes
+    -----
+    [V] (DEFINITIONS.md §2.5, Gumz, Brähler, Geyer & Erices 2012, BMC Med Res Methodol 12:10):
+    Stiles et al. (2004) J Couns Psychol 51:81-92 defined a rupture-repair sequence as a
+    V-shaped deflection deeper than 2 SDs of the client's own session-to-session alliance
+    scores, followed by a return, and called the criterion ad hoc and preliminary; Strauss et
+    al. (2006) JCCP used a similar method with 1 SD. Everything else here (the SD including the
+    trough, the look-back, the window, the tolerance, the floor, the merging) is [U]: a
+    documented design choice to check against Stiles et al. (2004) pp. 84-85. The SD is the
+    client's whole series, so the measure is retrospective and a trough inflates its own SD.
+
+    Base rate: the rule is relative to the client's own variability, so on pure session-to-session
+    noise it still fires. On simulated i.i.d. normal series of 10 sessions it flags about 11
+    sessions per 100 under 2 SD (20 under 1 SD); 7 per 100 with ``max_decline_sessions=1``.
+    Real alliance series are autocorrelated and should flag fewer, but read a single episode as
+    a prompt to ask, not as evidence that a rupture happened.
+
+    Raises
+    ------
+    ValueError
+        When a required column is missing or an option is out of range.
+    """
+    _require(alliance, "alliance", ["client_id", "clinician_id", "session_date", "session_number", "srs_total"],
+             "Pass the output of session_alliance(sessions).")
+    crits = _criteria(sd_criterion)
+    _check_number("sd_floor", sd_floor, minimum=0, strict=True)
+    _check_number("min_sessions", min_sessions, minimum=2, integer=True)
+    _check_number("max_decline_sessions", max_decline_sessions, minimum=1, integer=True)
+    _check_number("repair_window", repair_window, minimum=1, integer=True)
+    _check_number("repair_tolerance", repair_tolerance, minimum=0)
+    if clients is not None:
+        _require(clients, "clients", ["client_id", "end_date"], "Pass the canonical clients table or None.")
+    W, L = int(repair_window), int(max_decline_sessions)
+
+    a = alliance.sort_values(["client_id", "session_number"], kind="stable")
+    last_sn = a.groupby("client_id", sort=False)["session_number"].max()
+    x_all = pd.to_numeric(a["srs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    m = a.loc[~np.isnan(x_all)]
+    if m.empty:
+        return _empty_ruptures()
+    x = x_all[~np.isnan(x_all)]
+    codes, uniques = pd.factorize(m["client_id"])
+    n_groups = len(uniques)
+    starts, counts = _group_bounds(codes, n_groups)
+    N = len(x)
+    idx = np.arange(N)
+    pos = idx - starts[codes]
+    n_i = counts[codes]
+    sn = m["session_number"].to_numpy(dtype=np.int64)
+    dates = m["session_date"].to_numpy()
+
+    # client SD (ddof 1) of all measured totals
+    s1 = np.bincount(codes, weights=x, minlength=n_groups)
+    mean = s1 / counts
+    dev2 = np.bincount(codes, weights=(x - mean[codes]) ** 2, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd_g = np.sqrt(dev2 / (counts - 1))
+    sd_i = sd_g[codes]
+    sd_used = np.maximum(np.nan_to_num(sd_i, nan=0.0), float(sd_floor))
+
+    prev = np.empty(N)
+    prev[0] = np.nan
+    prev[1:] = x[:-1]
+    falling = (pos > 0) & (x < prev - _EPS)
+    nxt = np.empty(N)
+    nxt[-1] = np.nan
+    nxt[:-1] = x[1:]
+    is_last = pos == n_i - 1
+    bottom = falling & (is_last | (nxt >= x - _EPS))
+    last_nonfalling = np.maximum.accumulate(np.where(~falling, idx, 0))
+    pre_idx = np.maximum(last_nonfalling, idx - L)
+    depth = x[pre_idx] - x
+    client_ended = np.zeros(n_groups, dtype=bool)
+    if clients is not None:
+        ended_ids = clients.loc[clients["end_date"].notna(), "client_id"]
+        client_ended = pd.Index(uniques).isin(ended_ids)
+    last_sn_g = last_sn.reindex(pd.Index(uniques)).to_numpy(dtype=np.int64)
+
+    frames = []
+    for k in crits:
+        thr = k * sd_used
+        c = np.flatnonzero(bottom & (n_i >= min_sessions) & (depth > thr + _EPS))
+        if len(c) == 0:
+            continue
+        pre_c = x[pre_idx[c]]
+        rep = np.full(len(c), -1)
+        for step in range(1, W + 1):
+            j = c + step
+            inside = j < N
+            jj = np.where(inside, j, 0)
+            hit = (inside & (rep < 0) & (codes[jj] == codes[c]) & (sn[jj] - sn[c] <= W)
+                   & (x[jj] >= pre_c - float(repair_tolerance) - _EPS))
+            rep[hit] = jj[hit]
+        repaired = rep >= 0
+        cover_end = np.where(repaired, sn[np.maximum(rep, 0)], sn[c] + W)
+        # merge troughs inside an earlier episode of the same client
+        cov = pd.Series(cover_end)
+        grp = pd.Series(codes[c])
+        prev_cover = cov.groupby(grp).cummax().groupby(grp).shift(1).to_numpy(dtype=float, na_value=np.nan)
+        keep = ~(sn[c] <= prev_cover)
+        c, pre_c, rep, repaired = c[keep], pre_c[keep], rep[keep], repaired[keep]
+        g = codes[c]
+        window_open = (last_sn_g[g] < sn[c] + W) & ~client_ended[g]
+        status = np.where(repaired, "repaired", np.where(window_open, "open", "unrepaired"))
+        r = np.maximum(rep, 0)
+        p = pre_idx[c]
+        frames.append(pd.DataFrame({
+            "client_id": m["client_id"].to_numpy()[c],
+            "clinician_id": m["clinician_id"].to_numpy()[c],
+            "criterion": _criterion_label(k),
+            "sd_criterion": k,
+            "n_measured": counts[g],
+            "client_sd": sd_i[c],
+            "sd_used": sd_used[c],
+            "threshold": thr[c],
+            "pre_session": sn[p],
+            "pre_date": dates[p],
+            "pre_score": pre_c,
+            "rupture_session": sn[c],
+            "rupture_date": dates[c],
+            "rupture_score": x[c],
+            "depth": depth[c],
+            "depth_sd": depth[c] / sd_used[c],
+            "decline_sessions": sn[c] - sn[p],
+            "repair_session": pd.arrays.IntegerArray(np.where(repaired, sn[r], 0), ~repaired),
+            "repair_date": pd.Series(dates[r]).where(repaired).to_numpy(),
+            "repair_score": np.where(repaired, x[r], np.nan),
+            "repaired": repaired,
+            "status": status,
+        }))
+    if not frames:
+        return _empty_ruptures()
+    out = pd.concat(frames, ignore_index=True)[_RUPTURE_COLUMNS]
+    return out
+
+
+_find_ruptures = ruptures  # the summaries below take a ``ruptures`` keyword that shadows the name
+
+
+# --------------------------------------------------------------------------------------------
+# per client
+# --------------------------------------------------------------------------------------------
+
+def _rupture_opts(kwargs: dict) -> dict:
+    return {k: kwargs[k] for k in ("sd_criterion", "sd_floor", "min_sessions", "max_decline_sessions",
+                                   "repair_window", "repair_tolerance")}
+
+
+def _single_criterion(rp: pd.DataFrame) -> None:
+    crit = rp["criterion"].unique() if "criterion" in rp.columns else []
+    if len(crit) > 1:
+        raise ValueError(f"ruptures holds several criteria ({', '.join(map(str, crit))}); summaries need one. "
+                         "Pass ruptures[ruptures['criterion'] == '2sd'] (or '1sd').")
+
+
+def client_alliance(
+    alliance: pd.DataFrame,
+    *,
+    clients: pd.DataFrame | None = None,
+    ruptures: pd.DataFrame | None = None,
+    sd_criterion: float = 2.0,
+    sd_floor: float = 1.0,
+    min_sessions: int = 4,
+    max_decline_sessions: int = 3,
+    repair_window: int = 3,
+    repair_tolerance: float = 1.0,
+    min_trend_sessions: int = 3,
+    planned_reasons: Sequence[str] = _PLANNED_REASONS,
+) -> pd.DataFrame:
+    """Alliance summary per client.
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`session_alliance` (its ``low``/``drop``/``low_item``/``ceiling`` flags
+        carry the cut-off options). Not modified.
+    clients : DataFrame, optional
+        The ``clients`` table; adds ``end_date``, ``end_reason`` and ``dropout``, and lets ruptures
+        of ended episodes count as unrepaired (see :func:`ruptures`).
+    ruptures : DataFrame, optional
+        Output of :func:`ruptures` for one criterion; computed here with the rupture options
+        below when not given.
+    sd_criterion, sd_floor, min_sessions, max_decline_sessions, repair_window, repair_tolerance
+        Passed to :func:`ruptures` (``min_sessions`` also decides ``rupture_judged``).
+    min_trend_sessions : int, default 3
+        Measured sessions needed for ``trend`` [U]; two points give a difference, not a trend.
+    planned_reasons : sequence of str, default ("planned", "mutual", "referred_on")
+        End reasons that are not unplanned (used for single-session dropout).
+
+    Returns
+    -------
+    DataFrame
+        One row per client with at least one attended session, sorted by ``client_id``:
+
+        - ``client_id``, ``clinician_id`` (the clinician of the client's first attended session)
+        - ``n_sessions``: attended sessions; ``n_measured``: those with an SRS total
+        - ``first_srs``, ``first_srs_session``: total and session number of the first measured session
+        - ``latest_srs``, ``latest_session``, ``latest_date``: the last measured session
+        - ``mean_srs``: mean total over measured sessions
+        - ``trend``: OLS slope of ``srs_total`` on ``session_number`` (points per session), NaN with
+          fewer than ``min_trend_sessions`` measured sessions
+        - ``n_low``, ``share_low``: measured sessions flagged ``low`` and their share
+        - ``n_drop``, ``n_low_item``, ``n_ceiling``: counts of the session flags
+        - ``ceiling_only``: every measured total at the maximum (40): the SRS cannot show a problem
+          here, so this is uninformative rather than reassuring
+        - ``latest_low``, ``latest_drop``, ``latest_low_item`` (nullable bool): flags of the last
+          measured session
+        - ``rupture_judged``: ``n_measured >= min_sessions``
+        - ``n_ruptures``, ``n_repaired``, ``n_unrepaired``, ``n_open`` (Int64; <NA> when not judged)
+        - ``flags``: ``;``-separated summary of ``latest_low``, ``latest_drop``, ``latest_low_item``,
+          ``unrepaired_rupture``, ``open_rupture``, ``ceiling_only`` ("" when none)
+        - with ``clients``: ``end_date``, ``end_reason``, ``dropout`` (bool): the episode ended
+          with ``end_reason == "unilateral"``, or ended after exactly one attended session with a
+          reason not in ``planned_reasons`` (missing reason counts as unplanned). Unilateral
+          termination = dropout (DEFINITIONS.md §2.7 [V]; OpenFIT: unplanned closure [V]); the
+          single-session rule is a design choice [U]. Without ``clients`` these are missing.
+    """
+    _require(alliance, "alliance",
+             ["client_id", "clinician_id", "session_date", "session_number", "srs_total", "low", "drop",
+              "low_item", "ceiling"], "Pass the output of session_alliance(sessions).")
+    _check_number("min_trend_sessions", min_trend_sessions, minimum=2, integer=True)
+    ropts = _rupture_opts(locals())
+    if ruptures is None:
+        rp = _find_ruptures(alliance, clients=clients, **ropts)
+    else:
+        _require(ruptures, "ruptures", ["client_id", "status"], "Pass the output of ruptures(alliance).")
+        rp = ruptures
+    _single_criterion(rp)
+
+    a = alliance.sort_values(["client_id", "session_number"], kind="stable")
+    codes_all, uniques = pd.factorize(a["client_id"])  # sorted, so groups are contiguous
+    ids = pd.Index(uniques)
+    k = len(ids)
+    starts_all, n_sessions = _group_bounds(codes_all, k)
+    out = pd.DataFrame({"client_id": ids.to_numpy()})
+    out["clinician_id"] = a["clinician_id"].to_numpy()[starts_all] if k else a["clinician_id"].to_numpy()[:0]
+    out["n_sessions"] = n_sessions
+
+    x_all = pd.to_numeric(a["srs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    meas = ~np.isnan(x_all)
+    m = a.loc[meas]
+    x = x_all[meas]
+    codes = codes_all[meas]
+    n_measured = np.bincount(codes, minlength=k)
+    out["n_measured"] = n_measured
+    has = n_measured > 0
+    first_i = np.zeros(k, dtype=np.int64)
+    last_i = np.zeros(k, dtype=np.int64)
+    if len(codes):
+        boundary = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        first_i[codes[boundary]] = boundary
+        last_i[codes[boundary]] = np.r_[boundary[1:] - 1, len(codes) - 1]
+    sn_m = m["session_number"].to_numpy(dtype=np.int64)
+    date_m = m["session_date"].to_numpy()
+
+    def pick(values: np.ndarray, at: np.ndarray, fill):
+        if not len(values):
+            return np.full(k, fill)
+        return np.where(has, values[at], fill)
+
+    out["first_srs"] = pick(x, first_i, np.nan)
+    out["first_srs_session"] = pd.arrays.IntegerArray(pick(sn_m, first_i, 0).astype(np.int64), ~has)
+    out["latest_srs"] = pick(x, last_i, np.nan)
+    out["latest_session"] = pd.arrays.IntegerArray(pick(sn_m, last_i, 0).astype(np.int64), ~has)
+    out["latest_date"] = pd.Series(date_m[last_i] if len(date_m) else np.full(k, np.datetime64("NaT"), "M8[ns]"),
+                                   dtype="datetime64[ns]").where(has).to_numpy()
+
+    # OLS slope per client via grouped centred sums (vectorised, no per-client loop)
+    t = m["session_number"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cnt = np.bincount(codes, minlength=k).astype(float)
+        tbar = np.bincount(codes, weights=t, minlength=k) / cnt
+        ybar = np.bincount(codes, weights=x, minlength=k) / cnt
+        dt = t - tbar[codes]
+        sxy = np.bincount(codes, weights=dt * (x - ybar[codes]), minlength=k)
+        sxx = np.bincount(codes, weights=dt * dt, minlength=k)
+        slope = sxy / sxx
+    out["mean_srs"] = ybar
+    out["trend"] = np.where((cnt >= min_trend_sessions) & (sxx > 0), slope, np.nan)
+
+    def count(flag: str) -> np.ndarray:
+        v = m[flag].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        return np.bincount(codes, weights=v, minlength=k).astype(int)
+
+    out["n_low"] = count("low")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["share_low"] = np.where(n_measured > 0, out["n_low"] / np.maximum(n_measured, 1), np.nan)
+    out["n_drop"] = count("drop")
+    out["n_low_item"] = count("low_item")
+    out["n_ceiling"] = count("ceiling")
+    out["ceiling_only"] = (n_measured > 0) & (out["n_ceiling"].to_numpy() == n_measured)
+    for flag in ("low", "drop", "low_item"):
+        values = m[flag].astype("boolean")
+        data = values.fillna(False).to_numpy(dtype=bool)
+        unknown = values.isna().to_numpy()
+        out[f"latest_{flag}"] = pd.arrays.BooleanArray(pick(data, last_i, False).astype(bool),
+                                                       pick(unknown, last_i, True).astype(bool))
+
+    judged = n_measured >= min_sessions
+    out["rupture_judged"] = judged
+    tab = _status_counts(ids, rp["client_id"], rp["status"])
+    for col, values in (("n_ruptures", tab.sum(axis=1)), ("n_repaired", tab[:, 0]),
+                        ("n_unrepaired", tab[:, 1]), ("n_open", tab[:, 2])):
+        out[col] = pd.arrays.IntegerArray(np.asarray(values, dtype=np.int64), ~judged)
+
+    parts = {
+        "latest_low": out["latest_low"].fillna(False).to_numpy(dtype=bool),
+        "latest_drop": out["latest_drop"].fillna(False).to_numpy(dtype=bool),
+        "latest_low_item": out["latest_low_item"].fillna(False).to_numpy(dtype=bool),
+        "unrepaired_rupture": out["n_unrepaired"].fillna(0).to_numpy(dtype=int) > 0,
+        "open_rupture": out["n_open"].fillna(0).to_numpy(dtype=int) > 0,
+        "ceiling_only": out["ceiling_only"].to_numpy(dtype=bool),
+    }
+    flags = np.full(len(out), "", dtype=object)
+    for name, on in parts.items():
+        flags = np.where(on, np.where(flags == "", name, flags + ";" + name), flags)
+    out["flags"] = pd.array(flags.astype(str) if len(out) else [], dtype="str")
+
+    if clients is not None:
+        _require(clients, "clients", ["client_id", "end_date", "end_reason"],
+                 "Pass the canonical clients table (supervision.load_caseload().clients).")
+        c = clients.drop_duplicates("client_id").set_index("client_id").reindex(ids)
+        ended = c["end_date"].notna().to_numpy()
+        reason = c["end_reason"].astype("str").where(c["end_reason"].notna(), "")
+        unilateral = (reason == "unilateral").to_numpy()
+        unplanned = ~reason.isin(list(planned_reasons)).to_numpy()
+        out["end_date"] = c["end_date"].to_numpy()
+        out["end_reason"] = c["end_reason"].to_numpy()
+        out["dropout"] = ended & (unilateral | ((out["n_sessions"].to_numpy() == 1) & unplanned))
+    else:
+        out["end_date"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
+        out["end_reason"] = pd.Series(pd.NA, index=out.index, dtype="str")
+        out["dropout"] = pd.array([pd.NA] * len(out), dtype="boolean")
+    return out.sort_values("client_id", kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# per clinician, with the whole service for comparison
+# --------------------------------------------------------------------------------------------
+
+def clinician_alliance(
+    alliance: pd.DataFrame,
+    *,
+    clients: pd.DataFrame | None = None,
+    ruptures: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+    sd_criterion: float = 2.0,
+    sd_floor: float = 1.0,
+    min_sessions: int = 4,
+    max_decline_sessions: int = 3,
+    repair_window: int = 3,
+    repair_tolerance: float = 1.0,
+    planned_reasons: Sequence[str] = _PLANNED_REASONS,
+) -> pd.DataFrame:
+    """Alliance per clinician, and the same figures for the whole service.
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`session_alliance`. Not modified.
+    clients : DataFrame, optional
+        The ``clients`` table, needed for the dropout comparison (else those columns are missing).
+    ruptures : DataFrame, optional
+        Output of :func:`ruptures` for one criterion; computed with the options below if not given.
+    confidence : float, default 0.95
+        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; DEFINITIONS.md §3.1 [V]).
+    sd_criterion, sd_floor, min_sessions, max_decline_sessions, repair_window, repair_tolerance, planned_reasons
+        As in :func:`ruptures` and :func:`client_alliance`.
+
+    Returns
+    -------
+    DataFrame
+        One row per clinician (``scope`` = the clinician id, sorted) followed by one row with
+        ``scope == "service"`` (all clinicians pooled, the clinician included). Columns:
+
+        - ``scope``; ``n_clients`` (with an attended session); ``n_sessions`` (attended);
+          ``n_measured`` (with an SRS total)
+        - ``median_srs``, ``q1_srs``, ``q3_srs``, ``iqr_srs``: over measured sessions
+        - ``n_low``, ``low_rate`` (= n_low / n_measured), ``low_rate_lower``, ``low_rate_upper``:
+          sessions at/below the cut-off with a Wilson interval. Sessions of one client are not
+          independent, so with long series this interval is too narrow; read it with ``n_clients``.
+        - ``n_judged_sessions``: measured sessions of clients judged for ruptures
+        - ``n_ruptures``, ``ruptures_per_100``: episodes per 100 ``n_judged_sessions``
+        - ``n_repaired``, ``n_unrepaired``, ``n_open``; ``repair_rate`` = repaired / (repaired +
+          unrepaired), open episodes left out; ``repair_rate_lower``, ``repair_rate_upper`` (Wilson)
+        - ``n_dropout``, ``n_stayed`` (clients with a first SRS; "stayed" = every other client,
+          ongoing ones included), ``first_srs_dropout``, ``first_srs_stayed`` (mean first measured
+          SRS of each group), ``first_srs_difference`` (dropout - stayed). Missing without ``clients``.
+    """
+    _require(alliance, "alliance", ["client_id", "clinician_id", "srs_total", "low"],
+             "Pass the output of session_alliance(sessions).")
+    ropts = _rupture_opts(locals())
+    if ruptures is None:
+        rp = _find_ruptures(alliance, clients=clients, **ropts)
+    else:
+        rp = ruptures
+    _single_criterion(rp)
+    ca = client_alliance(alliance, clients=clients, ruptures=rp, min_sessions=min_sessions,
+                         planned_reasons=planned_reasons,
+                         **{k: v for k, v in ropts.items() if k != "min_sessions"})
+
+    # integer scope codes: 0..k-1 the clinicians (sorted), k the whole service; no frame is copied
+    scopes = sorted(pd.unique(ca["clinician_id"]).tolist())
+    index = pd.Index([*scopes, "service"], name="scope")
+    k = len(scopes)
+    raw_code, raw_ids = pd.factorize(alliance["clinician_id"])
+    sess_code = np.append(pd.Index(scopes).get_indexer(raw_ids), -1)[raw_code]  # -1 (missing id) -> -1
+    x_all = pd.to_numeric(alliance["srs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    meas = ~np.isnan(x_all) & (sess_code >= 0)
+    x, code = x_all[meas], sess_code[meas]
+    low = alliance["low"].astype("boolean").fillna(False).to_numpy(dtype=bool)[meas]
+
+    def with_service(per_clinician: np.ndarray, service) -> np.ndarray:
+        return np.append(np.asarray(per_clinician, dtype=float), service)
+
+    out = pd.DataFrame(index=index)
+    cl_code = pd.Index(scopes).get_indexer(ca["clinician_id"])
+    out["n_clients"] = with_service(np.bincount(cl_code, minlength=k), len(ca)).astype(int)
+    out["n_sessions"] = with_service(np.bincount(sess_code[sess_code >= 0], minlength=k),
+                                     int((sess_code >= 0).sum())).astype(int)
+    out["n_measured"] = with_service(np.bincount(code, minlength=k), len(x)).astype(int)
+    g = pd.Series(x).groupby(code)
+    for col, q in (("median_srs", 0.5), ("q1_srs", 0.25), ("q3_srs", 0.75)):
+        per = g.quantile(q).reindex(range(k)).to_numpy(dtype=float) if len(x) else np.full(k, np.nan)
+        out[col] = with_service(per, float(np.quantile(x, q)) if len(x) else np.nan)
+    out["iqr_srs"] = out["q3_srs"] - out["q1_srs"]
+    out["n_low"] = with_service(np.bincount(code, weights=low, minlength=k), low.sum()).astype(int)
+    n_meas = out["n_measured"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["low_rate"] = np.where(n_meas > 0, out["n_low"] / np.maximum(n_meas, 1), np.nan)
+    lo, hi = wilson_interval(out["n_low"].to_numpy(), n_meas, confidence)
+    out["low_rate_lower"], out["low_rate_upper"] = lo, hi
+
+    cl = ca.assign(scope=ca["clinician_id"])
+    rr = rp[["clinician_id", "status"]].assign(scope=rp["clinician_id"])
+    cl = pd.concat([cl, cl.assign(scope="service")], ignore_index=True)      # one row per client: small
+    rr = pd.concat([rr, rr.assign(scope="service")], ignore_index=True)
+    judged = cl[cl["rupture_judged"]]
+    out["n_judged_sessions"] = judged.groupby("scope")["n_measured"].sum().reindex(index, fill_value=0)
+    tab = _status_counts(index, rr["scope"], rr["status"])
+    out["n_ruptures"] = tab.sum(axis=1)
+    nj = out["n_judged_sessions"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["ruptures_per_100"] = np.where(nj > 0, 100.0 * out["n_ruptures"] / np.maximum(nj, 1), np.nan)
+    out["n_repaired"], out["n_unrepaired"], out["n_open"] = tab[:, 0], tab[:, 1], tab[:, 2]
+    closed = (out["n_repaired"] + out["n_unrepaired"]).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["repair_rate"] = np.where(closed > 0, out["n_repaired"] / np.maximum(closed, 1), np.nan)
+    lo, hi = wilson_interval(out["n_repaired"].to_numpy(), closed, confidence)
+    out["repair_rate_lower"], out["repair_rate_upper"] = lo, hi
+
+    if clients is not None:
+        has = cl[cl["first_srs"].notna()]
+        drop = has["dropout"].astype(bool)
+        out["n_dropout"] = has[drop].groupby("scope").size().reindex(index, fill_value=0)
+        out["n_stayed"] = has[~drop].groupby("scope").size().reindex(index, fill_value=0)
+        out["first_srs_dropout"] = has[drop].groupby("scope")["first_srs"].mean().reindex(index)
+        out["first_srs_stayed"] = has[~drop].groupby("scope")["first_srs"].mean().reindex(index)
+        out["first_srs_difference"] = out["first_srs_dropout"] - out["first_srs_stayed"]
+    else:
+        for col in ("n_dropout", "n_stayed"):
+            out[col] = pd.array([pd.NA] * len(out), dtype="Int64")
+        for col in ("first_srs_dropout", "first_srs_stayed", "first_srs_difference"):
+            out[col] = np.nan
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# settings
+# --------------------------------------------------------------------------------------------
+
+def alliance_options(settings=None, function: Callable | None = None) -> dict:
+    """Keyword arguments for the alliance metrics from the ``[alliance]`` settings.
+
+    Parameters
+    ----------
+    settings : Settings, dict, path or None
+        Anything :func:`supervision.config.load_settings` accepts (None = the defaults).
+    function : callable, optional
+        Keep only the options this function accepts, e.g.
+        ``session_alliance(s, **alliance_options(settings, session_alliance))``.
+
+    Returns
+    -------
+    dict
+        ``{keyword: value}``; the keys are the setting names of ``[alliance]`` in
+        ``supervision/defaults.toml``, which are also the keyword names of the functions here.
+    """
+    from supervision.config import load_settings
+
+    values = dict(load_settings(settings)["alliance"])
+    if function is None:
+        return values
+    accepted = inspect.signature(function).parameters
+    return {k: v for k, v in values.items() if k in accepted}
