@@ -163,9 +163,8 @@ def _clean_text(s: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         out = s.astype(object).where(s.notna(), None)
         return out.map(lambda v: v if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
-    out = s.astype(object).where(s.notna(), None)
-    out = out.map(lambda v: v if v is None else str(v).strip(), na_action="ignore")
-    return out.where(out.notna() & (out != ""), None)
+    out = s.astype("str").str.strip()  # pandas' string dtype: vectorised; missing stays missing
+    return out.where(out != "")
 
 
 def _fold_code(s: pd.Series) -> pd.Series:
@@ -202,8 +201,8 @@ def _plausible(out: pd.Series) -> pd.Series:
 def parse_numbers(raw: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         return raw.astype("float64")
-    text = raw.astype(object).map(lambda v: v if v is None or pd.isna(v) else str(v).strip().replace(",", "."), na_action="ignore")
-    return pd.to_numeric(text, errors="coerce").astype("float64")
+    text = raw.astype("str").str.strip().str.replace(",", ".", regex=False)
+    return pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
 
 
 def parse_bools(text: pd.Series) -> pd.Series:

@@ -88,3 +88,15 @@ def test_unusable_caseload_is_refused_with_a_sentence(tmp_path):
     (tmp_path / "clients.csv").write_text("client_id\nX\n")
     with pytest.raises(ValueError, match="cannot be used"):
         Dashboard(load_caseload(tmp_path), [])
+
+
+def test_tabs_draw_only_the_visible_view_and_the_others_when_opened(caseload):
+    a, b = Recorder(), Recorder()
+    dash = Dashboard(caseload, [a, b], tabs=["A", "B"])
+    assert len(a.seen) == 1 and len(b.seen) == 0
+    dash.supervisee.value = "T2"
+    assert len(a.seen) == 2 and len(b.seen) == 0
+    dash.body.selected_index = 1
+    assert len(b.seen) == 1 and set(b.seen[-1].sessions["client_id"]) == {"B1"}
+    dash.body.selected_index = 0  # nothing changed since: not redrawn
+    assert len(a.seen) == 2

@@ -323,3 +323,82 @@ def low_alliance_comparison(
     fig.update_yaxes(type="category", autorange="reversed")
     return _subtitle(fig, "Bars: 95% Wilson intervals. Sessions of one client are not independent, so the bars are "
                           "too narrow for clinicians with few clients; compare overlap, not ranks.")
+
+
+ITEM_STYLE = {  # SRS items and WAI-SR subscales: (label, dash) so lines read without colour
+    "relationship": ("Relationship (0-10)", "solid"),
+    "goals_topics": ("Goals & topics (0-10)", "dash"),
+    "approach_method": ("Approach / method (0-10)", "dot"),
+    "overall": ("Overall (0-10)", "dashdot"),
+    "wai_goal": ("WAI-SR goal (4-20)", "solid"),
+    "wai_task": ("WAI-SR task (4-20)", "dash"),
+    "wai_bond": ("WAI-SR bond (4-20)", "dot"),
+}
+
+
+def client_alliance_detail(
+    alliance: pd.DataFrame,
+    ruptures: pd.DataFrame | None = None,
+    *,
+    client_id: str,
+    srs_cutoff: float = 36.0,
+    low_item_threshold: float = 9.0,
+) -> go.Figure:
+    """One client's alliance in detail: SRS total with ruptures (top), items and subscales (bottom).
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`supervision.metrics.alliance.session_alliance` (any rows; the client's
+        are picked).
+    ruptures : DataFrame, optional
+        Output of :func:`supervision.metrics.alliance.ruptures` for one criterion.
+    client_id : str
+        The client to show.
+    srs_cutoff, low_item_threshold : float
+        Drawn as dashed lines on the total and on the item panel.
+
+    Returns
+    -------
+    go.Figure
+        Row 1: the SRS total (trace ``name`` "SRS total"), the cut-off, rupture markers.
+        Row 2: one trace per SRS item present (names from ``ITEM_STYLE``) and, when WAI-SR was
+        given, its goal/task/bond subscales on a second y axis scale (4-20).
+    """
+    _need(alliance, "alliance", ["client_id", "session_number", "srs_total"], "session_alliance(sessions)")
+    part = alliance[alliance["client_id"] == client_id].sort_values("session_number")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.55, 0.45],
+                        subplot_titles=["SRS total", "What the total is made of"])
+    x = part["session_number"].to_numpy()
+    fig.add_trace(go.Scatter(x=x, y=part["srs_total"].to_numpy(), mode="lines+markers", name="SRS total",
+                             line={"color": _SERIES, "width": 3},
+                             hovertemplate="session %{x}: SRS %{y:.1f}<extra></extra>"), row=1, col=1)
+    if len(x):
+        fig.add_trace(go.Scatter(x=[x.min(), max(x.max(), x.min() + 1)], y=[srs_cutoff] * 2, mode="lines",
+                                 name=f"Cut-off ({srs_cutoff:g})", hoverinfo="skip",
+                                 line={"color": _CUTOFF, "dash": "dash", "width": 1}), row=1, col=1)
+    rp = _one_criterion(ruptures)
+    if rp is not None and len(rp):
+        for status, grp in rp[rp["client_id"] == client_id].groupby("status", sort=False):
+            label, symbol, colour = RUPTURE_STYLE.get(status, (str(status), "circle-open", OKABE_ITO["black"]))
+            fig.add_trace(go.Scatter(x=grp["rupture_session"].to_numpy(), y=grp["rupture_score"].to_numpy(),
+                                     mode="markers", name=label,
+                                     marker={"symbol": symbol, "size": 14, "color": colour, "line": {"width": 2, "color": colour}},
+                                     hovertemplate=f"{label} at session %{{x}}<extra></extra>"), row=1, col=1)
+    palette = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "reddish_purple", "vermillion", "sky_blue", "black")]
+    for i, (col, (label, dash)) in enumerate(ITEM_STYLE.items()):
+        if col in part.columns and part[col].notna().any():
+            fig.add_trace(go.Scatter(x=x, y=part[col].to_numpy(dtype=float, na_value=np.nan), mode="lines+markers", name=label,
+                                     line={"color": palette[i % len(palette)], "dash": dash, "width": 2},
+                                     hovertemplate=f"{label}: %{{y:.1f}} at session %{{x}}<extra></extra>"), row=2, col=1)
+    if "goals_topics" in part.columns and part["goals_topics"].notna().any() and len(x):
+        fig.add_trace(go.Scatter(x=[x.min(), max(x.max(), x.min() + 1)], y=[low_item_threshold] * 2, mode="lines",
+                                 name=f"Low item ({low_item_threshold:g})", hoverinfo="skip",
+                                 line={"color": _CUTOFF, "dash": "dot", "width": 1}), row=2, col=1)
+    layout(fig, f"Client {client_id}: alliance by session ({int(part['srs_total'].notna().sum())} measured sessions)",
+           height=560)
+    fig.update_xaxes(title_text="Attended session", row=2, col=1, dtick=1 if len(x) and x.max() <= 15 else 2)
+    fig.update_yaxes(title_text="SRS (0-40)", range=[0, SRS_MAX + 1], row=1, col=1)
+    fig.update_yaxes(title_text="item / subscale", row=2, col=1)
+    return _subtitle(fig, "Low items on goals & topics or approach/method point to disagreement about the goals or "
+                          "the way of working, even when the total looks fine.")

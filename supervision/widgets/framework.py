@@ -118,6 +118,16 @@ def error_html(exc: BaseException) -> str:
             f"report</summary><pre>{html.escape(traceback.format_exc())}</pre></details></div>")
 
 
+def unusable_notice(caseload: Caseload) -> w.HTML:
+    """What a dashboard shows instead of itself when the export cannot be used."""
+    problems = caseload.report[caseload.report["severity"] == "error"].head(10)
+    items = "".join(f"<li>{html.escape(str(p))}</li>" for p in problems["problem"])
+    box = w.HTML(f"<div style='border:1px solid #a00;padding:8px'><b>This export cannot be used yet.</b> "
+                 f"Open <i>00-start-here</i> to see the full validation report. First problems:<ul>{items}</ul></div>")
+    box.add_class("sw-unusable")
+    return box
+
+
 class Dashboard:
     """Pickers + state + views. Subclasses set ``css_class`` and pass their views.
 
@@ -170,6 +180,7 @@ class Dashboard:
             for i, t in enumerate(tabs):
                 body.set_title(i, t)
             body.add_class("sw-tabs")
+            body.observe(self.guard(self._on_tab), names="selected_index")
         else:
             body = w.VBox([v.widget for v in views])
         self.body = body
@@ -178,6 +189,7 @@ class Dashboard:
         self.widget.add_class(self.css_class)
         self.widget.dashboard = self  # reachable from the notebook and from headless tests
         self.last_slice: Slice | None = None
+        self._stale: set[int] = set()
         self.guard(self.refresh)()
 
     def guard(self, fn):
@@ -189,6 +201,21 @@ class Dashboard:
                 self.error.value = error_html(exc)
                 return None
         return run
+
+    def _draw(self, i: int) -> None:
+        self._stale.discard(i)
+        try:
+            self.views[i].update(self.last_slice)
+        except Exception as exc:  # noqa: BLE001 - one broken view must not hide the others
+            self.error.value += error_html(exc)
+
+    def _on_tab(self, change) -> None:
+        i = change["new"]
+        if i is not None and i in self._stale:
+            self._draw(i)
+
+    def enrich(self, data: Slice) -> None:
+        """Hook: add area-specific tables to ``data.extras`` before the views update."""
 
     def _set(self, name: str, value) -> None:
         setattr(self.selection, name, value)
@@ -205,12 +232,14 @@ class Dashboard:
             with self.client.hold_trait_notifications():
                 self.client.options = [("Whole caseload", "")] + [(c, c) for c in ids]
                 self.client.value = ""
+        self.enrich(data)
         self.last_slice = data
-        for view in self.views:
-            try:
-                view.update(data)
-            except Exception as exc:  # noqa: BLE001 - one broken view must not hide the others
-                self.error.value += error_html(exc)
+        # With tabs, only the visible view is drawn now; the others when their tab is opened.
+        visible = self.body.selected_index if isinstance(self.body, w.Tab) else None
+        self._stale = set(range(len(self.views)))
+        for i in range(len(self.views)):
+            if visible is None or i == visible:
+                self._draw(i)
         took = time.perf_counter() - t0
         period = "the whole export" if data.start_date is None else f"{data.start_date:%d %b %Y} to {data.reference_date:%d %b %Y}"
         self.status.value = (f"<p><b>{html.escape(str(self.selection.supervisee))}</b>: {len(data.clients)} clients, "

@@ -1,0 +1,248 @@
+"""The alliance dashboard: who has a weak, falling, or ruptured-and-unrepaired working alliance.
+
+Views (each with a CSS class for tests): ``sw-alliance-summary`` (plain-language headline and the
+flagged clients), ``sw-alliance-heatmap`` (clients x session number), ``sw-alliance-series``
+(small multiples, or one client's detail with items and subscales when a client is picked) and
+``sw-alliance-compare`` (the supervisee against the other clinicians and the service).
+Threshold controls (``sw-cutoff``, ``sw-inclusive``, ``sw-sd``, ``sw-drop``) recompute the
+metrics for the whole service once per setting (cached), then every view redraws.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import ipywidgets as w
+import pandas as pd
+import plotly.graph_objects as go
+
+from supervision.caseload import Caseload
+from supervision.figures import alliance as figs
+from supervision.metrics import alliance as metrics
+from supervision.widgets.framework import Dashboard, Slice, View, unusable_notice
+
+MAX_PANELS = 16
+
+
+@dataclass(frozen=True)
+class AllianceOptions:
+    srs_cutoff: float
+    inclusive: bool
+    drop_points: float
+    sd_criterion: float
+
+
+class AllianceModel:
+    """Service-wide alliance tables for one set of options (computed once, then sliced)."""
+
+    def __init__(self, caseload: Caseload, options: AllianceOptions, settings_kwargs: dict):
+        self.options = options
+        sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold",)},
+                   "srs_cutoff": options.srs_cutoff, "inclusive": options.inclusive, "drop_points": options.drop_points}
+        rup_kw = {k: v for k, v in settings_kwargs.items()
+                  if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance")}
+        self.low_item_threshold = sess_kw.get("low_item_threshold", 9.0)
+        self.sessions = metrics.session_alliance(caseload.sessions, **sess_kw)
+        self.ruptures = metrics.ruptures(self.sessions, sd_criterion=options.sd_criterion, clients=caseload.clients, **rup_kw)
+        self.clients = metrics.client_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures)
+        self.clinicians = metrics.clinician_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures)
+
+
+def figure_box(css_class: str) -> w.Box:
+    box = w.Box(layout=w.Layout(width="100%"))
+    box.add_class(css_class)
+    return box
+
+
+def show(box: w.Box, fig: go.Figure) -> None:
+    """Replace the figure shown in ``box`` (a new FigureWidget: the trace layout may change)."""
+    box.children = (go.FigureWidget(fig),)
+
+
+def _fmt(v, pattern="{:.1f}") -> str:
+    return "–" if v is None or pd.isna(v) else pattern.format(v)
+
+
+class SummaryView(View):
+    css_class = "sw-alliance-summary"
+
+    def __init__(self):
+        super().__init__()
+        self.html = w.HTML()
+        self.widget.children = (self.html,)
+
+    def update(self, data: Slice) -> None:
+        m: AllianceModel = data.extras["alliance"]
+        ids = set(data.clients["client_id"])
+        ca = m.clients[m.clients["client_id"].isin(ids)]
+        measured = ca[ca["n_measured"] > 0]
+        low_latest = int(measured["latest_low"].fillna(False).sum())
+        unrep = int((ca["n_unrepaired"].fillna(0) > 0).sum())
+        open_ = int((ca["n_open"].fillna(0) > 0).sum())
+        ceiling = int(ca["ceiling_only"].fillna(False).sum())
+        judged = int(ca["rupture_judged"].fillna(False).sum())
+        op = "at or below" if m.options.inclusive else "below"
+        head = (f"<h3>Alliance: {len(measured)} of {len(ca)} clients have SRS scores</h3><ul>"
+                f"<li><b>{low_latest}</b> clients' latest SRS is {op} the cut-off of {m.options.srs_cutoff:g}.</li>"
+                f"<li><b>{unrep}</b> clients have a rupture that was not repaired, <b>{open_}</b> one whose repair "
+                f"is still possible ({m.options.sd_criterion:g}-SD rule; {judged} clients had enough sessions to judge).</li>"
+                f"<li><b>{ceiling}</b> clients scored the maximum every time: uninformative, worth exploring, "
+                "not reassuring.</li></ul>")
+        flagged = ca[(ca["flags"].fillna("") != "") | (ca["n_unrepaired"].fillna(0) > 0)].copy()
+        flagged["_order"] = (flagged["n_unrepaired"].fillna(0) * 3 + flagged["latest_low"].fillna(False).astype(int) * 2
+                             + flagged["share_low"].fillna(0))
+        flagged = flagged.sort_values("_order", ascending=False).head(25)
+        rows = "".join(
+            f"<tr><td>{html.escape(str(r.client_id))}</td><td>{r.n_measured}</td><td>{_fmt(r.first_srs)}</td>"
+            f"<td>{_fmt(r.latest_srs)}</td><td>{_fmt(r.trend, '{:+.2f}')}</td><td>{_fmt(r.share_low, '{:.0%}')}</td>"
+            f"<td>{'' if pd.isna(r.n_ruptures) else int(r.n_ruptures)}</td><td>{'' if pd.isna(r.n_unrepaired) else int(r.n_unrepaired)}</td>"
+            f"<td>{html.escape(str(r.flags or '').replace(';', ', ').replace('_', ' '))}</td></tr>"
+            for r in flagged.itertuples())
+        table = ("<p>No client is flagged.</p>" if flagged.empty else
+                 "<p><b>Clients to look at first</b> (unrepaired ruptures, then a low latest score):</p>"
+                 "<table class='sw-alliance-flags' style='border-collapse:collapse;font-size:13px'><thead><tr>"
+                 "<th>client</th><th>measured sessions</th><th>first SRS</th><th>latest SRS</th><th>trend / session</th>"
+                 "<th>share low</th><th>ruptures</th><th>not repaired</th><th>flags</th></tr></thead>"
+                 f"<tbody>{rows}</tbody></table>")
+        self.html.value = head + table
+
+
+class HeatmapView(View):
+    css_class = "sw-alliance-heatmap"
+
+    def __init__(self):
+        super().__init__()
+        self.box = figure_box("sw-chart-heatmap")
+        self.help = w.HTML("<p><i>How to read this:</i> one row per client, one column per attended session. "
+                           "Cells at or below the cut-off are marked; markers show ruptures. Blank cells: no SRS that "
+                           "session. A row of short length is a client who came few times: there is little to judge.</p>")
+        self.widget.children = (self.box, self.help)
+
+    def update(self, data: Slice) -> None:
+        m: AllianceModel = data.extras["alliance"]
+        sa = _in_view(m.sessions, data)
+        show(self.box, figs.srs_heatmap(sa, m.ruptures[m.ruptures["client_id"].isin(sa["client_id"])],
+                                        srs_cutoff=m.options.srs_cutoff, inclusive=m.options.inclusive,
+                                        title=f"Caseload alliance (SRS), {data.selection.supervisee}"))
+
+
+class SeriesView(View):
+    css_class = "sw-alliance-series"
+
+    def __init__(self):
+        super().__init__()
+        self.box = figure_box("sw-chart-series")
+        self.note = w.HTML()
+        self.widget.children = (self.note, self.box)
+
+    def update(self, data: Slice) -> None:
+        m: AllianceModel = data.extras["alliance"]
+        sa = _in_view(m.sessions, data)
+        if data.selection.client:
+            self.note.value = ("<p>One client in detail. Pick <i>Whole caseload</i> in <b>Client</b> to go back.</p>")
+            show(self.box, figs.client_alliance_detail(sa, m.ruptures, client_id=data.selection.client,
+                                                       srs_cutoff=m.options.srs_cutoff,
+                                                       low_item_threshold=m.low_item_threshold))
+            return
+        ca = m.clients[m.clients["client_id"].isin(sa["client_id"])].copy()
+        ca["_order"] = ca["n_unrepaired"].fillna(0) * 3 + ca["latest_low"].fillna(False).astype(int) * 2 + ca["share_low"].fillna(0)
+        ids = ca[ca["n_measured"] > 0].sort_values(["_order", "client_id"], ascending=[False, True])["client_id"].tolist()
+        shown = ids[:MAX_PANELS]
+        self.note.value = (f"<p>The {len(shown)} clients most in need of discussion first (of {len(ids)} with SRS scores). "
+                           "Pick a client in <b>Client</b> to see the items and subscales behind the total.</p>")
+        show(self.box, figs.srs_small_multiples(sa, m.ruptures, srs_cutoff=m.options.srs_cutoff, clients=shown))
+
+
+class CompareView(View):
+    css_class = "sw-alliance-compare"
+
+    def __init__(self):
+        super().__init__()
+        self.box = figure_box("sw-chart-compare")
+        self.html = w.HTML()
+        self.widget.children = (self.box, self.html)
+
+    def update(self, data: Slice) -> None:
+        m: AllianceModel = data.extras["alliance"]
+        show(self.box, figs.low_alliance_comparison(m.clinicians, clinician_id=data.selection.supervisee))
+        cn = m.clinicians.set_index("scope")
+        me = data.selection.supervisee
+        if me not in cn.index:
+            self.html.value = "<p>No SRS scores for this supervisee.</p>"
+            return
+        rows = []
+        for label, col, pat in (("clients", "n_clients", "{:.0f}"), ("measured sessions", "n_measured", "{:.0f}"),
+                                ("median SRS", "median_srs", "{:.1f}"), ("sessions at/below cut-off", "low_rate", "{:.0%}"),
+                                ("ruptures per 100 sessions", "ruptures_per_100", "{:.1f}"), ("repair rate", "repair_rate", "{:.0%}"),
+                                ("first SRS, clients who dropped out", "first_srs_dropout", "{:.1f}"),
+                                ("first SRS, clients who stayed", "first_srs_stayed", "{:.1f}")):
+            rows.append(f"<tr><td>{label}</td><td>{_fmt(cn.at[me, col], pat)}</td><td>{_fmt(cn.at['service', col], pat)}</td></tr>")
+        low_ci = (f"{_fmt(cn.at[me, 'low_rate_lower'], '{:.0%}')}–{_fmt(cn.at[me, 'low_rate_upper'], '{:.0%}')}")
+        self.html.value = (
+            f"<table class='sw-alliance-compare-table' style='font-size:13px'><thead><tr><th></th><th>{html.escape(me)}</th>"
+            f"<th>service</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<p><i>What this cannot tell:</i> the interval for {html.escape(me)}'s low-alliance rate is {low_ci} "
+            "(Wilson 95 %), and it is too narrow because one client's sessions are not independent. A caseload of a few "
+            "clients can differ from the service by chance; lower scores can also mean clients feel safe to say so.</p>")
+
+
+def _in_view(table: pd.DataFrame, data: Slice) -> pd.DataFrame:
+    """Rows of a per-session table for the clients in the slice, from the period's start."""
+    part = table[table["client_id"].isin(data.clients["client_id"])]
+    if data.start_date is not None:
+        part = part[part["session_date"] >= data.start_date]
+    return part
+
+
+class AllianceDashboard(Dashboard):
+    css_class = "sw-alliance"
+
+    def __init__(self, caseload: Caseload, supervisee: str | None = None):
+        self._settings_kwargs = metrics.alliance_options(caseload.settings)
+        kw = self._settings_kwargs
+        self.cutoff = w.FloatSlider(value=kw.get("srs_cutoff", 36.0), min=30, max=40, step=0.5, description="SRS cut-off:",
+                                    continuous_update=False, style={"description_width": "initial"})
+        self.cutoff.add_class("sw-cutoff")
+        self.inclusive = w.Checkbox(value=kw.get("inclusive", True), description="count scores equal to the cut-off as low")
+        self.inclusive.add_class("sw-inclusive")
+        self.drop = w.FloatSlider(value=kw.get("drop_points", 1.0), min=0.5, max=5, step=0.5, description="Drop of (points):",
+                                  continuous_update=False, style={"description_width": "initial"})
+        self.drop.add_class("sw-drop")
+        self.sd = w.Dropdown(options=[("2 SD (Stiles et al. 2004)", 2.0), ("1 SD (Strauss et al. 2006)", 1.0)],
+                             value=2.0 if kw.get("sd_criterion", 2.0) != 1.0 else 1.0, description="Rupture rule:",
+                             style={"description_width": "initial"})
+        self.sd.add_class("sw-sd")
+        self._caseload = caseload
+        self._cache: dict[AllianceOptions, AllianceModel] = {}
+        thresholds = w.HBox([self.cutoff, self.inclusive, self.drop, self.sd])
+        thresholds.add_class("sw-thresholds")
+        super().__init__(caseload, [SummaryView(), HeatmapView(), SeriesView(), CompareView()],
+                         tabs=["Overview", "Caseload heatmap", "Clients", "Compared with the service"],
+                         supervisee=supervisee, extra_controls=[thresholds])
+        for ctrl in (self.cutoff, self.inclusive, self.drop, self.sd):
+            ctrl.observe(self.guard(lambda _ch: self.refresh(update_clients=False)), names="value")
+
+    @property
+    def options(self) -> AllianceOptions:
+        return AllianceOptions(float(self.cutoff.value), bool(self.inclusive.value), float(self.drop.value), float(self.sd.value))
+
+    def model(self) -> AllianceModel:
+        opts = self.options
+        if opts not in self._cache:
+            self._cache[opts] = AllianceModel(self._caseload, opts, self._settings_kwargs)
+        return self._cache[opts]
+
+    def enrich(self, data: Slice) -> None:
+        data.extras["alliance"] = self.model()
+
+
+def alliance_dashboard(caseload: Caseload | None = None, supervisee: str | None = None) -> w.Widget:
+    """Build the alliance dashboard for a loaded caseload (default: the demo clinic)."""
+    if caseload is None:
+        from supervision.io import load_caseload
+
+        caseload = load_caseload()
+    if not caseload.usable:
+        return unusable_notice(caseload)
+    return AllianceDashboard(caseload, supervisee=supervisee).widget
