@@ -45,7 +45,7 @@ def _validate(args) -> int:
               if s["sessions"] else f"{s['clinicians']} clinicians, {s['clients']} clients, no sessions.")
         print()
     if not cl.report.empty:
-        print(f"{cl.n_errors} errors (rows quarantined), {cl.n_warnings} warnings (rows loaded). Problems by kind:")
+        print(f"{cl.n_errors} error(s) (rows quarantined), {cl.n_warnings} warning(s) (rows loaded). Problems by kind:")
         print(cl.problems_by_kind().to_string(index=False))
         print()
         shown = cl.report.head(SHOWN_ROWS)

@@ -12,7 +12,7 @@ def caseload():
 
 
 def _fig(view):
-    return view.box.children[0]
+    return view.chart.figure
 
 
 def _draw_all(dash):

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import ipywidgets as w
 import pandas as pd
-import plotly.graph_objects as go
 
 from supervision.caseload import Caseload
 from supervision.figures import alliance as figs
 from supervision.metrics import alliance as metrics
-from supervision.widgets.framework import Dashboard, Slice, View, unusable_notice
+from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
 
 MAX_PANELS = 16
 
@@ -47,17 +46,6 @@ class AllianceModel:
         self.ruptures = metrics.ruptures(self.sessions, sd_criterion=options.sd_criterion, clients=caseload.clients, **rup_kw)
         self.clients = metrics.client_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures)
         self.clinicians = metrics.clinician_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures)
-
-
-def figure_box(css_class: str) -> w.Box:
-    box = w.Box(layout=w.Layout(width="100%"))
-    box.add_class(css_class)
-    return box
-
-
-def show(box: w.Box, fig: go.Figure) -> None:
-    """Replace the figure shown in ``box`` (a new FigureWidget: the trace layout may change)."""
-    box.children = (go.FigureWidget(fig),)
 
 
 def _fmt(v, pattern="{:.1f}") -> str:
@@ -113,16 +101,16 @@ class HeatmapView(View):
 
     def __init__(self):
         super().__init__()
-        self.box = figure_box("sw-chart-heatmap")
+        self.chart = FigureBox("sw-chart-heatmap")
         self.help = w.HTML("<p><i>How to read this:</i> one row per client, one column per attended session. "
                            "Cells at or below the cut-off are marked; markers show ruptures. Blank cells: no SRS that "
                            "session. A row of short length is a client who came few times: there is little to judge.</p>")
-        self.widget.children = (self.box, self.help)
+        self.widget.children = (self.chart.widget, self.help)
 
     def update(self, data: Slice) -> None:
         m: AllianceModel = data.extras["alliance"]
         sa = _in_view(m.sessions, data)
-        show(self.box, figs.srs_heatmap(sa, m.ruptures[m.ruptures["client_id"].isin(sa["client_id"])],
+        self.chart.show(figs.srs_heatmap(sa, m.ruptures[m.ruptures["client_id"].isin(sa["client_id"])],
                                         srs_cutoff=m.options.srs_cutoff, inclusive=m.options.inclusive,
                                         title=f"Caseload alliance (SRS), {data.selection.supervisee}"))
 
@@ -132,16 +120,16 @@ class SeriesView(View):
 
     def __init__(self):
         super().__init__()
-        self.box = figure_box("sw-chart-series")
+        self.chart = FigureBox("sw-chart-series")
         self.note = w.HTML()
-        self.widget.children = (self.note, self.box)
+        self.widget.children = (self.note, self.chart.widget)
 
     def update(self, data: Slice) -> None:
         m: AllianceModel = data.extras["alliance"]
         sa = _in_view(m.sessions, data)
         if data.selection.client:
             self.note.value = ("<p>One client in detail. Pick <i>Whole caseload</i> in <b>Client</b> to go back.</p>")
-            show(self.box, figs.client_alliance_detail(sa, m.ruptures, client_id=data.selection.client,
+            self.chart.show(figs.client_alliance_detail(sa, m.ruptures, client_id=data.selection.client,
                                                        srs_cutoff=m.options.srs_cutoff,
                                                        low_item_threshold=m.low_item_threshold))
             return
@@ -151,7 +139,7 @@ class SeriesView(View):
         shown = ids[:MAX_PANELS]
         self.note.value = (f"<p>The {len(shown)} clients most in need of discussion first (of {len(ids)} with SRS scores). "
                            "Pick a client in <b>Client</b> to see the items and subscales behind the total.</p>")
-        show(self.box, figs.srs_small_multiples(sa, m.ruptures, srs_cutoff=m.options.srs_cutoff, clients=shown))
+        self.chart.show(figs.srs_small_multiples(sa, m.ruptures, srs_cutoff=m.options.srs_cutoff, clients=shown))
 
 
 class CompareView(View):
@@ -159,13 +147,13 @@ class CompareView(View):
 
     def __init__(self):
         super().__init__()
-        self.box = figure_box("sw-chart-compare")
+        self.chart = FigureBox("sw-chart-compare")
         self.html = w.HTML()
-        self.widget.children = (self.box, self.html)
+        self.widget.children = (self.chart.widget, self.html)
 
     def update(self, data: Slice) -> None:
         m: AllianceModel = data.extras["alliance"]
-        show(self.box, figs.low_alliance_comparison(m.clinicians, clinician_id=data.selection.supervisee))
+        self.chart.show(figs.low_alliance_comparison(m.clinicians, clinician_id=data.selection.supervisee))
         cn = m.clinicians.set_index("scope")
         me = data.selection.supervisee
         if me not in cn.index:

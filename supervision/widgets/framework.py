@@ -14,12 +14,15 @@ outer box; ``sw-supervisee``, ``sw-period``, ``sw-episodes``, ``sw-client`` on t
 from __future__ import annotations
 
 import html
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
 
 import ipywidgets as w
 import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
 
 from supervision.caseload import Caseload
 
@@ -96,6 +99,37 @@ class CaseloadIndex:
                                          self.sessions_by.get(sel.supervisee, empty_s), start, sel.episodes)
         svc_c, svc_s = self._filter(self.caseload.clients, self.caseload.sessions, start, sel.episodes)
         return Slice(sel, clients, sessions, svc_c, svc_s, self.reference_date, start)
+
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+class FigureBox:
+    """An output area showing one plotly figure through JupyterLab's plotly renderer.
+
+    The figure goes into the ``Output`` widget's state as a plotly mime bundle, so it renders
+    in JupyterLab and in Voila alike, is rebuilt from saved state (no lost updates), and needs
+    neither a CDN nor ``FigureWidget`` (whose import costs seconds). The last figure is kept in
+    ``.figure`` so tests can read it as data.
+    """
+
+    def __init__(self, css_class: str):
+        self.widget = w.Output(layout=w.Layout(width="100%"))
+        self.widget.add_class("sw-chart")
+        self.widget.add_class(css_class)
+        self.figure: go.Figure | None = None
+
+    def show(self, fig: go.Figure) -> None:
+        self.figure = fig
+        bundle = json.loads(pio.to_json(fig, validate=False))
+        bundle["config"] = PLOTLY_CONFIG
+        self.widget.outputs = ({"output_type": "display_data", "metadata": {},
+                                "data": {PLOTLY_MIME: bundle, "text/plain": f"<chart: {fig.layout.title.text or ''}>"}},)
+
+    def clear(self) -> None:
+        self.figure = None
+        self.widget.outputs = ()
 
 
 class View:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
-import plotly.graph_objects as go
 
 from supervision.caseload import Caseload
 from supervision.figures.caseload import sessions_per_month
 from supervision.io import demo_path, load_caseload
-from supervision.widgets.framework import error_html
+from supervision.widgets.framework import FigureBox, error_html
 
 REPORT_ROWS_SHOWN = 100
 _SEVERITY_STYLE = {"error": "background:#fbe3d6", "warning": "background:#fdf3d0"}
@@ -51,7 +50,7 @@ def _table_html(frame: pd.DataFrame, css_class: str, row_style=None) -> str:
         style = f' style="{row_style(r)}"' if row_style else ""
         cells = "".join(f"<td>{'' if pd.isna(v) else html.escape(str(v))}</td>" for v in r)
         rows.append(f"<tr{style}>{cells}</tr>")
-    return (f'<table class="{css_class}" style="border-collapse:collapse;font-size:13px">'
+    return (f'<table class="{css_class}" style="border-collapse:collapse;font-size:13px" cellpadding="4">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -86,8 +85,9 @@ def report_html(cl: Caseload) -> str:
             "<code>supervision validate PATH --report problems.csv</code>.</p>" if len(rep) > REPORT_ROWS_SHOWN else "")
     return (
         "<h3>Validation report</h3>"
-        f"<p><b>{cl.n_errors}</b> errors: those rows were set aside (quarantined) and are not used. "
-        f"<b>{cl.n_warnings}</b> warnings: those rows were loaded, with the problem noted. "
+        + (f"<p><b>{_n(cl.n_errors, 'error')}</b>: rows with an error were set aside (quarantined) and are not used. "
+           if cl.usable else f"<p><b>{_n(cl.n_errors, 'error')}</b> that stop the export from being used. ")
+        + f"<b>{_n(cl.n_warnings, 'warning')}</b>: those rows were loaded, with the problem noted. "
         "<i>row</i> is the line number in your file (the header is line 1).</p>"
         + more + _table_html(shown, "sw-report-table", lambda r: _SEVERITY_STYLE.get(r["severity"], ""))
     )
@@ -117,10 +117,7 @@ class StartHere:
         self.report.add_class("sw-report")
         self.clinician = w.Dropdown(options=[("All clinicians", "all")], value="all", description="Clinician:")
         self.clinician.add_class("sw-clinician")
-        self.figure = go.FigureWidget(sessions_per_month(pd.DataFrame(
-            {"client_id": [], "session_date": pd.Series(dtype="datetime64[ns]"), "attendance": []})))
-        chart = w.Box([self.figure])
-        chart.add_class("sw-chart")
+        self.chart = FigureBox("sw-chart-monthly")
         self.chart_help = w.HTML(
             "<p><i>How to read this:</i> each bar is one month's scheduled sessions, split into attended, cancelled "
             "and did-not-attend. A rising share of cancellations or missed sessions is worth a conversation; "
@@ -130,7 +127,7 @@ class StartHere:
         self.clinician.observe(self._guard(self._on_clinician), names="value")
         self.widget = w.VBox([
             w.HBox([self.source, self.path, self.load_button]), self.status, self.error,
-            self.summary, w.HBox([self.clinician]), chart, self.chart_help, self.report,
+            self.summary, self.clinician, self.chart.widget, self.chart_help, self.report,
         ])
         self.widget.add_class("sw-start")
         self._on_source({"new": self.state.source})
@@ -162,9 +159,11 @@ class StartHere:
         self.status.value = f"<p>Loading {html.escape(str(self.state.path))} …</p>"
         cl = load_caseload(self.state.path, settings=self.settings)
         self.state.caseload = cl
-        self.status.value = (f"<p>Loaded <code>{html.escape(str(self.state.path))}</code>: "
-                             + {"clean": "no problems found.", "problems": "loaded, with problems (see the report below).",
-                                "unusable": "<b>not usable</b> (see the report below)."}[cl.status] + "</p>")
+        where = f"<code>{html.escape(str(self.state.path))}</code>"
+        self.status.value = "<p>" + {
+            "clean": f"Loaded {where}: no problems found.",
+            "problems": f"Loaded {where}, with problems (see the report below).",
+            "unusable": f"Read {where}, but it <b>cannot be used yet</b> (see the report below)."}[cl.status] + "</p>"
         self.summary.value = summary_html(cl)
         self.report.value = report_html(cl)
         clin = cl.clinicians
@@ -181,16 +180,19 @@ class StartHere:
 
     def redraw(self):
         cl = self.state.caseload
-        if cl is None or not cl.usable:
-            new = sessions_per_month(cl.sessions if cl is not None else pd.DataFrame(
-                {"client_id": [], "session_date": pd.Series(dtype="datetime64[ns]"), "attendance": []}))
-        else:
-            who = "all clinicians" if self.state.clinician == "all" else f"clinician {self.state.clinician}"
-            new = sessions_per_month(self.state.sessions_in_view(), title=f"Sessions per month, {who}")
-        with self.figure.batch_update():
-            for trace, fresh in zip(self.figure.data, new.data):
-                trace.x, trace.y = fresh.x, fresh.y
-            self.figure.layout.title.text = new.layout.title.text
+        usable = cl is not None and cl.usable
+        for part in (self.clinician, self.chart.widget, self.chart_help):
+            part.layout.display = "" if usable else "none"
+        if not usable:
+            self.chart.clear()
+            return
+        who = "all clinicians" if self.state.clinician == "all" else f"clinician {self.state.clinician}"
+        self.chart.show(sessions_per_month(self.state.sessions_in_view(), title=f"Sessions per month, {who}"))
+
+    @property
+    def figure(self):
+        """The chart currently shown (a plotly Figure), for tests and exports."""
+        return self.chart.figure
 
 
 def start_here(data: str | Path | None = None, settings=None, load: bool = True) -> w.VBox:
