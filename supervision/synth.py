@@ -1081,7 +1081,6 @@ def _inject_defects(clinic: dict[str, Any], rng: np.random.Generator, as_of: _dt
     se = _file_form(clinic["sessions"])
     sc = _file_form(clinic["scores"])
     cn = _file_form(clinic["clinicians"])
-    gtc = truth["clients"]
     used_clients: set[str] = set()
     defects: list[dict[str, Any]] = []
     kinds = {d[0]: d for d in MESSY_DEFECTS}
@@ -1093,9 +1092,11 @@ def _inject_defects(clinic: dict[str, Any], rng: np.random.Generator, as_of: _dt
 
     long_clients = set(sc["client_id"].unique())
     ors_only = ~se["client_id"].isin(long_clients)
-    ruptures = set(truth["ruptures"]["client_id"]) | set(truth["sudden_gains"]["client_id"])
-    eligible = ors_only & ~se["client_id"].isin(ruptures)
+    # never touch clients whose planted rupture or sudden gain the ground truth describes
+    planted = set(truth["ruptures"]["client_id"]) | set(truth["sudden_gains"]["client_id"])
+    eligible = ors_only & ~se["client_id"].isin(planted)
     open_ids = set(cl.loc[cl["end_date"] == "", "client_id"])
+
     def pick_session(mask: pd.Series) -> int:
         first_dates = se.groupby("client_id")["session_date"].transform("min")
         ok = eligible.reindex(se.index, fill_value=False)
@@ -1170,7 +1171,7 @@ def _inject_defects(clinic: dict[str, Any], rng: np.random.Generator, as_of: _dt
     record("unknown_client_session", "sessions", len(se) - 1, bad_id)
 
     # scores
-    sc_clients = sorted(long_clients - used_clients - ruptures)
+    sc_clients = sorted(long_clients - used_clients - planted)
     c = sc_clients[int(rng.integers(0, len(sc_clients)))]
     used_clients.add(c)
     rows = np.flatnonzero((sc["client_id"] == c).to_numpy())

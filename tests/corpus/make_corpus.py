@@ -11,6 +11,8 @@ with ONE defect, plus an ``expected.json``:
     report rows that must be present. Each is matched as a subset of the report on the keys it
     gives (``table``, ``row``, ``column``, ``check``, ``severity``); a list value means "any of".
     ``row`` is the line number the user sees (header = line 1).
+``absent``
+    report rows that must NOT be present (same matching), e.g. a misleading follow-on warning.
 ``counts``
     ``{table: {"read", "loaded", "quarantined"}}`` expected in ``Caseload.counts``.
 ``clean``
@@ -180,7 +182,10 @@ def build() -> list[Case]:
     # ---------------------------------------------------------------- dates (sessions)
     c = case("session_impossible_date", "A session dated 2025-02-30 (no such day).")
     c.set_cell("sessions", 7, "session_date", "2025-02-30", expect_start="C001,T01,2025-02-17")
-    c.expect(table="sessions", row=7, column="session_date", check="bad_date", severity="error")
+    c.expect(
+        table="sessions", row=7, column="session_date", value="2025-02-30", check="bad_date",
+        severity="error",
+    )
     c.set(counts=counts(sessions=(28, 27, 1)))
 
     c = case("session_unparseable_date", "A session dated 'next tuesday'.")
@@ -224,6 +229,31 @@ def build() -> list[Case]:
             "data/README.md does not name a check for a line with too many fields. Expected: that "
             "one line is quarantined with an error report row (row 9); the other 27 sessions load. "
             "Refusing the whole file would hide 27 good rows."
+        ),
+    )
+
+    c = case(
+        "ragged_first_line",
+        "The FIRST data line of sessions.csv has two fields too many (pandas then takes the "
+        "first columns as an index and shifts every other line).",
+    )
+    c.files["sessions"][1] += ",see notes,x"
+    c.expect(table="sessions", row=2, severity="error")
+    c.set(
+        counts=counts(sessions=(28, 27, 1)),
+        interpretation="As ragged_line; found by the property test (the whole table was misread).",
+    )
+
+    c = case("clients_ragged_first_line", "The first data line of clients.csv (C001) has an extra field.")
+    c.files["clients"][1] += ",x"
+    c.expect(table="clients", row=2, severity="error")
+    for r in range(2, 11):  # C001's nine sessions
+        c.expect(table="sessions", row=r, severity="error")
+    c.set(
+        counts=counts(clients=(6, 5, 1), sessions=(28, 19, 9)),
+        interpretation=(
+            "As ragged_line, with the cascade of client_bad_start_cascade (C001's sessions are "
+            "quarantined). Found by the property test: the loader raised TypeError."
         ),
     )
 
@@ -360,8 +390,19 @@ def build() -> list[Case]:
     # ---------------------------------------------------------------- sessions: codes, booleans
     c = case("unknown_attendance", "A session with attendance 'attnded'.")
     c.set_cell("sessions", 19, "attendance", "attnded", expect_start="C004,T02,2025-02-17")
-    c.expect(table="sessions", row=19, column="attendance", check="unknown_code", severity="error")
-    c.set(counts=counts(sessions=(28, 27, 1)))
+    c.expect(
+        table="sessions", row=19, column="attendance", value="attnded", check="unknown_code",
+        severity="error",
+    )
+    c.set(
+        counts=counts(sessions=(28, 27, 1)),
+        absent=[{"table": "sessions", "row": 19, "check": "score_on_non_attended"}],
+        interpretation=(
+            "absent: a session whose attendance is unknown is not known to be non-attended; "
+            "warning that its scores sit on 'a session that was attnded' is misleading noise on "
+            "a row that is quarantined anyway."
+        ),
+    )
 
     c = case("unknown_focus_code", "A session with focus_primary 'moood'.")
     c.set_cell("sessions", 8, "focus_primary", "moood", expect_start="C001,T01,2025-03-03")
@@ -391,7 +432,10 @@ def build() -> list[Case]:
     # ---------------------------------------------------------------- wide measures
     c = case("srs_total_out_of_range", "A session with srs_total 45 (range 0-40).")
     c.set_cell("sessions", 14, "srs_total", "45", expect_start="C002,T01,2025-03-10")
-    c.expect(table="sessions", row=14, column="srs_total", check="out_of_range", severity="warning")
+    c.expect(
+        table="sessions", row=14, column="srs_total", value="45", check="out_of_range",
+        severity="warning",
+    )
     c.set(
         cleared=[{"table": "sessions", "row": 14, "column": "srs_total"}],
         values=[{"table": "sessions", "row": 14, "column": "ors_total", "value": 19.8}],
@@ -399,7 +443,10 @@ def build() -> list[Case]:
 
     c = case("srs_item_not_numeric", "A session with srs_2 'n/a'.")
     c.set_cell("sessions", 22, "srs_2", "n/a", expect_start="C004,T02,2025-04-14")
-    c.expect(table="sessions", row=22, column="srs_2", check="not_numeric", severity="warning")
+    c.expect(
+        table="sessions", row=22, column="srs_2", value="n/a", check="not_numeric",
+        severity="warning",
+    )
     c.set(
         cleared=[{"table": "sessions", "row": 22, "column": "srs_2"}],
         values=[{"table": "sessions", "row": 22, "column": "srs_1", "value": 8.5}],
@@ -427,12 +474,16 @@ def build() -> list[Case]:
     # ---------------------------------------------------------------- long scores table
     c = case("scores_item_out_of_range", "scores.csv: PHQ-9 item 3 has value 7 (range 0-3).")
     c.set_cell("scores", 4, "value", "7", expect_start="C002,2025-02-03,phq9,3,")
-    c.expect(table="scores", row=4, column="value", check="out_of_range", severity="error")
+    c.expect(
+        table="scores", row=4, column="value", value="7", check="out_of_range", severity="error"
+    )
     c.set(counts=counts(scores=(18, 17, 1)))
 
     c = case("scores_not_numeric", "scores.csv: a value 'two'.")
     c.set_cell("scores", 8, "value", "two", expect_start="C002,2025-02-03,phq9,7,")
-    c.expect(table="scores", row=8, column="value", check="not_numeric", severity="error")
+    c.expect(
+        table="scores", row=8, column="value", value="two", check="not_numeric", severity="error"
+    )
     c.set(counts=counts(scores=(18, 17, 1)))
 
     c = case("scores_unknown_instrument", "scores.csv: instrument 'phq10'.")
@@ -444,6 +495,14 @@ def build() -> list[Case]:
     c.set_cell("scores", 19, "item", "10", expect_start="C002,2025-04-07,phq9,9,")
     c.expect(table="scores", row=19, column="item", check="unknown_code", severity="error")
     c.set(counts=counts(scores=(18, 17, 1)))
+
+    c = case("scores_item_not_integer", "scores.csv: PHQ-9 item '3.5' (not an item number).")
+    c.set_cell("scores", 13, "item", "3.5", expect_start="C002,2025-04-07,phq9,3,")
+    c.expect(table="scores", row=13, column="item", check="unknown_code", severity="error")
+    c.set(
+        counts=counts(scores=(18, 17, 1)),
+        interpretation="Found by the property test: the loader raised TypeError on this input.",
+    )
 
     c = case("score_without_session", "scores.csv: a PHQ-9 item for C002 on 2025-03-03 (no session).")
     line = c.append(
