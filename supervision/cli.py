@@ -1,6 +1,7 @@
 """The ``supervision`` command.
 
     supervision validate PATH [--report FILE.csv] [--settings FILE.toml]
+    supervision metrics PATH --out DIR [--settings FILE.toml]
     supervision demo [--out DIR] [--seed N] [--clinicians N] [--months N] [--format csv|parquet] [--messy]
 
 Exit codes of ``validate``: 0 clean, 1 loaded with problems, 2 unusable (or a usage error).
@@ -61,6 +62,34 @@ def _validate(args) -> int:
     return {"clean": 0, "problems": 1, "unusable": 2}[cl.status]
 
 
+def _metrics(args) -> int:
+    from supervision.config import SettingsError, load_settings
+    from supervision.io import load_caseload
+    from supervision.metrics.tables import metric_tables
+    from supervision.io.export import write_safe_csv
+
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as exc:
+        print(f"Settings problem: {exc}", file=sys.stderr)
+        return 2
+    cl = load_caseload(args.path, settings=settings)
+    if not cl.usable:
+        print(f"{args.path} cannot be used: run `supervision validate {args.path}` to see why.", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tables = metric_tables(cl)
+    for name, frame in tables.items():
+        write_safe_csv(frame, out / f"{name}.csv")
+    print(f"Wrote {len(tables)} tables to {out} in {time.perf_counter() - t0:.1f} s: "
+          + ", ".join(f"{n}.csv ({len(f)} rows)" for n, f in tables.items()))
+    if cl.n_errors:
+        print(f"Note: {cl.n_errors} rows were quarantined by validation and are not in these tables.")
+    return 0
+
+
 def _demo(args) -> int:
     from supervision import synth
 
@@ -81,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--report", help="write the full report to this CSV file")
     v.add_argument("--settings", help="settings file (TOML)")
     v.set_defaults(func=_validate)
+    m = sub.add_parser("metrics", help="write every metric table (per session, client, clinician) as CSV")
+    m.add_argument("path", help="folder of CSV/Parquet files, or an .xlsx workbook")
+    m.add_argument("--out", required=True, help="output folder")
+    m.add_argument("--settings", help="settings file (TOML)")
+    m.set_defaults(func=_metrics)
     d = sub.add_parser("demo", help="generate the synthetic demo clinic")
     d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")
     d.add_argument("--seed", type=int, default=20261126)

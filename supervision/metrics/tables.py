@@ -1,0 +1,32 @@
+"""Every metric table of a caseload, by name: what ``supervision metrics`` writes.
+
+Each area adds its tables here as it is built; the names are file names and part of the API.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from supervision.caseload import Caseload
+from supervision.metrics import alliance
+
+
+def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
+    """All metric tables for the whole service, with the settings' options.
+
+    Returns
+    -------
+    dict of DataFrame
+        ``alliance_sessions`` (:func:`supervision.metrics.alliance.session_alliance`),
+        ``alliance_ruptures`` (:func:`~supervision.metrics.alliance.ruptures`),
+        ``alliance_clients`` (:func:`~supervision.metrics.alliance.client_alliance`),
+        ``alliance_clinicians`` (:func:`~supervision.metrics.alliance.clinician_alliance`).
+    """
+    opts = caseload.settings
+    sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
+    rp = alliance.ruptures(sa, clients=caseload.clients, **alliance.alliance_options(opts, alliance.ruptures))
+    ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp,
+                                  **alliance.alliance_options(opts, alliance.client_alliance))
+    cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp,
+                                     **alliance.alliance_options(opts, alliance.clinician_alliance))
+    return {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn}
