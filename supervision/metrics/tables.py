@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from supervision.caseload import Caseload
-from supervision.metrics import alliance
+from supervision.metrics import alliance, engagement
 
 
 def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
@@ -20,7 +20,10 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         ``alliance_sessions`` (:func:`supervision.metrics.alliance.session_alliance`),
         ``alliance_ruptures`` (:func:`~supervision.metrics.alliance.ruptures`),
         ``alliance_clients`` (:func:`~supervision.metrics.alliance.client_alliance`),
-        ``alliance_clinicians`` (:func:`~supervision.metrics.alliance.clinician_alliance`).
+        ``alliance_clinicians`` (:func:`~supervision.metrics.alliance.clinician_alliance`),
+        ``engagement_clients`` (:func:`supervision.metrics.engagement.episode_engagement`),
+        ``engagement_clinicians`` (:func:`~supervision.metrics.engagement.clinician_engagement`),
+        ``engagement_session_counts`` (:func:`~supervision.metrics.engagement.session_count_distribution`).
     """
     opts = caseload.settings
     sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
@@ -29,4 +32,7 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
                                   **alliance.alliance_options(opts, alliance.client_alliance))
     cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp,
                                      **alliance.alliance_options(opts, alliance.clinician_alliance))
-    return {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn}
+    ep = engagement.episode_engagement(caseload.clients, caseload.sessions)
+    return {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
+            "engagement_clients": ep, "engagement_clinicians": engagement.clinician_engagement(ep),
+            "engagement_session_counts": engagement.session_count_distribution(ep)}

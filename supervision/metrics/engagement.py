@@ -1,0 +1,224 @@
+"""Engagement: how many sessions clients come to, who ends after one, who ends unplanned, who has gone quiet.
+
+Definitions (sources in ``../shared/DEFINITIONS.md`` §2.7 and ``SYNTH_PARAMETERS.md`` §1):
+
+- The number of **attended** sessions per episode; its distribution and mode. The most common
+  number of sessions in routine therapy is one (Dryden, *Single-Session Therapy*; Talmon 1990) [V].
+- **Single-session episode**: an ended episode with exactly one attended session. It is its own
+  category, not automatically dropout (DEFINITIONS §2.7 recommendation): **planned** when the end
+  reason is one of ``planned_reasons`` (default ``planned``, ``mutual``: "got what I needed"),
+  **unplanned** otherwise (``unilateral``, ``other``, or no reason given). ``referred_on`` is
+  neither and is counted apart.
+- **Unilateral termination**: the client ended without the therapist's agreement
+  (``end_reason == "unilateral"``; Swift & Greenberg 2012 report a weighted dropout rate of 19.7 %
+  with this family of definitions) [V]. Rates are over ended episodes.
+- **Did-not-attend** and **cancellation** rates: ``no_show`` and ``cancelled`` sessions over all
+  scheduled sessions. The contract does not distinguish late cancellations.
+- **Lost contact**: an open episode (no end date) whose last attended session (or start, if none)
+  is at least ``lost_contact_days`` days before the reference date. The boundary day counts as lost
+  (``>=``). The default of 42 days (six weeks) is a design choice [U]: a setting.
+- **Measure completion**: attended sessions with no alliance measure and no outcome measure at all.
+
+The reference date is the last session date in the export unless one is given, so an export read
+months later still shows who had gone quiet when it was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from supervision.instruments import instruments
+from supervision.metrics.stats import wilson_interval
+
+PLANNED_REASONS = ("planned", "mutual")
+
+
+def _measure_columns(sessions: pd.DataFrame) -> tuple[list[str], list[str]]:
+    alliance, outcome = [], []
+    for inst in instruments().values():
+        cols = [c for c in inst.columns if c in sessions.columns]
+        (alliance if inst.kind == "alliance" else outcome).extend(cols)
+    return alliance, outcome
+
+
+def episode_engagement(
+    clients: pd.DataFrame,
+    sessions: pd.DataFrame,
+    *,
+    lost_contact_days: int = 42,
+    reference_date: pd.Timestamp | str | None = None,
+    planned_reasons: Sequence[str] = PLANNED_REASONS,
+) -> pd.DataFrame:
+    """One row per client episode with its attendance and engagement flags.
+
+    Parameters
+    ----------
+    clients, sessions : DataFrame
+        Canonical tables of a :class:`~supervision.caseload.Caseload`.
+    lost_contact_days : int, default 42
+        Days without an attended session after which an open episode counts as lost contact [U].
+    reference_date : date, optional
+        "Now" for lost contact; default the last session date in ``sessions``.
+    planned_reasons : sequence of str, default ("planned", "mutual")
+        End reasons that make a single-session episode *planned*.
+
+    Returns
+    -------
+    DataFrame
+        ``client_id, clinician_id, start_date, end_date, end_reason, ended, n_scheduled,
+        n_attended, n_cancelled, n_no_show, first_attended, last_attended, median_gap_days,
+        days_since_contact, lost_contact, single_session, single_session_type`` (``planned``,
+        ``unplanned``, ``referred_on`` or empty), ``unilateral``, ``n_no_measure`` (attended
+        sessions without any alliance or outcome measure).
+    """
+    if lost_contact_days < 1:
+        raise ValueError(f"lost_contact_days must be 1 or more; got {lost_contact_days!r}.")
+    ref = pd.Timestamp(reference_date) if reference_date is not None else (
+        sessions["session_date"].max() if len(sessions) else pd.Timestamp.today().normalize())
+    s = sessions[["client_id", "session_date", "attendance"]].copy()
+    att = s["attendance"].to_numpy()
+    s["attended"] = att == "attended"
+    s["cancelled"] = att == "cancelled"
+    s["no_show"] = att == "no_show"
+    a_cols, o_cols = _measure_columns(sessions)
+    any_measure = sessions[a_cols + o_cols].notna().any(axis=1) if (a_cols or o_cols) else pd.Series(False, index=sessions.index)
+    s["no_measure"] = s["attended"] & ~any_measure.to_numpy()
+    g = s.groupby("client_id", sort=False)
+    counts = g[["attended", "cancelled", "no_show", "no_measure"]].sum()
+    counts["n_scheduled"] = g.size()
+    attended = s[s["attended"]].sort_values(["client_id", "session_date"])
+    ga = attended.groupby("client_id", sort=False)["session_date"]
+    first, last = ga.min(), ga.max()
+    gaps = attended["session_date"].diff().dt.days.where(attended["client_id"].eq(attended["client_id"].shift()))
+    median_gap = gaps.groupby(attended["client_id"]).median()
+
+    cols = ["client_id", "clinician_id", "start_date"] + [c for c in ("end_date", "end_reason") if c in clients.columns]
+    out = clients[cols].copy()
+    if "end_date" not in out.columns:
+        out["end_date"] = pd.NaT
+    if "end_reason" not in out.columns:
+        out["end_reason"] = pd.NA
+    idx = out["client_id"]
+    out["ended"] = out["end_date"].notna().to_numpy()
+    out["n_scheduled"] = counts["n_scheduled"].reindex(idx).fillna(0).astype(int).to_numpy()
+    out["n_attended"] = counts["attended"].reindex(idx).fillna(0).astype(int).to_numpy()
+    out["n_cancelled"] = counts["cancelled"].reindex(idx).fillna(0).astype(int).to_numpy()
+    out["n_no_show"] = counts["no_show"].reindex(idx).fillna(0).astype(int).to_numpy()
+    out["first_attended"] = first.reindex(idx).to_numpy()
+    out["last_attended"] = last.reindex(idx).to_numpy()
+    out["median_gap_days"] = median_gap.reindex(idx).to_numpy()
+    since = out["last_attended"].fillna(out["start_date"])
+    out["days_since_contact"] = (ref - since).dt.days.where(~out["ended"])
+    out["lost_contact"] = (~out["ended"]) & (out["days_since_contact"] >= lost_contact_days)
+    reason = out["end_reason"].astype("string")
+    single = out["ended"] & (out["n_attended"] == 1)
+    kind = pd.Series(pd.NA, index=out.index, dtype="string")
+    kind[single & reason.isin(list(planned_reasons)).fillna(False)] = "planned"
+    kind[single & (reason == "referred_on").fillna(False)] = "referred_on"
+    kind[single & kind.isna()] = "unplanned"
+    out["single_session"] = single
+    out["single_session_type"] = kind
+    out["unilateral"] = out["ended"] & (reason == "unilateral").fillna(False)
+    out["n_no_measure"] = counts["no_measure"].reindex(idx).fillna(0).astype(int).to_numpy()
+    return out.reset_index(drop=True)
+
+
+def session_count_distribution(episodes: pd.DataFrame, *, ended_only: bool = True) -> pd.DataFrame:
+    """Distribution of attended sessions per episode.
+
+    Returns
+    -------
+    DataFrame
+        ``n_attended, n_episodes, share, is_mode`` for every count from 0 to the maximum (zero
+        rows included, so the shape is visible). ``ended_only`` (default) counts ended episodes,
+        as open ones are still growing.
+    """
+    ep = episodes[episodes["ended"]] if ended_only else episodes
+    counts = ep["n_attended"].value_counts().sort_index()
+    full = counts.reindex(range(0, int(counts.index.max()) + 1 if len(counts) else 1), fill_value=0)
+    total = full.sum()
+    out = pd.DataFrame({"n_attended": full.index, "n_episodes": full.to_numpy()})
+    out["share"] = out["n_episodes"] / total if total else np.nan
+    # the mode among episodes with at least one attended session
+    pos = out[out["n_attended"] >= 1]
+    mode = pos.loc[pos["n_episodes"].idxmax(), "n_attended"] if len(pos) and pos["n_episodes"].max() > 0 else None
+    out["is_mode"] = out["n_attended"] == mode
+    return out
+
+
+def _rate(k: np.ndarray, n: np.ndarray, confidence: float):
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    rate = np.divide(k, n, out=np.full_like(k, np.nan), where=n > 0)
+    lo, hi = wilson_interval(k, n, confidence)
+    return rate, lo, hi
+
+
+def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Engagement per clinician and for the whole service (``scope == "service"``).
+
+    Parameters
+    ----------
+    episodes : DataFrame
+        Output of :func:`episode_engagement`.
+    confidence : float, default 0.95
+        Level of the Wilson intervals.
+
+    Returns
+    -------
+    DataFrame
+        ``scope, n_clients, n_ended, n_open, mean_attended, median_attended, mode_attended,
+        n_single, single_rate, single_rate_lower, single_rate_upper, n_single_planned,
+        n_single_unplanned, n_unilateral, unilateral_rate, unilateral_rate_lower,
+        unilateral_rate_upper, n_scheduled, n_no_show, dna_rate, dna_rate_lower, dna_rate_upper,
+        n_cancelled, cancel_rate, cancel_rate_lower, cancel_rate_upper, n_lost_contact,
+        n_attended_sessions, n_no_measure, no_measure_rate``. Single-session and unilateral
+        rates are over ended episodes; DNA and cancellation rates over scheduled sessions (their
+        intervals treat sessions as independent, so they are too narrow); ``mode_attended`` is
+        the most common attended count among ended episodes with at least one session.
+    """
+    ep = episodes.copy()
+    service = ep.assign(clinician_id="service")
+    both = pd.concat([ep, service], ignore_index=True)
+    g = both.groupby("clinician_id", sort=True)
+    ended = both[both["ended"]]
+    ge = ended.groupby("clinician_id")
+    out = pd.DataFrame({
+        "n_clients": g.size(),
+        "n_ended": g["ended"].sum(),
+        "mean_attended": ge["n_attended"].mean(),
+        "median_attended": ge["n_attended"].median(),
+        "n_single": ge["single_session"].sum(),
+        "n_single_planned": ge["single_session_type"].apply(lambda s: int((s == "planned").sum())),
+        "n_single_unplanned": ge["single_session_type"].apply(lambda s: int((s == "unplanned").sum())),
+        "n_unilateral": ge["unilateral"].sum(),
+        "n_scheduled": g["n_scheduled"].sum(),
+        "n_no_show": g["n_no_show"].sum(),
+        "n_cancelled": g["n_cancelled"].sum(),
+        "n_lost_contact": g["lost_contact"].sum(),
+        "n_attended_sessions": g["n_attended"].sum(),
+        "n_no_measure": g["n_no_measure"].sum(),
+    })
+    pos = ended[ended["n_attended"] >= 1]
+    out["mode_attended"] = pos.groupby("clinician_id")["n_attended"].agg(lambda s: s.value_counts().idxmax())
+    out = out.fillna({c: 0 for c in ("n_ended", "n_single", "n_single_planned", "n_single_unplanned", "n_unilateral")})
+    out["n_open"] = out["n_clients"] - out["n_ended"]
+    for name, k, n in (("single_rate", "n_single", "n_ended"), ("unilateral_rate", "n_unilateral", "n_ended"),
+                       ("dna_rate", "n_no_show", "n_scheduled"), ("cancel_rate", "n_cancelled", "n_scheduled")):
+        out[name], out[f"{name}_lower"], out[f"{name}_upper"] = _rate(out[k].to_numpy(), out[n].to_numpy(), confidence)
+    out["no_measure_rate"] = np.divide(out["n_no_measure"], out["n_attended_sessions"],
+                                       out=np.full(len(out), np.nan), where=out["n_attended_sessions"].to_numpy() > 0)
+    int_cols = ["n_clients", "n_ended", "n_open", "n_single", "n_single_planned", "n_single_unplanned", "n_unilateral",
+                "n_scheduled", "n_no_show", "n_cancelled", "n_lost_contact", "n_attended_sessions", "n_no_measure"]
+    out[int_cols] = out[int_cols].astype(int)
+    out = out.reset_index().rename(columns={"clinician_id": "scope"})
+    order = ["scope", "n_clients", "n_ended", "n_open", "mean_attended", "median_attended", "mode_attended",
+             "n_single", "single_rate", "single_rate_lower", "single_rate_upper", "n_single_planned", "n_single_unplanned",
+             "n_unilateral", "unilateral_rate", "unilateral_rate_lower", "unilateral_rate_upper",
+             "n_scheduled", "n_no_show", "dna_rate", "dna_rate_lower", "dna_rate_upper",
+             "n_cancelled", "cancel_rate", "cancel_rate_lower", "cancel_rate_upper", "n_lost_contact",
+             "n_attended_sessions", "n_no_measure", "no_measure_rate"]
+    service_last = out["scope"].eq("service")
+    return pd.concat([out[~service_last], out[service_last]], ignore_index=True)[order]

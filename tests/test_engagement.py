@@ -1,0 +1,104 @@
+"""Engagement measures on hand-made episodes, and against a plain recomputation on the demo."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from supervision import load_caseload
+from supervision.metrics.engagement import clinician_engagement, episode_engagement, session_count_distribution
+from supervision.metrics.stats import wilson_interval
+
+
+def _tables():
+    d = pd.Timestamp
+    clients = pd.DataFrame({
+        "client_id": ["single_planned", "single_unplanned", "single_noreason", "referred", "three", "open_quiet", "open_active",
+                      "open_never"],
+        "clinician_id": ["T1"] * 4 + ["T2"] * 4,
+        "start_date": [d("2025-01-01")] * 8,
+        "end_date": [d("2025-01-10"), d("2025-01-10"), d("2025-01-10"), d("2025-01-10"), d("2025-03-01"), pd.NaT, pd.NaT, pd.NaT],
+        "end_reason": ["planned", "unilateral", None, "referred_on", "unilateral", None, None, None],
+    })
+    rows = [
+        ("single_planned", "2025-01-01", "attended"), ("single_unplanned", "2025-01-01", "attended"),
+        ("single_unplanned", "2025-01-08", "no_show"), ("single_noreason", "2025-01-01", "attended"),
+        ("referred", "2025-01-01", "attended"),
+        ("three", "2025-01-01", "attended"), ("three", "2025-01-08", "cancelled"), ("three", "2025-01-15", "attended"),
+        ("three", "2025-01-29", "attended"),
+        ("open_quiet", "2025-01-01", "attended"), ("open_quiet", "2025-02-01", "no_show"),
+        ("open_active", "2025-01-20", "attended"), ("open_active", "2025-03-01", "attended"),
+    ]
+    sessions = pd.DataFrame(rows, columns=["client_id", "session_date", "attendance"])
+    sessions["session_date"] = pd.to_datetime(sessions["session_date"])
+    sessions["clinician_id"] = sessions["client_id"].map(dict(zip(clients["client_id"], clients["clinician_id"])))
+    sessions["srs_total"] = np.where(sessions["attendance"] == "attended", 38.0, np.nan)
+    sessions.loc[sessions["client_id"] == "three", "srs_total"] = [38.0, np.nan, np.nan, 37.0]  # one attended, unmeasured
+    return clients, sessions
+
+
+def test_single_sessions_planned_unplanned_and_referred():
+    clients, sessions = _tables()
+    before = sessions.copy()
+    ep = episode_engagement(clients, sessions).set_index("client_id")
+    pd.testing.assert_frame_equal(sessions, before)  # input not mutated
+    assert ep.loc["single_planned", "single_session_type"] == "planned"
+    assert ep.loc["single_unplanned", "single_session_type"] == "unplanned"
+    assert ep.loc["single_noreason", "single_session_type"] == "unplanned"  # no reason given: not planned
+    assert ep.loc["referred", "single_session_type"] == "referred_on"
+    assert not ep.loc["three", "single_session"] and pd.isna(ep.loc["three", "single_session_type"])
+    assert not ep.loc["open_quiet", "single_session"]  # open: not (yet) a single-session episode
+    assert ep.loc["three", "n_attended"] == 3 and ep.loc["three", "n_cancelled"] == 1
+    assert ep.loc["three", "median_gap_days"] == 14  # gaps 14 and 14 days between attended sessions
+    assert ep.loc["three", "n_no_measure"] == 1
+    assert ep.loc["three", "unilateral"] and not ep.loc["single_planned", "unilateral"]
+
+
+def test_lost_contact_counts_from_the_last_attended_session_boundary_inclusive():
+    clients, sessions = _tables()
+    # reference date = last session in the export, 2025-03-01; open_quiet last attended 2025-01-01 = 59 days
+    ep = episode_engagement(clients, sessions, lost_contact_days=59).set_index("client_id")
+    assert ep.loc["open_quiet", "days_since_contact"] == 59 and ep.loc["open_quiet", "lost_contact"]
+    assert ep.loc["open_never", "lost_contact"] and ep.loc["open_never", "n_attended"] == 0  # counted from its start
+    ep = episode_engagement(clients, sessions, lost_contact_days=60).set_index("client_id")
+    assert not ep.loc["open_quiet", "lost_contact"]
+    assert not ep.loc["open_active", "lost_contact"]
+    assert not ep.loc["open_never", "lost_contact"]
+    assert not ep.loc["three", "lost_contact"]  # ended episodes are never lost contact
+    ep = episode_engagement(clients, sessions, lost_contact_days=59, reference_date="2025-01-20").set_index("client_id")
+    assert not ep.loc["open_quiet", "lost_contact"]
+
+
+def test_distribution_and_mode():
+    clients, sessions = _tables()
+    dist = session_count_distribution(episode_engagement(clients, sessions))
+    assert dist.set_index("n_attended")["n_episodes"].to_dict() == {0: 0, 1: 4, 2: 0, 3: 1}
+    assert dist.loc[dist["is_mode"], "n_attended"].tolist() == [1]
+    assert dist["share"].sum() == pytest.approx(1.0)
+
+
+def test_clinician_rates_with_wilson_intervals():
+    clients, sessions = _tables()
+    cn = clinician_engagement(episode_engagement(clients, sessions)).set_index("scope")
+    assert list(cn.index) == ["T1", "T2", "service"]
+    assert cn.loc["T1", "n_single"] == 4 and cn.loc["T1", "n_single_planned"] == 1 and cn.loc["T1", "n_single_unplanned"] == 2
+    assert cn.loc["T1", "single_rate"] == 1.0
+    assert cn.loc["service", "n_unilateral"] == 2 and cn.loc["service", "n_ended"] == 5
+    lo, hi = wilson_interval(2, 5)
+    assert cn.loc["service", "unilateral_rate_lower"] == pytest.approx(lo) and cn.loc["service", "unilateral_rate_upper"] == pytest.approx(hi)
+    assert cn.loc["service", "n_no_show"] == 2 and cn.loc["service", "n_scheduled"] == 13
+    assert cn.loc["T2", "n_lost_contact"] == 2  # open_quiet and open_never
+    assert cn.loc["T2", "mode_attended"] == 3
+
+
+def test_demo_against_a_plain_recomputation():
+    cl = load_caseload()
+    ep = episode_engagement(cl.clients, cl.sessions)
+    s = cl.sessions
+    att = s[s["attendance"] == "attended"].groupby("client_id").size()
+    assert (ep.set_index("client_id")["n_attended"] == att.reindex(ep["client_id"]).fillna(0).astype(int).to_numpy()).all()
+    svc = clinician_engagement(ep).set_index("scope").loc["service"]
+    assert svc["dna_rate"] == pytest.approx((s["attendance"] == "no_show").mean())
+    ended = cl.clients[cl.clients["end_date"].notna()]
+    assert svc["unilateral_rate"] == pytest.approx((ended["end_reason"] == "unilateral").mean())
+    dist = session_count_distribution(ep)
+    assert dist.loc[dist["is_mode"], "n_attended"].item() == 1  # the literature's modal count, planted in the demo
