@@ -57,7 +57,7 @@ def contract(settings: Settings) -> dict[str, list[Col]]:
     """The contract's tables and columns (identity dimensions and measures from the settings)."""
     identity = [Col(d, "text", description="identity/context dimension") for d in settings.identity_dimensions]
     measures = [Col(c, "number", description=f"{inst.name} ({lo:g}-{hi:g})")
-                for c, (inst, lo, hi) in measure_columns().items()]
+                for c, (inst, lo, hi) in measure_columns(settings).items()]
     return {
         "clients": [
             Col("client_id", "id", True, True, description="pseudonymous client episode id, unique"),
@@ -88,7 +88,7 @@ def contract(settings: Settings) -> dict[str, list[Col]]:
         "scores": [
             Col("client_id", "id", True, True),
             Col("session_date", "date", True, True),
-            Col("instrument", "category", True, True, allowed=tuple(instruments())),
+            Col("instrument", "category", True, True, allowed=tuple(instruments(settings))),
             Col("item", "text", True, True),
             Col("value", "number", True, True),
         ],
@@ -223,10 +223,11 @@ _FIX = {
 }
 
 
-def _pandera_rules(table: str, cols: list[Col], present: set[str], today: pd.Timestamp) -> tuple[pa.DataFrameSchema, dict]:
+def _pandera_rules(table: str, cols: list[Col], present: set[str], today: pd.Timestamp,
+                   settings: Settings | None = None) -> tuple[pa.DataFrameSchema, dict]:
     """Per-column rules as a pandera schema; returns it and (column, check_number) -> check code."""
     columns, codes = {}, {}
-    meas = measure_columns()
+    meas = measure_columns(settings)
     for col in cols:
         if col.name not in present:
             continue
@@ -279,6 +280,11 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
     by_name = {c.name: c for c in cols}
     present = [c for c in raw.columns if c != SOURCE_ROW]
     missing = [c.name for c in cols if c.required and c.name not in present]
+    if not present:
+        rep.add(_problem(table, pd.NA, pd.NA, pd.NA, f"{file} is empty: it has no header line and no rows.",
+                         "Export the table again; the first line must name the columns (see data/README.md).",
+                         "error", "missing_column"))
+        return None
     if missing:
         for name in missing:
             rep.add(_problem(table, pd.NA, name, pd.NA,
@@ -337,7 +343,7 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
             out[col.name] = _clean_text(s)
 
     # Per-column rules (pandera, lazy).
-    schema, codes = _pandera_rules(table, cols, set(out.columns), today)
+    schema, codes = _pandera_rules(table, cols, set(out.columns), today, settings)
     fc = _run_pandera(schema, out, codes)
     fc = fc[~fc["index"].isin(out.index[error])] if len(fc) else fc  # a cell already reported as unreadable
     for (column, code), part in fc.groupby(["column", "code"], sort=False):
@@ -363,7 +369,7 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
                              _FIX["future_date"] + " The cell was cleared.", "warning", code)
                 out.loc[mask, column] = pd.NaT
         elif code == "out_of_range":
-            inst, lo, hi = measure_columns()[column]
+            inst, lo, hi = measure_columns(settings)[column]
             sev = "error" if col.nonnull else "warning"
             rep.add_many(table, raw, mask, column, values, f"'{column}' is outside the {inst.name} range {lo:g}-{hi:g}.",
                          f"Check the score; {column} must be between {lo:g} and {hi:g}. The cell was cleared.", sev, code)

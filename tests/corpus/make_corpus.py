@@ -18,7 +18,8 @@ with ONE defect, plus an ``expected.json``:
 ``clean``
     ``true`` when the report must be empty (the defect is a format variant the loader accepts).
 ``cleared``
-    ``[{"table", "row", "column"}]``: cells that must be empty (NA) in the loaded table.
+    ``[{"table", "row", "column"}]``: cells whose invalid value must not be used: empty (NA) in
+    the loaded table, or, with ``"or_sum_of": [items]``, re-scored as the sum of those items.
 ``values``
     ``[{"table", "row", "column", "value"}]``: cells that must hold ``value`` in the loaded table.
 ``same_as_base``
@@ -233,6 +234,16 @@ def build() -> list[Case]:
     )
 
     c = case(
+        "blank_line_before_bad_date",
+        "sessions.csv has an empty line (line 5) and, below it, a session dated 2025-02-30 on "
+        "line 8: the row number must count the blank line, as the user's editor does.",
+    )
+    c.set_cell("sessions", 7, "session_date", "2025-02-30", expect_start="C001,T01,2025-02-17")
+    c.insert_line("sessions", 5, "")
+    c.expect(table="sessions", row=8, column="session_date", check="bad_date", severity="error")
+    c.set(counts=counts(sessions=(28, 27, 1)))
+
+    c = case(
         "ragged_first_line",
         "The FIRST data line of sessions.csv has two fields too many (pandas then takes the "
         "first columns as an index and shifts every other line).",
@@ -437,7 +448,14 @@ def build() -> list[Case]:
         severity="warning",
     )
     c.set(
-        cleared=[{"table": "sessions", "row": 14, "column": "srs_total"}],
+        cleared=[
+            {
+                "table": "sessions",
+                "row": 14,
+                "column": "srs_total",
+                "or_sum_of": ["srs_1", "srs_2", "srs_3", "srs_4"],
+            }
+        ],
         values=[{"table": "sessions", "row": 14, "column": "ors_total", "value": 19.8}],
     )
 
