@@ -33,7 +33,7 @@ browser:
 	else echo "Note: /usr/bin/chromium is missing and cannot be installed here (needs apt as root): browser tests will be skipped."; fi
 
 lab: install
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.allow_root=True notebooks/00-start-here.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.allow_root=True notebooks/02-supervision.ipynb
 
 # App mode: the start-here dashboard without code, served by Voila.
 app: install-test

@@ -1,0 +1,87 @@
+"""The supervision dashboard driven headlessly: agenda → client drill-down → note saved → found again."""
+
+import pytest
+
+from supervision import load_caseload
+from supervision.widgets.supervision import supervision_dashboard
+
+
+@pytest.fixture(scope="module")
+def caseload():
+    return load_caseload()
+
+
+def test_agenda_item_opens_the_client_and_a_note_survives_a_reload(caseload, tmp_path):
+    db = tmp_path / "notes.sqlite"
+    dash = supervision_dashboard(caseload, notes_path=db).dashboard
+    agenda = dash.views[0]
+    assert agenda.items.options, "the demo supervisee has agenda items"
+    agenda.items.value = 1
+    client = agenda.agenda.iloc[1]["client_id"]
+    assert "Evidence" in agenda.detail.value and client in agenda.detail.value
+    agenda.open_button.click()
+    assert dash.selection.client == client and dash.body.selected_index == 3
+    assert f"Client {client}" in dash.views[3].html.value
+    assert dash.views[3].chart.figure is None or client in dash.views[3].chart.figure.layout.title.text
+
+    dash.body.selected_index = 4
+    notes = dash.views[4]
+    notes.text.value = "Explore the missed sessions with the supervisee."
+    assert "not saved yet" in notes.feedback.value
+    notes.save.click()  # no meeting yet, but a client is picked: saved as a client note
+    assert "Saved" in notes.feedback.value and notes.text.value == ""
+    notes.supervisor.value = "S01"
+    notes.start.click()
+    notes.text.value = "General: caseload is heavy on single sessions."
+    notes.save.click()
+    notes.action_text.value = "Phone the client"
+    notes.action_owner.value = dash.selection.supervisee
+    notes.add_action.click()
+    assert "Action" in notes.feedback.value and dash.error.value == ""
+
+    again = supervision_dashboard(load_caseload(), supervisee=dash.selection.supervisee, notes_path=db).dashboard
+    again.client.value = client
+    again.body.selected_index = 4
+    listing = again.views[4].listing.value
+    assert "Explore the missed sessions" in listing and "Phone the client" in listing
+
+
+def test_empty_note_and_no_target_are_refused_without_losing_the_draft(caseload, tmp_path):
+    dash = supervision_dashboard(caseload, notes_path=tmp_path / "n.sqlite").dashboard
+    dash.body.selected_index = 4
+    notes = dash.views[4]
+    notes.save.click()
+    assert "empty" in notes.feedback.value
+    notes.text.value = "draft about nobody yet"
+    notes.save.click()
+    assert "Not saved" in notes.feedback.value and notes.text.value == "draft about nobody yet"
+    dash.supervisee.value = dash.supervisee.options[1][1]  # changing the supervisee keeps the draft
+    assert notes.text.value == "draft about nobody yet"
+
+
+def test_every_tab_follows_the_supervisee(caseload, tmp_path):
+    dash = supervision_dashboard(caseload, notes_path=tmp_path / "n.sqlite").dashboard
+    def snapshot():
+        out = []
+        for i in range(3):
+            dash.body.selected_index = i
+        out.append(dash.views[0].header.value)
+        out.append(dash.views[1].html.value)
+        out.append(dash.views[1].chart.figure.data[0].y.tolist())
+        out.append(dash.views[2].chart.figure.data[0].y)
+        return out
+    before = snapshot()
+    dash.supervisee.value = dash.supervisee.options[3][1]
+    after = snapshot()
+    assert all(b != a for b, a in zip(before, after)) and dash.error.value == ""
+
+
+def test_unreadable_notes_database_is_a_message_not_a_crash(caseload, tmp_path):
+    bad = tmp_path / "notes.sqlite"
+    bad.write_text("this is not a database")
+    dash = supervision_dashboard(caseload, notes_path=bad).dashboard
+    dash.body.selected_index = 4
+    listing = dash.views[4].listing.value
+    assert "The notes cannot be read" in listing and "not a supervision notes database" in listing
+    assert bad.read_text() == "this is not a database"  # left untouched
+    assert dash.error.value == ""
