@@ -2,6 +2,7 @@
 
     supervision validate PATH [--report FILE.csv] [--settings FILE.toml]
     supervision metrics PATH --out DIR [--settings FILE.toml]
+    supervision report PATH --clinician ID|all --out FILE.html|DIR [--period all|3m|6m|12m] [--pdf]
     supervision demo [--out DIR] [--seed N] [--clinicians N] [--months N] [--format csv|parquet] [--messy]
 
 Exit codes of ``validate``: 0 clean, 1 loaded with problems, 2 unusable (or a usage error).
@@ -90,6 +91,36 @@ def _metrics(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from supervision.config import SettingsError, load_settings
+    from supervision.io import load_caseload
+    from supervision.report import ReportError, write_reports
+
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as exc:
+        print(f"Settings problem: {exc}", file=sys.stderr)
+        return 2
+    cl = load_caseload(args.path, settings=settings)
+    if not cl.usable:
+        print(f"{args.path} cannot be used: run `supervision validate {args.path}` to see why.", file=sys.stderr)
+        return 2
+    ids = sorted(cl.clinicians["clinician_id"]) if args.clinician == "all" else [args.clinician]
+
+    def progress(i, n, cid, took):
+        print(f"[{i}/{n}] report for {cid} written in {took:.1f} s", flush=True)
+
+    try:
+        paths = write_reports(cl, ids, Path(args.out), period=args.period, notes_path=args.notes, pdf=args.pdf,
+                              progress=progress)
+    except ReportError as exc:
+        print(f"Report problem: {exc}", file=sys.stderr)
+        return 2
+    size = sum(p.stat().st_size for p in paths) / 1e6
+    print(f"Wrote {len(paths)} file(s), {size:.1f} MB: {paths[0]}" + (" ..." if len(paths) > 1 else ""))
+    return 0
+
+
 def _demo(args) -> int:
     from supervision import synth
 
@@ -115,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="output folder")
     m.add_argument("--settings", help="settings file (TOML)")
     m.set_defaults(func=_metrics)
+    r = sub.add_parser("report", help="write the supervision report (self-contained HTML, optional PDF)")
+    r.add_argument("path", help="folder of CSV/Parquet files, or an .xlsx workbook")
+    r.add_argument("--clinician", required=True, help="the supervisee's id, or 'all' for one report each")
+    r.add_argument("--period", choices=["all", "3m", "6m", "12m"], default="all")
+    r.add_argument("--out", required=True, help="FILE.html (one supervisee) or a folder (--clinician all)")
+    r.add_argument("--pdf", action="store_true", help="also print a PDF with headless Chromium")
+    r.add_argument("--notes", help="notes database (default from the settings)")
+    r.add_argument("--settings", help="settings file (TOML)")
+    r.set_defaults(func=_report)
     d = sub.add_parser("demo", help="generate the synthetic demo clinic")
     d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")
     d.add_argument("--seed", type=int, default=20261126)

@@ -9,8 +9,8 @@ byte-identically for the same arguments. The bundled clinic in ``data/demo/`` is
     supervision demo --out data/demo          # = seed 20261126, 12 clinicians, 18 months, csv
 
 Everything is drawn from ``numpy.random.default_rng(seed)`` (one spawned child generator per
-stage), vectorised over clients and sessions; the only Python loops run over clinicians (ids) and
-over the handful of injected export defects.
+stage), vectorised over clients and sessions; the only Python loops run over clinicians (ids), over
+session numbers (at most [26], for the SRS drift) and over the handful of injected export defects.
 
 Generative model
 ----------------
@@ -37,11 +37,12 @@ Length and endings (hurdle model; SYNTH_PARAMETERS.md section 1: Dryden (mode 1)
     A planned course of 1 session (p [0.14], "got what I needed": planned/mutual, 10 % referred
     on) or ``2 + NegBin(mean [9] x exp(-0.15 z_slope), size [1.5])`` sessions, cap [26]; faster
     improvers plan shorter courses. After every attended session but the last planned one the
-    client may stop coming: logit hazard = logit [.12] after session 1, logit [.026] later
-    + therapist effect + [0.65] x standardised SRS deficit of that session (low alliance ->
-    dropout; Sharf et al. 2010, d = .55) + log [1.5] for personality-disorder features (McMurran
-    et al. 2010) + [1.0] once an alliance rupture is unrepaired + [0.2] for trainees + [0.15] x
-    intake severity + [1.4] in a planted gap group. A dropout ends ``unilateral`` (90 %) or
+    client may stop coming: logit hazard = logit [.12] after session 1, logit [.032] later (set
+    so that ~20 % of closed episodes with >= 2 sessions end unilaterally) + therapist effect +
+    [0.65] x standardised SRS deficit of that session (low alliance -> dropout; Sharf et al.
+    2010, d = .55) + log [1.5] for personality-disorder features (McMurran et al. 2010) + [1.0]
+    once an alliance rupture is unrepaired + [0.2] for trainees + [0.15] x intake severity +
+    [1.4] in a planted gap group. A dropout ends ``unilateral`` (90 %) or
     ``other``; 0-2 trailing no-shows follow, and the episode is closed 14-120 days after the last
     appointment - or never (25 %), which leaves open episodes that have gone quiet. Completed
     courses end planned 72 % / mutual 18 % / referred_on 7 % / other 3 %. Episodes still running
@@ -54,24 +55,56 @@ Scheduling (SYNTH_PARAMETERS.md section 1, interval and DNA rows)
     (55 %) or a late ``cancelled`` (Binnie & Boden 2016: DNA 8.9 %; OpenFIT: DNA + cancellation
     < 20 %; late cancellation ~6 % is a guess).
 Alliance (SRS every attended session; WAI-SR at every attended session of WAI users)
-    SRS deficit (40 - total) = client scale x early trend x Gamma(shape [1.6], mean 1) noise. The
-    client scale is log-normal (mean [3.5], log-SD [0.6]) x therapist effect x 1.15 for PD features
-    x [2.2] in a planted gap group; the early trend lifts SRS by ~0.15 points per session over the
-    first 5 sessions. This gives the ceiling-heavy SRS of SYNTH_PARAMETERS.md section 2 (mean
-    ~36.5, SD ~3.9, ~23 % of sessions >= 39, ~28 % < 36, within-client SD ~2). Items
-    (relationship, goals & topics, approach, overall) take 20/27/27/26 % of the deficit plus noise;
-    the goals-and-topics item loses a further 0.6-1.4 points when the session's primary focus is
-    not an agreed goal (check-in, drift, admin). Item deficits < 0.15 snap to 10.0. WAI-SR items
-    1-5 = round(5 - 0.32 x deficit^0.7 - client offset - |noise|) (goal items 4, 6, 8, 11 lose 0.5
+    SRS deficit (40 - total) = client level x early trend + slow drift, read with a small error.
+    *Level* (fixed per client): Gamma with shape [1.0] (an exponential: the "40 - Exp(3.5)" SRS of
+    SYNTH_PARAMETERS.md section 2, [D], confidence L) and mean [3.8], taken at the quantile of
+    z = [0.8] x the client's alliance z + 0.6 x a rating-style z. The alliance z also sets the
+    outcome slope; the rating style (e.g. ceiling responding: the ceiling-effects review of
+    section 2) does not [U]. Then x therapist effect x 1.15 for PD features x [2.5] in a planted
+    gap group. The early trend lifts SRS by ~0.15-0.2 points per session over the first 5 sessions
+    (section 2: +0.1 to +0.3 [U]).
+    *Within client*: an AR(1) drift of the deficit (SD [0.3] points, session-to-session
+    autocorrelation [0.7]; [U], no source) and a reading error of the four 10-cm lines of SD [0.5]
+    points on the total (spread over the items, each read to 0.1). The reading error is anchored on
+    the repeatability coefficient of a 100-mm VAS, 6-12 mm (Bailey et al. 2014, Clin J Pain,
+    doi 10.1097/AJP.0000000000000006: children rating a stable stimulus minutes apart; abstract
+    read): a per-mark SD of 2.2-4.3 mm, i.e. 0.4-0.9 points on a four-line total if the lines'
+    errors are independent [D]. [0.5] is the low end of that range; its transfer to adults rating
+    the SRS is [U]. Drift, reading error and the goals-item penalty below are damped near the
+    ceiling by sqrt(d / (d + [1.5])) for a deficit d (a mark at the end of a line cannot scatter
+    past it [U]). At SRS 36 the session-to-session SD is ~0.5 points; median within-client SD
+    ~0.5 (planted ruptures included), lag-1 correlation ~.87.
+    *Why not more*: SYNTH_PARAMETERS.md section 2 suggests a within-client SD of 1.5-2.5 [U], and
+    DEFINITIONS.md section 1.2 an SRS test-retest of ~.64 [U]. Generator version 1 had more (i.i.d.
+    Gamma(1.6) noise per session: within-client SD ~2.1, lag-1 r ~.3); it made unplanted V-shaped
+    dips as deep as the planted ruptures, so the Stiles 2-SD rule found them at a precision of
+    ~0.2. Variation of that size leaves no rupture visible in the scores (section 5 asks for a dip
+    >= 2 client SDs); variation this small makes the planted ruptures the only dips of their
+    depth. Whether real SRS series are this smooth is an open question (DEFINITIONS.md section 8,
+    open item 5).
+    Result: ceiling-heavy, mean ~36.3-36.6, SD ~3.5-3.9, ~27 % of sessions >= 39, ~31-33 % < 36
+    (demo / 240 clinicians). Items (relationship, goals & topics, approach, overall) take
+    20/27/27/26 % of the deficit plus their share of the reading error; the goals-and-topics item
+    loses a further 0.6-1.4 points (damped as above) when the session's primary focus is not an
+    agreed goal (check-in, drift, admin). Item deficits < 0.15 snap to 10.0. WAI-SR items 1-5 =
+    round(5 - 0.32 x deficit^0.7 - client offset - |noise|) (goal items 4, 6, 8, 11 lose 0.5
     off-goal): total mean ~46, SD ~7.5.
 Ruptures and repairs (Stiles et al. 2004; Eubanks et al. 2018; Gumz et al. 2012; section 5)
     Clients with a planned course of >= 4 sessions get one planted rupture with p [0.22] (x1.5 for
     PD features) at session r in 2..min(L - 1, 12): the SRS deficit rises by 4-8 points, and by at
-    least 2.5 of the client's own session-to-session SDs. Repaired ruptures (p [0.65]) return
-    after 1 session (75 %) or 2; the repair session's primary focus is ``process`` half of the
-    time and the outcome gains [1.0] x ln(k / repair session) afterwards. Unrepaired ruptures keep
-    70 % of the drop, raise the dropout hazard and flatten the outcome by [3.0] x ln(k / r) ORS
-    points (repaired vs unrepaired: r = .29, Eubanks et al. 2018; McLaughlin et al. 2014).
+    least [2.5] of the client's own session-to-session SDs (drift and reading error: at most 0.6
+    points, so the 4-8 points decide). Repaired ruptures (p [0.65]) return after 1 session (75 %)
+    or 2; the repair session's primary focus is ``process`` half of the time and the outcome gains
+    [1.0] x ln(k / repair session) afterwards. Unrepaired ruptures keep 70 % of the drop, raise the
+    dropout hazard and flatten the outcome by [3.0] x ln(k / r) ORS points (repaired vs
+    unrepaired: r = .29, Eubanks et al. 2018; McLaughlin et al. 2014). Against these planted
+    ruptures, ``supervision.metrics.alliance.ruptures`` (same client, rupture session within +-1)
+    finds, in clients with >= 4 measured sessions: 2-SD rule recall 0.88 and precision 0.87 on
+    the demo (0.91 and 0.90 on 240 clinicians); 1-SD rule recall 1.00, precision 0.40 (0.34): its
+    1-point SD floor lets ordinary wobbles through. With rupture p = 0 the 2-SD rule finds 4
+    episodes in the demo (generator version 1: 174, against 172 with ruptures planted). The 2-SD
+    misses are short series: the client SD includes the dip, so a single-session V in 4 sessions is
+    exactly 2 SDs deep without noise, and a 2-session dip needs >= 8 sessions.
 Outcome (ORS every attended session; PHQ-9 + GAD-7 for [35 %] of clients, CORE-10 for [20 %])
     Latent wellbeing W(k) = W0 + b x ln k x (40 - W0) / 22.5 on the ORS scale, with intake W0 ~
     N(17.5, 8) (OpenFIT; ~18 % of intakes >= 25) and slope b ~ N([2.9], [2.0]) + therapist effect
@@ -112,8 +145,8 @@ Missing measures
     sudden gain (sessions n, n + 1) are never removed, so the ground truth is always visible.
 
 Size and speed
-    The default clinic: 12 clinicians, 416 episodes, 2,431 scheduled sessions (2,107 attended),
-    12,213 long-table scores, 0.8 MB of files. 2,000 clinicians over 18 months give ~430,000
+    The default clinic: 12 clinicians, 416 episodes, 2,453 scheduled sessions (2,124 attended),
+    12,104 long-table scores, 0.8 MB of files. 2,000 clinicians over 18 months give ~430,000
     sessions; 4,650 clinicians give 1 million (``generate_clinic`` ~11 s, ``write_clinic`` to CSV
     ~26 s in all, 2.5 GB peak memory, on 2 cores; see ``data/README.md``).
 
@@ -147,6 +180,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import special as _special
 
 __all__ = [
     "DEFAULT_SEED",
@@ -161,7 +195,7 @@ __all__ = [
 
 DEFAULT_SEED = 20261126
 DEFAULT_START = "2024-06-01"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 FOCUS_CODES = (
     "check_in",  # 0
@@ -306,7 +340,7 @@ class SynthParams:
     course_size: float = 1.5
     max_sessions: int = 26
     dropout_p_first: float = 0.12
-    dropout_p_later: float = 0.026
+    dropout_p_later: float = 0.032
     dropout_therapist_sd: float = 0.45
     dropout_alliance_beta: float = 0.65
     dropout_pd_or: float = 1.5
@@ -319,9 +353,14 @@ class SynthParams:
     miss_rate_concentration: float = 12.0
     no_show_share: float = 0.55
     # alliance
-    srs_mean_deficit: float = 3.5
-    srs_client_sd: float = 0.6
-    srs_gamma_shape: float = 1.6
+    srs_mean_deficit: float = 3.8
+    srs_client_shape: float = 1.0
+    srs_alliance_share: float = 0.8
+    srs_drift_sd: float = 0.3
+    srs_drift_phi: float = 0.7
+    srs_noise_sd: float = 0.5
+    srs_ceiling_deficit: float = 1.5
+    rupture_min_sds: float = 2.5
     alliance_therapist_sd: float = 0.15
     srs_goal_item_penalty: float = 1.0
     rupture_p: float = 0.22
@@ -368,6 +407,24 @@ def _segments(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.cumsum(lengths) - lengths
     pos = np.arange(owner.size, dtype=np.int64) - starts[owner]
     return owner, pos, starts
+
+
+def _ar1(eps: np.ndarray, pos: np.ndarray, phi: float) -> np.ndarray:
+    """Stationary unit-variance AR(1) along each segment (``pos`` = 0 starts a segment)."""
+    out = np.asarray(eps, dtype=float).copy()
+    if out.size == 0:
+        return out
+    innov = math.sqrt(1.0 - phi * phi)
+    for j in range(1, int(pos.max()) + 1):  # loop over session numbers, vectorised over clients
+        at = np.flatnonzero(pos == j)
+        out[at] = phi * out[at - 1] + innov * out[at]
+    return out
+
+
+def _ceiling_damping(deficit: np.ndarray, half: float) -> np.ndarray:
+    """Share of the full session-to-session SD left at an SRS deficit: sqrt(d / (d + half))."""
+    deficit = np.maximum(deficit, 0.0)
+    return np.sqrt(deficit / (deficit + half))
 
 
 def _draw_categorical(rng: np.random.Generator, probs: np.ndarray, n: int | None = None) -> np.ndarray:
@@ -556,12 +613,18 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     core0 = np.clip(19.7 + 7.7 * (0.75 * dz0 + 0.66 * e3), 0, 40)
 
     # alliance level and outcome slope
-    eta = r_alliance.standard_normal(N)
-    s_all = (p.srs_mean_deficit * np.exp(p.srs_client_sd * eta - p.srs_client_sd ** 2 / 2)
-             * np.exp(u_all[clin]) * np.where(pd_true, 1.15, 1.0)
-             * np.where(in_gap, p.gap_alliance_factor, 1.0))
+    eta = r_alliance.standard_normal(N)  # the client's alliance (z): drives outcome and, via SRS, dropout
     b = (p.ors_slope_mean + u_out[clin] + r_alliance.normal(0, p.ors_slope_sd, N)
          - p.alliance_outcome_beta * eta - 0.8 * pd_true - p.gap_slope_penalty * in_gap)
+    # SRS level: the alliance plus the client's own rating style (ceiling responding), Gamma-distributed
+    style = r_alliance.standard_normal(N)
+    z_srs = p.srs_alliance_share * eta + math.sqrt(1.0 - p.srs_alliance_share ** 2) * style
+    s_all = (p.srs_mean_deficit / p.srs_client_shape
+             * _special.gammaincinv(p.srs_client_shape, _special.ndtr(z_srs))
+             * np.exp(u_all[clin]) * np.where(pd_true, 1.15, 1.0)
+             * np.where(in_gap, p.gap_alliance_factor, 1.0))
+    # the client's own session-to-session SD of the SRS total without a rupture (drift + reading)
+    srs_sd = math.hypot(p.srs_drift_sd, p.srs_noise_sd) * _ceiling_damping(s_all, p.srs_ceiling_deficit)
 
     # ---------------------------------------------------------------- course, ruptures, gains
     zb = (b - p.ors_slope_mean) / p.ors_slope_sd
@@ -574,8 +637,7 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     r_hi = np.clip(np.minimum(L - 1, 12), 2, None)
     r_k = 2 + np.floor(r_course.random(N) * (r_hi - 1)).astype(np.int64)
     # 4-8 SRS points, and at least 2.5 of the client's own session-to-session SDs
-    r_depth = np.minimum(np.maximum(r_course.uniform(4.0, 8.0, N),
-                                    2.5 * s_all / math.sqrt(p.srs_gamma_shape)), 20.0)
+    r_depth = np.minimum(np.maximum(r_course.uniform(4.0, 8.0, N), p.rupture_min_sds * srs_sd), 20.0)
     r_repair = r_course.random(N) < p.repair_p
     r_lag = np.where(r_course.random(N) < 0.75, 1, 2)
     r_k = np.where(rupt, r_k, 0)
@@ -591,8 +653,9 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     own, pos, seg_start = _segments(L)
     k = pos + 1
     trend = np.exp(-0.05 * (np.minimum(k, 5) - 1))
-    G = r_alliance.gamma(p.srs_gamma_shape, 1.0 / p.srs_gamma_shape, own.size)
-    D = s_all[own] * trend * G
+    D = s_all[own] * trend
+    drift = _ar1(r_alliance.standard_normal(own.size), pos, p.srs_drift_phi)
+    D = np.maximum(D + p.srs_drift_sd * _ceiling_damping(D, p.srs_ceiling_deficit) * drift, 0.0)
     ro = rupt[own]
     rk = r_k[own]
     rep = r_repair[own]
@@ -745,8 +808,11 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     # SRS
     Da = D[ar]
     shares = np.array([0.20, 0.27, 0.27, 0.26])
-    d_items = Da[:, None] * shares[None, :] + r_meas.normal(0, 0.3, (M, 4)) * np.sqrt(shares[None, :] * Da[:, None])
-    d_items[:, 1] += off_goal * r_meas.uniform(0.6, 1.4, M) * p.srs_goal_item_penalty
+    damp = _ceiling_damping(Da, p.srs_ceiling_deficit)
+    noise_sd = p.srs_noise_sd * damp  # reading error of the total, shared out over the items
+    d_items = (Da[:, None] * shares[None, :]
+               + r_meas.normal(0, 1.0, (M, 4)) * np.sqrt(shares)[None, :] * noise_sd[:, None])
+    d_items[:, 1] += off_goal * r_meas.uniform(0.6, 1.4, M) * p.srs_goal_item_penalty * damp
     d_items = np.where(d_items < 0.15, 0.0, d_items)
     srs_items = np.round(np.clip(10 - d_items, 0, 10), 1)
     srs_total = np.round(srs_items.sum(axis=1), 1)

@@ -550,17 +550,19 @@ def test_demo_planted_ruptures_are_recovered_in_judged_clients():
     two = ruptures(sa, sd_criterion=2, clients=cl.clients)
     recall_1, _ = _recall_precision(one, judged)
     recall_2, _ = _recall_precision(two, judged)
-    # Measured on the bundled demo when written: 1 SD 0.94 (44/47), 2 SD 0.87 (41/47). The 2-SD rule
-    # misses more because the client SD includes the dip, so short series rarely reach 2 SD.
+    # Measured on the bundled demo (generator version 2): 1 SD 1.00 (51/51), 2 SD 0.88 (45/51); about
+    # 0.88 expected on a 12-clinician clinic, 0.91 on 240 clinicians. The 2-SD misses are short
+    # series: the client SD includes the dip, so a one-session V in 4 sessions is exactly 2 SDs deep
+    # without noise (4 of the 6 misses), and a two-session dip needs about 8 sessions.
     assert recall_1 >= 0.9
-    assert recall_2 >= 0.75
+    assert recall_2 >= 0.85
 
 
-@pytest.mark.xfail(reason="synth: i.i.d. Gamma(1.6) session noise on the SRS deficit makes unplanted V-dips as deep "
-                          "as the planted ones more common than the planted ruptures; no score-only definition "
-                          "reaches 0.8 precision (the same clinic generated with rupture_p=0 gives about as many "
-                          "detections: 174 vs 180 under 2 SD).", strict=False)
 def test_demo_precision_against_planted_ruptures():
+    # The synth draws a slowly drifting SRS level with a small reading error (generator version 2),
+    # so the planted ruptures are the only V-shaped dips of their depth. Measured on the bundled demo:
+    # 2 SD 0.87 (45 of 52 detections match a planted rupture; ~0.9 expected); 1 SD 0.40 (51/127: the
+    # 1-point SD floor lets ordinary wobbles through), so only the 2-SD default is held to 0.8.
     cl, sa, planted = _demo()
     judged = planted[planted["n_measured"] >= 4]
     detected = ruptures(sa, sd_criterion=2, clients=cl.clients)

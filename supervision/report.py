@@ -1,0 +1,233 @@
+"""The supervision report: one self-contained HTML file (and optionally PDF) for the record.
+
+The report holds the supervisee's agenda, the caseload overview against the service, the key
+charts of each area that has data, and the notes and action items from the notes database. It
+opens anywhere, offline, years later: plotly.js is embedded once (no CDN, no MathJax, no font or
+image from another host), the CSS is inline, and it is readable when printed (charts are kept
+whole across pages). Identifiers are the export's pseudonymous ids; the report contains no names.
+
+PDF: headless Chromium prints the HTML (``--print-to-pdf``) with every non-local host blocked;
+where Chromium is not installed, :class:`ReportError` says so and how to get it.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from supervision import __version__
+from supervision.agenda import build_agenda
+from supervision.caseload import Caseload
+from supervision.figures.alliance import low_alliance_comparison, srs_heatmap, srs_small_multiples
+from supervision.figures.engagement import session_count_comparison
+from supervision.metrics import engagement as eng
+from supervision.metrics.tables import metric_tables
+from supervision.selection import PERIODS, CaseloadIndex, Selection
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
+
+CSS = """
+body { font-family: Arial, Helvetica, sans-serif; font-size: 14px; color: #111; max-width: 1100px; margin: 24px auto; padding: 0 16px; }
+h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; border-bottom: 2px solid #0072B2; padding-bottom: 3px; margin-top: 32px; }
+table { border-collapse: collapse; margin: 8px 0 12px; } th, td { border: 1px solid #bbb; padding: 4px 7px; text-align: left; vertical-align: top; }
+th { background: #eef3f8; } .meta { color: #444; } .note { color: #444; font-style: italic; }
+.sev-high { border-left: 6px solid #D55E00; } .sev-medium { border-left: 6px solid #E69F00; } .sev-low { border-left: 6px solid #56B4E9; }
+.chart { page-break-inside: avoid; break-inside: avoid; margin: 10px 0 20px; }
+@media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; } a { color: inherit; text-decoration: none; } }
+"""
+
+
+class ReportError(RuntimeError):
+    """A report that cannot be built (unknown supervisee, no Chromium for PDF, unwritable file)."""
+
+
+def _esc(v) -> str:
+    return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else html.escape(str(v))
+
+
+def _table(frame: pd.DataFrame, css_row: Callable[[pd.Series], str] | None = None) -> str:
+    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
+    body = "".join(
+        f"<tr class='{css_row(r) if css_row else ''}'>" + "".join(f"<td>{_esc(v)}</td>" for v in r) + "</tr>"
+        for _, r in frame.iterrows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(fig: go.Figure, caption: str) -> str:
+    inner = fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False, config=PLOTLY_CONFIG)
+    return f"<div class='chart'>{inner}<p class='note'>{_esc(caption)}</p></div>"
+
+
+def _pct(v) -> str:
+    return "–" if v is None or pd.isna(v) else f"{v:.0%}"
+
+
+def _overview(ep_me: pd.DataFrame, ep_svc: pd.DataFrame, al: pd.DataFrame, me: str) -> str:
+    cn = eng.clinician_engagement(pd.concat([ep_me, ep_svc.assign(clinician_id="__service")], ignore_index=True)).set_index("scope")
+    rows = []
+    def ci(r, n):
+        return f"{_pct(r[n])} ({_pct(r[n + '_lower'])}–{_pct(r[n + '_upper'])})"
+    if me in cn.index:
+        m, s = cn.loc[me], cn.loc["__service"]
+        for label, f in (("clients (open / ended)", lambda r: f"{r['n_clients']} ({r['n_open']} / {r['n_ended']})"),
+                         ("mean attended sessions, ended episodes", lambda r: "–" if pd.isna(r["mean_attended"]) else f"{r['mean_attended']:.1f}"),
+                         ("single-session endings", lambda r: ci(r, "single_rate")),
+                         ("unilateral endings", lambda r: ci(r, "unilateral_rate")),
+                         ("did not attend, of scheduled sessions", lambda r: ci(r, "dna_rate")),
+                         ("open episodes with lost contact", lambda r: str(r["n_lost_contact"]))):
+            rows.append((label, f(m), f(s)))
+    if me in al.index:
+        rows.append(("median SRS", f"{al.at[me, 'median_srs']:.1f}", f"{al.at['service', 'median_srs']:.1f}"))
+        rows.append(("sessions at/below the SRS cut-off", _pct(al.at[me, "low_rate"]), _pct(al.at["service", "low_rate"])))
+    return _table(pd.DataFrame(rows, columns=["", me, "service"])) + (
+        "<p class='note'>Rates with a 95 % Wilson interval. With few clients the interval is wide; session-level "
+        "intervals treat sessions as independent and are too narrow.</p>")
+
+
+def _notes_section(notes_path, supervisee: str, settings) -> str:
+    from supervision.notes import NotesError, NotesStore
+
+    try:
+        with NotesStore(notes_path, settings=settings, read_only=True) as store:
+            meetings = store.meetings(supervisee_id=supervisee)
+            parts = [f"<h3>Meeting of {m.meeting_date:%d %b %Y}</h3><pre style='white-space:pre-wrap;font-family:inherit'>"
+                     f"{_esc(store.meeting_markdown(m.meeting_id))}</pre>" for m in meetings.itertuples()]
+            actions = store.actions(supervisee_id=supervisee)
+    except NotesError as exc:
+        return f"<p class='note'>No notes could be read: {_esc(exc)}</p>"
+    if not parts:
+        return "<p class='note'>No supervision meetings recorded for this supervisee.</p>"
+    act = "" if actions.empty else "<h3>Action items</h3>" + _table(
+        actions[[c for c in ("status", "text", "owner", "due", "client_id") if c in actions.columns]])
+    return act + "".join(parts)
+
+
+def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", notes_path=None,
+                 tables: dict | None = None, include_notes: bool = True) -> str:
+    """The report for one supervisee as a self-contained HTML string.
+
+    Parameters
+    ----------
+    caseload : Caseload
+    clinician_id : str
+        The supervisee.
+    period : {"all", "3m", "6m", "12m"}
+        Counted back from the last session in the export, as in the dashboards.
+    notes_path : path, optional
+        Notes database (default from the settings); notes and actions are read, never written.
+    tables : dict, optional
+        Precomputed :func:`~supervision.metrics.tables.metric_tables` (batch reports reuse them).
+    """
+    if not caseload.usable:
+        raise ReportError("This export cannot be used; run `supervision validate` to see why.")
+    if clinician_id not in set(caseload.clinicians["clinician_id"]):
+        raise ReportError(f"Unknown supervisee {clinician_id!r}. Known: {', '.join(sorted(caseload.clinicians['clinician_id']))}.")
+    if period not in PERIODS:
+        raise ReportError(f"period must be one of {', '.join(PERIODS)}; got {period!r}.")
+    tables = tables if tables is not None else metric_tables(caseload)
+    data = CaseloadIndex(caseload).slice(Selection(supervisee=clinician_id, period=period))
+    ids = set(data.clients["client_id"])
+    agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
+    agenda = agenda[agenda["client_id"].isin(ids)]
+    sa = tables["alliance_sessions"]
+    sa_me = sa[sa["client_id"].isin(ids)]
+    if data.start_date is not None:
+        sa_me = sa_me[sa_me["session_date"] >= data.start_date]
+    rp = tables["alliance_ruptures"]
+    rp = rp[rp["criterion"] == rp["criterion"].iloc[0]] if len(rp) else rp
+    ep = tables["engagement_clients"]
+    ep_me, ep_svc = ep[ep["client_id"].isin(ids)], ep[ep["client_id"].isin(data.service_clients["client_id"])]
+    al = tables["alliance_clinicians"].set_index("scope")
+
+    period_text = "the whole export" if data.start_date is None else f"{data.start_date:%d %b %Y} to {data.reference_date:%d %b %Y}"
+    sections = [
+        f"<h1>Supervision report: {_esc(clinician_id)}</h1>"
+        f"<p class='meta'>Caseload {period_text}: {len(data.clients)} clients, {len(data.sessions)} scheduled sessions. "
+        f"Made on {datetime.now(timezone.utc):%d %b %Y %H:%M} UTC by the supervision workbook {__version__} from "
+        f"<code>{_esc(Path(caseload.source).name)}</code>. Identifiers are the export's pseudonymous ids.</p>",
+        "<h2>Agenda</h2>" + ("<p>No agenda items.</p>" if agenda.empty else _table(
+            agenda.assign(since=agenda["since"].dt.strftime("%d %b %Y"), flag=agenda["flag"].str.replace("_", " "))
+            [["rank", "severity", "client_id", "flag", "since", "evidence", "question"]],
+            lambda r: f"sev-{r['severity']}")),
+        "<h2>Caseload compared with the service</h2>" + _overview(ep_me, ep_svc, al, clinician_id),
+    ]
+    charts = [_figure(session_count_comparison(eng.session_count_distribution(ep_me), eng.session_count_distribution(ep_svc),
+                                               label=clinician_id),
+                      "Single sessions are common everywhere; a caseload that differs from the service is worth a look, "
+                      "not a verdict.")]
+    if len(sa_me) and sa_me["srs_total"].notna().any():
+        charts.append(_figure(srs_heatmap(sa_me, rp[rp["client_id"].isin(ids)], title=f"Caseload alliance (SRS), {clinician_id}"),
+                              "One row per client, one column per attended session; marked cells are at or below the cut-off."))
+        flagged = agenda.loc[agenda["area"] == "alliance", "client_id"].drop_duplicates().head(12).tolist()
+        if flagged:
+            charts.append(_figure(srs_small_multiples(sa_me, rp, clients=flagged, title="SRS of the clients on the agenda"),
+                                  "A rupture is a question to ask, not a finding."))
+        charts.append(_figure(low_alliance_comparison(tables["alliance_clinicians"], clinician_id=clinician_id),
+                              "Intervals are too narrow because one client's sessions are not independent."))
+    sections.append("<h2>Charts</h2>" + "".join(charts))
+    for area_section in extra_sections(caseload, tables, data):
+        sections.append(area_section)
+    if include_notes:
+        sections.append("<h2>Notes and agreed actions</h2>" + _notes_section(notes_path, clinician_id, caseload.settings))
+    body = "\n".join(sections)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>Supervision report {_esc(clinician_id)}</title><style>{CSS}</style>"
+            f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>{body}</body></html>")
+
+
+#: Further areas (outcome, focus, adaptation) register a function ``(caseload, tables, slice) -> html``.
+SECTION_BUILDERS: list[Callable] = []
+
+
+def extra_sections(caseload, tables, data) -> Iterable[str]:
+    for fn in SECTION_BUILDERS:
+        yield fn(caseload, tables, data)
+
+
+def html_to_pdf(html_path: Path, pdf_path: Path, chromium: str | None = None, timeout: float = 120) -> Path:
+    """Print an HTML file to PDF with headless Chromium, every non-local host blocked."""
+    exe = chromium or shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not exe:
+        raise ReportError("PDF needs Chromium, which is not installed. On Debian/Ubuntu: `apt-get install chromium`. "
+                          "The HTML report works without it and prints well from any browser.")
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer", "--virtual-time-budget=15000",
+               f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0 or not pdf_path.exists() or pdf_path.stat().st_size == 0:
+        raise ReportError(f"Chromium could not print the PDF (exit {r.returncode}): {r.stderr.strip()[-300:]}")
+    return pdf_path
+
+
+def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, period: str = "all", notes_path=None,
+                  pdf: bool = False, progress: Callable[[int, int, str, float], None] | None = None) -> list[Path]:
+    """Write one report per supervisee (``out`` is a file for one, a folder for several); metrics computed once."""
+    tables = metric_tables(caseload)
+    out = Path(out)
+    paths = []
+    many = len(clinician_ids) > 1
+    if many:
+        out.mkdir(parents=True, exist_ok=True)
+    for i, cid in enumerate(clinician_ids, start=1):
+        t0 = time.perf_counter()
+        target = out / f"supervision-report-{cid}.html" if many else out
+        target.write_text(build_report(caseload, cid, period=period, notes_path=notes_path, tables=tables), encoding="utf-8")
+        paths.append(target)
+        if pdf:
+            paths.append(html_to_pdf(target, target.with_suffix(".pdf")))
+        if progress:
+            progress(i, len(clinician_ids), cid, time.perf_counter() - t0)
+    return paths

@@ -1,0 +1,58 @@
+"""The supervision report: self-contained, offline, one plotly.js, the supervisee's content."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from supervision import demo_path, load_caseload
+from supervision.notes import NotesStore
+from supervision.report import ReportError, build_report
+
+
+@pytest.fixture(scope="module")
+def caseload():
+    return load_caseload()
+
+
+def test_report_is_self_contained_and_offline(caseload, tmp_path):
+    notes = tmp_path / "n.sqlite"
+    with NotesStore(notes) as store:
+        m = store.start_meeting("S01", "T01", "2025-11-30")
+        store.add_note("Discussed the unrepaired rupture.", author="S01", meeting_id=m, client_id="C00001")
+        store.add_action(m, "Invite feedback at the next session", "T01", due="2025-12-07")
+    html = build_report(caseload, "T01", notes_path=notes)
+    assert html.count("plotly.js v") <= 2 and "Plotly" in html  # the library once, in the head
+    # no resource from another host: outside the embedded library, no src/href to http(s) at all
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup)
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", html)
+    assert "Supervision report: T01" in html and "Agenda" in html
+    assert "Discussed the unrepaired rupture." in html and "Invite feedback" in html
+    assert html.count("class='chart'") >= 3
+
+
+def test_report_only_holds_the_supervisees_clients(caseload):
+    html = build_report(caseload, "T02", include_notes=False)
+    mine = set(caseload.clients.loc[caseload.clients["clinician_id"] == "T02", "client_id"])
+    others = set(caseload.clients["client_id"]) - mine
+    found = set(re.findall(r"C\d{5}", html))
+    assert found and found <= mine, f"other clinicians' clients in the report: {sorted(found & others)[:5]}"
+
+
+def test_unknown_supervisee_and_bad_period_are_sentences(caseload):
+    with pytest.raises(ReportError, match="Unknown supervisee"):
+        build_report(caseload, "nobody")
+    with pytest.raises(ReportError, match="period"):
+        build_report(caseload, "T01", period="2y")
+
+
+def test_cli_batch_shows_progress(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "supervision.cli", "report", str(demo_path()), "--clinician", "all",
+                        "--out", str(tmp_path / "reports"), "--notes", str(tmp_path / "n.sqlite")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    n = load_caseload().clinicians["clinician_id"].nunique()
+    assert f"[{n}/{n}]" in r.stdout and len(list((tmp_path / "reports").glob("*.html"))) == n
