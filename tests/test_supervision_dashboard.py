@@ -85,3 +85,12 @@ def test_unreadable_notes_database_is_a_message_not_a_crash(caseload, tmp_path):
     assert "The notes cannot be read" in listing and "not a supervision notes database" in listing
     assert bad.read_text() == "this is not a database"  # left untouched
     assert dash.error.value == ""
+
+
+def test_save_report_button_writes_the_report_and_says_where(caseload, tmp_path):
+    dash = supervision_dashboard(caseload, notes_path=tmp_path / "n.sqlite", report_dir=tmp_path / "reports").dashboard
+    dash.report_button.click()
+    files = list((tmp_path / "reports").glob("supervision-report-*.html"))
+    assert len(files) == 1 and dash.selection.supervisee in files[0].name
+    assert "Saved" in dash.report_feedback.value and str(files[0]) in dash.report_feedback.value
+    assert dash.error.value == ""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 from datetime import date
+from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
@@ -31,6 +32,8 @@ from supervision.notes import NotesError, NotesStore
 from supervision.widgets.alliance import AllianceModel, AllianceOptions, HeatmapView
 from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
 
+#: Where the dashboard's *Save report* button writes (git-ignored).
+REPORT_DIR = Path(__file__).resolve().parents[2] / "data" / "reports"
 SEVERITY_COLOUR = {"high": "#D55E00", "medium": "#E69F00", "low": "#56B4E9"}
 
 
@@ -319,7 +322,7 @@ class NotesView(View):
 class SupervisionDashboard(Dashboard):
     css_class = "sw-supervision"
 
-    def __init__(self, caseload: Caseload, supervisee: str | None = None, notes_path=None):
+    def __init__(self, caseload: Caseload, supervisee: str | None = None, notes_path=None, report_dir=None):
         self._caseload = caseload
         self._tables = metric_tables(caseload)
         self._agenda = build_agenda(caseload, self._tables)
@@ -334,7 +337,28 @@ class SupervisionDashboard(Dashboard):
         self.notes_path = notes_path
         views = [AgendaView(self), CaseloadView(), HeatmapView(), ClientView(),
                  NotesView(lambda: NotesStore(self.notes_path, settings=caseload.settings), self)]
-        super().__init__(caseload, views, tabs=["Agenda", "Caseload", "Alliance", "Client", "Notes"], supervisee=supervisee)
+        self.report_button = w.Button(description="Save report", icon="file", tooltip="Write this supervisee's report (HTML)")
+        self.report_button.add_class("sw-report-save")
+        self.report_feedback = w.HTML()
+        self.report_feedback.add_class("sw-report-feedback")
+        self.report_dir = Path(report_dir) if report_dir else REPORT_DIR
+        super().__init__(caseload, views, tabs=["Agenda", "Caseload", "Alliance", "Client", "Notes"], supervisee=supervisee,
+                         extra_controls=[w.HBox([self.report_button, self.report_feedback])])
+        self.report_button.on_click(lambda _b: self.guard(self.save_report)())
+
+    def save_report(self) -> Path:
+        """Write the supervisee's report for the current period into ``report_dir``; say where."""
+        from supervision.report import build_report
+
+        sel = self.selection
+        self.report_feedback.value = "<span>Writing the report…</span>"
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        path = self.report_dir / f"supervision-report-{sel.supervisee}-{date.today():%Y-%m-%d}.html"
+        path.write_text(build_report(self._caseload, sel.supervisee, period=sel.period, notes_path=self.notes_path,
+                                     tables=self._tables), encoding="utf-8")
+        self.report_feedback.value = (f"<span style='color:#060'>Saved: <code>{html.escape(str(path))}</code> "
+                                      f"({path.stat().st_size / 1e6:.1f} MB; opens in any browser, offline).</span>")
+        return path
 
     def enrich(self, data: Slice) -> None:
         data.extras.update(tables=self._tables, agenda=self._agenda, alliance=self._alliance,
@@ -346,7 +370,8 @@ class SupervisionDashboard(Dashboard):
         self.body.selected_index = 3
 
 
-def supervision_dashboard(caseload: Caseload | None = None, supervisee: str | None = None, notes_path=None) -> w.Widget:
+def supervision_dashboard(caseload: Caseload | None = None, supervisee: str | None = None, notes_path=None,
+                          report_dir=None) -> w.Widget:
     """Build the supervision dashboard (default: the demo clinic, notes in the default database)."""
     if caseload is None:
         from supervision.io import load_caseload
@@ -354,4 +379,4 @@ def supervision_dashboard(caseload: Caseload | None = None, supervisee: str | No
         caseload = load_caseload()
     if not caseload.usable:
         return unusable_notice(caseload)
-    return SupervisionDashboard(caseload, supervisee=supervisee, notes_path=notes_path).widget
+    return SupervisionDashboard(caseload, supervisee=supervisee, notes_path=notes_path, report_dir=report_dir).widget
