@@ -22,14 +22,11 @@ SHOWN_ROWS = 200
 def _validate(args) -> int:
     import pandas as pd
 
-    from supervision.config import SettingsError, load_settings
     from supervision.io import load_caseload
 
-    try:
-        settings = load_settings(args.settings)
-    except SettingsError as exc:
-        print(f"Settings problem: {exc}", file=sys.stderr)
-        return 2
+    settings = _settings(args)
+    if isinstance(settings, int):
+        return settings
     t0 = time.perf_counter()
     cl = load_caseload(args.path, settings=settings)
     took = time.perf_counter() - t0
@@ -63,21 +60,38 @@ def _validate(args) -> int:
     return {"clean": 0, "problems": 1, "unusable": 2}[cl.status]
 
 
-def _metrics(args) -> int:
+def _settings(args):
+    """The settings named on the command line, or an exit code after a plain message."""
     from supervision.config import SettingsError, load_settings
-    from supervision.io import load_caseload
-    from supervision.metrics.tables import metric_tables
-    from supervision.io.export import write_safe_csv
 
     try:
-        settings = load_settings(args.settings)
+        return load_settings(args.settings)
     except SettingsError as exc:
         print(f"Settings problem: {exc}", file=sys.stderr)
         return 2
+
+
+def _usable_caseload(args):
+    """The caseload at ``args.path`` when usable, else an exit code after a plain message."""
+    from supervision.io import load_caseload
+
+    settings = _settings(args)
+    if isinstance(settings, int):
+        return settings
     cl = load_caseload(args.path, settings=settings)
     if not cl.usable:
         print(f"{args.path} cannot be used: run `supervision validate {args.path}` to see why.", file=sys.stderr)
         return 2
+    return cl
+
+
+def _metrics(args) -> int:
+    from supervision.io.export import write_safe_csv
+    from supervision.metrics.tables import metric_tables
+
+    cl = _usable_caseload(args)
+    if isinstance(cl, int):
+        return cl
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -92,19 +106,11 @@ def _metrics(args) -> int:
 
 
 def _report(args) -> int:
-    from supervision.config import SettingsError, load_settings
-    from supervision.io import load_caseload
     from supervision.report import ReportError, write_reports
 
-    try:
-        settings = load_settings(args.settings)
-    except SettingsError as exc:
-        print(f"Settings problem: {exc}", file=sys.stderr)
-        return 2
-    cl = load_caseload(args.path, settings=settings)
-    if not cl.usable:
-        print(f"{args.path} cannot be used: run `supervision validate {args.path}` to see why.", file=sys.stderr)
-        return 2
+    cl = _usable_caseload(args)
+    if isinstance(cl, int):
+        return cl
     ids = sorted(cl.clinicians["clinician_id"]) if args.clinician == "all" else [args.clinician]
 
     def progress(i, n, cid, took):
