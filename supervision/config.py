@@ -57,6 +57,12 @@ def _merge(default: dict, given: dict, prefix: str, source: str) -> dict:
     out = copy.deepcopy(default)
     for key, value in given.items():
         dotted = f"{prefix}{key}"
+        if prefix == "instruments.":  # [instruments.<prefix>]: any name; checked by the instrument loader
+            from supervision.instruments import check_instrument_settings
+
+            check_instrument_settings({key: value}, source)
+            out[key] = copy.deepcopy(value)
+            continue
         if key not in default:
             allowed = ", ".join(sorted(default)) or "(none)"
             raise SettingsError(

@@ -14,6 +14,7 @@ import pandas as pd
 from supervision.caseload import Caseload
 from supervision.config import Settings, load_settings
 from supervision.instruments import instruments
+from supervision.instruments.scoring import score_sessions
 from supervision.io.readers import RawTable, read_export
 from supervision.schema import (
     IDENTITY_MISSING, REQUIRED_TABLES, SOURCE_ROW, Collector, TableResult, _problem, coerce_table, contract,
@@ -160,7 +161,7 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
     _check_codes("sessions", s, None, "focus_primary", known_codes, rep, multi=False)
     _check_codes("sessions", s, None, "focus_secondary", known_codes, rep, multi=True)
 
-    measures = [c for c in s.columns if c in _measure_cols()]
+    measures = [c for c in s.columns if c in _measure_cols(settings)]
     if measures:
         has = s[measures].notna()
         not_att = ~err & s["attendance"].isin(["cancelled", "no_show"])
@@ -173,15 +174,15 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
             s.loc[m, col] = np.nan
 
 
-def _measure_cols() -> set[str]:
+def _measure_cols(settings: Settings | None = None) -> set[str]:
     from supervision.instruments import measure_columns
 
-    return set(measure_columns())
+    return set(measure_columns(settings))
 
 
-def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector):
+def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, settings: Settings | None = None):
     sc, err = t.frame, t.error
-    insts = instruments()
+    insts = instruments(settings)
     item = sc["item"].map(lambda v: v.lower().removeprefix("item").strip().removesuffix(".0") if v else v, na_action="ignore")
     n_items = sc["instrument"].map({k: v.items for k, v in insts.items()})
     num = pd.to_numeric(item, errors="coerce")
@@ -250,9 +251,10 @@ def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, rep: Collector) 
 def _canonical(frame: pd.DataFrame, table: str, settings: Settings) -> pd.DataFrame:
     order = [c.name for c in contract(settings)[table] if c.name in frame.columns]
     if table == "sessions":
-        extra = sorted(c for c in frame.columns if c in _measure_cols() and c not in order)
+        measure_cols = _measure_cols(settings)
+        extra = sorted(c for c in frame.columns if c in measure_cols and c not in order)
         order += extra
-        order = [c for c in order if not (c in _measure_cols() and frame[c].isna().all())]
+        order = [c for c in order if not (c in measure_cols and frame[c].isna().all())]
     out = frame[order + [SOURCE_ROW]].reset_index(drop=True)
     for c in out.columns:
         if out[c].dtype == object:
@@ -318,7 +320,7 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
 
     sc = results.get("scores")
     if sc is not None:
-        _validate_scores(sc, sessions_ok, rep)
+        _validate_scores(sc, sessions_ok, rep, settings)
         sessions_ok = _merge_scores(sessions_ok, sc.frame[~sc.error], rep)
 
     if clinicians_ok is None:
@@ -336,7 +338,7 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
         counts.append({"table": name, "read": read, "loaded": int((~res.error).sum()), "quarantined": len(q)})
     tables = {
         "clients": _canonical(clients_ok, "clients", settings),
-        "sessions": _canonical(sessions_ok, "sessions", settings),
+        "sessions": score_sessions(_canonical(sessions_ok, "sessions", settings), instruments(settings)),
         "clinicians": _canonical(clinicians_ok, "clinicians", settings),
     }
     return Caseload(tables["clients"], tables["sessions"], tables["clinicians"], quarantine, rep.frame(),

@@ -1,0 +1,213 @@
+"""Scoring: item scores -> totals and subscales, with each instrument's missing-item rule.
+
+Pure (house style, ../shared/DESIGN.md §6): a sessions table in, a new table out, the input
+never modified. The loader calls :func:`score_sessions` on the canonical sessions, so every
+:class:`~supervision.caseload.Caseload` carries totals whether the export gave items or totals.
+
+Missing-item rules (the ``max_missing`` and ``missing_rule`` keys of ``instruments.toml``; sources
+and certainty as in ../shared/DEFINITIONS.md §1):
+
+========  ===========  =========================================================================
+prefix    max_missing  rule
+========  ===========  =========================================================================
+srs       0            no prorating (visual-analogue items; no published rule) [U, conservative]
+wai       0            no prorating (no rule found; subscales likewise) [U, conservative]
+ors       0            a blank item invalidates the total [U] (DEFINITIONS.md §1.1)
+phq9      0 (opt-in 2) official totals are complete: no developer rule found; the research
+                       convention "<= 2 missing, mean of the answered items x 9" (Arrieta et al.
+                       2017, J Clin Psychol doi:10.1002/jclp.22390, as in R qscorer) [V2] is an
+                       opt-in: ``max_missing={"phq9": 2}`` or ``[instruments.phq9] max_missing = 2``
+gad7      0            no rule found; conservative [U]
+core10    1            CORE rule: prorate only when <= 10 % of items are missing, one item for the
+                       CORE-10: mean of the 9 answered items x 10; 2+ missing: not scored [V]
+                       coresystemtrust.org.uk "Information about the CORE-10" and "What's in a
+                       name (1): scoring CORE measures" (DEFINITIONS.md §1.6)
+========  ===========  =========================================================================
+
+Reverse-keyed items (CORE-10 items 2 and 3 [V] CamCOPS core10.py) are scored
+``item_min + item_max - answer`` before summing. A prorated total is the mean of the answered
+(scored) items times the number of items, not rounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from supervision.instruments import Instrument
+from supervision.instruments import instruments as _all_instruments
+
+__all__ = ["score_sessions", "score_items"]
+
+
+def _as_instruments(instruments) -> dict[str, Instrument]:
+    if instruments is None:
+        return dict(_all_instruments())
+    if isinstance(instruments, Instrument):
+        return {instruments.prefix: instruments}
+    if isinstance(instruments, Mapping):
+        values = list(instruments.values())
+    elif isinstance(instruments, Iterable) and not isinstance(instruments, str):
+        values = list(instruments)
+    else:
+        raise TypeError("instruments must be None, an Instrument, a dict {prefix: Instrument} or a list of "
+                        "Instrument (e.g. supervision.instruments.instruments(settings)); "
+                        f"got {type(instruments).__name__}.")
+    known = _all_instruments()
+    out = {}
+    for v in values:
+        if isinstance(v, str):
+            if v not in known:
+                raise ValueError(f"unknown instrument {v!r}; known: {', '.join(known)}. "
+                                 "Pass Instrument objects for instruments defined in the settings.")
+            v = known[v]
+        if not isinstance(v, Instrument):
+            raise TypeError(f"instruments must hold Instrument objects or prefixes; got {v!r}.")
+        out[v.prefix] = v
+    return out
+
+
+def _max_missing_for(inst: Instrument, max_missing) -> int:
+    if max_missing is None:
+        value = inst.max_missing
+    elif isinstance(max_missing, Mapping):
+        value = max_missing.get(inst.prefix, inst.max_missing)
+    else:
+        value = max_missing
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < inst.items
+    if not ok:
+        raise ValueError(f"max_missing for {inst.prefix} must be a whole number from 0 to {inst.items - 1} "
+                         f"(items that may be missing and still be prorated); got {value!r}.")
+    return int(value)
+
+
+def score_items(items: np.ndarray, inst: Instrument, *, max_missing: int = 0,
+                item_numbers: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Total of an (n rows x k items) array of raw answers, vectorised.
+
+    Reverse-keyed items among ``item_numbers`` (default 1..k) are scored ``item_min + item_max -
+    answer``. A row with no missing item gets the sum; with 1..``max_missing`` missing items, the
+    mean of the answered items times k (prorated); otherwise NaN.
+
+    Returns
+    -------
+    total, prorated : ndarray of float, ndarray of bool
+    """
+    x = np.array(items, dtype=float, copy=True)
+    if x.ndim != 2:
+        raise ValueError(f"items must be a 2-D array (rows x items); got shape {x.shape}.")
+    numbers = list(item_numbers) if item_numbers is not None else list(range(1, x.shape[1] + 1))
+    rev = [j for j, i in enumerate(numbers) if i in set(inst.reversed_items)]
+    if rev:
+        x[:, rev] = inst.item_min + inst.item_max - x[:, rev]
+    k = x.shape[1]
+    answered = ~np.isnan(x)
+    n_answered = answered.sum(axis=1)
+    n_missing = k - n_answered
+    total = np.where(answered, x, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prorated_value = total / n_answered * k
+    ok_prorate = (n_missing > 0) & (n_missing <= max_missing) & (n_answered > 0)
+    out = np.where(n_missing == 0, total, np.where(ok_prorate, prorated_value, np.nan))
+    return np.round(out, 10), ok_prorate
+
+
+def score_sessions(sessions: pd.DataFrame, instruments=None, *, max_missing=None) -> pd.DataFrame:
+    """Totals and subscales computed from item scores where the total is missing.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        Any table with the contract's wide measure columns (``<prefix>_<item>``,
+        ``<prefix>_total``; data/README.md), typically the canonical ``sessions``. Not modified.
+    instruments : None, dict, list or Instrument
+        The instruments to score: ``{prefix: Instrument}`` (e.g.
+        ``supervision.instruments.instruments(settings)``, which includes instruments added in the
+        settings), a list of Instrument objects or built-in prefixes, or None for the built-in ones.
+    max_missing : None, int or dict, optional
+        Items that may be missing and still be prorated: None = each instrument's own rule (the
+        ``max_missing`` key of its spec; see the module docstring for each rule and its source);
+        an int for every instrument; or ``{prefix: int}`` for some (e.g. ``{"phq9": 2}``, the
+        opt-in research convention of Arrieta et al. 2017 [V2]). Subscales always use the spec's
+        ``subscale_max_missing``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``sessions`` with, for every instrument that has at least one column in it:
+
+        - ``<prefix>_total``: the given total where there is one (totals are accepted as given);
+          otherwise computed from the items: their sum (reverse-keyed items reversed), or, when at
+          most ``max_missing`` items are missing, the mean of the answered items times the number
+          of items; NaN when more are missing. Not rounded to whole points.
+        - ``<prefix>_total_prorated`` (bool): True where the total was computed with a
+          missing-item rule (i.e. from an incomplete set of items).
+        - ``<prefix>_<subscale>`` (e.g. ``wai_goal``, ``wai_task``, ``wai_bond``): sum of the
+          subscale's items (same missing-item handling with ``subscale_max_missing``; subscales
+          of WAI-SR per Hatcher & Gillaspy 2006 as given by two secondary sources [V2],
+          DEFINITIONS.md §1.3). A subscale column already present keeps its given values.
+
+        New columns follow the instrument's existing columns; other columns and the row order
+        are unchanged.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown instrument or an out-of-range ``max_missing``.
+    """
+    if not isinstance(sessions, pd.DataFrame):
+        raise TypeError(f"sessions must be a pandas DataFrame; got {type(sessions).__name__}.")
+    insts = _as_instruments(instruments)
+    out = sessions.copy()
+    placed: dict[str, list[str]] = {}  # anchor column -> new columns to place after it
+    n = len(out)
+    for prefix, inst in insts.items():
+        present = [c for c in (*inst.columns, *inst.subscale_columns.values()) if c in out.columns]
+        if not present:
+            continue
+        mm = _max_missing_for(inst, max_missing)
+        item_cols = inst.item_columns
+        have_items = [c for c in item_cols if c in out.columns]
+        x = np.full((n, inst.items), np.nan)
+        for j, c in enumerate(item_cols):
+            if c in out.columns:
+                x[:, j] = pd.to_numeric(out[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        given = (pd.to_numeric(out[inst.total_column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                 if inst.total_column in out.columns else np.full(n, np.nan))
+        computed, prorated = score_items(x, inst, max_missing=mm) if have_items else (np.full(n, np.nan),
+                                                                                      np.zeros(n, bool))
+        use = np.isnan(given) & ~np.isnan(computed)
+        new_cols = []
+        if inst.total_column not in out.columns:
+            new_cols.append(inst.total_column)
+        out[inst.total_column] = np.where(use, computed, given)
+        out[inst.prorated_column] = use & prorated
+        if inst.prorated_column not in sessions.columns:
+            new_cols.append(inst.prorated_column)
+        for sub, items in inst.subscales.items():
+            col = inst.subscale_columns[sub]
+            sub_x = x[:, [i - 1 for i in items]]
+            value, _ = score_items(sub_x, inst, max_missing=min(inst.subscale_max_missing, len(items) - 1),
+                                   item_numbers=items)
+            if col in out.columns:
+                old = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                value = np.where(np.isnan(old), value, old)
+            else:
+                new_cols.append(col)
+            out[col] = value
+        anchor = [c for c in out.columns if c in present or c == inst.total_column]
+        anchor = [c for c in anchor if c not in new_cols]
+        placed[anchor[-1] if anchor else ""] = new_cols
+    if not placed:
+        return out
+    new = {c for cols in placed.values() for c in cols}
+    order = []
+    for c in out.columns:
+        if c in new:
+            continue
+        order.append(c)
+        order.extend(placed.get(c, []))
+    order.extend(c for c in placed.get("", []) if c not in order)
+    return out[order]
