@@ -56,6 +56,8 @@ QUESTIONS = {
     "low_alliance": "The client rates the session at or below the cut-off. What does the client want more or less of?",
     "low_item": "The goals/topics or approach item is low even if the total is not. Do you and the client agree on what to work on, and how?",
     "ceiling_only": "Every rating is the maximum. How could you make it safe for the client to give critical feedback?",
+    "reliable_deterioration": "The client is reliably worse than at intake. What has changed, is there risk, and does the plan need to change?",
+    "not_on_track": "The client is improving less than most similar clients in this service by now. What might need to change in the work?",
     "lost_contact": "The client has not attended for weeks and the episode is still open. Reach out, or close the episode with a planned ending?",
     "repeated_no_shows": "The client missed several recent sessions. What is getting in the way of coming, and is it about the therapy?",
 }
@@ -152,7 +154,26 @@ def engagement_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
     return out
 
 
-PROVIDERS: list[Callable[[dict, AgendaOptions], list[pd.DataFrame]]] = [alliance_items, engagement_items]
+def outcome_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
+    """Open clients not on track (below the service's failure band) or reliably deteriorated, per measure."""
+    tr = t.get("outcome_track")
+    if tr is None or not len(tr):
+        return []
+    tr = tr[tr["open"].fillna(False).astype(bool)]
+    out = []
+    det = tr[tr["reliable_deterioration"].fillna(False).astype(bool)]
+    nat = tr[(tr["status"] == "not_on_track") & ~tr["reliable_deterioration"].fillna(False).astype(bool)]
+    for part, flag in ((det, "reliable_deterioration"), (nat, "not_on_track")):
+        ev = (part["instrument"].str.upper() + " " + _num(part["intake_score"]) + " at intake, " + _num(part["score"])
+              + " at session " + part["session_number"].astype("string") + ": " + part["reason"].astype("string"))
+        ep = t.get("engagement_clients")
+        since = (part["client_id"].map(dict(zip(ep["client_id"], ep["last_attended"]))) if ep is not None
+                 else pd.Series(pd.NaT, index=part.index))
+        out.append(_items(part, "outcome", flag, since, ev))
+    return out
+
+
+PROVIDERS: list[Callable[[dict, AgendaOptions], list[pd.DataFrame]]] = [alliance_items, engagement_items, outcome_items]
 
 
 def rank_items(items: pd.DataFrame, opts: AgendaOptions, reference_date: pd.Timestamp) -> pd.DataFrame:

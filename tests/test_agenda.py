@@ -80,3 +80,16 @@ def test_demo_agenda_per_supervisee():
     assert len(ag) > 0 and set(ag["clinician_id"]) == {"T01"}
     assert ag["evidence"].str.len().min() > 10
     assert set(ag["severity"]) <= {"high", "medium", "low"}
+
+
+def test_outcome_flags_reliable_deterioration(tmp_path):
+    (tmp_path / "clients.csv").write_text("client_id,clinician_id,start_date,end_date,end_reason\nWORSE,T1,2025-01-06,,\nOK,T1,2025-01-06,,\n")
+    (tmp_path / "sessions.csv").write_text(
+        "client_id,clinician_id,session_date,attendance,ors_total\n"
+        "WORSE,T1,2025-01-06,attended,20\nWORSE,T1,2025-01-13,attended,18\nWORSE,T1,2025-01-20,attended,12\n"
+        "OK,T1,2025-01-06,attended,20\nOK,T1,2025-01-13,attended,22\nOK,T1,2025-01-20,attended,24\n")
+    ag = build_agenda(load_caseload(tmp_path)).set_index(["client_id", "flag"])
+    item = ag.loc[("WORSE", "reliable_deterioration")]
+    assert "ORS 20.0 at intake, 12.0 at session 3" in item["evidence"] and item["severity"] == "high"
+    assert item["since"] == pd.Timestamp("2025-01-20")
+    assert "OK" not in ag.index.get_level_values(0)

@@ -203,7 +203,8 @@ def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) ->
     })
     pos = ended[ended["n_attended"] >= 1]
     out["mode_attended"] = pos.groupby("clinician_id")["n_attended"].agg(lambda s: s.value_counts().idxmax())
-    out = out.fillna({c: 0 for c in ("n_ended", "n_single", "n_single_planned", "n_single_unplanned", "n_unilateral")})
+    for c in ("n_ended", "n_single", "n_single_planned", "n_single_unplanned", "n_unilateral"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").fillna(0)  # clinicians with no ended episode
     out["n_open"] = out["n_clients"] - out["n_ended"]
     for name, k, n in (("single_rate", "n_single", "n_ended"), ("unilateral_rate", "n_unilateral", "n_ended"),
                        ("dna_rate", "n_no_show", "n_scheduled"), ("cancel_rate", "n_cancelled", "n_scheduled")):

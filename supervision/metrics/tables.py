@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from supervision.caseload import Caseload
-from supervision.metrics import alliance, engagement
+from supervision.metrics import alliance, engagement, outcome
 
 
 def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
@@ -23,7 +23,9 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         ``alliance_clinicians`` (:func:`~supervision.metrics.alliance.clinician_alliance`),
         ``engagement_clients`` (:func:`supervision.metrics.engagement.episode_engagement`),
         ``engagement_clinicians`` (:func:`~supervision.metrics.engagement.clinician_engagement`),
-        ``engagement_session_counts`` (:func:`~supervision.metrics.engagement.session_count_distribution`).
+        ``engagement_session_counts`` (:func:`~supervision.metrics.engagement.session_count_distribution`),
+        and, when outcome measures are present, ``outcome_clients``, ``outcome_track`` and
+        ``outcome_clinicians`` (see :func:`outcome_tables`).
     """
     opts = caseload.settings
     sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
@@ -33,6 +35,37 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
     cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp,
                                      **alliance.alliance_options(opts, alliance.clinician_alliance))
     ep = engagement.episode_engagement(caseload.clients, caseload.sessions)
-    return {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
+    out = {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
             "engagement_clients": ep, "engagement_clinicians": engagement.clinician_engagement(ep),
             "engagement_session_counts": engagement.session_count_distribution(ep)}
+    out.update(outcome_tables(caseload))
+    return out
+
+
+def outcome_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
+    """Per-client outcome, latest track status and per-clinician rates, for every outcome measure present.
+
+    Each table stacks the instruments, with an ``instrument`` column; absent when the export has
+    no outcome measure.
+    """
+    present = caseload.measures_present()
+    insts = present.loc[present["kind"] == "outcome", "instrument"].tolist()
+    if not insts:
+        return {}
+    st, s, c = caseload.settings, caseload.sessions, caseload.clients
+
+    def opts(fn):
+        kw = outcome.outcome_options(st, fn)
+        kw.pop("instrument", None)
+        return kw
+
+    clients, track, clinicians = [], [], []
+    for inst in insts:
+        co = outcome.client_outcomes(s, instrument=inst, clients=c, settings=st, **opts(outcome.client_outcomes))
+        clients.append(co)
+        track.append(outcome.track_status(s, clients=c, instrument=inst, settings=st, **opts(outcome.track_status))
+                     .assign(instrument=inst))
+        clinicians.append(outcome.clinician_outcomes(co).assign(instrument=inst))
+    return {"outcome_clients": pd.concat(clients, ignore_index=True),
+            "outcome_track": pd.concat(track, ignore_index=True),
+            "outcome_clinicians": pd.concat(clinicians, ignore_index=True)}
