@@ -188,8 +188,34 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
             f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>{body}</body></html>")
 
 
-#: Further areas (outcome, focus, adaptation) register a function ``(caseload, tables, slice) -> html``.
-SECTION_BUILDERS: list[Callable] = []
+def outcome_section(caseload: Caseload, tables: dict, data) -> str:
+    """Outcome: categories against the service and the Jacobson plot, for each outcome measure present."""
+    from supervision.figures.outcome import jacobson_plot
+    from supervision.instruments import instruments
+
+    co_all = tables.get("outcome_clients")
+    if co_all is None or co_all.empty:
+        return "<h2>Outcome</h2><p class='note'>No outcome measure in this export.</p>"
+    me = data.selection.supervisee
+    ids = set(data.clients["client_id"])
+    parts = ["<h2>Outcome</h2>"]
+    specs = instruments(caseload.settings)
+    for inst, co in co_all.groupby("instrument", sort=False):
+        mine = co[co["client_id"].isin(ids) & (co["n_measured"] >= 2)]
+        if mine.empty:
+            continue
+        svc = co[co["n_measured"] >= 2]
+        cats = ["recovered", "improved", "unchanged", "deteriorated", "harmed"]
+        row = lambda f: [f"{(f['category'] == c).sum()} ({(f['category'] == c).mean():.0%})" for c in cats]  # noqa: E731
+        parts.append(f"<h3>{_esc(specs[inst].name)}</h3>" + _table(pd.DataFrame(
+            [[me, len(mine), *row(mine)], ["service", len(svc), *row(svc)]], columns=["", "clients", *cats])))
+        parts.append(_figure(jacobson_plot(mine, instrument=specs[inst], title=f"{specs[inst].name}: intake and latest, {me}"),
+                             "Points beyond the band changed more than measurement error explains."))
+    return "".join(parts) if len(parts) > 1 else "<h2>Outcome</h2><p class='note'>No client of this caseload has two scores.</p>"
+
+
+#: Area sections after the charts: functions ``(caseload, tables, slice) -> html``.
+SECTION_BUILDERS: list[Callable] = [outcome_section]
 
 
 def extra_sections(caseload, tables, data) -> Iterable[str]:
