@@ -395,7 +395,8 @@ def client_alliance_detail(
         fig.add_trace(go.Scatter(x=[x.min(), max(x.max(), x.min() + 1)], y=[low_item_threshold] * 2, mode="lines",
                                  name=f"Low item ({low_item_threshold:g})", hoverinfo="skip",
                                  line={"color": _CUTOFF, "dash": "dot", "width": 1}), row=2, col=1)
-    layout(fig, f"Client {client_id}: alliance by session ({int(part['srs_total'].notna().sum())} measured sessions)",
+    n_meas = int(part['srs_total'].notna().sum())
+    layout(fig, f"Client {client_id}: alliance by session ({_plural(n_meas, 'measured session')})",
            height=560)
     fig.update_xaxes(title_text="Attended session", row=2, col=1, dtick=1 if len(x) and x.max() <= 15 else 2)
     fig.update_yaxes(title_text="SRS (0-40)", range=[0, SRS_MAX + 1], row=1, col=1)

@@ -48,6 +48,18 @@ class AllianceModel:
         self.clinicians = metrics.clinician_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures)
 
 
+def _by_concern(ca: pd.DataFrame) -> pd.DataFrame:
+    """Clients ordered: unrepaired ruptures first, then open ones, then a low latest score, then share of low sessions."""
+    key = ca.assign(_u=ca["n_unrepaired"].fillna(0), _o=ca["n_open"].fillna(0),
+                    _l=ca["latest_low"].fillna(False).astype(int), _s=ca["share_low"].fillna(0))
+    return key.sort_values(["_u", "_o", "_l", "_s", "client_id"], ascending=[False, False, False, False, True]).drop(
+        columns=["_u", "_o", "_l", "_s"])
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
 def _fmt(v, pattern="{:.1f}") -> str:
     return "–" if v is None or pd.isna(v) else pattern.format(v)
 
@@ -71,16 +83,13 @@ class SummaryView(View):
         ceiling = int(ca["ceiling_only"].fillna(False).sum())
         judged = int(ca["rupture_judged"].fillna(False).sum())
         op = "at or below" if m.options.inclusive else "below"
-        head = (f"<h3>Alliance: {len(measured)} of {len(ca)} clients have SRS scores</h3><ul>"
-                f"<li><b>{low_latest}</b> clients' latest SRS is {op} the cut-off of {m.options.srs_cutoff:g}.</li>"
-                f"<li><b>{unrep}</b> clients have a rupture that was not repaired, <b>{open_}</b> one whose repair "
-                f"is still possible ({m.options.sd_criterion:g}-SD rule; {judged} clients had enough sessions to judge).</li>"
-                f"<li><b>{ceiling}</b> clients scored the maximum every time: uninformative, worth exploring, "
+        head = (f"<h3>Alliance: {len(measured)} of {_n(len(ca), 'client')} have SRS scores</h3><ul>"
+                f"<li><b>{_n(low_latest, 'client')}</b>: latest SRS {op} the cut-off of {m.options.srs_cutoff:g}.</li>"
+                f"<li><b>{_n(unrep, 'client')}</b> with a rupture that was not repaired, <b>{open_}</b> with one whose repair "
+                f"is still possible ({m.options.sd_criterion:g}-SD rule; {_n(judged, 'client')} had enough sessions to judge).</li>"
+                f"<li><b>{_n(ceiling, 'client')}</b> scored the maximum every time: uninformative, worth exploring, "
                 "not reassuring.</li></ul>")
-        flagged = ca[(ca["flags"].fillna("") != "") | (ca["n_unrepaired"].fillna(0) > 0)].copy()
-        flagged["_order"] = (flagged["n_unrepaired"].fillna(0) * 3 + flagged["latest_low"].fillna(False).astype(int) * 2
-                             + flagged["share_low"].fillna(0))
-        flagged = flagged.sort_values("_order", ascending=False).head(25)
+        flagged = _by_concern(ca[(ca["flags"].fillna("") != "") | (ca["n_unrepaired"].fillna(0) > 0)]).head(25)
         rows = "".join(
             f"<tr><td>{html.escape(str(r.client_id))}</td><td>{r.n_measured}</td><td>{_fmt(r.first_srs)}</td>"
             f"<td>{_fmt(r.latest_srs)}</td><td>{_fmt(r.trend, '{:+.2f}')}</td><td>{_fmt(r.share_low, '{:.0%}')}</td>"
@@ -89,7 +98,7 @@ class SummaryView(View):
             for r in flagged.itertuples())
         table = ("<p>No client is flagged.</p>" if flagged.empty else
                  "<p><b>Clients to look at first</b> (unrepaired ruptures, then a low latest score):</p>"
-                 "<table class='sw-alliance-flags' style='border-collapse:collapse;font-size:13px'><thead><tr>"
+                 "<table class='sw-alliance-flags' style='border-collapse:collapse;font-size:13px' cellpadding='4'><thead><tr>"
                  "<th>client</th><th>measured sessions</th><th>first SRS</th><th>latest SRS</th><th>trend / session</th>"
                  "<th>share low</th><th>ruptures</th><th>not repaired</th><th>flags</th></tr></thead>"
                  f"<tbody>{rows}</tbody></table>")
@@ -133,11 +142,11 @@ class SeriesView(View):
                                                        srs_cutoff=m.options.srs_cutoff,
                                                        low_item_threshold=m.low_item_threshold))
             return
-        ca = m.clients[m.clients["client_id"].isin(sa["client_id"])].copy()
-        ca["_order"] = ca["n_unrepaired"].fillna(0) * 3 + ca["latest_low"].fillna(False).astype(int) * 2 + ca["share_low"].fillna(0)
-        ids = ca[ca["n_measured"] > 0].sort_values(["_order", "client_id"], ascending=[False, True])["client_id"].tolist()
+        ca = m.clients[m.clients["client_id"].isin(sa["client_id"])]
+        ids = _by_concern(ca[ca["n_measured"] >= 2])["client_id"].tolist()
         shown = ids[:MAX_PANELS]
-        self.note.value = (f"<p>The {len(shown)} clients most in need of discussion first (of {len(ids)} with SRS scores). "
+        self.note.value = (f"<p>The {len(shown)} clients most in need of discussion first (of {len(ids)} with at least two "
+                           "SRS scores; clients rated once are in the heatmap). "
                            "Pick a client in <b>Client</b> to see the items and subscales behind the total.</p>")
         self.chart.show(figs.srs_small_multiples(sa, m.ruptures, srs_cutoff=m.options.srs_cutoff, clients=shown))
 
@@ -153,7 +162,9 @@ class CompareView(View):
 
     def update(self, data: Slice) -> None:
         m: AllianceModel = data.extras["alliance"]
-        self.chart.show(figs.low_alliance_comparison(m.clinicians, clinician_id=data.selection.supervisee))
+        op = "at or below" if m.options.inclusive else "below"
+        self.chart.show(figs.low_alliance_comparison(m.clinicians, clinician_id=data.selection.supervisee,
+                                                     title=f"Sessions {op} the SRS cut-off of {m.options.srs_cutoff:g}"))
         cn = m.clinicians.set_index("scope")
         me = data.selection.supervisee
         if me not in cn.index:
@@ -161,7 +172,7 @@ class CompareView(View):
             return
         rows = []
         for label, col, pat in (("clients", "n_clients", "{:.0f}"), ("measured sessions", "n_measured", "{:.0f}"),
-                                ("median SRS", "median_srs", "{:.1f}"), ("sessions at/below cut-off", "low_rate", "{:.0%}"),
+                                ("median SRS", "median_srs", "{:.1f}"), ("sessions low (see the cut-off above)", "low_rate", "{:.0%}"),
                                 ("ruptures per 100 sessions", "ruptures_per_100", "{:.1f}"), ("repair rate", "repair_rate", "{:.0%}"),
                                 ("first SRS, clients who dropped out", "first_srs_dropout", "{:.1f}"),
                                 ("first SRS, clients who stayed", "first_srs_stayed", "{:.1f}")):
@@ -189,13 +200,15 @@ class AllianceDashboard(Dashboard):
     def __init__(self, caseload: Caseload, supervisee: str | None = None):
         self._settings_kwargs = metrics.alliance_options(caseload.settings)
         kw = self._settings_kwargs
+        wide = w.Layout(width="320px", min_width="260px")
         self.cutoff = w.FloatSlider(value=kw.get("srs_cutoff", 36.0), min=30, max=40, step=0.5, description="SRS cut-off:",
-                                    continuous_update=False, style={"description_width": "initial"})
+                                    continuous_update=False, style={"description_width": "initial"}, layout=wide)
         self.cutoff.add_class("sw-cutoff")
-        self.inclusive = w.Checkbox(value=kw.get("inclusive", True), description="count scores equal to the cut-off as low")
+        self.inclusive = w.Checkbox(value=kw.get("inclusive", True), description="equal counts as low", indent=False,
+                                    layout=w.Layout(width="auto", min_width="170px"))
         self.inclusive.add_class("sw-inclusive")
         self.drop = w.FloatSlider(value=kw.get("drop_points", 1.0), min=0.5, max=5, step=0.5, description="Drop of (points):",
-                                  continuous_update=False, style={"description_width": "initial"})
+                                  continuous_update=False, style={"description_width": "initial"}, layout=wide)
         self.drop.add_class("sw-drop")
         self.sd = w.Dropdown(options=[("2 SD (Stiles et al. 2004)", 2.0), ("1 SD (Strauss et al. 2006)", 1.0)],
                              value=2.0 if kw.get("sd_criterion", 2.0) != 1.0 else 1.0, description="Rupture rule:",
@@ -203,10 +216,10 @@ class AllianceDashboard(Dashboard):
         self.sd.add_class("sw-sd")
         self._caseload = caseload
         self._cache: dict[AllianceOptions, AllianceModel] = {}
-        thresholds = w.HBox([self.cutoff, self.inclusive, self.drop, self.sd])
+        thresholds = w.HBox([self.cutoff, self.inclusive, self.drop, self.sd], layout=w.Layout(flex_flow="row wrap"))
         thresholds.add_class("sw-thresholds")
         super().__init__(caseload, [SummaryView(), HeatmapView(), SeriesView(), CompareView()],
-                         tabs=["Overview", "Caseload heatmap", "Clients", "Compared with the service"],
+                         tabs=["Overview", "Heatmap", "Clients", "vs service"],
                          supervisee=supervisee, extra_controls=[thresholds])
         for ctrl in (self.cutoff, self.inclusive, self.drop, self.sd):
             ctrl.observe(self.guard(lambda _ch: self.refresh(update_clients=False)), names="value")

@@ -32,7 +32,8 @@ EPISODE_LABELS = [("All episodes", "all"), ("Open episodes", "open"), ("Ended ep
 
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# Not "responsive": inside an output area plotly would size the chart to a parent of height 0.
+PLOTLY_CONFIG = {"displaylogo": False}
 
 
 class FigureBox:

@@ -9,7 +9,9 @@ Without Chromium the browser tests are skipped with the reason, except when ``CI
 they fail, because CI must run them.
 
 Useful environment variables: ``SW_CHROMIUM`` (browser executable, default /usr/bin/chromium),
-``SW_SCREENSHOT_DIR`` (default /tmp/sw-screenshots).
+``SW_SCREENSHOT_DIR`` (default /tmp/sw-screenshots), ``SW_DOCS_SCREENSHOT_DIR`` (when set, the
+notebook tests also save the README screenshots there, 1280 px wide), ``SW_KERNEL_STARTUP`` (a
+Python file every kernel runs first: only to try a package fix before it is made).
 """
 
 from __future__ import annotations
@@ -127,8 +129,13 @@ def lab(chromium, lab_server, request):
     """A guarded page on the session's JupyterLab: ``lab.open(name)``, ``lab.run_all()``, ..."""
     context, guard = jlab.new_guarded_context(chromium)
     lp = jlab.LabPage(context, context.new_page(), guard, lab_server)
-    yield lp
-    _finish_page(lp, context, request)
+    try:
+        yield lp
+    finally:
+        try:
+            _finish_page(lp, context, request)
+        finally:
+            lab_server.shutdown_sessions()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -155,11 +162,36 @@ def browser_timings(request):
     return record
 
 
+_NOTES_KEY = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def browser_notes(request):
+    """Call ``browser_notes(text)`` for a finding to print in the summary (e.g. blocked template
+    requests that are not the workbook's)."""
+    store = request.config.stash.setdefault(_NOTES_KEY, [])
+
+    def note(text: str) -> None:
+        store.append((request.node.nodeid.split("::")[-1], text))
+        print(f"[note] {text}")
+
+    return note
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     timings = config.stash.get(_TIMINGS_KEY, [])
-    if not timings:
+    notes = config.stash.get(_NOTES_KEY, [])
+    startup = jlab.kernel_startup_file()
+    if not timings and not notes and startup is None:
         return
     terminalreporter.section("browser timings")
+    if startup is not None:
+        terminalreporter.write_line(
+            f"WARNING: every kernel ran SW_KERNEL_STARTUP={startup} first: these results are for a "
+            "patched package, not the product as committed", red=True
+        )
     for test, label, seconds in timings:
         terminalreporter.write_line(f"{seconds:7.2f} s  {label}  ({test})")
+    for test, text in notes:
+        terminalreporter.write_line(f"note: {text}  ({test})")
     terminalreporter.write_line(f"screenshots: {jlab.screenshot_dir()}")

@@ -48,6 +48,9 @@ CHROMIUM_ARGS = [
 
 VIEWPORT = {"width": 1400, "height": 1000}
 
+# Width of the README screenshots (GuardedPage.docs_screenshot, $SW_DOCS_SCREENSHOT_DIR).
+DOCS_WIDTH = 1280
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 # Text a widget leaves behind when the front-end widget manager is missing or broken.
@@ -150,6 +153,22 @@ class Server:
             f"(last error: {last_err}).\n--- log tail ---\n{self.log_tail()}"
         )
 
+    def api(self, method: str, path: str) -> object:
+        req = urllib.request.Request(
+            self.base_url + path, method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def shutdown_sessions(self) -> None:
+        """Shut down every kernel session (JupyterLab REST API), so tests don't share kernels."""
+        for sess in self.api("GET", "/api/sessions") or []:
+            try:
+                self.api("DELETE", f"/api/sessions/{sess['id']}")
+            except urllib.error.HTTPError:
+                pass
+
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the server (it shuts its kernels down), then SIGKILL if it does not exit."""
         if self.proc.poll() is not None:
@@ -173,6 +192,19 @@ class Server:
             pass
 
 
+def kernel_startup_file() -> Path | None:
+    """``$SW_KERNEL_STARTUP``: a Python file every kernel of the run executes first (copied into
+    the per-run IPython startup folder). Only for trying a fix to the package before it is made;
+    the summary says when it was used, and results obtained with it are not the product's."""
+    value = os.environ.get("SW_KERNEL_STARTUP")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise RuntimeError(f"SW_KERNEL_STARTUP={value!r} is not a file")
+    return path
+
+
 def jupyter_env(state_dir: Path) -> dict[str, str]:
     """Environment with per-run Jupyter directories and the settings BROWSER_TESTING.md lists."""
     dirs = {
@@ -194,6 +226,11 @@ def jupyter_env(state_dir: Path) -> dict[str, str]:
         settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings",
         {"autosave": False},
     )
+    startup = kernel_startup_file()
+    if startup is not None:  # opt-in: try a product fix without editing the package
+        dest = dirs["IPYTHONDIR"] / "profile_default" / "startup" / "00-sw-kernel-startup.py"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(startup, dest)
     env = dict(os.environ)
     env.update({k: str(v) for k, v in dirs.items()})
     # Make sure the server finds the venv's jupyter (sys.prefix) and its kernel uses this Python.
@@ -208,7 +245,7 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data))
 
 
-def _launch(name: str, cmd: list[str], *, cwd: Path, env: dict, log_path: Path) -> subprocess.Popen:
+def _launch(cmd: list[str], *, cwd: Path, env: dict, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "wb")  # noqa: SIM115 - kept open for the life of the process
     return subprocess.Popen(
         cmd,
@@ -244,7 +281,7 @@ def start_jupyterlab(root: Path, state_dir: Path, *, attempts: int = 3) -> Serve
             "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
-        proc = _launch("jupyterlab", cmd, cwd=root, env=env, log_path=log_path)
+        proc = _launch(cmd, cwd=root, env=env, log_path=log_path)
         server = Server("JupyterLab", proc, port, token, root, log_path)
         try:
             server.wait_ready("/api/status")
@@ -273,7 +310,7 @@ def start_voila(notebook: Path, state_dir: Path, *, attempts: int = 3) -> Server
             f"--Voila.root_dir={notebook.parent}",
             "--show_tracebacks=True",
         ]
-        proc = _launch("voila", cmd, cwd=notebook.parent, env=env, log_path=log_path)
+        proc = _launch(cmd, cwd=notebook.parent, env=env, log_path=log_path)
         server = Server("Voila", proc, port, token, notebook.parent, log_path)
         try:
             # Voila has no /api/status; its static files answer without running the notebook.
@@ -322,6 +359,16 @@ class RequestGuard:
             {"url": request.url, "resource_type": request.resource_type, "frame": frame_url}
         )
         route.abort("blockedbyclient")
+
+    def set_aside(self, predicate) -> list[dict]:
+        """Move the recorded requests matching ``predicate(record)`` out of ``external`` and return
+        them (they were still blocked). For requests that are provably not the workbook's own,
+        e.g. a CDN link hard-coded in Voila's page template; report them, don't hide them."""
+        keep, aside = [], []
+        for rec in self.external:
+            (aside if predicate(rec) else keep).append(rec)
+        self.external[:] = keep
+        return aside
 
     def on_websocket(self, ws) -> None:
         # context.route does not see WebSockets; the host-resolver rules stop outside ones anyway,
@@ -383,15 +430,15 @@ class GuardedPage:
                 return opt["value"]
         return None
 
-    def select(self, selector: str, value: str, timeout: float = 15_000) -> None:
+    def select(self, selector: str, value: str, timeout: float = 15.0) -> None:
         """Choose the option whose value (= ipywidgets label) is ``value`` in ``selector select``.
 
         Waits for the option to exist (dashboards fill options after loading data). Falls back to
         matching the visible label with non-breaking spaces normalised.
         """
         sel = self.page.locator(f"{selector} select").first
-        sel.wait_for(state="visible", timeout=timeout)
-        deadline = time.monotonic() + timeout / 1000
+        sel.wait_for(state="visible", timeout=timeout * 1000)
+        deadline = time.monotonic() + timeout
         while True:
             opts = self.options(selector)
             match = [o for o in opts if o["value"] == value] or [
@@ -409,21 +456,119 @@ class GuardedPage:
 
     def click(self, selector: str) -> None:
         """Click the button carrying ``selector`` (or the button inside it)."""
-        btn = self.page.locator(f"button{selector}, {selector} button").first
+        btn = self.page.locator(f"{selector}:is(button), {selector} button").first
         btn.wait_for(state="visible")
         btn.click()
+
+    def open_tab(self, tabs: str, title: str) -> None:
+        """Click the tab titled ``title`` of the ipywidgets ``Tab`` carrying ``tabs`` and wait until
+        it is the current one. ipywidgets 8 draws the tab bar as a Lumino TabBar:
+        ``.lm-TabBar-tab > .lm-TabBar-tabLabel`` (title text, possibly truncated by CSS only)."""
+        label = self.page.locator(f"{tabs} .lm-TabBar-tab .lm-TabBar-tabLabel").filter(
+            has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")
+        )
+        n = label.count()
+        if n != 1:
+            shown = self.page.locator(f"{tabs} .lm-TabBar-tabLabel").all_text_contents()
+            raise AssertionError(f"{tabs}: {n} tabs titled {title!r}; the tabs are {shown}")
+        tab = self.page.locator(f"{tabs} .lm-TabBar-tab").filter(
+            has=self.page.locator(".lm-TabBar-tabLabel").filter(
+                has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")
+            )
+        )
+        tab.click()
+        self.page.wait_for_function(
+            "([sel, title]) => Array.from(document.querySelectorAll(sel + ' .lm-TabBar-tab'))"
+            ".some(t => t.classList.contains('lm-mod-current')"
+            " && t.textContent.trim() === title)",
+            arg=[tabs, title],
+            polling=20,
+        )
+
+    def current_tab(self, tabs: str) -> str | None:
+        cur = self.page.locator(f"{tabs} .lm-TabBar-tab.lm-mod-current")
+        return (cur.first.text_content() or "").strip() if cur.count() else None
+
+    def slider_value(self, selector: str) -> float:
+        """A Float/IntSlider's value as the page shows it (its handle's ``aria-valuenow``)."""
+        return float(self.page.locator(f"{selector} .noUi-handle").first.get_attribute("aria-valuenow"))
+
+    def nudge_slider(self, selector: str, key: str = "ArrowLeft", presses: int = 1) -> float:
+        """Move a slider by keyboard, as a user would: focus its handle, press ``key``. Each
+        press moves one step; ipywidgets syncs on noUiSlider's 'change' (also with
+        ``continuous_update=False``). Returns the value the handle then shows."""
+        handle = self.page.locator(f"{selector} .noUi-handle").first
+        handle.wait_for(state="visible")
+        handle.focus()
+        for _ in range(presses):
+            handle.press(key)
+        return self.slider_value(selector)
+
+    def type_slider(self, selector: str, value: float) -> None:
+        """Set a slider by typing into its readout (an editable ``.widget-readout``) + Enter."""
+        readout = self.page.locator(f"{selector} .widget-readout").first
+        readout.wait_for(state="visible")
+        readout.click()
+        readout.press("Control+A")
+        readout.press_sequentially(f"{value:g}")
+        readout.press("Enter")
+        self.page.wait_for_function(
+            "([sel, v]) => { const h = document.querySelector(sel + ' .noUi-handle');"
+            " return !!h && Math.abs(parseFloat(h.getAttribute('aria-valuenow')) - v) < 1e-9; }",
+            arg=[selector, float(value)],
+            polling=20,
+            timeout=10_000,
+        )
+
+    def set_checkbox(self, selector: str, checked: bool) -> None:
+        box = self.page.locator(f"{selector} input[type=checkbox]").first
+        box.wait_for(state="visible")
+        if box.is_checked() != checked:
+            box.click()
+        assert box.is_checked() == checked
 
     def fill(self, selector: str, text: str) -> None:
         """Type into a Text/Textarea widget and commit it (ipywidgets syncs on change/Enter)."""
         box = self.page.locator(
-            f"input{selector}, textarea{selector}, {selector} input, {selector} textarea"
+            f"{selector}:is(input, textarea), {selector} input, {selector} textarea"
         ).first
         box.wait_for(state="visible")
         box.fill(text)
         box.press("Tab")  # blur => 'change' => the value is synced to the kernel
 
     def text(self, selector: str) -> str:
-        return self.page.locator(selector).first.inner_text()
+        """Text of the first element matching ``selector`` (textContent, whitespace collapsed;
+        works for off-screen cells too)."""
+        raw = self.page.locator(selector).first.text_content() or ""
+        return re.sub(r"\s+", " ", raw.replace("\u00a0", " ")).strip()
+
+    def table_rows(self, selector: str) -> list[list[str]]:
+        """Cell texts of every ``<tr>`` under ``selector`` (header rows included), in order."""
+        return self.page.evaluate(
+            "sel => { const r = document.querySelector(sel); if (!r) return [];"
+            " return Array.from(r.querySelectorAll('tr')).map(tr => Array.from(tr.cells)"
+            ".map(c => c.textContent.replace(/\\u00a0/g, ' ').replace(/\\s+/g, ' ').trim())); }",
+            selector,
+        )
+
+    def wait_for_text(self, selector: str, pattern: str, timeout: float = 30.0, flags: str = "i") -> str:
+        """Wait until ``selector``'s text matches the (JS) regular expression ``pattern``."""
+        try:
+            self.page.wait_for_function(
+                "([sel, pat, flags]) => { const el = document.querySelector(sel);"
+                " return !!el && new RegExp(pat, flags).test("
+                "el.textContent.replace(/\\u00a0/g, ' ').replace(/\\s+/g, ' ')); }",
+                arg=[selector, pattern, flags],
+                timeout=timeout * 1000,
+                polling=50,
+            )
+        except Exception as exc:  # noqa: BLE001 - re-raised with what was actually shown
+            shown = self.text(selector) if self.page.locator(selector).count() else "(no element)"
+            raise AssertionError(
+                f"{selector} did not come to match /{pattern}/{flags} in {timeout:.0f} s; it shows: "
+                f"{shown[:1500]!r}"
+            ) from exc
+        return self.text(selector)
 
     # -- plots -------------------------------------------------------------------------------
 
@@ -431,16 +576,49 @@ class GuardedPage:
         """``SCOPE .js-plotly-plot``'s ``.data`` as plain JSON (typed arrays decoded), or None."""
         return self.page.evaluate(_PLOT_DATA_JS, f"{scope} .js-plotly-plot")
 
-    def wait_for_plot(self, scope: str, timeout: float = 60.0) -> list[dict]:
-        """Wait until ``SCOPE .js-plotly-plot`` exists and holds at least one trace."""
+    def plot_points(self, scope: str) -> int:
+        """Points plotted in ``SCOPE .js-plotly-plot`` (-1: no plot there)."""
+        return self.page.evaluate("sel => window.__swPlotPoints(sel)", f"{scope} .js-plotly-plot")
+
+    def wait_for_plot(self, scope: str, min_points: int = 1, timeout: float = 60.0) -> list[dict]:
+        """Wait until ``SCOPE .js-plotly-plot`` exists and plots at least ``min_points`` points
+        (an empty FigureWidget has traces but no points)."""
         self.page.wait_for_function(
-            "sel => { const el = document.querySelector(sel);"
-            " return !!(el && el.data && el.data.length > 0); }",
-            arg=f"{scope} .js-plotly-plot",
+            "([sel, n]) => window.__swPlotPoints(sel) >= n",
+            arg=[f"{scope} .js-plotly-plot", min_points],
             timeout=timeout * 1000,
             polling=50,
         )
         return self.plot_data(scope)
+
+    def plot_box(self, scope: str) -> dict | None:
+        """Rendered sizes of the chart ``scope`` and of its plot's drawing (``svg.main-svg``), and
+        the configuration plotly was given; None when there is no plot. Having ``.data`` is not
+        being seen: a plot can hold data in a zero-height box."""
+        return self.page.evaluate(_PLOT_BOX_JS, scope)
+
+    def resize_window(self, width: int, height: int | None = None, settle_ms: int = 600) -> None:
+        """Resize the browser window as a user would, and let JupyterLab and plotly re-lay out
+        (plotly's own resize is deferred by ~100 ms)."""
+        size = self.page.viewport_size or VIEWPORT
+        self.page.set_viewport_size({"width": width, "height": height or size["height"]})
+        self.page.wait_for_timeout(settle_ms)
+
+    def plot_shown_problem(self, scope: str) -> str | None:
+        """None if ``scope``'s plot is drawn and takes visible room on the page; else why not."""
+        box = self.plot_box(scope)
+        if box is None:
+            return f"{scope}: no plot"
+        if box["svg_h"] < 50 or box["svg_w"] < 50:
+            return f"{scope}: the plot's drawing is {box['svg_w']:.0f}x{box['svg_h']:.0f} px"
+        if box["h"] < 0.9 * box["svg_h"] or box["w"] < 50:
+            return (
+                f"{scope}: the plot is drawn {box['svg_w']:.0f}x{box['svg_h']:.0f} px but its box on the "
+                f"page is {box['w']:.0f}x{box['h']:.0f} px, so it is not seen (clipped by "
+                f"{box['clipper'] or 'an ancestor'}). Plotly container style: {box['container_style']!r}; "
+                f"plotly config: {box['config']}."
+            )
+        return None
 
     def wait_for_plot_change(self, scope: str, before, timeout: float = 30.0) -> tuple[list, float]:
         """Wait until the plot data differs from ``before``; return (new data, seconds waited).
@@ -450,8 +628,8 @@ class GuardedPage:
         t0 = time.monotonic()
         self.page.wait_for_function(
             "([sel, before]) => { const d = window.__swPlotData(sel);"
-            " return d !== null && JSON.stringify(d) !== before; }",
-            arg=[f"{scope} .js-plotly-plot", json.dumps(before)],
+            " return d !== null && JSON.stringify(d) !== JSON.stringify(before); }",
+            arg=[f"{scope} .js-plotly-plot", before],
             timeout=timeout * 1000,
             polling=20,
         )
@@ -465,10 +643,73 @@ class GuardedPage:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", state)
         path = screenshot_dir() / f"{stem}--{safe}.png"
         if scope:
-            self.page.locator(scope).first.screenshot(path=str(path), animations="disabled")
+            el = self.page.locator(scope).first
+            box = el.bounding_box()
+            size = self.page.viewport_size or VIEWPORT
+            # JupyterLab scrolls inside a fixed-height panel: an element taller than the viewport
+            # would be cut off (and overlaid by the status bar). Grow the window for the shot.
+            if box and box["height"] > size["height"] - 200:
+                self.page.set_viewport_size(
+                    {"width": size["width"], "height": min(int(box["height"]) + 400, 8000)}
+                )
+                self.page.wait_for_timeout(300)  # let JupyterLab re-lay out
+            try:
+                el.scroll_into_view_if_needed()
+                el.screenshot(path=str(path), animations="disabled")
+            finally:
+                if self.page.viewport_size != size:
+                    self.page.set_viewport_size(size)
         else:
             self.page.screenshot(path=str(path), animations="disabled")
         self.screenshots.append(path)
+        return path
+
+    def docs_screenshot(self, name: str, scope: str, width: int = DOCS_WIDTH, margin: int = 8) -> Path | None:
+        """A README screenshot: only when ``$SW_DOCS_SCREENSHOT_DIR`` is set (no-op otherwise).
+
+        Saves ``NAME.png``, exactly ``width`` px wide: ``scope`` (e.g. a whole dashboard) with a
+        ``margin`` of page around it and no JupyterLab chrome. The window is resized so that
+        ``scope`` lays out at ``width - 2 * margin`` px (and tall enough to hold it), then put back.
+        """
+        out = os.environ.get("SW_DOCS_SCREENSHOT_DIR")
+        if not out:
+            return None
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        size = self.page.viewport_size or VIEWPORT
+        self.page.evaluate(
+            "() => { const a = window.jupyterapp; if (a && a.shell && a.shell.collapseLeft)"
+            " a.shell.collapseLeft(); }"
+        )
+        el = self.page.locator(scope).first
+        target = width - 2 * margin
+        try:
+            win_w, win_h = size["width"], size["height"]
+            for _ in range(4):  # the element's width follows the window's (JupyterLab has no max)
+                self.page.set_viewport_size({"width": win_w, "height": win_h})
+                self.page.wait_for_timeout(400)
+                box = el.bounding_box()
+                if box["height"] + 4 * margin > win_h:
+                    win_h = min(int(box["height"]) + 300, 6000)
+                    continue
+                if abs(box["width"] - target) < 1:
+                    break
+                win_w = int(round(win_w + target - box["width"]))
+            el.scroll_into_view_if_needed()
+            self.page.mouse.move(0, 0)  # no hover effects (plotly's mode bar) in the picture
+            self.page.wait_for_timeout(300)
+            box = el.bounding_box()
+            assert abs(box["width"] - target) < 1.5, f"could not lay {scope} out {target} px wide: {box}"
+            self.page.screenshot(
+                path=str(path),
+                clip={"x": box["x"] - margin, "y": max(0, box["y"] - margin), "width": width,
+                      "height": box["height"] + 2 * margin},
+                animations="disabled",
+            )
+        finally:
+            self.page.set_viewport_size(size)
+            self.page.wait_for_timeout(300)
         return path
 
     # -- output checks -------------------------------------------------------------------------
@@ -482,7 +723,7 @@ class GuardedPage:
                 for (const el of r.querySelectorAll(
                     "[data-mime-type='application/vnd.jupyter.error'],"
                     + " [data-mime-type='application/vnd.jupyter.stderr']")) {
-                    out.push(el.getAttribute('data-mime-type') + ': ' + el.innerText.slice(0, 2000));
+                    out.push(el.getAttribute('data-mime-type') + ': ' + el.textContent.slice(0, 2000));
                 }
                 return out;
             }""",
@@ -491,10 +732,14 @@ class GuardedPage:
         assert not found, "error/stderr outputs are shown:\n" + "\n---\n".join(found)
 
     def assert_no_widget_fallback(self, root: str = "body", output_selector: str = ".jp-OutputArea-output") -> None:
-        """No widget is shown as its text repr (``VBox(children=...``) or a widget error."""
+        """No widget is shown as its text repr (``VBox(children=...``) or a widget error.
+
+        Uses ``textContent``: JupyterLab's default ``contentVisibility`` windowing leaves off-screen
+        cells in the DOM but unlaid-out, where ``innerText`` would be empty.
+        """
         texts = self.page.evaluate(
             "([root, sel]) => Array.from((document.querySelector(root) || document.body)"
-            ".querySelectorAll(sel)).map(e => e.innerText)",
+            ".querySelectorAll(sel)).map(e => e.textContent)",
             [root, output_selector],
         )
         bad = []
@@ -525,8 +770,15 @@ class LabPage(GuardedPage):
         return self.timings["open_to_kernel_idle"]
 
     def wait_kernel_idle(self, timeout: float = 60.0) -> None:
-        self.page.wait_for_function(
+        """Wait until the open notebook's kernel is ready and idle.
+
+        Fails at once if JupyterLab asks the user to pick a kernel (the notebook has no
+        ``kernelspec`` metadata: a user would get the same dialog).
+        """
+        handle = self.page.wait_for_function(
             """name => {
+                const dlg = document.querySelector('.jp-Dialog .jp-Dialog-header');
+                if (dlg && /kernel/i.test(dlg.textContent)) return 'dialog: ' + dlg.textContent;
                 const app = window.jupyterapp;
                 if (!app || !app.shell) return false;
                 const w = app.shell.currentWidget;
@@ -540,13 +792,25 @@ class LabPage(GuardedPage):
             timeout=timeout * 1000,
             polling=100,
         )
+        result = handle.json_value()
+        if isinstance(result, str) and result.startswith("dialog"):
+            raise AssertionError(
+                f"{self.notebook}: JupyterLab asks to select a kernel ({result!r}); the notebook "
+                "needs kernelspec metadata (python3) so it starts without a dialog"
+            )
 
     def _status(self) -> dict:
         return self.page.evaluate(_NOTEBOOK_STATUS_JS)
 
-    def run_all(self, timeout: float = 120.0) -> float:
+    def run_all(self, timeout: float = 120.0, first_plot: str | None = None) -> float:
         """Clear outputs, run all cells, wait until every code cell has an execution count and the
-        kernel is idle again. Fails early (with the traceback) if a cell raised. Returns seconds."""
+        kernel is idle again. Fails early (with the traceback) if a cell raised. Returns seconds.
+
+        With ``first_plot`` (a scope), also records in ``timings['open_to_first_plot']`` when
+        ``SCOPE .js-plotly-plot`` first plotted points, counted from :meth:`open` (0.1 s
+        resolution; if it only happens after run-all, call :meth:`wait_for_plot` and
+        :meth:`since_open`).
+        """
         self.wait_kernel_idle()
         self.page.evaluate(
             "async () => { const c = window.jupyterapp.commands;"
@@ -560,6 +824,9 @@ class LabPage(GuardedPage):
         status = None
         while time.monotonic() < deadline:
             status = self._status()
+            if first_plot and "open_to_first_plot" not in self.timings:
+                if self.plot_points(first_plot) > 0:
+                    self.timings["open_to_first_plot"] = self.since_open()
             if status["errors"] and status["idle"]:
                 raise AssertionError(
                     f"{self.notebook}: a cell raised during run-all:\n" + "\n---\n".join(status["errors"])
@@ -644,10 +911,48 @@ PLOT_HELPERS_JS = r"""
         if (!el || !Array.isArray(el.data)) return null;
         return el.data.map(t => conv(t, 0));
     };
+    // Number of plotted points (sum over traces of the longest of x / y / values), or -1.
+    window.__swPlotPoints = (sel) => {
+        const d = window.__swPlotData(sel);
+        if (d === null) return -1;
+        let n = 0;
+        for (const t of d) {
+            n += Math.max(...['x', 'y', 'values', 'z'].map(k => Array.isArray(t[k]) ? t[k].length : 0));
+        }
+        return n;
+    };
 })();
 """
 
 _PLOT_DATA_JS = "sel => window.__swPlotData(sel)"
+
+_PLOT_BOX_JS = r"""
+scope => {
+    const el = document.querySelector(scope);
+    const plot = el && (el.matches('.js-plotly-plot') ? el : el.querySelector('.js-plotly-plot'));
+    if (!plot) return null;
+    const r = el.getBoundingClientRect();
+    let svgW = 0, svgH = 0;
+    for (const s of plot.querySelectorAll('svg.main-svg')) {
+        const b = s.getBoundingClientRect();
+        svgW = Math.max(svgW, b.width); svgH = Math.max(svgH, b.height);
+    }
+    // The nearest ancestor (up to the scope) that hides overflow and is smaller than the drawing.
+    let clipper = null;
+    for (let x = plot; x && x !== el.parentElement; x = x.parentElement) {
+        const cs = getComputedStyle(x);
+        if (!clipper && cs.overflow !== 'visible' && x.getBoundingClientRect().height < svgH * 0.9) {
+            clipper = x.tagName.toLowerCase() + '.' + Array.from(x.classList).join('.') + ' (overflow: '
+                + cs.overflow + ', height ' + Math.round(x.getBoundingClientRect().height) + ' px)';
+        }
+    }
+    const cont = plot.querySelector('.svg-container');
+    let config = null;
+    try { config = JSON.stringify(plot._context ? {responsive: plot._context.responsive} : null); } catch (e) {}
+    return {w: r.width, h: r.height, svg_w: svgW, svg_h: svgH, clipper,
+            container_style: cont ? cont.getAttribute('style') : null, config};
+}
+"""
 
 
 def new_guarded_context(browser):
