@@ -88,7 +88,7 @@ def report_html(cl: Caseload) -> str:
         + (f"<p><b>{_n(cl.n_errors, 'error')}</b>: rows with an error were set aside (quarantined) and are not used. "
            if cl.usable else f"<p><b>{_n(cl.n_errors, 'error')}</b> {'stops' if cl.n_errors == 1 else 'stop'} the export from being used. ")
         + (f"<b>{_n(cl.n_warnings, 'warning')}</b>: those rows were loaded, with the problem noted. " if cl.n_warnings else "")
-        "<i>row</i> is the line number in your file (the header is line 1).</p>"
+        + "<i>row</i> is the line number in your file (the header is line 1).</p>"
         + more + _table_html(shown, "sw-report-table", lambda r: _SEVERITY_STYLE.get(r["severity"], ""))
     )
 
