@@ -56,6 +56,8 @@ QUESTIONS = {
     "low_alliance": "The client rates the session at or below the cut-off. What does the client want more or less of?",
     "low_item": "The goals/topics or approach item is low even if the total is not. Do you and the client agree on what to work on, and how?",
     "ceiling_only": "Every rating is the maximum. How could you make it safe for the client to give critical feedback?",
+    "neglected_goal": "An agreed goal has not been worked on for several sessions. Is it still the client's goal, and what is in the way?",
+    "check_in_dominance": "Most sessions are spent on the week's events. How could the session get to the client's goals sooner?",
     "reliable_deterioration": "The client is reliably worse than at intake. What has changed, is there risk, and does the plan need to change?",
     "not_on_track": "The client is improving less than most similar clients in this service by now. What might need to change in the work?",
     "lost_contact": "The client has not attended for weeks and the episode is still open. Reach out, or close the episode with a planned ending?",
@@ -72,13 +74,16 @@ class AgendaOptions:
     medium_from: float = 50.0
     no_show_run: int = 2
     falling_trend: float = -0.5
+    check_in_share: float = 0.5
+    check_in_min_sessions: int = 4
 
     @classmethod
     def from_settings(cls, settings) -> AgendaOptions:
         section = settings.get("agenda", {}) if settings is not None else {}
         weights = {**DEFAULT_WEIGHTS, **(section.get("weights", {}) if isinstance(section, dict) else {})}
         kw = {k: section[k] for k in ("recency_days", "recency_points", "high_from", "medium_from", "no_show_run",
-                                      "falling_trend") if isinstance(section, dict) and k in section}
+                                      "falling_trend", "check_in_share", "check_in_min_sessions")
+              if isinstance(section, dict) and k in section}
         return cls(weights=weights, **kw)
 
 
@@ -173,7 +178,27 @@ def outcome_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
     return out
 
 
-PROVIDERS: list[Callable[[dict, AgendaOptions], list[pd.DataFrame]]] = [alliance_items, engagement_items, outcome_items]
+def focus_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
+    """Neglected agreed goals, and clients whose sessions are mostly week reviews."""
+    fc = t.get("focus_clients")
+    if fc is None or not len(fc):
+        return []
+    out = []
+    neg = fc[fc["n_neglected_goals"].fillna(0) > 0]
+    out.append(_items(neg, "focus", "neglected_goal", neg["last_session_date"],
+                      "agreed goal(s) " + neg["neglected_goals"].astype("string").str.replace(";", ", ")
+                      + " not worked on in the last sessions; " + _num(neg["goal_coverage"] * 100, "{:.0f}")
+                      + " % of sessions on an agreed goal"))
+    heavy = fc[(fc["check_in_share"].fillna(0) >= opts.check_in_share) & (fc["n_focus_recorded"] >= opts.check_in_min_sessions)]
+    out.append(_items(heavy, "focus", "check_in_dominance", heavy["last_session_date"],
+                      _num(heavy["check_in_share"] * 100, "{:.0f}") + " % of " + heavy["n_focus_recorded"].astype("string")
+                      + " sessions mainly a week review / check-in; " + _num(heavy["goal_coverage"] * 100, "{:.0f}")
+                      + " % on an agreed goal"))
+    return out
+
+
+PROVIDERS: list[Callable[[dict, AgendaOptions], list[pd.DataFrame]]] = [alliance_items, engagement_items, outcome_items,
+                                                                         focus_items]
 
 
 def rank_items(items: pd.DataFrame, opts: AgendaOptions, reference_date: pd.Timestamp) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from supervision.caseload import Caseload
-from supervision.metrics import alliance, engagement, outcome
+from supervision.metrics import alliance, engagement, focus, outcome
 
 
 def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
@@ -25,7 +25,8 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         ``engagement_clinicians`` (:func:`~supervision.metrics.engagement.clinician_engagement`),
         ``engagement_session_counts`` (:func:`~supervision.metrics.engagement.session_count_distribution`),
         and, when outcome measures are present, ``outcome_clients``, ``outcome_track`` and
-        ``outcome_clinicians`` (see :func:`outcome_tables`).
+        ``outcome_clinicians`` (see :func:`outcome_tables`); when session focus is recorded,
+        ``focus_sessions``, ``focus_clients`` and ``focus_clinicians`` (see :func:`focus_tables`).
     """
     opts = caseload.settings
     sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
@@ -39,7 +40,19 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
             "engagement_clients": ep, "engagement_clinicians": engagement.clinician_engagement(ep),
             "engagement_session_counts": engagement.session_count_distribution(ep)}
     out.update(outcome_tables(caseload))
+    out.update(focus_tables(caseload))
     return out
+
+
+def focus_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
+    """``focus_sessions``, ``focus_clients``, ``focus_clinicians`` when the export records session focus."""
+    s, c, st = caseload.sessions, caseload.clients, caseload.settings
+    if "focus_primary" not in s.columns or "agreed_goals" not in c.columns or s["focus_primary"].isna().all():
+        return {}
+    fs = focus.session_focus(s, c, st)
+    fc = focus.client_focus(fs, **focus.focus_options(st, focus.client_focus))
+    fn = focus.clinician_focus(fs, client_focus_frame=fc, **focus.focus_options(st, focus.clinician_focus))
+    return {"focus_sessions": fs, "focus_clients": fc, "focus_clinicians": fn}
 
 
 def outcome_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
