@@ -3,7 +3,10 @@
     supervision validate PATH [--report FILE.csv] [--settings FILE.toml]
     supervision metrics PATH --out DIR [--settings FILE.toml]
     supervision report PATH --clinician ID|all --out FILE.html|DIR [--period all|3m|6m|12m] [--pdf]
-    supervision demo [--out DIR] [--seed N] [--clinicians N] [--months N] [--format csv|parquet] [--messy]
+    supervision import fhir PATH --out DIR [--default-clinician ID]
+    supervision import mapped PATH --mapping FILE.toml --out DIR
+    supervision pseudonymise IN OUT --key-file K
+    supervision demo [--out DIR] [--seed N] [--clinicians N] [--months N] [--episodes N] [--format csv|parquet] [--messy]
 
 Exit codes of ``validate``: 0 clean, 1 loaded with problems, 2 unusable (or a usage error).
 Errors are printed as plain sentences, never as a Python traceback.
@@ -127,12 +130,32 @@ def _report(args) -> int:
     return 0
 
 
+def _import(args) -> int:
+    if args.kind == "fhir":
+        from supervision.io.fhir import cli_import_fhir
+
+        return cli_import_fhir(args.path, args.out, settings=args.settings, default_clinician=args.default_clinician)
+    if not args.mapping:
+        print("`supervision import mapped` needs --mapping FILE.toml (see data/mappings/ for examples).", file=sys.stderr)
+        return 2
+    from supervision.io.mapping import cli_import_mapped
+
+    return cli_import_mapped(args.path, args.mapping, args.out, settings=args.settings)
+
+
+def _pseudonymise(args) -> int:
+    from supervision.privacy import cli_pseudonymise
+
+    return cli_pseudonymise(args.input, args.output, args.key_file)
+
+
 def _demo(args) -> int:
     from supervision import synth
 
     t0 = time.perf_counter()
+    params = synth.SynthParams(episodes_per_18_months=args.episodes) if args.episodes else None
     paths = synth.write_clinic(args.out, fmt=args.format, seed=args.seed, n_clinicians=args.clinicians,
-                               months=args.months, messy=args.messy)
+                               months=args.months, messy=args.messy, params=params)
     took = time.perf_counter() - t0
     size = sum(Path(p).stat().st_size for p in paths) / 1e6
     print(f"Wrote the demo clinic to {args.out} ({len(paths)} files, {size:.1f} MB) in {took:.1f} s.")
@@ -161,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--notes", help="notes database (default from the settings)")
     r.add_argument("--settings", help="settings file (TOML)")
     r.set_defaults(func=_report)
+    im = sub.add_parser("import", help="turn FHIR QuestionnaireResponses or another system's export into the data contract")
+    im.add_argument("kind", choices=["fhir", "mapped"], help="fhir: JSON/Bundle/NDJSON; mapped: CSV/Excel with a mapping file")
+    im.add_argument("path", help="the file or folder to import")
+    im.add_argument("--out", required=True, help="folder to write the contract's CSV files and import_report.csv")
+    im.add_argument("--mapping", help="mapping file (TOML), for `import mapped`")
+    im.add_argument("--default-clinician", help="fhir: clinician id for responses without an author")
+    im.add_argument("--settings", help="settings file (TOML)")
+    im.set_defaults(func=_import)
+    ps = sub.add_parser("pseudonymise", help="keyed hashing of ids, direct identifiers dropped, dates of birth to age bands")
+    ps.add_argument("input", help="the export (folder or .xlsx)")
+    ps.add_argument("output", help="folder for the pseudonymised export")
+    ps.add_argument("--key-file", required=True, help="secret key file (at least 32 random bytes); never written out")
+    ps.set_defaults(func=_pseudonymise)
     d = sub.add_parser("demo", help="generate the synthetic demo clinic")
     d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")
     d.add_argument("--seed", type=int, default=20261126)
@@ -168,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--months", type=int, default=18)
     d.add_argument("--format", choices=["csv", "parquet"], default="csv")
     d.add_argument("--messy", action="store_true", help="inject realistic export defects")
+    d.add_argument("--episodes", type=float, default=None,
+                   help="client episodes per clinician per 18 months (default 35; 80 with --clinicians 2000 gives ~1M sessions)")
     d.set_defaults(func=_demo)
     return p
 

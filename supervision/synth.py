@@ -457,10 +457,12 @@ def _dates(start: np.datetime64, days: np.ndarray) -> np.ndarray:
 
 def regenerate_command(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: int = 18,
                        messy: bool = False, start: str = DEFAULT_START, fmt: str = "csv",
-                       out: str = "FOLDER") -> str:
+                       out: str = "FOLDER", episodes: float | None = None) -> str:
     """The ``supervision demo`` command line that reproduces a clinic."""
     cmd = (f"supervision demo --out {out} --seed {seed} --clinicians {n_clinicians} "
            f"--months {months} --format {fmt}")
+    if episodes is not None and episodes != SynthParams.episodes_per_18_months:
+        cmd += f" --episodes {episodes:g}"
     if messy:
         cmd += " --messy"
     if start != DEFAULT_START:
@@ -1053,7 +1055,8 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         "start": start_date.isoformat(),
         "as_of": as_of.isoformat(),
         "messy": bool(messy),
-        "command": regenerate_command(seed, n, months, messy, start_date.isoformat()),
+        "command": regenerate_command(seed, n, months, messy, start_date.isoformat(), episodes=p.episodes_per_18_months),
+        "episodes_per_18_months": float(p.episodes_per_18_months),
         "n_clients": int(N),
         "n_sessions": int(S),
         "n_attended": int(M),
@@ -1353,7 +1356,7 @@ def read_ground_truth(path: str | pathlib.Path) -> dict[str, Any]:
 
 def _readme(fmt: str, meta: dict[str, Any], files: list[str]) -> str:
     cmd = regenerate_command(meta["seed"], meta["n_clinicians"], meta["months"], meta["messy"],
-                             meta["start"], fmt)
+                             meta["start"], fmt, episodes=meta.get("episodes_per_18_months"))
     lines = [
         "# Synthetic clinic (generated, not real people)",
         "",

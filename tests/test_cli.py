@@ -47,3 +47,27 @@ def test_report_file_neutralises_formulas(tmp_path):
     assert r.returncode == 1
     text = (tmp_path / "rep.csv").read_text(encoding="utf-8-sig")
     assert "'=1+1" in text and "\n=1+1" not in text and ",=1+1" not in text
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+def test_import_fhir_command_on_the_us_core_example(tmp_path):
+    r = run("import", "fhir", REFERENCE / "us_core_phq9_questionnaire_response.json", "--out", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    items = scores[scores["item"].astype(str) != "total"].sort_values("item", key=lambda s: s.astype(int))
+    assert items["value"].tolist() == [2, 2, 2, 2, 1, 1, 2, 0, 0]
+
+
+def test_import_mapped_command_reports_unmapped_codes(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    r = run("import", "mapped", root / "tests" / "data" / "mapped" / "ors_srs", "--mapping",
+            root / "data" / "mappings" / "ors_srs_platform.toml", "--out", tmp_path)
+    assert r.returncode in (0, 1) and "Traceback" not in r.stderr
+    assert (tmp_path / "sessions.csv").exists() and (tmp_path / "import_report.csv").exists()
+
+
+def test_import_mapped_without_a_mapping_is_a_sentence(tmp_path):
+    r = run("import", "mapped", tmp_path, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "--mapping" in r.stderr

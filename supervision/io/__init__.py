@@ -182,6 +182,8 @@ def _measure_cols(settings: Settings | None = None) -> set[str]:
 
 def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, settings: Settings | None = None):
     sc, err = t.frame, t.error
+    if sc.empty:  # a scores file with a header and no rows: nothing to check
+        return
     insts = instruments(settings)
     item = sc["item"].map(lambda v: v.lower().removeprefix("item").strip().removesuffix(".0") if v else v, na_action="ignore")
     n_items = sc["instrument"].map({k: v.items for k, v in insts.items()})
