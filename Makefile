@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8866
 
-.PHONY: lab app test install install-test browser clean-venv demo
+.PHONY: lab app test install install-test browser clean-venv demo bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ demo: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Benchmarks at 10k, 100k and 1M sessions (add SIZES="10k 5M" for others); see benchmarks/README.md.
+SIZES ?= 10k 100k 1M
+bench: install
+	$(BIN)/python benchmarks/run.py --sizes $(SIZES)

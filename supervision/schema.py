@@ -168,7 +168,8 @@ def _clean_text(s: pd.Series) -> pd.Series:
 
 
 def _fold_code(s: pd.Series) -> pd.Series:
-    return s.map(lambda v: v if v is None else v.lower().replace("-", "_").replace(" ", "_"), na_action="ignore")
+    """Category codes compared case-blind, with '-' and spaces read as '_' (No-show = no_show)."""
+    return s.astype("str").str.lower().str.replace("-", "_", regex=False).str.replace(" ", "_", regex=False)
 
 
 def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
@@ -182,7 +183,14 @@ def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_localize(None)
         return _plausible(out.dt.normalize())
-    text = raw.astype(object).map(lambda v: v if v is None or pd.isna(v) else str(v).strip()[:10] if "T" in str(v) or " 00:00:00" in str(v) else str(v).strip())
+    if raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("date", "datetime"):
+        # Parquet date32 and Excel cells arrive as date/datetime objects
+        return _plausible(pd.to_datetime(raw, errors="coerce").dt.normalize())
+    text = raw.astype("str").str.strip()
+    text = text.where(text != "")
+    # "2025-03-14T00:00:00" or "2025-03-14 00:00:00" (spreadsheets, databases): the date part
+    stamped = text.str.contains("T", regex=False) | text.str.endswith(" 00:00:00")
+    text = text.where(~stamped.fillna(False), text.str.slice(0, 10))
     out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
     rest = out.isna() & text.notna()
     if rest.any():
@@ -321,9 +329,12 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
                 error |= bad
             out[col.name] = parsed
         elif col.kind == "number":
-            text = _clean_text(s)
             parsed = parse_numbers(s)
-            bad = parsed.isna() & text.notna()
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                text, bad = s, pd.Series(False, index=s.index)  # typed numbers (Parquet): nothing to parse
+            else:
+                text = _clean_text(s)
+                bad = parsed.isna() & text.notna()
             sev = "error" if col.nonnull else "warning"
             rep.add_many(table, raw, bad, col.name, text, f"'{col.name}' is not a number.",
                          _FIX["not_numeric"] + ("" if col.nonnull else " The cell was cleared."), sev, "not_numeric")

@@ -185,7 +185,8 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     if sc.empty:  # a scores file with a header and no rows: nothing to check
         return
     insts = instruments(settings)
-    item = sc["item"].map(lambda v: v.lower().removeprefix("item").strip().removesuffix(".0") if v else v, na_action="ignore")
+    item = (sc["item"].astype("str").str.lower().str.strip().str.removeprefix("item").str.strip()
+            .str.replace(r"\.0$", "", regex=True))
     n_items = sc["instrument"].map({k: v.items for k, v in insts.items()})
     num = pd.to_numeric(item, errors="coerce")
     valid_item = (item == "total") | (num.notna() & (num >= 1) & (num <= n_items) & (num % 1 == 0))
