@@ -1,6 +1,7 @@
-"""Small-sample statistics shared by the metrics: intervals for rates, empirical-Bayes shrinkage.
+"""Small-sample statistics shared by the metrics: intervals, tests, shrinkage, funnel limits, FDR.
 
-Everything is vectorised over NumPy arrays and pure (no input is modified).
+Everything is vectorised over NumPy arrays and pure (no input is modified). Sources and their
+certainty: ../shared/DEFINITIONS.md §3 (Wilson, beta-binomial EB, Spiegelhalter funnel plots).
 """
 
 from __future__ import annotations
@@ -8,8 +9,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as _stats
 
-__all__ = ["wilson_interval", "dersimonian_laird", "normal_shrinkage", "beta_binomial_prior",
-           "beta_binomial_shrinkage"]
+__all__ = ["wilson_interval", "newcombe_interval", "newcombe_interaction_interval", "two_proportion_test",
+           "mean_interval", "welch_test", "welch_interaction",
+           "dersimonian_laird", "normal_shrinkage", "beta_binomial_prior", "beta_binomial_shrinkage",
+           "funnel_overdispersion", "funnel_limits", "benjamini_hochberg", "FUNNEL_LEVELS"]
+
+#: Funnel-plot control limits (two-sided coverage): "2 SD" and "3 SD" of Spiegelhalter (2005).
+FUNNEL_LEVELS = (0.95, 0.998)
 
 
 def wilson_interval(k, n, confidence: float = 0.95):
@@ -66,6 +72,299 @@ def wilson_interval(k, n, confidence: float = 0.95):
     if scalar:
         return float(lower), float(upper)
     return lower, upper
+
+
+def _check_confidence(confidence) -> float:
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must be strictly between 0 and 1 (e.g. 0.95); got {confidence!r}.")
+    return float(confidence)
+
+
+def _counts(name: str, k, n) -> tuple[np.ndarray, np.ndarray]:
+    k_arr, n_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(n, dtype=float))
+    ok = ~(np.isnan(k_arr) | np.isnan(n_arr))
+    if np.any((k_arr[ok] < 0) | (n_arr[ok] < 0) | (k_arr[ok] > n_arr[ok])):
+        raise ValueError(f"{name} needs 0 <= k <= n for every pair (successes k out of n); got k={k!r}, n={n!r}.")
+    return k_arr, n_arr
+
+
+def newcombe_interval(k1, n1, k2, n2, confidence: float = 0.95):
+    """Newcombe hybrid-score interval for a difference of two independent proportions, vectorised.
+
+    Parameters
+    ----------
+    k1, n1 : int or array-like
+        Successes and trials of the first group (the estimate is ``k1/n1 - k2/n2``).
+    k2, n2 : int or array-like
+        Successes and trials of the second group.
+    confidence : float, default 0.95
+        Two-sided confidence level.
+
+    Returns
+    -------
+    lower, upper : float or ndarray
+        Bounds for ``p1 - p2`` (plain floats for scalar input); NaN where either n is 0.
+
+    Notes
+    -----
+    Method 10 of Newcombe (1998) Stat Med 17:873-890 ("square-and-add" of the Wilson limits
+    l_i, u_i of each proportion, :func:`wilson_interval`):
+    lower = d - sqrt((p1 - l1)^2 + (u2 - p2)^2), upper = d + sqrt((u1 - p1)^2 + (p2 - l2)^2).
+    Newcombe's Table II example 56/70 - 48/80 gives 0.0524 to 0.3339 and 9/10 - 3/10 gives
+    0.1705 to 0.8090 (as reproduced by the R package propint's tests). Recommended for small
+    samples; no continuity correction.
+    """
+    conf = _check_confidence(confidence)
+    scalar = all(np.ndim(x) == 0 for x in (k1, n1, k2, n2))
+    a1, b1 = _counts("newcombe_interval", k1, n1)
+    a2, b2 = _counts("newcombe_interval", k2, n2)
+    a1, b1, a2, b2 = np.broadcast_arrays(a1, b1, a2, b2)
+    l1, u1 = wilson_interval(a1, b1, conf)
+    l2, u2 = wilson_interval(a2, b2, conf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1, p2 = a1 / b1, a2 / b2
+    d = p1 - p2
+    lower = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    upper = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    if scalar:
+        return float(lower), float(upper)
+    return lower, upper
+
+
+def newcombe_interaction_interval(k1, n1, k2, n2, k3, n3, k4, n4, confidence: float = 0.95):
+    """Interval for a difference of differences of proportions, (p1 - p2) - (p3 - p4), vectorised.
+
+    Parameters
+    ----------
+    k1, n1, k2, n2 : int or array-like
+        Successes and trials of the two proportions of the first difference.
+    k3, n3, k4, n4 : int or array-like
+        The same for the second difference.
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    lower, upper : float or ndarray
+        NaN where any n is 0.
+
+    Notes
+    -----
+    Newcombe (2001) Stat Med 20:2885-2893: the square-and-add (MOVER) step of
+    :func:`newcombe_interval` applied once more to the two hybrid-score intervals of the
+    differences. Newcombe's §4.1 example (17/65 - 17/75) - (18/72 - 16/65) gives -0.1687 to
+    0.2343 (as reproduced by the R package propint's tests).
+    """
+    conf = _check_confidence(confidence)
+    scalar = all(np.ndim(x) == 0 for x in (k1, n1, k2, n2, k3, n3, k4, n4))
+    arrs = [np.asarray(x, dtype=float) for x in np.broadcast_arrays(k1, n1, k2, n2, k3, n3, k4, n4)]
+    a1, b1, a2, b2, a3, b3, a4, b4 = arrs
+    l1, u1 = newcombe_interval(a1, b1, a2, b2, conf)
+    l2, u2 = newcombe_interval(a3, b3, a4, b4, conf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d1, d2 = a1 / b1 - a2 / b2, a3 / b3 - a4 / b4
+    d = d1 - d2
+    lower = d - np.sqrt((d1 - l1) ** 2 + (u2 - d2) ** 2)
+    upper = d + np.sqrt((u1 - d1) ** 2 + (d2 - l2) ** 2)
+    if scalar:
+        return float(lower), float(upper)
+    return lower, upper
+
+
+def welch_interaction(means, sds, ns, dfs=None, confidence: float = 0.95) -> dict[str, np.ndarray]:
+    """Interval for a difference of differences of means, (m1 - m2) - (m3 - m4), vectorised.
+
+    Parameters
+    ----------
+    means, sds, ns : sequence of four float or array-like
+        Mean, SD and size of the four groups.
+    dfs : sequence of four, optional
+        Degrees of freedom of each variance (default n - 1; see :func:`welch_test`).
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    dict
+        ``difference``, ``se`` = sqrt(sum sd_i^2 / n_i), ``df`` (Welch-Satterthwaite over the four
+        terms), ``lower``, ``upper``, ``p_value`` (two-sided t). NaN where a group has n < 2.
+
+    Notes
+    -----
+    The contrast's variance is the sum of the four independent sampling variances; its degrees
+    of freedom follow Satterthwaite (1946) Biometrics Bull 2:110-114, as in Welch's test.
+    """
+    conf = _check_confidence(confidence)
+    m = [np.asarray(x, dtype=float) for x in means]
+    s = [np.asarray(x, dtype=float) for x in sds]
+    n = [np.asarray(x, dtype=float) for x in ns]
+    f = [x - 1 for x in n] if dfs is None else [np.asarray(x, dtype=float) for x in dfs]
+    if not (len(m) == len(s) == len(n) == len(f) == 4):
+        raise ValueError("welch_interaction needs four means, SDs, sizes (and dfs).")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = [si * si / ni for si, ni in zip(s, n)]
+        var = v[0] + v[1] + v[2] + v[3]
+        se = np.sqrt(var)
+        df = var * var / sum(vi * vi / fi for vi, fi in zip(v, f))
+        d = (m[0] - m[1]) - (m[2] - m[3])
+        half = _stats.t.ppf(0.5 + conf / 2.0, df) * se
+        p = 2.0 * _stats.t.sf(np.abs(d / se), df)
+    ok = np.logical_and.reduce([ni >= 2 for ni in n]) & np.isfinite(d) & (se > 0)
+    nan = np.full(np.shape(d), np.nan)
+    return {"difference": np.where(ok, d, nan), "se": np.where(ok, se, nan), "df": np.where(ok, df, nan),
+            "lower": np.where(ok, d - half, nan), "upper": np.where(ok, d + half, nan),
+            "p_value": np.where(ok, p, nan)}
+
+
+def _alternative(alternative: str) -> str:
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less'; got {alternative!r}.")
+    return alternative
+
+
+def two_proportion_test(k1, n1, k2, n2, *, alternative: str = "two-sided"):
+    """p-value for equal proportions in two independent groups, vectorised.
+
+    Parameters
+    ----------
+    k1, n1, k2, n2 : int or array-like
+        Successes and trials of the two groups.
+    alternative : {"two-sided", "greater", "less"}, default "two-sided"
+        "greater": the alternative is p1 > p2; "less": p1 < p2.
+
+    Returns
+    -------
+    p_value : float or ndarray
+        NaN where either n is 0; 1 (two-sided) or 0.5 (one-sided, the 'N - 1' statistic being 0)
+        where both groups are all successes or all failures.
+
+    Notes
+    -----
+    Campbell (2007) Stat Med 26:3661-3675 recommends, for 2 x 2 tables, the 'N - 1' chi-squared
+    test (Pearson's X^2 times (N - 1)/N, no continuity correction) when every expected count is at
+    least 1, and otherwise the Fisher-Irwin test (two-sided by Irwin's rule, as
+    ``scipy.stats.fisher_exact``). Both are used here that way. One-sided p-values use the signed
+    root of the 'N - 1' statistic, z = sign(p1 - p2) sqrt(X^2 (N - 1)/N), against the normal
+    distribution, or the one-sided Fisher test.
+    """
+    alternative = _alternative(alternative)
+    scalar = all(np.ndim(x) == 0 for x in (k1, n1, k2, n2))
+    a1, b1 = _counts("two_proportion_test", k1, n1)
+    a2, b2 = _counts("two_proportion_test", k2, n2)
+    a1, b1, a2, b2 = (np.array(x, dtype=float) for x in np.broadcast_arrays(a1, b1, a2, b2))
+    N = b1 + b2
+    succ = a1 + a2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e11, e12 = b1 * succ / N, b1 * (N - succ) / N
+        e21, e22 = b2 * succ / N, b2 * (N - succ) / N
+        x2 = (N * (a1 * (b2 - a2) - a2 * (b1 - a1)) ** 2) / (b1 * b2 * succ * (N - succ))
+        stat = x2 * (N - 1) / N
+        if alternative == "two-sided":
+            p = _stats.chi2.sf(stat, 1)
+        else:
+            z = np.sign(a1 / b1 - a2 / b2) * np.sqrt(stat)
+            p = _stats.norm.sf(z) if alternative == "greater" else _stats.norm.cdf(z)
+    bad = np.isnan(a1) | np.isnan(a2) | np.isnan(b1) | np.isnan(b2) | (b1 == 0) | (b2 == 0)
+    degenerate = ~bad & ((succ == 0) | (succ == N))
+    small = ~bad & ~degenerate & (np.minimum.reduce([e11, e12, e21, e22]) < 1)
+    p = np.where(degenerate, 1.0 if alternative == "two-sided" else 0.5, p)
+    for i in np.flatnonzero(small.ravel()):
+        idx = np.unravel_index(i, p.shape)
+        table = [[int(a1[idx]), int(b1[idx] - a1[idx])], [int(a2[idx]), int(b2[idx] - a2[idx])]]
+        p[idx] = _stats.fisher_exact(table, alternative=alternative).pvalue
+    p = np.where(bad, np.nan, np.clip(p, 0.0, 1.0))
+    if scalar:
+        return float(p)
+    return p
+
+
+def mean_interval(mean, sd, n, confidence: float = 0.95):
+    """Student t interval for a mean from its summary statistics, vectorised.
+
+    Parameters
+    ----------
+    mean, sd, n : float or array-like
+        Sample mean, sample SD (ddof = 1) and size.
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    lower, upper : float or ndarray
+        ``mean -/+ t(1 - alpha/2, n - 1) * sd / sqrt(n)``; NaN where n < 2 (no SD). Same as
+        ``scipy.stats.ttest_1samp(x, 0).confidence_interval()``.
+    """
+    conf = _check_confidence(confidence)
+    scalar = all(np.ndim(x) == 0 for x in (mean, sd, n))
+    m, s, k = (np.asarray(x, dtype=float) for x in np.broadcast_arrays(mean, sd, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = _stats.t.ppf(0.5 + conf / 2.0, k - 1)
+        half = t * s / np.sqrt(k)
+    ok = k >= 2
+    lower, upper = np.where(ok, m - half, np.nan), np.where(ok, m + half, np.nan)
+    if scalar:
+        return float(lower), float(upper)
+    return lower, upper
+
+
+def welch_test(mean1, sd1, n1, mean2, sd2, n2, confidence: float = 0.95, *, df1=None,
+               df2=None, alternative: str = "two-sided") -> dict[str, np.ndarray]:
+    """Welch's unequal-variance t interval and test for a difference of two means, vectorised.
+
+    Parameters
+    ----------
+    mean1, sd1, n1 : float or array-like
+        Mean, SD (ddof = 1) and size of the first group (the difference is ``mean1 - mean2``).
+    mean2, sd2, n2 : float or array-like
+        The same for the second group.
+    confidence : float, default 0.95
+    df1, df2 : float or array-like, optional
+        Degrees of freedom of each variance estimate; default ``n - 1``. Give more when an SD was
+        moderated with prior information (e.g. d0 + n - 1 for an empirical-Bayes variance with
+        d0 prior degrees of freedom, Smyth 2004 Stat Appl Genet Mol Biol 3:3).
+    alternative : {"two-sided", "greater", "less"}, default "two-sided"
+        Of the p-value ("greater": mean1 > mean2). The interval is always two-sided.
+
+    Returns
+    -------
+    dict
+        Arrays ``difference``, ``se`` = sqrt(sd1^2/n1 + sd2^2/n2), ``df`` (Welch-Satterthwaite),
+        ``lower``, ``upper``, ``p_value``. NaN where a group has fewer than 2 values. Where both
+        SDs are 0 the interval is the difference itself and the p-value is 1 (two-sided; 0.5
+        one-sided) when the means are equal, NaN otherwise.
+
+    Notes
+    -----
+    Welch (1947) Biometrika 34:28-35; df = se^4 / ((s1^2/n1)^2/(n1-1) + (s2^2/n2)^2/(n2-1)).
+    Same values as ``scipy.stats.ttest_ind(x, y, equal_var=False)`` and its
+    ``confidence_interval()``.
+    """
+    conf = _check_confidence(confidence)
+    alternative = _alternative(alternative)
+    f1 = np.asarray(n1, dtype=float) - 1 if df1 is None else df1
+    f2 = np.asarray(n2, dtype=float) - 1 if df2 is None else df2
+    m1, s1, k1, m2, s2, k2, f1, f2 = (np.asarray(x, dtype=float)
+                                      for x in np.broadcast_arrays(mean1, sd1, n1, mean2, sd2, n2, f1, f2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v1, v2 = s1 ** 2 / k1, s2 ** 2 / k2
+        se = np.sqrt(v1 + v2)
+        df = (v1 + v2) ** 2 / (v1 ** 2 / f1 + v2 ** 2 / f2)
+        d = m1 - m2
+        t = d / se
+        if alternative == "two-sided":
+            p = 2.0 * _stats.t.sf(np.abs(t), df)
+        else:
+            p = _stats.t.sf(t, df) if alternative == "greater" else _stats.t.cdf(t, df)
+        half = _stats.t.ppf(0.5 + conf / 2.0, df) * se
+    ok = (k1 >= 2) & (k2 >= 2) & ~np.isnan(d) & ~np.isnan(se)
+    zero = ok & (se == 0)
+    nan = np.full(d.shape, np.nan)
+    return {
+        "difference": np.where(ok, d, nan),
+        "se": np.where(ok, se, nan),
+        "df": np.where(ok & ~zero, df, nan),
+        "lower": np.where(zero, d, np.where(ok, d - half, nan)),
+        "upper": np.where(zero, d, np.where(ok, d + half, nan)),
+        "p_value": np.where(zero, np.where(d == 0, 1.0 if alternative == "two-sided" else 0.5, np.nan),
+                            np.where(ok, p, nan)),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,8 +495,9 @@ def beta_binomial_prior(k, n) -> tuple[float, float]:
 
     Notes
     -----
-    Maximises sum log BetaBinom(k_i | n_i, alpha, beta) (scipy.stats.betabinom) over log alpha,
-    log beta, starting from the method-of-moments values. As in R ``ebbr::ebb_fit_prior``
+    Maximises sum log BetaBinom(k_i | n_i, alpha, beta) (the likelihood of
+    ``scipy.stats.betabinom``) over logit(alpha / (alpha + beta)) and log(alpha + beta) by SLSQP
+    with the analytic gradient, starting from the method-of-moments values. As in R ``ebbr::ebb_fit_prior``
     (dgrtwo/ebbr, ../shared/DEFINITIONS.md §3.2 [V]); maximum likelihood rather than moments on
     the raw proportions, which overstate the prior variance when n is small.
     """
@@ -218,14 +518,29 @@ def beta_binomial_prior(k, n) -> tuple[float, float]:
     var = float(p.var(ddof=1)) if p.size > 1 else 0.0
     s0 = m * (1 - m) / var - 1 if var > 0 else 100.0
     s0 = float(np.clip(s0, 0.5, 1e5))
-    x0 = np.log([m * s0, (1 - m) * s0])
+    from scipy import special
+
+    # Parametrised by logit(mean) and log(alpha + beta), with the analytic gradient; the
+    # binomial coefficient is constant in (alpha, beta) and left out of the likelihood.
+    x0 = np.array([np.log(m / (1 - m)), np.log(s0)])
+    n_minus_k = n_arr - k_arr
 
     def nll(x):
-        a, b = np.exp(np.clip(x, -20, np.log(1e6)))
-        return -float(np.sum(_stats.betabinom.logpmf(k_arr, n_arr, a, b)))
+        mu = special.expit(x[0])
+        size = np.exp(x[1])
+        a, b = mu * size, (1 - mu) * size
+        ll = np.sum(special.betaln(k_arr + a, n_minus_k + b)) - k_arr.size * special.betaln(a, b)
+        common = special.digamma(n_arr + size)
+        da = np.sum(special.digamma(k_arr + a) - common) - k_arr.size * (special.digamma(a) - special.digamma(size))
+        db = np.sum(special.digamma(n_minus_k + b) - common) - k_arr.size * (special.digamma(b) - special.digamma(size))
+        g0 = (da - db) * size * mu * (1 - mu)
+        g1 = da * a + db * b
+        return -float(ll), -np.array([g0, g1])
 
-    res = optimize.minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
-    a, b = np.exp(np.clip(res.x, -20, np.log(1e6)))
+    res = optimize.minimize(nll, x0, jac=True, method="SLSQP",
+                            bounds=[(-20.0, 20.0), (np.log(1e-3), np.log(1e6))])
+    mu, size = special.expit(res.x[0]), float(np.exp(res.x[1]))
+    a, b = mu * size, (1 - mu) * size
     return float(a), float(b)
 
 
@@ -266,3 +581,188 @@ def beta_binomial_shrinkage(k, n, *, confidence: float = 0.95, prior: tuple[floa
     tail = (1.0 - float(confidence)) / 2.0
     return {"alpha": a0, "beta": b0, "estimate": a / (a + b),
             "lower": _stats.beta.ppf(tail, a, b), "upper": _stats.beta.ppf(1.0 - tail, a, b)}
+
+
+# --------------------------------------------------------------------------------------------
+# funnel plots (Spiegelhalter 2005)
+# --------------------------------------------------------------------------------------------
+
+def _funnel_scale(kind: str, value, n, target, sd):
+    """Transformed value y, its standard error s and the transformed target (DEFINITIONS §3.3)."""
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "proportion":
+            y = np.arcsin(np.sqrt(np.clip(np.asarray(value, dtype=float), 0.0, 1.0)))
+            s = 1.0 / (2.0 * np.sqrt(n))
+            t = float(np.arcsin(np.sqrt(np.clip(target, 0.0, 1.0))))
+        elif kind == "mean":
+            if sd is None or not float(sd) > 0:
+                raise ValueError(f"a funnel of means needs the within-unit SD sd > 0; got {sd!r}.")
+            y = np.asarray(value, dtype=float)
+            s = float(sd) / np.sqrt(n)
+            t = float(target)
+        else:
+            raise ValueError(f"kind must be 'proportion' or 'mean'; got {kind!r}.")
+    return y, s, t
+
+
+def funnel_overdispersion(value, n, target: float, *, kind: str = "proportion", sd: float | None = None,
+                          trim: float = 0.1) -> dict[str, float]:
+    """Overdispersion of unit values around a funnel target: multiplicative phi and additive tau^2.
+
+    Parameters
+    ----------
+    value : array-like of float
+        One value per unit (a proportion, or a mean).
+    n : array-like of float
+        Its denominator (cases per unit); units with n == 0 or a NaN value are ignored.
+    target : float
+        The funnel's centre (for proportions the pooled sum(x)/sum(n)).
+    kind : {"proportion", "mean"}
+        Proportions are compared on the arcsine-square-root scale, y = asin(sqrt(p)),
+        s = 1/(2 sqrt(n)); means on their own scale with s = sd/sqrt(n).
+    sd : float, optional
+        Within-unit SD of one case (needed for means).
+    trim : float, default 0.1
+        Share of z-scores Winsorised at each tail before phi is computed (0 = none).
+
+    Returns
+    -------
+    dict
+        ``k`` (units used), ``phi`` = (1/k) sum z_i^2 of the Winsorised z-scores
+        z_i = (y_i - target)/s_i, ``tau2`` = 0 if k phi <= k - 1, else (k phi - (k - 1)) /
+        (sum w - sum w^2 / sum w) with w = 1/s^2, and ``p_value`` of the chi-square test of
+        k phi on k - 1 degrees of freedom (small = more spread than chance allows).
+
+    Notes
+    -----
+    Spiegelhalter (2005) Stat Med 24:1185-1202 (doi:10.1002/sim.1970), as implemented in R
+    FunnelPlotR ``winsorisation`` (R quantile type 7 = NumPy's default), ``phi_func`` and
+    ``tau_func`` (../shared/DEFINITIONS.md §3.3 [V]). With few units phi and tau^2 are unstable:
+    show the unadjusted limits too.
+    """
+    if not 0.0 <= float(trim) < 0.5:
+        raise ValueError(f"trim must be in [0, 0.5); got {trim!r}.")
+    y, s, t = _funnel_scale(kind, value, n, target, sd)
+    y, s = np.broadcast_arrays(y, s)
+    ok = ~np.isnan(y) & np.isfinite(s) & (s > 0)
+    y, s = y[ok], s[ok]
+    k = int(y.size)
+    if k == 0:
+        return {"k": 0, "phi": float("nan"), "tau2": float("nan"), "p_value": float("nan")}
+    z = (y - t) / s
+    if trim > 0 and k > 1:
+        lo, hi = np.quantile(z, [trim, 1.0 - trim])
+        z = np.clip(z, lo, hi)
+    phi = float(np.mean(z * z))
+    w = 1.0 / (s * s)
+    denom = float(np.sum(w) - np.sum(w * w) / np.sum(w))
+    tau2 = 0.0 if (k * phi <= k - 1 or denom <= 0) else max(0.0, (k * phi - (k - 1)) / denom)
+    p = float(_stats.chi2.sf(k * phi, k - 1)) if k > 1 else float("nan")
+    return {"k": k, "phi": phi, "tau2": tau2, "p_value": p}
+
+
+def _level_label(level: float) -> str:
+    return f"{level * 100:g}".replace(".", "_")
+
+
+def funnel_limits(n, target: float, *, kind: str = "proportion", sd: float | None = None,
+                  levels=FUNNEL_LEVELS, phi: float = 1.0, tau2: float = 0.0) -> dict[str, np.ndarray]:
+    """Funnel-plot control limits at each denominator n, optionally adjusted for overdispersion.
+
+    Parameters
+    ----------
+    n : array-like of float
+        Denominators at which to compute the limits (e.g. a grid from 1 to the largest unit).
+    target : float
+        Centre of the funnel (pooled proportion, or pooled mean).
+    kind : {"proportion", "mean"}
+        See :func:`funnel_overdispersion`.
+    sd : float, optional
+        Within-unit SD of one case (means only).
+    levels : sequence of float, default (0.95, 0.998)
+        Two-sided coverage of each pair of limits (Spiegelhalter's "2 SD" and "3 SD" limits).
+    phi : float, default 1
+        Multiplicative overdispersion factor (>= 1 to widen); the limits use sqrt(phi) * s.
+    tau2 : float, default 0
+        Additive between-unit variance on the transformed scale; the limits use sqrt(s^2 + tau2).
+
+    Returns
+    -------
+    dict
+        ``n`` and, per level, ``lower_<level>`` and ``upper_<level>`` (``lower_95``,
+        ``upper_95``, ``lower_99_8``, ``upper_99_8`` for the defaults).
+
+    Notes
+    -----
+    Proportions: sin^2(asin(sqrt(target)) -/+ z sqrt(phi s^2 + tau2)) with s = 1/(2 sqrt(n)),
+    z = 1.959964 (95 %) and 3.090232 (99.8 %): FunnelPlotR ``calculate_limits`` for "PR" [V]
+    (additive, tau2); the multiplicative form target -/+ z sqrt(phi) s is Spiegelhalter's
+    (2005) overdispersion adjustment [U: from memory of the paper]. The arcsine argument is
+    clipped to [0, pi/2] so a limit stops at 0 or 1 instead of
+    folding back (FunnelPlotR does not clip). Means: target -/+ z sqrt(phi sd^2/n + tau2).
+    """
+    if not float(phi) > 0:
+        raise ValueError(f"phi must be > 0 (1 = no overdispersion); got {phi!r}.")
+    if not float(tau2) >= 0:
+        raise ValueError(f"tau2 must be 0 or more; got {tau2!r}.")
+    n_arr = np.asarray(n, dtype=float)
+    _, s, t = _funnel_scale(kind, np.zeros_like(n_arr), n_arr, target, sd)
+    spread = np.sqrt(float(phi) * s * s + float(tau2))
+    out: dict[str, np.ndarray] = {"n": n_arr}
+    for level in levels:
+        z = _stats.norm.ppf(0.5 + _check_confidence(level) / 2.0)
+        lo, hi = t - z * spread, t + z * spread
+        if kind == "proportion":
+            lo = np.sin(np.clip(lo, 0.0, np.pi / 2)) ** 2
+            hi = np.sin(np.clip(hi, 0.0, np.pi / 2)) ** 2
+        label = _level_label(level)
+        out[f"lower_{label}"], out[f"upper_{label}"] = lo, hi
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# multiple testing
+# --------------------------------------------------------------------------------------------
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN entries are left out and stay NaN.
+
+    Parameters
+    ----------
+    p_values : array-like of float
+        Two-sided p-values in [0, 1]; NaN = no test.
+
+    Returns
+    -------
+    ndarray
+        Same shape: q_i = min over j >= rank(i) of p_(j) m / j, capped at 1, with m the number of
+        non-NaN p-values. A hypothesis is rejected at FDR level q when its q-value <= q.
+
+    Notes
+    -----
+    Benjamini & Hochberg (1995) J R Stat Soc B 57:289-300; computed with
+    ``scipy.stats.false_discovery_control(p, method="bh")`` (scipy >= 1.11), else directly.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    flat = p.ravel()
+    ok = ~np.isnan(flat)
+    if np.any((flat[ok] < 0) | (flat[ok] > 1)):
+        raise ValueError("benjamini_hochberg needs p-values between 0 and 1 (NaN for no test).")
+    if not ok.any():
+        return out
+    vals = flat[ok]
+    fdc = getattr(_stats, "false_discovery_control", None)
+    if fdc is not None:
+        q = np.asarray(fdc(vals, method="bh"), dtype=float)
+    else:  # pragma: no cover - scipy < 1.11
+        m = vals.size
+        order = np.argsort(vals)
+        ranked = vals[order] * m / np.arange(1, m + 1)
+        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+        q = np.empty(m)
+        q[order] = np.minimum(ranked, 1.0)
+    res = out.ravel()
+    res[ok] = q
+    return res.reshape(p.shape)

@@ -1,0 +1,479 @@
+"""Adaptation gaps: small-sample statistics against published and scipy values, hand-made groups,
+the planted gaps of the demo clinic, and the false-gap rate over many generated clinics.
+
+Oracles: Newcombe (1998) Table II and Newcombe (2001) §4.1 (as reproduced by the R package
+propint's tests), the Wilson values of ../shared/DEFINITIONS.md §3.1, scipy (Welch t, chi-square,
+Fisher, t intervals, beta-binomial likelihood), closed-form recomputation (funnel limits, FunnelPlotR
+overdispersion formulae, Benjamini-Hochberg by hand) and plain-pandas recomputation of the tables.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize, stats
+
+from supervision import demo_path, load_caseload, synth
+from supervision.figures.adaptation import gap_forest, gap_funnel, gap_overview
+from supervision.metrics.adaptation import (
+    METRICS, adaptation_gaps, adaptation_options, client_measures, funnel_data, suppress_gaps,
+)
+from supervision.metrics.stats import (
+    benjamini_hochberg, beta_binomial_prior, funnel_limits, funnel_overdispersion, mean_interval,
+    newcombe_interaction_interval, newcombe_interval, two_proportion_test, welch_interaction, welch_test,
+    wilson_interval,
+)
+
+Z95, Z998 = 1.959964, 3.090232
+
+
+# --------------------------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k, n, lower, upper", [
+    (7, 50, 0.069508, 0.261862), (3, 10, 0.107791, 0.603222), (0, 5, 0.0, 0.434482), (1, 8, 0.022417, 0.470888),
+])
+def test_wilson_reference_values_and_closed_form(k, n, lower, upper):
+    lo, hi = wilson_interval(k, n)
+    assert lo == pytest.approx(lower, abs=1e-6) and hi == pytest.approx(upper, abs=1e-6)
+    p, z = k / n, Z95
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert hi == pytest.approx(centre + half, abs=1e-6)
+
+
+# Newcombe (1998) Stat Med 17:873-890, Table II, method 10 (hybrid score, no continuity correction)
+@pytest.mark.parametrize("k1, n1, k2, n2, lower, upper", [
+    (56, 70, 48, 80, 0.0524, 0.3339),
+    (9, 10, 3, 10, 0.1705, 0.8090),
+    (5, 56, 0, 29, -0.0381, 0.1926),
+    (0, 10, 0, 20, -0.1611, 0.2775),
+    (10, 10, 0, 20, 0.6791, 1.0000),
+])
+def test_newcombe_hybrid_score_table_ii(k1, n1, k2, n2, lower, upper):
+    lo, hi = newcombe_interval(k1, n1, k2, n2)
+    assert lo == pytest.approx(lower, abs=5e-5) and hi == pytest.approx(upper, abs=5e-5)
+    # independent recomputation: scipy's Wilson limits, squared and added
+    ci1 = stats.binomtest(k1, n1).proportion_ci(method="wilson")
+    ci2 = stats.binomtest(k2, n2).proportion_ci(method="wilson")
+    p1, p2 = k1 / n1, k2 / n2
+    assert lo == pytest.approx(p1 - p2 - np.hypot(p1 - ci1.low, ci2.high - p2), abs=1e-9)
+    assert hi == pytest.approx(p1 - p2 + np.hypot(ci1.high - p1, p2 - ci2.low), abs=1e-9)
+
+
+def test_newcombe_vectorised_and_undefined():
+    lo, hi = newcombe_interval([56, 9], [70, 10], [48, 3], [80, 10])
+    assert lo == pytest.approx([0.0524, 0.1705], abs=5e-5) and hi == pytest.approx([0.3339, 0.8090], abs=5e-5)
+    lo, hi = newcombe_interval([0, 1], [0, 4], [1, 0], [4, 0])
+    assert np.isnan(lo).all() and np.isnan(hi).all()
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        newcombe_interval(5, 4, 1, 4)
+
+
+def test_newcombe_2001_difference_of_differences():
+    # Newcombe (2001) Stat Med 20:2885-2893, section 4.1: (17/65 - 17/75) - (18/72 - 16/65)
+    lo, hi = newcombe_interaction_interval(17, 65, 17, 75, 18, 72, 16, 65)
+    assert lo == pytest.approx(-0.1687, abs=5e-5) and hi == pytest.approx(0.2343, abs=5e-5)
+
+
+def test_two_proportion_test_n_minus_1_chi_square_and_fisher():
+    # every expected count >= 1: Campbell's 'N - 1' chi-squared test
+    table = np.array([[56, 14], [48, 32]])
+    chi2 = stats.chi2_contingency(table, correction=False).statistic
+    n = table.sum()
+    assert two_proportion_test(56, 70, 48, 80) == pytest.approx(stats.chi2.sf(chi2 * (n - 1) / n, 1))
+    z = np.sqrt(chi2 * (n - 1) / n)
+    assert two_proportion_test(56, 70, 48, 80, alternative="greater") == pytest.approx(stats.norm.sf(z))
+    assert two_proportion_test(56, 70, 48, 80, alternative="less") == pytest.approx(stats.norm.cdf(z))
+    # an expected count < 1: Fisher-Irwin
+    assert two_proportion_test(0, 5, 3, 30) == pytest.approx(stats.fisher_exact([[0, 5], [3, 27]]).pvalue)
+    assert two_proportion_test(3, 5, 0, 30, alternative="greater") == pytest.approx(
+        stats.fisher_exact([[3, 2], [0, 30]], alternative="greater").pvalue)
+    assert two_proportion_test(0, 5, 0, 9) == 1.0 and two_proportion_test(0, 5, 0, 9, alternative="less") == 0.5
+    assert np.isnan(two_proportion_test(0, 0, 1, 3))
+
+
+def test_mean_and_welch_intervals_match_scipy():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(30, 4, 7), rng.normal(34, 2, 23)
+    lo, hi = mean_interval(x.mean(), x.std(ddof=1), x.size)
+    ci = stats.ttest_1samp(x, 0).confidence_interval()
+    assert (lo, hi) == pytest.approx((ci.low, ci.high))
+    w = welch_test(x.mean(), x.std(ddof=1), x.size, y.mean(), y.std(ddof=1), y.size)
+    ref = stats.ttest_ind(x, y, equal_var=False)
+    assert w["p_value"] == pytest.approx(ref.pvalue) and w["df"] == pytest.approx(ref.df)
+    assert (w["lower"], w["upper"]) == pytest.approx(tuple(ref.confidence_interval()))
+    one = welch_test(x.mean(), x.std(ddof=1), x.size, y.mean(), y.std(ddof=1), y.size, alternative="less")
+    assert one["p_value"] == pytest.approx(stats.ttest_ind(x, y, equal_var=False, alternative="less").pvalue)
+    # moderated degrees of freedom: Satterthwaite with the given dfs
+    v1, v2 = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    m = welch_test(x.mean(), x.std(ddof=1), x.size, y.mean(), y.std(ddof=1), y.size, df1=10.0, df2=30.0)
+    assert m["df"] == pytest.approx((v1 + v2) ** 2 / (v1 ** 2 / 10 + v2 ** 2 / 30))
+    assert np.isnan(welch_test(1.0, 1.0, 1, 2.0, 1.0, 5)["p_value"])
+
+
+def test_welch_interaction_is_the_four_group_contrast():
+    rng = np.random.default_rng(8)
+    groups = [rng.normal(m, s, n) for m, s, n in ((10, 2, 6), (12, 3, 20), (11, 2, 15), (11.5, 2.5, 60))]
+    means = [g.mean() for g in groups]
+    sds = [g.std(ddof=1) for g in groups]
+    ns = [g.size for g in groups]
+    r = welch_interaction(means, sds, ns)
+    v = [s * s / n for s, n in zip(sds, ns)]
+    df = sum(v) ** 2 / sum(vi * vi / (n - 1) for vi, n in zip(v, ns))
+    d = (means[0] - means[1]) - (means[2] - means[3])
+    half = stats.t.ppf(0.975, df) * np.sqrt(sum(v))
+    assert r["difference"] == pytest.approx(d) and r["df"] == pytest.approx(df)
+    assert (r["lower"], r["upper"]) == pytest.approx((d - half, d + half))
+
+
+def test_funnel_limits_closed_form():
+    n = np.array([1.0, 10.0, 100.0])
+    lim = funnel_limits(n, 0.2)
+    t = np.arcsin(np.sqrt(0.2))
+    s = 1 / (2 * np.sqrt(n))
+    assert lim["upper_95"] == pytest.approx(np.sin(np.minimum(t + Z95 * s, np.pi / 2)) ** 2)
+    assert lim["lower_99_8"] == pytest.approx(np.sin(np.maximum(t - Z998 * s, 0)) ** 2)
+    assert lim["lower_99_8"][0] == 0.0  # clipped, not folded back
+    wide = funnel_limits(n, 0.2, phi=2.0)  # multiplicative (Spiegelhalter 2005)
+    assert wide["upper_95"] == pytest.approx(np.sin(np.minimum(t + Z95 * np.sqrt(2) * s, np.pi / 2)) ** 2)
+    add = funnel_limits(n, 0.2, tau2=0.01)  # additive (FunnelPlotR)
+    assert add["lower_95"] == pytest.approx(np.sin(np.maximum(t - Z95 * np.sqrt(s * s + 0.01), 0)) ** 2)
+    mean = funnel_limits(n, 35.0, kind="mean", sd=4.0)
+    assert mean["upper_99_8"] == pytest.approx(35 + Z998 * 4 / np.sqrt(n))
+    with pytest.raises(ValueError, match="sd > 0"):
+        funnel_limits(n, 35.0, kind="mean")
+
+
+def test_funnel_overdispersion_as_funnelplotr():
+    rng = np.random.default_rng(2)
+    n = rng.integers(20, 200, 15).astype(float)
+    k = rng.binomial(n.astype(int), rng.beta(8, 24, 15)).astype(float)
+    target = k.sum() / n.sum()
+    od = funnel_overdispersion(k / n, n, target)
+    z = (np.arcsin(np.sqrt(k / n)) - np.arcsin(np.sqrt(target))) * 2 * np.sqrt(n)
+    lo, hi = np.quantile(z, [0.1, 0.9])  # R quantile type 7
+    zw = np.clip(z, lo, hi)
+    phi = np.mean(zw ** 2)
+    w = 4 * n
+    tau2 = max(0.0, (15 * phi - 14) / (w.sum() - (w * w).sum() / w.sum())) if 15 * phi > 14 else 0.0
+    assert od["phi"] == pytest.approx(phi) and od["tau2"] == pytest.approx(tau2) and od["k"] == 15
+    assert od["p_value"] == pytest.approx(stats.chi2.sf(15 * phi, 14))
+
+
+def test_benjamini_hochberg():
+    # R: p.adjust(c(0.01, 0.02, 0.03, 0.04, 0.05), "BH") -> all 0.05
+    assert benjamini_hochberg([0.01, 0.02, 0.03, 0.04, 0.05]) == pytest.approx([0.05] * 5)
+    p = np.array([0.01, np.nan, 0.04, 0.03, 0.005])
+    q = benjamini_hochberg(p)
+    assert np.isnan(q[1])
+    ok = p[~np.isnan(p)]
+    order = np.argsort(ok)
+    ranked = ok[order] * ok.size / np.arange(1, ok.size + 1)
+    byhand = np.empty(ok.size)
+    byhand[order] = np.minimum.accumulate(ranked[::-1])[::-1]
+    assert q[~np.isnan(p)] == pytest.approx(byhand)
+    with pytest.raises(ValueError):
+        benjamini_hochberg([1.2])
+
+
+def test_beta_binomial_prior_reaches_the_maximum_likelihood():
+    rng = np.random.default_rng(4)
+    n = rng.integers(3, 30, 25)
+    k = rng.binomial(n, rng.beta(3, 9, 25))
+    a, b = beta_binomial_prior(k, n)
+
+    def nll(x):
+        return -stats.betabinom.logpmf(k, n, *np.exp(x)).sum()
+
+    ref = optimize.minimize(nll, np.log([1.0, 3.0]), method="Nelder-Mead",
+                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
+    assert nll(np.log([a, b])) <= ref.fun + 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# hand-made groups
+# --------------------------------------------------------------------------------------------
+
+def _measures(seed: int = 0) -> pd.DataFrame:
+    """Six clinicians with 4 clients each in group 'few'; at A all of them drop out and score 10."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in "ABCDEF":
+        groups = ["big"] * 12 + ["other"] * 14 + ["declined"] * 6 + ["not_recorded"] * 5 + ["few"] * 4
+        for i, g in enumerate(groups):
+            rows.append({"client_id": f"{c}{i:03d}", "clinician_id": c, "faith": g,
+                         "first_srs": rng.normal(35, 3), "mean_srs": rng.normal(35, 3),
+                         "unilateral": float(rng.random() < 0.2), "identity_addressed": rng.beta(1, 8)})
+    m = pd.DataFrame(rows)
+    few = (m["faith"] == "few") & (m["clinician_id"] == "A")
+    m.loc[few, "unilateral"] = 1.0
+    m.loc[few, ["first_srs", "mean_srs"]] = 10.0
+    m.loc[m["faith"] == "not_recorded", "unilateral"] = np.nan  # e.g. still open
+    return m
+
+
+def test_group_under_min_n_never_shows_a_gap_and_input_is_not_mutated():
+    m = _measures()
+    before = m.copy(deep=True)
+    g = adaptation_gaps(m, dimensions=["faith"], metrics=["first_srs", "mean_srs", "unilateral", "identity_addressed"])
+    pd.testing.assert_frame_equal(m, before)
+    few = g[g["group"] == "few"]
+    assert len(few) == 6 * 4 * 2 and (few["verdict"] == "too few clients").all()
+    est_cols = ["value_group", "value_comparator", "difference", "lower", "upper", "p_value", "q_value",
+                "shrunken_difference", "excess_gap", "excess_lower", "excess_upper"]
+    assert few[est_cols].isna().all().all()
+    assert (few["n_group"] == 4).all()
+    # lowering min_n to 4 lets the extreme group be estimated (and found)
+    g4 = adaptation_gaps(m, dimensions=["faith"], metrics=["mean_srs"], min_n=4)
+    row = g4[(g4["group"] == "few") & (g4["comparator"] == "clinician") & (g4["clinician_id"] == "A")].iloc[0]
+    assert row["verdict"] == "clear gap" and row["difference"] < -20
+
+
+def test_declined_and_not_recorded_are_groups_with_the_recording_rate():
+    m = _measures()
+    g = adaptation_gaps(m, dimensions=["faith"], metrics=["mean_srs", "unilateral"])
+    assert {"declined", "not_recorded"} <= set(g["group"])
+    a = g[g["clinician_id"] == "A"]
+    assert list(pd.unique(a["group"]))[-2:] == ["declined", "not_recorded"]  # missing-value groups last
+    assert a["recording_rate"].iloc[0] == pytest.approx(1 - 5 / 41)  # declined counts as recorded
+    nr = g[(g["group"] == "not_recorded") & (g["metric"] == "unilateral")]
+    assert (nr["n_group"] == 0).all() and (nr["verdict"] == "too few clients").all()
+    # an empty identity cell is read as not_recorded
+    m2 = m.copy()
+    m2.loc[m2["faith"] == "not_recorded", "faith"] = None
+    g2 = adaptation_gaps(m2, dimensions=["faith"], metrics=["mean_srs"])
+    assert (g2.loc[g2["group"] == "not_recorded", "n_group"] == 5).all()
+
+
+def test_values_intervals_and_fdr_recomputed_with_plain_pandas():
+    m = _measures(1)
+    g = adaptation_gaps(m, dimensions=["faith"], metrics=["unilateral", "mean_srs"], variance_prior_df=0)
+    r = g[(g["clinician_id"] == "B") & (g["group"] == "big") & (g["metric"] == "unilateral")].set_index("comparator")
+    b = m[m["clinician_id"] == "B"].dropna(subset=["unilateral"])
+    grp = b[b["faith"] == "big"]["unilateral"]
+    own = b[b["faith"] != "big"]["unilateral"]
+    coll = m[(m["clinician_id"] != "B") & (m["faith"] == "big")]["unilateral"].dropna()
+    assert r.loc["clinician", "n_group"] == len(grp) and r.loc["clinician", "n_comparator"] == len(own)
+    assert r.loc["service", "n_comparator"] == len(coll)
+    assert r.loc["clinician", "value_group"] == pytest.approx(grp.mean())
+    assert r.loc["service", "value_comparator"] == pytest.approx(coll.mean())
+    lo, hi = newcombe_interval(grp.sum(), len(grp), own.sum(), len(own))
+    assert (r.loc["clinician", "lower"], r.loc["clinician", "upper"]) == pytest.approx((lo, hi))
+    assert r.loc["clinician", "p_value"] == pytest.approx(
+        two_proportion_test(grp.sum(), len(grp), own.sum(), len(own), alternative="greater"))
+    # means: plain Welch when variance_prior_df = 0
+    s = g[(g["clinician_id"] == "B") & (g["group"] == "big") & (g["metric"] == "mean_srs")
+          & (g["comparator"] == "clinician")].iloc[0]
+    x = m[(m["clinician_id"] == "B") & (m["faith"] == "big")]["mean_srs"]
+    y = m[(m["clinician_id"] == "B") & (m["faith"] != "big")]["mean_srs"]
+    ref = stats.ttest_ind(x, y, equal_var=False, alternative="less")
+    assert s["p_value"] == pytest.approx(ref.pvalue)
+    assert (s["lower"], s["upper"]) == pytest.approx(tuple(stats.ttest_ind(x, y, equal_var=False).confidence_interval()))
+    # q-values: Benjamini-Hochberg within each clinician and comparator
+    for _, fam in g.dropna(subset=["p_value"]).groupby(["clinician_id", "comparator"]):
+        assert fam["q_value"].to_numpy() == pytest.approx(benjamini_hochberg(fam["p_value"].to_numpy()))
+
+
+def test_verdicts_follow_their_definition():
+    m = _measures(2)
+    g = adaptation_gaps(m, dimensions=["faith"], min_n=4)
+    hib = g["higher_is_better"].to_numpy()
+    sign = np.where(hib, -1, 1)
+    excludes = np.where(hib, g["upper"] < 0, g["lower"] > 0)
+    excess = np.where(hib, g["excess_upper"] < 0, g["excess_lower"] > 0)
+    clear = g["verdict"].to_numpy() == "clear gap"
+    assert clear.any()
+    assert (excludes[clear] & excess[clear]).all()
+    assert (g["q_value"].to_numpy()[clear] <= 0.05).all()
+    assert (sign[clear] * g["shrunken_difference"].to_numpy()[clear] >= g["practical_threshold"].to_numpy()[clear]).all()
+    possible = g["verdict"].to_numpy() == "possible gap"
+    assert (excludes[possible]).all()
+    no_est = g["verdict"].to_numpy() == "too few clients"
+    assert g.loc[no_est, "difference"].isna().all() and g.loc[~no_est, "difference"].notna().all()
+    assert set(g["verdict"]) <= {"clear gap", "possible gap", "no evidence", "too few clients"}
+
+
+def test_options_from_settings_and_bad_options():
+    opts = adaptation_options(None, adaptation_gaps)
+    assert opts["min_n"] == 5 and opts["fdr_q"] == 0.05 and opts["practical"]["unilateral"] == 0.10
+    custom = adaptation_options({"adaptation": {"min_n": 8, "practical": {"mean_srs": 3.0}}})
+    assert custom["min_n"] == 8 and custom["practical"]["mean_srs"] == 3.0 and custom["practical"]["first_srs"] == 2.0
+    m = _measures()
+    with pytest.raises(ValueError, match="min_n"):
+        adaptation_gaps(m, dimensions=["faith"], min_n=1)
+    with pytest.raises(ValueError, match="unknown metric"):
+        adaptation_gaps(m, dimensions=["faith"], metrics=["happiness"])
+    with pytest.raises(ValueError, match="no clients"):
+        adaptation_gaps(m, dimensions=["faith"], clinician_id="Z")
+    with pytest.raises(ValueError, match="practical"):
+        adaptation_gaps(m, dimensions=["faith"], practical={"mean_srs": -1})
+
+
+# --------------------------------------------------------------------------------------------
+# the demo clinic
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo():
+    cl = load_caseload()
+    clients, sessions = cl.clients.copy(deep=True), cl.sessions.copy(deep=True)
+    m = client_measures(cl.clients, cl.sessions)
+    pd.testing.assert_frame_equal(cl.clients, clients)
+    pd.testing.assert_frame_equal(cl.sessions, sessions)
+    truth = synth.read_ground_truth(demo_path())
+    return cl, m, adaptation_gaps(m), truth
+
+
+def test_client_measures_recomputed_on_the_demo(demo):
+    cl, m, _, _ = demo
+    c = cl.clients.set_index("client_id")
+    mm = m.set_index("client_id")
+    ended = c["end_date"].notna()
+    uni = (c["end_reason"] == "unilateral") & ended
+    assert mm["unilateral"].isna().sum() == (~ended).sum()
+    assert (mm.loc[ended[ended].index, "unilateral"] == uni[ended].astype(float)).all()
+    s = cl.sessions[cl.sessions["attendance"] == "attended"]
+    share = s.dropna(subset=["identity_addressed"]).groupby("client_id")["identity_addressed"].mean()
+    assert mm.loc[share.index, "identity_addressed"].to_numpy() == pytest.approx(share.astype(float).to_numpy())
+    first = s.dropna(subset=["srs_total"]).sort_values("session_date").groupby("client_id")["srs_total"].first()
+    assert mm.loc[first.index, "first_srs"].to_numpy() == pytest.approx(first.to_numpy())
+    assert set(m.attrs["dimensions"]) <= set(m.columns)
+    assert set(mm["reliable_improvement"].dropna().unique()) <= {0.0, 1.0}
+
+
+def test_planted_gaps_are_found_and_named(demo):
+    _, m, gaps, truth = demo
+    planted = truth["adaptation_gaps"]
+    assert len(planted) >= 2
+    for r in planted.itertuples():
+        rows = gaps[(gaps["clinician_id"] == r.clinician_id) & (gaps["dimension"] == r.dimension)
+                    & (gaps["group"] == r.group)]
+        assert (rows["verdict"] == "clear gap").any(), f"planted gap not found: {r.clinician_id} {r.dimension} {r.group}"
+        # the overview names it
+        fig = gap_overview(gaps, clinician_id=r.clinician_id)
+        heat = fig.data[0]
+        i = list(heat.y).index(r.dimension.replace("_", " ").capitalize())
+        assert any("CLEAR GAP" in str(t) and r.group in str(t) for t in heat.text[i])
+
+
+def test_demo_clear_gaps_are_rare_outside_the_planted_pairs(demo):
+    _, m, gaps, truth = demo
+    planted = set(zip(truth["adaptation_gaps"]["clinician_id"], truth["adaptation_gaps"]["dimension"]))
+    clear = gaps[gaps["verdict"] == "clear gap"]
+    false = set(zip(clear["clinician_id"], clear["dimension"])) - planted
+    pairs = m["clinician_id"].nunique() * len(m.attrs["dimensions"]) - len(planted)
+    assert len(false) / pairs <= 0.05
+
+
+def test_funnel_data_marks_the_planted_clinician(demo):
+    _, m, _, truth = demo
+    r = truth["adaptation_gaps"].iloc[0]
+    before = m.copy(deep=True)
+    f = funnel_data(m, dimension=r["dimension"], group=r["group"], metric="unilateral", clinician_id=r["clinician_id"])
+    pd.testing.assert_frame_equal(m, before)
+    me = f[f["highlight"]].iloc[0]
+    assert me["clinician_id"] == r["clinician_id"] and me["outside_95"] == "above"
+    # limits at the clinician's n, recomputed; target = pooled proportion
+    sel = (m[r["dimension"]] == r["group"]) & m["unilateral"].notna()
+    assert me["target"] == pytest.approx(m.loc[sel, "unilateral"].mean())
+    lim = funnel_limits([me["n"]], me["target"])
+    assert me["upper_95"] == pytest.approx(lim["upper_95"][0])
+    assert f["n"].sum() == sel.sum()
+    add = funnel_data(m, dimension=r["dimension"], group=r["group"], metric="unilateral", overdispersion="additive")
+    assert (add["tau2_used"] == add["tau2"]).all()
+    mean = funnel_data(m, dimension=r["dimension"], group=r["group"], metric="mean_srs")
+    assert (mean["kind"] == "mean").all() and mean["sd"].iloc[0] > 0
+
+
+def test_suppression_for_sharing(demo):
+    _, m, gaps, _ = demo
+    one = gaps[gaps["clinician_id"] == "T08"]
+    before = one.copy(deep=True)
+    s = suppress_gaps(one, policy="nhs")
+    pd.testing.assert_frame_equal(one, before)
+    hidden = s["verdict"] == "suppressed"
+    assert hidden.any()
+    small = (one["n_group"] >= 1) & (one["n_group"] <= 7)
+    assert hidden[small].all()  # every count 1-7 is hidden
+    assert s.loc[hidden, ["difference", "lower", "upper", "shrunken_difference"]].isna().all().all()
+    assert (s.loc[s["n_group"].isna(), "n_group_display"] == "*").all()
+    assert (s.loc[s["n_group"].isna(), "verdict"] == "suppressed").all() and s.loc[hidden, "n_comparator"].isna().all()
+    kept = s.loc[~hidden & (s["n_group"] > 0), "n_group"].dropna()
+    assert (kept % 5 == 0).all()  # NHS: rounded to 5
+    none = suppress_gaps(one, policy="none")
+    assert not (none["verdict"] == "suppressed").any()
+
+
+def test_figures_as_data(demo):
+    _, m, gaps, truth = demo
+    r = truth["adaptation_gaps"].iloc[0]
+    fig = gap_forest(gaps, metric="unilateral", clinician_id=r["clinician_id"], comparator="service")
+    names = {t.name for t in fig.data}
+    assert {"Clear gap", "Shrunken estimate", "No estimate"} <= names
+    clear = next(t for t in fig.data if t.name == "Clear gap")
+    rows = gaps[(gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unilateral")
+                & (gaps["comparator"] == "service") & (gaps["verdict"] == "clear gap")]
+    assert list(clear.x) == pytest.approx(rows["difference"].tolist())
+    assert any(r["group"] in y for y in clear.y)
+    no_est = next(t for t in fig.data if t.name == "No estimate")
+    assert no_est.mode == "text" and all("no estimate" in t for t in no_est.text)  # never drawn as a bar
+    n_too_few = ((gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unilateral")
+                 & (gaps["comparator"] == "service") & (gaps["verdict"] == "too few clients")).sum()
+    assert len(no_est.x) == n_too_few
+    short = gap_forest(gaps, metric="unilateral", clinician_id=r["clinician_id"], show_no_estimate=False)
+    assert "No estimate" not in {t.name for t in short.data}
+    sup = gap_forest(suppress_gaps(gaps[gaps["clinician_id"] == "T08"]), metric="mean_srs")
+    assert any("suppressed" in t for tr in sup.data if tr.name == "No estimate" for t in tr.text)
+    fu = gap_funnel(funnel_data(m, dimension=r["dimension"], group=r["group"], metric="unilateral",
+                                clinician_id=r["clinician_id"]))
+    assert {"95% limits", "99.8% limits", "Service average", "Clinicians"} <= {t.name for t in fu.data}
+    star = next(t for t in fu.data if t.name.startswith("Supervisee"))
+    assert list(star.text) == [r["clinician_id"]]
+    ov = gap_overview(gaps, clinician_id=r["clinician_id"])
+    assert ov.data[0].z.shape == (len(m.attrs["dimensions"]), len(METRICS))
+    with pytest.raises(ValueError, match="clinician_id"):
+        gap_overview(gaps)
+
+
+# --------------------------------------------------------------------------------------------
+# false gaps over many generated clinics
+# --------------------------------------------------------------------------------------------
+
+def _false_gap_rate(seeds, n_clinicians: int, months: int) -> tuple[float, int, int]:
+    false = pairs = found = planted_n = 0
+    for seed in seeds:
+        g = synth.generate_clinic(seed=seed, n_clinicians=n_clinicians, months=months)
+        m = client_measures(g["clients"], g["sessions"])
+        gaps = adaptation_gaps(m)
+        truth = g["ground_truth"]["adaptation_gaps"]
+        planted = set(zip(truth["clinician_id"], truth["dimension"]))
+        clear = gaps[gaps["verdict"] == "clear gap"]
+        false += len(set(zip(clear["clinician_id"], clear["dimension"])) - planted)
+        pairs += m["clinician_id"].nunique() * len(m.attrs["dimensions"]) - len(planted)
+        found += len(set(zip(truth["clinician_id"], truth["dimension"], truth["group"]))
+                     & set(zip(clear["clinician_id"], clear["dimension"], clear["group"])))
+        planted_n += len(truth)
+    return false / pairs, found, planted_n
+
+
+def test_false_gap_rate_over_twenty_small_clinics():
+    t0 = time.perf_counter()
+    rate, found, planted = _false_gap_rate(range(101, 121), n_clinicians=8, months=12)
+    assert rate <= 0.10, f"clear gaps where none was planted in {rate:.1%} of clinician x dimension pairs"
+    assert found >= 1  # small caseloads: few planted gaps reach the bar, but not none
+    assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SUPERVISION_FULL_FALSE_GAP"),
+                    reason="full measurement (20 clinics of 12 clinicians x 18 months); set SUPERVISION_FULL_FALSE_GAP=1")
+def test_false_gap_rate_full_figure():
+    rate, found, planted = _false_gap_rate(range(1, 21), n_clinicians=12, months=18)
+    print(f"false-gap rate {rate:.2%}; planted gaps found {found}/{planted}")
+    assert rate <= 0.10
