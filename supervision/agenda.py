@@ -45,7 +45,7 @@ DEFAULT_WEIGHTS = {
     "low_alliance": 55,
     "neglected_goal": 50,
     "check_in_dominance": 45,
-    "adaptation_gap": 45,
+    "adaptation_gap": 55,
     "low_item": 40,
     "ceiling_only": 20,
 }
@@ -58,6 +58,7 @@ QUESTIONS = {
     "ceiling_only": "Every rating is the maximum. How could you make it safe for the client to give critical feedback?",
     "neglected_goal": "An agreed goal has not been worked on for several sessions. Is it still the client's goal, and what is in the way?",
     "check_in_dominance": "Most sessions are spent on the week's events. How could the session get to the client's goals sooner?",
+    "adaptation_gap": "Clients of this group fare worse with you than your other clients, beyond chance. What might they need that is different?",
     "reliable_deterioration": "The client is reliably worse than at intake. What has changed, is there risk, and does the plan need to change?",
     "not_on_track": "The client is improving less than most similar clients in this service by now. What might need to change in the work?",
     "lost_contact": "The client has not attended for weeks and the episode is still open. Reach out, or close the episode with a planned ending?",
@@ -197,8 +198,26 @@ def focus_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
     return out
 
 
+def adaptation_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
+    """A clear adaptation gap: one item per clinician, dimension and group (not per client)."""
+    g = t.get("adaptation_gaps")
+    if g is None or not len(g):
+        return []
+    clear = g[(g["verdict"] == "clear gap")]
+    if clear.empty:
+        return []
+    pct = ~clear["metric"].isin(["first_srs", "mean_srs"])
+    val = lambda v: _num(v.where(~pct, v * 100), "{:.0f}").where(pct, _num(v))  # noqa: E731
+    ev = (clear["dimension"].str.replace("_", " ") + " = " + clear["group"].astype("string") + ": "
+          + clear["metric"].str.replace("_", " ") + " " + val(clear["value_group"]) + np.where(pct, " %", "")
+          + " (n=" + clear["n_group"].astype("string") + ") against " + val(clear["value_comparator"]) + np.where(pct, " %", "")
+          + " (n=" + clear["n_comparator"].astype("string") + ", " + clear["comparator"].astype("string") + " comparator)")
+    items = _items(clear.assign(client_id="(caseload)"), "adaptation", "adaptation_gap", pd.Series(pd.NaT, index=clear.index), ev)
+    return [items.drop_duplicates(["clinician_id", "evidence"])]
+
+
 PROVIDERS: list[Callable[[dict, AgendaOptions], list[pd.DataFrame]]] = [alliance_items, engagement_items, outcome_items,
-                                                                         focus_items]
+                                                                         focus_items, adaptation_items]
 
 
 def rank_items(items: pd.DataFrame, opts: AgendaOptions, reference_date: pd.Timestamp) -> pd.DataFrame:
@@ -258,5 +277,6 @@ def current_only(items: pd.DataFrame, clients: pd.DataFrame, reference_date: pd.
     if items.empty or "end_date" not in clients.columns:
         return items
     end = items["client_id"].map(dict(zip(clients["client_id"], clients["end_date"])))
-    recent = end.isna() | (end >= reference_date - pd.Timedelta(days=opts.recency_days))
+    caseload_wide = items["client_id"].eq("(caseload)")  # adaptation gaps are about the caseload, not one episode
+    recent = caseload_wide | end.isna() | (end >= reference_date - pd.Timedelta(days=opts.recency_days))
     return items[recent.to_numpy()]

@@ -141,7 +141,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     data = CaseloadIndex(caseload).slice(Selection(supervisee=clinician_id, period=period))
     ids = set(data.clients["client_id"])
     agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
-    agenda = agenda[agenda["client_id"].isin(ids)]
+    agenda = agenda[agenda["client_id"].isin(ids) | (agenda["client_id"] == "(caseload)")]
     sa = tables["alliance_sessions"]
     sa_me = sa[sa["client_id"].isin(ids)]
     if data.start_date is not None:

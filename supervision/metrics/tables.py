@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from supervision.caseload import Caseload
-from supervision.metrics import alliance, engagement, focus, outcome
+from supervision.metrics import adaptation, alliance, engagement, focus, outcome
 
 
 def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
@@ -26,7 +26,8 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         ``engagement_session_counts`` (:func:`~supervision.metrics.engagement.session_count_distribution`),
         and, when outcome measures are present, ``outcome_clients``, ``outcome_track`` and
         ``outcome_clinicians`` (see :func:`outcome_tables`); when session focus is recorded,
-        ``focus_sessions``, ``focus_clients`` and ``focus_clinicians`` (see :func:`focus_tables`).
+        ``focus_sessions``, ``focus_clients`` and ``focus_clinicians`` (see :func:`focus_tables`);
+        with identity dimensions, ``adaptation_measures`` and ``adaptation_gaps`` (see :func:`adaptation_tables`).
     """
     opts = caseload.settings
     sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
@@ -41,7 +42,22 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
             "engagement_session_counts": engagement.session_count_distribution(ep)}
     out.update(outcome_tables(caseload))
     out.update(focus_tables(caseload))
+    out.update(adaptation_tables(caseload, out))
     return out
+
+
+def adaptation_tables(caseload: Caseload, tables: dict) -> dict[str, pd.DataFrame]:
+    """``adaptation_measures`` (one row per client) and ``adaptation_gaps`` (every clinician)."""
+    st = caseload.settings
+    dims = [d for d in st.identity_dimensions if d in caseload.clients.columns]
+    if not dims:
+        return {}
+    co = tables.get("outcome_clients")
+    measures = adaptation.client_measures(caseload.clients, caseload.sessions, settings=st,
+                                          alliance=tables.get("alliance_clients"), engagement=tables.get("engagement_clients"),
+                                          outcomes=None if co is None else co[co["instrument"] == "ors"])
+    gaps = adaptation.adaptation_gaps(measures, **adaptation.adaptation_options(st, adaptation.adaptation_gaps))
+    return {"adaptation_measures": measures, "adaptation_gaps": gaps}
 
 
 def focus_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:

@@ -37,6 +37,13 @@ REPORT_DIR = Path(__file__).resolve().parents[2] / "data" / "reports"
 SEVERITY_COLOUR = {"high": "#D55E00", "medium": "#E69F00", "low": "#56B4E9"}
 
 
+CASELOAD_ITEM = "(caseload)"
+
+
+def _since(v, lead: str = "") -> str:
+    return "" if pd.isna(v) else f"{lead} since {v:%d %b %Y}" if lead else f" (since {v:%d %b %Y})"
+
+
 def _pct(v) -> str:
     return "–" if v is None or pd.isna(v) else f"{v:.0%}"
 
@@ -66,7 +73,8 @@ class AgendaView(View):
     def update(self, data: Slice) -> None:
         ag = data.extras["agenda"]
         ids = set(data.clients["client_id"])
-        ag = ag[ag["client_id"].isin(ids)].reset_index(drop=True)
+        mine = ag["clinician_id"] == data.selection.supervisee
+        ag = ag[mine & (ag["client_id"].isin(ids) | (ag["client_id"] == CASELOAD_ITEM))].reset_index(drop=True)
         self.agenda = ag
         counts = ag["severity"].value_counts()
         self.header.value = (
@@ -75,7 +83,7 @@ class AgendaView(View):
             f"<b style='color:{SEVERITY_COLOUR['medium']}'>{counts.get('medium', 0)} medium</b>, {counts.get('low', 0)} low. "
             "Ranked by seriousness, then by how recent (see <i>How the agenda is ranked</i> below). Pick an item to see "
             "the evidence.</p>")
-        opts = [(f"{r.rank}. [{r.severity}] {r.client_id}: {r.flag.replace('_', ' ')} (since {r.since:%d %b %Y})", i)
+        opts = [(f"{r.rank}. [{r.severity}] {r.client_id}: {r.flag.replace('_', ' ')}{_since(r.since)}", i)
                 for i, r in enumerate(ag.itertuples())]
         self.items.options = opts  # selects the first item (or none) and shows it
         self._show_item()
@@ -87,17 +95,17 @@ class AgendaView(View):
             self.open_button.disabled = True
             return
         r = self.agenda.iloc[i]
-        self.open_button.disabled = False
+        self.open_button.disabled = r["client_id"] == CASELOAD_ITEM  # an item about the whole caseload
         self.detail.value = (
             f"<div style='border-left:6px solid {SEVERITY_COLOUR[r['severity']]};padding:4px 10px'>"
             f"<p><b>{html.escape(str(r['client_id']))}</b>: {html.escape(r['flag'].replace('_', ' '))} "
-            f"({html.escape(r['area'])}, {r['severity']}, score {r['score']:.0f}), since {r['since']:%d %b %Y}.</p>"
+            f"({html.escape(r['area'])}, {r['severity']}, score {r['score']:.0f}){_since(r['since'], ',')}.</p>"
             f"<p><b>Evidence:</b> {html.escape(str(r['evidence']))}</p>"
             f"<p><b>A question for supervision:</b> {html.escape(str(r['question']))}</p></div>")
 
     def _open_client(self) -> None:
         i = self.items.value
-        if i is None or self.agenda.empty:
+        if i is None or self.agenda.empty or self.agenda.iloc[i]["client_id"] == CASELOAD_ITEM:
             return
         self._dash.open_client(str(self.agenda.iloc[i]["client_id"]))
 

@@ -1,0 +1,187 @@
+"""The adaptation-gaps dashboard: does this therapist do worse with some kinds of clients, beyond chance?
+
+Views: ``sw-adapt-summary`` (the overview matrix and the gaps in words), ``sw-adapt-forest``
+(every group of the chosen metric with its interval and n; groups under the minimum shown as
+"too few clients", never as a bar) and ``sw-adapt-funnel`` (all clinicians for one group and
+metric, with Spiegelhalter limits). Controls: ``sw-dimension``, ``sw-group``, ``sw-metric``,
+``sw-comparator``. Gaps are computed once per supervisee and cached.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+import pandas as pd
+
+from supervision.caseload import Caseload
+from supervision.figures import adaptation as figs
+from supervision.metrics import adaptation as metrics
+from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
+
+METRIC_LABELS = {
+    "first_srs": "first-session alliance (SRS)", "mean_srs": "mean alliance (SRS)", "unilateral": "unilateral endings",
+    "unplanned_single_session": "unplanned single-session endings", "reliable_improvement": "reliable improvement",
+    "recovery": "recovery", "identity_addressed": "identity addressed in session",
+}
+COMPARATORS = [("the clinician's other clients", "clinician"), ("the service's clients in the same group", "service")]
+
+
+class AdaptationModel:
+    def __init__(self, caseload: Caseload):
+        st = caseload.settings
+        self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st)
+        self.options = metrics.adaptation_options(st, metrics.adaptation_gaps)
+        self.dimensions = [d for d in st.identity_dimensions if d in self.measures.columns]
+        self.metrics = [m for m in METRIC_LABELS if m in self.measures.columns and self.measures[m].notna().any()]
+        self._gaps: dict[str, pd.DataFrame] = {}
+
+    def gaps(self, clinician_id: str) -> pd.DataFrame:
+        if clinician_id not in self._gaps:
+            self._gaps[clinician_id] = metrics.adaptation_gaps(self.measures, clinician_id=clinician_id, **self.options)
+        return self._gaps[clinician_id]
+
+
+class SummaryView(View):
+    css_class = "sw-adapt-summary"
+
+    def __init__(self, dash):
+        super().__init__()
+        self._dash = dash
+        self.html = w.HTML()
+        self.chart = FigureBox("sw-chart-adapt-overview")
+        self.widget.children = (self.html, self.chart.widget)
+
+    def update(self, data: Slice) -> None:
+        m: AdaptationModel = data.extras["adaptation"]
+        me = data.selection.supervisee
+        gaps = m.gaps(me)
+        comp = self._dash.comparator.value
+        g = gaps[gaps["comparator"] == comp]
+        found = g[g["verdict"].isin(["clear gap", "possible gap"])].sort_values(["verdict", "dimension", "group"])
+        items = "".join(
+            f"<li><b>{html.escape(r.verdict)}</b>: {html.escape(str(r.dimension).replace('_', ' '))} = "
+            f"<b>{html.escape(str(r.group))}</b>, {METRIC_LABELS.get(r.metric, r.metric)}: "
+            f"{_val(r.value_group, r.metric)} (n={r.n_group}) against {_val(r.value_comparator, r.metric)} (n={r.n_comparator}); "
+            f"difference {_diff(r.difference, r.metric)} ({_diff(r.lower, r.metric)} to {_diff(r.upper, r.metric)})</li>"
+            for r in found.itertuples())
+        too_few = int((g["verdict"] == "too few clients").sum())
+        self.html.value = (
+            f"<h3>Adaptation: {html.escape(me)} compared with {dict((v, k) for k, v in COMPARATORS)[comp]}</h3>"
+            + (f"<ul>{items}</ul>" if items else "<p>No gap stands out beyond what chance explains.</p>")
+            + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.options.get('min_n', 5)}) to estimate "
+              "anything: they are shown as such, never as a gap.</p>"
+              "<p><i>How to raise a gap in supervision:</i> as a question about the work, not a judgement of the therapist. "
+              "What is it like for clients of this group to work with you? What might they need that is different? "
+              "A gap can come from who is referred, from the measures, or from chance; the interval says how sure we can be.</p>")
+        self.chart.show(figs.gap_overview(gaps, clinician_id=me, comparator=comp))
+
+
+def _val(v, metric) -> str:
+    if pd.isna(v):
+        return "–"
+    return f"{v:.1f}" if metric in ("first_srs", "mean_srs") else f"{v:.0%}"
+
+
+def _diff(v, metric) -> str:
+    if pd.isna(v):
+        return "–"
+    return f"{v:+.1f}" if metric in ("first_srs", "mean_srs") else f"{v * 100:+.0f} points"
+
+
+class ForestView(View):
+    css_class = "sw-adapt-forest"
+
+    def __init__(self, dash):
+        super().__init__()
+        self._dash = dash
+        self.chart = FigureBox("sw-chart-adapt-forest")
+        self.widget.children = (self.chart.widget, w.HTML(
+            "<p><i>How to read this:</i> each row is one group of clients. The bar is the difference from the comparator "
+            "with its 95 % interval; a bar that crosses zero is compatible with no difference. Rows without a bar have too "
+            "few clients to estimate anything. The small caseloads make intervals wide: that is the honest picture.</p>"))
+
+    def update(self, data: Slice) -> None:
+        m: AdaptationModel = data.extras["adaptation"]
+        d = self._dash
+        dims = None if d.dimension.value == "all" else [d.dimension.value]
+        self.chart.show(figs.gap_forest(m.gaps(data.selection.supervisee), metric=d.metric.value, comparator=d.comparator.value,
+                                        clinician_id=data.selection.supervisee, dimensions=dims))
+
+
+class FunnelView(View):
+    css_class = "sw-adapt-funnel"
+
+    def __init__(self, dash):
+        super().__init__()
+        self._dash = dash
+        self.note = w.HTML()
+        self.chart = FigureBox("sw-chart-adapt-funnel")
+        self.widget.children = (self.note, self.chart.widget)
+
+    def update(self, data: Slice) -> None:
+        m: AdaptationModel = data.extras["adaptation"]
+        d = self._dash
+        dim = d.dimension.value if d.dimension.value != "all" else (m.dimensions[0] if m.dimensions else None)
+        group = d.group.value
+        if dim is None or not group:
+            self.note.value = "<p>Pick a dimension and a group.</p>"
+            self.chart.clear()
+            return
+        fd = metrics.funnel_data(m.measures, dimension=dim, group=group, metric=d.metric.value,
+                                 clinician_id=data.selection.supervisee)
+        self.note.value = (f"<p>Every clinician's {METRIC_LABELS.get(d.metric.value, d.metric.value)} for clients with "
+                           f"{html.escape(dim.replace('_', ' '))} = <b>{html.escape(str(group))}</b>, against how many such "
+                           "clients they saw. Points inside the funnel differ from the service by no more than chance would "
+                           "make them; the funnel is wide on the left because small numbers vary a lot.</p>")
+        self.chart.show(figs.gap_funnel(fd))
+
+
+class AdaptationDashboard(Dashboard):
+    css_class = "sw-adaptation"
+
+    def __init__(self, caseload: Caseload, supervisee: str | None = None):
+        self._model = AdaptationModel(caseload)
+        m = self._model
+        self.dimension = w.Dropdown(options=[("All dimensions", "all")] + [(d.replace("_", " "), d) for d in m.dimensions],
+                                    value="all", description="Dimension:")
+        self.dimension.add_class("sw-dimension")
+        self.group = w.Dropdown(options=[], description="Group:")
+        self.group.add_class("sw-group")
+        self.metric = w.Dropdown(options=[(METRIC_LABELS[k], k) for k in m.metrics], description="Measure:",
+                                 layout=w.Layout(width="360px"))
+        self.metric.add_class("sw-metric")
+        self.comparator = w.Dropdown(options=COMPARATORS, value="clinician", description="Against:",
+                                     layout=w.Layout(width="420px"))
+        self.comparator.add_class("sw-comparator")
+        self._set_groups()
+        controls = w.HBox([self.dimension, self.group, self.metric, self.comparator], layout=w.Layout(flex_flow="row wrap"))
+        super().__init__(caseload, [SummaryView(self), ForestView(self), FunnelView(self)],
+                         tabs=["Overview", "Groups", "Clinicians (funnel)"], supervisee=supervisee, extra_controls=[controls])
+        self.dimension.observe(self.guard(self._on_dimension), names="value")
+        for ctrl in (self.group, self.metric, self.comparator):
+            ctrl.observe(self.guard(lambda _ch: self.refresh(update_clients=False)), names="value")
+
+    def _set_groups(self) -> None:
+        m = self._model
+        dim = self.dimension.value if self.dimension.value != "all" else (m.dimensions[0] if m.dimensions else None)
+        groups = sorted(m.measures[dim].dropna().astype(str).unique()) if dim else []
+        self.group.options = [(g, g) for g in groups]
+
+    def _on_dimension(self, _change) -> None:
+        self._set_groups()  # resets the group, which redraws through its own observer
+        self.refresh(update_clients=False)
+
+    def enrich(self, data: Slice) -> None:
+        data.extras["adaptation"] = self._model
+
+
+def adaptation_dashboard(caseload: Caseload | None = None, supervisee: str | None = None) -> w.Widget:
+    """Build the adaptation-gaps dashboard for a loaded caseload (default: the demo clinic)."""
+    if caseload is None:
+        from supervision.io import load_caseload
+
+        caseload = load_caseload()
+    if not caseload.usable:
+        return unusable_notice(caseload)
+    return AdaptationDashboard(caseload, supervisee=supervisee).widget
