@@ -146,7 +146,7 @@ def _import(args) -> int:
 def _pseudonymise(args) -> int:
     from supervision.privacy import cli_pseudonymise
 
-    return cli_pseudonymise(args.input, args.output, args.key_file)
+    return cli_pseudonymise(args.input, args.output, args.key_file, settings=args.settings)
 
 
 def _demo(args) -> int:
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("input", help="the export (folder or .xlsx)")
     ps.add_argument("output", help="folder for the pseudonymised export")
     ps.add_argument("--key-file", required=True, help="secret key file (at least 32 random bytes); never written out")
+    ps.add_argument("--settings", help="settings file (TOML): [privacy] direct_identifiers, age bands")
     ps.set_defaults(func=_pseudonymise)
     d = sub.add_parser("demo", help="generate the synthetic demo clinic")
     d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")
