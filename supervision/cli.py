@@ -121,7 +121,7 @@ def _report(args) -> int:
 
     try:
         paths = write_reports(cl, ids, Path(args.out), period=args.period, notes_path=args.notes, pdf=args.pdf,
-                              progress=progress)
+                              progress=progress, policy=args.policy)
     except ReportError as exc:
         print(f"Report problem: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="FILE.html (one supervisee) or a folder (--clinician all)")
     r.add_argument("--pdf", action="store_true", help="also print a PDF with headless Chromium")
     r.add_argument("--notes", help="notes database (default from the settings)")
+    r.add_argument("--policy", choices=["nhs", "cms", "none"],
+                   help="small-numbers policy for group counts (default: the settings'; 'none' only for the pair's own record)")
     r.add_argument("--settings", help="settings file (TOML)")
     r.set_defaults(func=_report)
     im = sub.add_parser("import", help="turn FHIR QuestionnaireResponses or another system's export into the data contract")

@@ -116,7 +116,7 @@ def _notes_section(notes_path, supervisee: str, settings) -> str:
 
 
 def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", notes_path=None,
-                 tables: dict | None = None, include_notes: bool = True) -> str:
+                 tables: dict | None = None, include_notes: bool = True, policy: str | None = None) -> str:
     """The report for one supervisee as a self-contained HTML string.
 
     Parameters
@@ -130,6 +130,9 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         Notes database (default from the settings); notes and actions are read, never written.
     tables : dict, optional
         Precomputed :func:`~supervision.metrics.tables.metric_tables` (batch reports reuse them).
+    policy : {"nhs", "cms", "none"}, optional
+        Small-numbers policy for group counts (default: the ``[privacy] suppression_policy``
+        setting). ``none`` only for the supervision pair's own record.
     """
     if not caseload.usable:
         raise ReportError("This export cannot be used; run `supervision validate` to see why.")
@@ -139,6 +142,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         raise ReportError(f"period must be one of {', '.join(PERIODS)}; got {period!r}.")
     tables = tables if tables is not None else metric_tables(caseload)
     data = CaseloadIndex(caseload).slice(Selection(supervisee=clinician_id, period=period))
+    data.extras["policy"] = policy
     ids = set(data.clients["client_id"])
     agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
     agenda = agenda[agenda["client_id"].isin(ids) | (agenda["client_id"] == "(caseload)")]
@@ -214,8 +218,56 @@ def outcome_section(caseload: Caseload, tables: dict, data) -> str:
     return "".join(parts) if len(parts) > 1 else "<h2>Outcome</h2><p class='note'>No client of this caseload has two scores.</p>"
 
 
+def focus_section(caseload: Caseload, tables: dict, data) -> str:
+    """Session focus: the supervisee among the clinicians, and goal coverage against check-ins per client."""
+    from supervision.figures.focus import focus_caseload, focus_clinician_comparison
+
+    fc, fn = tables.get("focus_clients"), tables.get("focus_clinicians")
+    if fc is None or fn is None:
+        return "<h2>Session focus</h2><p class='note'>No session focus recorded in this export.</p>"
+    me = data.selection.supervisee
+    mine = fc[fc["client_id"].isin(data.clients["client_id"])]
+    return ("<h2>Session focus</h2>"
+            + _figure(focus_clinician_comparison(fn, clinician_id=me),
+                      "Rates treat sessions as independent, so the intervals are too narrow. Focus is recorded by the clinician.")
+            + _figure(focus_caseload(mine, title=f"Goal coverage and check-in share per client, {me}"),
+                      "Crisis sessions are legitimately off-goal and are counted apart."))
+
+
+def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
+    """Adaptation gaps in words, with every count under the disclosure policy (the report is an export)."""
+    from supervision.metrics.adaptation import suppress_gaps
+
+    g = tables.get("adaptation_gaps")
+    if g is None or g.empty:
+        return "<h2>Adaptation</h2><p class='note'>No identity dimensions in this export.</p>"
+    me = data.selection.supervisee
+    policy = data.extras.get("policy") or caseload.settings["privacy"]["suppression_policy"]
+    shown = suppress_gaps(g[g["clinician_id"] == me], policy=policy, settings=caseload.settings)
+    found = shown[shown["verdict"].isin(["clear gap", "possible gap"])]
+    hidden = int((shown["verdict"] == "suppressed").sum())
+    if found.empty:
+        body = "<p>No gap stands out beyond what chance explains.</p>"
+    else:
+        pct = ~found["metric"].isin(["first_srs", "mean_srs"])
+        fmt = lambda v, p: "–" if pd.isna(v) else (f"{v:.0%}" if p else f"{v:.1f}")  # noqa: E731
+        body = _table(pd.DataFrame({
+            "verdict": found["verdict"], "dimension": found["dimension"].str.replace("_", " "), "group": found["group"],
+            "measure": found["metric"].str.replace("_", " "), "against": found["comparator"],
+            "group n": found["n_group_display"].astype(str),
+            "group": found["group"],
+            "value": [fmt(v, p) for v, p in zip(found["value_group"], pct)],
+            "comparator": [fmt(v, p) for v, p in zip(found["value_comparator"], pct)],
+        }))
+    return ("<h2>Adaptation</h2>" + body
+            + f"<p class='note'>Counts follow the '{_esc(policy)}' small-numbers policy: small groups are hidden (*) and "
+              f"counts rounded, so no client can be singled out ({hidden} rows hidden here, some only so that a hidden "
+              "count cannot be worked out from the others). For the supervision pair's own record, "
+              "<code>--policy none</code> shows everything. A gap is a question for supervision, not a verdict.</p>")
+
+
 #: Area sections after the charts: functions ``(caseload, tables, slice) -> html``.
-SECTION_BUILDERS: list[Callable] = [outcome_section]
+SECTION_BUILDERS: list[Callable] = [outcome_section, focus_section, adaptation_section]
 
 
 def extra_sections(caseload, tables, data) -> Iterable[str]:
@@ -239,7 +291,8 @@ def html_to_pdf(html_path: Path, pdf_path: Path, chromium: str | None = None, ti
 
 
 def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, period: str = "all", notes_path=None,
-                  pdf: bool = False, progress: Callable[[int, int, str, float], None] | None = None) -> list[Path]:
+                  pdf: bool = False, progress: Callable[[int, int, str, float], None] | None = None,
+                  policy: str | None = None) -> list[Path]:
     """Write one report per supervisee (``out`` is a file for one, a folder for several); metrics computed once."""
     tables = metric_tables(caseload)
     out = Path(out)
@@ -250,7 +303,8 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
     for i, cid in enumerate(clinician_ids, start=1):
         t0 = time.perf_counter()
         target = out / f"supervision-report-{cid}.html" if many else out
-        target.write_text(build_report(caseload, cid, period=period, notes_path=notes_path, tables=tables), encoding="utf-8")
+        target.write_text(build_report(caseload, cid, period=period, notes_path=notes_path, tables=tables, policy=policy),
+                          encoding="utf-8")
         paths.append(target)
         if pdf:
             paths.append(html_to_pdf(target, target.with_suffix(".pdf")))

@@ -56,3 +56,11 @@ def test_cli_batch_shows_progress(tmp_path):
     assert r.returncode == 0, r.stderr
     n = load_caseload().clinicians["clinician_id"].nunique()
     assert f"[{n}/{n}]" in r.stdout and len(list((tmp_path / "reports").glob("*.html"))) == n
+
+
+def test_adaptation_counts_follow_the_disclosure_policy(caseload):
+    safe = build_report(caseload, "T03", include_notes=False)
+    assert "small-numbers policy" in safe and "'nhs'" in safe
+    open_ = build_report(caseload, "T03", include_notes=False, policy="none")
+    section = open_[open_.index("<h2>Adaptation"):]
+    assert "clear gap" in section and "personality disorder" in section
