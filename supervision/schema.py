@@ -126,10 +126,16 @@ class Collector:
 
     def add_many(self, table: str, frame: pd.DataFrame, mask, column: str, values, problem, fix,
                  severity: str, check: str) -> None:
-        """Add one report row for every True in ``mask``; ``problem``/``fix`` may be a Series."""
+        """Add one report row for every True in ``mask``.
+
+        ``values``, ``problem`` and ``fix`` may be scalars, Series, or callables returning those
+        (evaluated only when some row fails).
+        """
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
+        # callables are evaluated only now, when some row fails (building texts for every row is slow)
+        values, problem, fix = (x() if callable(x) else x for x in (values, problem, fix))
         def pick(x):
             return x[mask] if isinstance(x, (pd.Series, np.ndarray)) else x
         part = pd.DataFrame({

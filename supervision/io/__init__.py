@@ -78,13 +78,13 @@ def _validate_clients(t: TableResult, clinicians: pd.DataFrame | None, settings:
     dup = _later_duplicates(c, ["client_id"], ~err)
     first_line = c.loc[~err].drop_duplicates("client_id").set_index("client_id")[SOURCE_ROW]
     rep.add_many("clients", c, dup, "client_id", c["client_id"],
-                 "This client_id appears earlier in the file (line " + c["client_id"].map(first_line).astype(str) + ").",
+                 lambda: "This client_id appears earlier in the file (line " + c["client_id"].map(first_line).astype(str) + ").",
                  "Each episode needs its own client_id. Give this episode a new id, or remove the duplicate line.",
                  "error", "duplicate_id")
     err |= dup
     if "end_date" in c.columns:
         bad = c["end_date"].notna() & c["start_date"].notna() & (c["end_date"] < c["start_date"])
-        rep.add_many("clients", c, bad, "end_date", c["end_date"].dt.strftime("%Y-%m-%d"),
+        rep.add_many("clients", c, bad, "end_date", lambda: c["end_date"].dt.strftime("%Y-%m-%d"),
                      "end_date is before start_date.", "Check both dates; the episode must end on or after its start.",
                      "error", "date_order")
         err |= bad
@@ -126,7 +126,7 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
     err |= unknown
 
     dup = _later_duplicates(s, ["client_id", "session_date"], ~err)
-    rep.add_many("sessions", s, dup, "session_date", s["session_date"].dt.strftime("%Y-%m-%d"),
+    rep.add_many("sessions", s, dup, "session_date", lambda: s["session_date"].dt.strftime("%Y-%m-%d"),
                  "This client already has a session on this date (an earlier line).",
                  "Remove the duplicate line, or correct its date.", "error", "duplicate_session")
     err |= dup
@@ -137,22 +137,22 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
     mismatch = ok & own.notna() & (s["clinician_id"] != own)
     sev = settings["validation"]["clinician_mismatch"]
     rep.add_many("sessions", s, mismatch, "clinician_id", s["clinician_id"],
-                 "The session's clinician differs from the client's clinician (" + own.astype(str) + ").",
+                 lambda: "The session's clinician differs from the client's clinician (" + own.astype(str) + ").",
                  "Correct the clinician_id, or record the change of clinician as a new episode.", sev, "clinician_mismatch")
     if sev == "error":
         err |= mismatch
     start = _lookup(s["client_id"], info["start_date"])
     before = ok & (s["session_date"] < start)
-    rep.add_many("sessions", s, before, "session_date", s["session_date"].dt.strftime("%Y-%m-%d"),
-                 "The session is before the episode's start date (" + start.dt.strftime("%Y-%m-%d") + ").",
+    rep.add_many("sessions", s, before, "session_date", lambda: s["session_date"].dt.strftime("%Y-%m-%d"),
+                 lambda: "The session is before the episode's start date (" + start.dt.strftime("%Y-%m-%d") + ").",
                  "Check the session date and the client's start_date.", "warning", "session_before_start")
     if "end_date" in info.columns:
         end = _lookup(s["client_id"], info["end_date"])
         tol = pd.Timedelta(days=settings["data"]["after_end_tolerance_days"])
         after = ok & end.notna() & (s["session_date"] > end + tol)
         sev = settings["validation"]["session_after_end"]
-        rep.add_many("sessions", s, after, "session_date", s["session_date"].dt.strftime("%Y-%m-%d"),
-                     "The session is after the episode's end date (" + end.dt.strftime("%Y-%m-%d") + ").",
+        rep.add_many("sessions", s, after, "session_date", lambda: s["session_date"].dt.strftime("%Y-%m-%d"),
+                     lambda: "The session is after the episode's end date (" + end.dt.strftime("%Y-%m-%d") + ").",
                      "Check the session date and the client's end_date.", sev, "session_after_end")
         if sev == "error":
             err |= after
@@ -168,7 +168,7 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
         for col in measures:
             m = not_att & has[col]
             rep.add_many("sessions", s, m, col, s[col],
-                         "A score is recorded for a session that was " + s["attendance"].astype(str) + ".",
+                         lambda: "A score is recorded for a session that was " + s["attendance"].astype(str) + ".",
                          "Check the attendance or the date; the score was not used.",
                          settings["validation"]["score_on_non_attended"], "score_on_non_attended")
             s.loc[m, col] = np.nan
@@ -187,24 +187,30 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     insts = instruments(settings)
     item = (sc["item"].astype("str").str.lower().str.strip().str.removeprefix("item").str.strip()
             .str.replace(r"\.0$", "", regex=True))
-    n_items = sc["instrument"].map({k: v.items for k, v in insts.items()})
+    codes, uniques = pd.factorize(sc["instrument"])  # per-instrument facts by code, not by string lookups
+
+    def per(attr):
+        table = np.array([getattr(insts[u], attr) if u in insts else np.nan for u in uniques] + [np.nan], dtype=float)
+        return pd.Series(table[codes], index=sc.index)  # code -1 (missing) takes the trailing NaN
+
+    n_items = per("items")
     num = pd.to_numeric(item, errors="coerce")
     valid_item = (item == "total") | (num.notna() & (num >= 1) & (num <= n_items) & (num % 1 == 0))
     bad_item = ~err & sc["instrument"].notna() & ~valid_item
     rep.add_many("scores", sc, bad_item, "item", sc["item"],
-                 "Unknown item for " + sc["instrument"].astype(str) + ".",
-                 "Use an item number from 1 to " + n_items.astype("Int64").astype(str) + ", or 'total'.", "error", "unknown_code")
+                 lambda: "Unknown item for " + sc["instrument"].astype(str) + ".",
+                 lambda: "Use an item number from 1 to " + n_items.astype("Int64").astype(str) + ", or 'total'.", "error",
+                 "unknown_code")
     err |= bad_item
     whole = num.where(valid_item & (item != "total")).astype("Int64").astype("string")
     sc["item"] = np.where(item == "total", "total", whole.fillna(""))
-    lo = np.where(sc["item"] == "total", sc["instrument"].map({k: v.total_min for k, v in insts.items()}),
-                  sc["instrument"].map({k: v.item_min for k, v in insts.items()}))
-    hi = np.where(sc["item"] == "total", sc["instrument"].map({k: v.total_max for k, v in insts.items()}),
-                  sc["instrument"].map({k: v.item_max for k, v in insts.items()}))
+    total = (item == "total").to_numpy()
+    lo = np.where(total, per("total_min"), per("item_min"))
+    hi = np.where(total, per("total_max"), per("item_max"))
     lo, hi = pd.Series(lo, index=sc.index, dtype=float), pd.Series(hi, index=sc.index, dtype=float)
     oor = ~err & sc["value"].notna() & ((sc["value"] < lo) | (sc["value"] > hi))
     rep.add_many("scores", sc, oor, "value", sc["value"],
-                 "The value is outside the range " + lo.map("{:g}".format) + "-" + hi.map("{:g}".format) + " of this item.",
+                 lambda: "The value is outside the range " + lo.map("{:g}".format) + "-" + hi.map("{:g}".format) + " of this item.",
                  "Check the score against the questionnaire.", "error", "out_of_range")
     err |= oor
     dup = _later_duplicates(sc, ["client_id", "session_date", "instrument", "item"], ~err)
@@ -215,13 +221,13 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     idx = pd.MultiIndex.from_frame(sc[["client_id", "session_date"]])
     att = pd.Series(key.reindex(idx).to_numpy(), index=sc.index)
     nosession = ~err & att.isna()
-    rep.add_many("scores", sc, nosession, "session_date", sc["session_date"].dt.strftime("%Y-%m-%d"),
+    rep.add_many("scores", sc, nosession, "session_date", lambda: sc["session_date"].dt.strftime("%Y-%m-%d"),
                  "There is no (valid) session for this client on this date.",
                  "Check the client_id and date against the sessions table.", "error", "score_without_session")
     err |= nosession
     nonatt = ~err & (att != "attended")
-    rep.add_many("scores", sc, nonatt, "session_date", sc["session_date"].dt.strftime("%Y-%m-%d"),
-                 "The score belongs to a session that was " + att.astype(str) + ".",
+    rep.add_many("scores", sc, nonatt, "session_date", lambda: sc["session_date"].dt.strftime("%Y-%m-%d"),
+                 lambda: "The score belongs to a session that was " + att.astype(str) + ".",
                  "Check the attendance or the date; the score was not used.", "error", "score_on_non_attended")
     err |= nonatt
 
