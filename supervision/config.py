@@ -181,3 +181,38 @@ def load_settings(path: str | Path | dict | Settings | None = None) -> Settings:
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(f"settings file '{p}' cannot be read: {exc}.") from None
     return Settings(_merge(_defaults(), given, "", source), source=source)
+
+
+def section_options(settings, section: str, function=None, renames: dict[str, str] | None = None) -> dict:
+    """Keyword arguments for a metrics function from one settings section.
+
+    The setting names of ``[section]`` are the keyword names of the area's functions, so
+    ``fn(frame, **section_options(settings, "alliance", fn))`` applies the user's settings.
+
+    Parameters
+    ----------
+    settings : Settings, dict, path or None
+        Anything :func:`load_settings` accepts (None = the defaults).
+    section : str
+        The settings section (``alliance``, ``outcome``, ``focus_metrics``, ``adaptation``).
+    function : callable, optional
+        Keep only the options this function accepts.
+    renames : dict, optional
+        Setting name -> keyword name for this function (replacing a generic setting of that name).
+
+    Returns
+    -------
+    dict
+        ``{keyword: value}``; lists become tuples and sub-tables dicts.
+    """
+    import inspect
+
+    values = {k: tuple(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+              for k, v in dict(load_settings(settings)[section]).items()}
+    if function is None:
+        return values
+    if renames:
+        values = {**{k: v for k, v in values.items() if k not in renames and k not in renames.values()},
+                  **{renames[k]: v for k, v in values.items() if k in renames}}
+    accepted = inspect.signature(function).parameters
+    return {k: v for k, v in values.items() if k in accepted}

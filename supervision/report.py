@@ -82,12 +82,12 @@ def _overview(ep_me: pd.DataFrame, ep_svc: pd.DataFrame, al: pd.DataFrame, me: s
         return f"{_pct(r[n])} ({_pct(r[n + '_lower'])}–{_pct(r[n + '_upper'])})"
     if me in cn.index:
         m, s = cn.loc[me], cn.loc["__service"]
-        for label, f in (("clients (open / ended)", lambda r: f"{r['n_clients']} ({r['n_open']} / {r['n_ended']})"),
+        for label, f in (("clients (open / ended)", lambda r: f"{r['n_clients']:.0f} ({r['n_open']:.0f} / {r['n_ended']:.0f})"),
                          ("mean attended sessions, ended episodes", lambda r: "–" if pd.isna(r["mean_attended"]) else f"{r['mean_attended']:.1f}"),
                          ("single-session endings", lambda r: ci(r, "single_rate")),
                          ("unilateral endings", lambda r: ci(r, "unilateral_rate")),
                          ("did not attend, of scheduled sessions", lambda r: ci(r, "dna_rate")),
-                         ("open episodes with lost contact", lambda r: str(r["n_lost_contact"]))):
+                         ("open episodes with lost contact", lambda r: f"{r['n_lost_contact']:.0f}")):
             rows.append((label, f(m), f(s)))
     if me in al.index:
         rows.append(("median SRS", f"{al.at[me, 'median_srs']:.1f}", f"{al.at['service', 'median_srs']:.1f}"))
@@ -255,7 +255,6 @@ def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
             "verdict": found["verdict"], "dimension": found["dimension"].str.replace("_", " "), "group": found["group"],
             "measure": found["metric"].str.replace("_", " "), "against": found["comparator"],
             "group n": found["n_group_display"].astype(str),
-            "group": found["group"],
             "value": [fmt(v, p) for v, p in zip(found["value_group"], pct)],
             "comparator": [fmt(v, p) for v, p in zip(found["value_comparator"], pct)],
         }))

@@ -152,7 +152,7 @@ def focus_timeline(
         ))
     n = len(ids)
     max_sn = int(part["session_number"].max())
-    layout(fig, f"{title} ({_plural(n, 'client')}, {_plural(len(part), 'session')})", height=max(340, 26 * n + 200))
+    layout(fig, f"{title} ({_plural(n, 'client')}, {_plural(len(part), 'session')})", height=max(380, 26 * n + 320))
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=[labels[c] for c in ids],
                      autorange="reversed", title_text="")
     fig.update_xaxes(title_text="Session number (attended sessions)", dtick=1 if max_sn <= 20 else 5,

@@ -18,7 +18,6 @@ from supervision.instruments.scoring import score_sessions
 from supervision.io.readers import RawTable, read_export
 from supervision.schema import (
     IDENTITY_MISSING, REQUIRED_TABLES, SOURCE_ROW, Collector, TableResult, _problem, coerce_table, contract,
-    parse_numbers,
 )
 
 __all__ = ["load_caseload", "load_tables", "demo_path"]

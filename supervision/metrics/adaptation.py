@@ -69,7 +69,6 @@ choice. Min n, FDR level and the practical thresholds are [U] settings.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -961,10 +960,6 @@ def adaptation_options(settings=None, function: Callable | None = None) -> dict:
         ``supervision/defaults.toml`` (``practical`` is the ``[adaptation.practical]`` table as a
         dict), which are also the keyword names of the functions here.
     """
-    from supervision.config import load_settings
+    from supervision.config import section_options
 
-    values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in dict(load_settings(settings)["adaptation"]).items()}
-    if function is None:
-        return values
-    accepted = inspect.signature(function).parameters
-    return {k: v for k, v in values.items() if k in accepted}
+    return section_options(settings, "adaptation", function)

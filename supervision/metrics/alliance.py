@@ -18,7 +18,6 @@ Sources and their certainty are those of ../shared/DEFINITIONS.md (§1.2 SRS, §
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -853,10 +852,6 @@ def alliance_options(settings=None, function: Callable | None = None) -> dict:
         ``{keyword: value}``; the keys are the setting names of ``[alliance]`` in
         ``supervision/defaults.toml``, which are also the keyword names of the functions here.
     """
-    from supervision.config import load_settings
+    from supervision.config import section_options
 
-    values = dict(load_settings(settings)["alliance"])
-    if function is None:
-        return values
-    accepted = inspect.signature(function).parameters
-    return {k: v for k, v in values.items() if k in accepted}
+    return section_options(settings, "alliance", function)

@@ -53,7 +53,6 @@ session-based interval here is too narrow; read it with the number of clients.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -854,10 +853,6 @@ def focus_options(settings=None, function: Callable | None = None) -> dict:
         ``supervision/defaults.toml``, which are also the keyword names of the functions here.
         The taxonomy itself is ``[[focus.codes]]``: pass the settings to :func:`session_focus`.
     """
-    from supervision.config import load_settings
+    from supervision.config import section_options
 
-    values = dict(load_settings(settings)["focus_metrics"])
-    if function is None:
-        return values
-    accepted = inspect.signature(function).parameters
-    return {k: v for k, v in values.items() if k in accepted}
+    return section_options(settings, "focus_metrics", function)

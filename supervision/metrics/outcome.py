@@ -23,7 +23,6 @@ Jacobson-Truax, §2.2 NHS Talking Therapies, §2.3 sudden gains, §2.4 expected 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -1501,15 +1500,6 @@ def outcome_options(settings=None, function: Callable | None = None) -> dict:
     dict
         ``{keyword: value}`` (lists become tuples).
     """
-    from supervision.config import load_settings
+    from supervision.config import section_options
 
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(load_settings(settings)["outcome"]).items()}
-    if function is None:
-        return values
-    renames = _RENAMES.get(getattr(function, "__name__", ""), {})
-    if renames:  # e.g. effect_confidence -> confidence, replacing the generic confidence
-        base = values
-        values = {k: v for k, v in base.items() if k not in renames.values() and k not in renames}
-        values.update({renames[k]: v for k, v in base.items() if k in renames})
-    accepted = inspect.signature(function).parameters
-    return {k: v for k, v in values.items() if k in accepted}
+    return section_options(settings, "outcome", function, _RENAMES.get(getattr(function, "__name__", ""), {}))

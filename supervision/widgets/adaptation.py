@@ -34,12 +34,15 @@ class AdaptationModel:
         self.options = metrics.adaptation_options(st, metrics.adaptation_gaps)
         self.dimensions = [d for d in st.identity_dimensions if d in self.measures.columns]
         self.metrics = [m for m in METRIC_LABELS if m in self.measures.columns and self.measures[m].notna().any()]
-        self._gaps: dict[str, pd.DataFrame] = {}
+        self._gaps: dict[tuple, pd.DataFrame] = {}
 
-    def gaps(self, clinician_id: str) -> pd.DataFrame:
-        if clinician_id not in self._gaps:
-            self._gaps[clinician_id] = metrics.adaptation_gaps(self.measures, clinician_id=clinician_id, **self.options)
-        return self._gaps[clinician_id]
+    def gaps(self, clinician_id: str, data: Slice | None = None) -> pd.DataFrame:
+        """Gaps for one clinician among the clients in the slice's period and episodes (cached)."""
+        key = (clinician_id, None if data is None else (data.selection.period, data.selection.episodes))
+        if key not in self._gaps:
+            m = self.measures if data is None else self.measures[self.measures["client_id"].isin(data.service_clients["client_id"])]
+            self._gaps[key] = metrics.adaptation_gaps(m, clinician_id=clinician_id, **self.options)
+        return self._gaps[key]
 
 
 class SummaryView(View):
@@ -55,7 +58,7 @@ class SummaryView(View):
     def update(self, data: Slice) -> None:
         m: AdaptationModel = data.extras["adaptation"]
         me = data.selection.supervisee
-        gaps = m.gaps(me)
+        gaps = m.gaps(me, data)
         comp = self._dash.comparator.value
         g = gaps[gaps["comparator"] == comp]
         found = g[g["verdict"].isin(["clear gap", "possible gap"])].sort_values(["verdict", "dimension", "group"])
@@ -105,7 +108,7 @@ class ForestView(View):
         m: AdaptationModel = data.extras["adaptation"]
         d = self._dash
         dims = None if d.dimension.value == "all" else [d.dimension.value]
-        self.chart.show(figs.gap_forest(m.gaps(data.selection.supervisee), metric=d.metric.value, comparator=d.comparator.value,
+        self.chart.show(figs.gap_forest(m.gaps(data.selection.supervisee, data), metric=d.metric.value, comparator=d.comparator.value,
                                         clinician_id=data.selection.supervisee, dimensions=dims))
 
 
@@ -128,7 +131,8 @@ class FunnelView(View):
             self.note.value = "<p>Pick a dimension and a group.</p>"
             self.chart.clear()
             return
-        fd = metrics.funnel_data(m.measures, dimension=dim, group=group, metric=d.metric.value,
+        in_period = m.measures[m.measures["client_id"].isin(data.service_clients["client_id"])]
+        fd = metrics.funnel_data(in_period, dimension=dim, group=group, metric=d.metric.value,
                                  clinician_id=data.selection.supervisee)
         self.note.value = (f"<p>Every clinician's {METRIC_LABELS.get(d.metric.value, d.metric.value)} for clients with "
                            f"{html.escape(dim.replace('_', ' '))} = <b>{html.escape(str(group))}</b>, against how many such "
@@ -167,6 +171,7 @@ class AdaptationDashboard(Dashboard):
         dim = self.dimension.value if self.dimension.value != "all" else (m.dimensions[0] if m.dimensions else None)
         groups = sorted(m.measures[dim].dropna().astype(str).unique()) if dim else []
         self.group.options = [(g, g) for g in groups]
+        self.group.value = groups[0] if groups else None
 
     def _on_dimension(self, _change) -> None:
         self._set_groups()  # resets the group, which redraws through its own observer

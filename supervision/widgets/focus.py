@@ -118,8 +118,9 @@ class TimelineView(View):
             order = _in(m.clients, data).sort_values(["n_neglected_goals", "check_in_share", "client_id"],
                                                      ascending=[False, False, True])
             ids = order.loc[order["n_sessions"] >= 2, "client_id"].head(MAX_TIMELINE).tolist()
-        self.note.value = (f"<p>{len(ids)} clients (those with most to discuss first; pick a client above to see one). "
-                           "Each mark is an attended session, by its main focus.</p>")
+        self.note.value = (("<p>One client. " if data.selection.client else
+                            f"<p>{len(ids)} clients (those with most to discuss first; pick a client above to see one). ")
+                           + "Each mark is an attended session, by its main focus.</p>")
         self.chart.show(figs.focus_timeline(sf, clients=ids, title=f"Session focus by client, {data.selection.supervisee}"))
 
 

@@ -17,7 +17,6 @@ import html
 import json
 import time
 import traceback
-from dataclasses import dataclass, field
 
 import ipywidgets as w
 import pandas as pd

@@ -75,6 +75,7 @@ class AgendaView(View):
         ids = set(data.clients["client_id"])
         mine = ag["clinician_id"] == data.selection.supervisee
         ag = ag[mine & (ag["client_id"].isin(ids) | (ag["client_id"] == CASELOAD_ITEM))].reset_index(drop=True)
+        ag["rank"] = range(1, len(ag) + 1)  # ranked within this supervisee's agenda
         self.agenda = ag
         counts = ag["severity"].value_counts()
         self.header.value = (
@@ -85,7 +86,8 @@ class AgendaView(View):
             "the evidence.</p>")
         opts = [(f"{r.rank}. [{r.severity}] {r.client_id}: {r.flag.replace('_', ' ')}{_since(r.since)}", i)
                 for i, r in enumerate(ag.itertuples())]
-        self.items.options = opts  # selects the first item (or none) and shows it
+        self.items.options = opts
+        self.items.value = 0 if opts else None  # the first item is shown at once
         self._show_item()
 
     def _show_item(self) -> None:
@@ -129,15 +131,15 @@ class CaseloadView(View):
         al = data.extras["alliance"].clinicians.set_index("scope")
         rows = []
         if mine is not None:
-            for label, fn in (("clients (open / ended)", lambda r: f"{r['n_clients']} ({r['n_open']} / {r['n_ended']})"),
+            for label, fn in (("clients (open / ended)", lambda r: f"{r['n_clients']:.0f} ({r['n_open']:.0f} / {r['n_ended']:.0f})"),
                               ("most common number of sessions", lambda r: f"{r['mode_attended']:.0f}" if pd.notna(r['mode_attended']) else "–"),
                               ("mean attended sessions (ended)", lambda r: f"{r['mean_attended']:.1f}" if pd.notna(r['mean_attended']) else "–"),
                               ("single-session endings (planned / unplanned)",
-                               lambda r: f"{_ci(r, 'single_rate')}; {r['n_single_planned']} / {r['n_single_unplanned']}"),
+                               lambda r: f"{_ci(r, 'single_rate')}; {r['n_single_planned']:.0f} / {r['n_single_unplanned']:.0f}"),
                               ("unilateral endings", lambda r: _ci(r, "unilateral_rate")),
                               ("did not attend, of scheduled", lambda r: _ci(r, "dna_rate")),
                               ("cancelled, of scheduled", lambda r: _ci(r, "cancel_rate")),
-                              ("open episodes with lost contact", lambda r: f"{r['n_lost_contact']}"),
+                              ("open episodes with lost contact", lambda r: f"{r['n_lost_contact']:.0f}"),
                               ("attended sessions without any measure", lambda r: _pct(r["no_measure_rate"]))):
                 rows.append(f"<tr><td>{label}</td><td>{fn(mine)}</td><td>{fn(svc)}</td></tr>")
         if me in al.index:

@@ -125,6 +125,16 @@ def web(chromium, request):
 
 
 @pytest.fixture
+def file_web(chromium, request):
+    """Like ``web``, but ``file:`` URLs pass the guard too (to open a report saved on disk);
+    everything else not on loopback is still blocked and recorded."""
+    context, guard = jlab.new_guarded_context(chromium, allow_file=True)
+    gp = jlab.GuardedPage(context, context.new_page(), guard)
+    yield gp
+    _finish_page(gp, context, request)
+
+
+@pytest.fixture
 def lab(chromium, lab_server, request):
     """A guarded page on the session's JupyterLab: ``lab.open(name)``, ``lab.run_all()``, ..."""
     context, guard = jlab.new_guarded_context(chromium)

@@ -327,27 +327,33 @@ def start_voila(notebook: Path, state_dir: Path, *, attempts: int = 3) -> Server
 # --------------------------------------------------------------------------------------------
 
 
-def is_local(url: str) -> bool:
+def is_local(url: str, allow_file: bool = False) -> bool:
     scheme = url.split(":", 1)[0].lower()
     if scheme in ("data", "blob", "about"):
         return True
+    if scheme == "file":
+        return allow_file
     host = (urlsplit(url).hostname or "").lower()
     return host in LOCAL_HOSTS or host == "::1"
 
 
 @dataclass
 class RequestGuard:
-    """Lets only loopback, ``data:`` and ``blob:`` through; records (and aborts) everything else."""
+    """Lets only loopback, ``data:`` and ``blob:`` through; records (and aborts) everything else.
+
+    ``allow_file``: also let ``file:`` URLs through (for tests that open a saved report from disk;
+    Playwright's route sees ``file:`` requests too)."""
 
     external: list[dict] = field(default_factory=list)
     external_ws: list[str] = field(default_factory=list)
+    allow_file: bool = False
 
     def attach(self, context) -> None:
         context.route("**/*", self._handle)
 
     def _handle(self, route) -> None:
         request = route.request
-        if is_local(request.url):
+        if is_local(request.url, self.allow_file):
             route.continue_()
             return
         frame_url = None
@@ -955,9 +961,10 @@ scope => {
 """
 
 
-def new_guarded_context(browser):
-    """A fresh browser context with the route guard and plot helpers installed."""
-    guard = RequestGuard()
+def new_guarded_context(browser, *, allow_file: bool = False):
+    """A fresh browser context with the route guard and plot helpers installed (``allow_file``:
+    ``file:`` URLs pass the guard too)."""
+    guard = RequestGuard(allow_file=allow_file)
     context = browser.new_context(viewport=VIEWPORT, service_workers="block")
     context.set_default_timeout(30_000)
     context.add_init_script(PLOT_HELPERS_JS)
