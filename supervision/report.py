@@ -302,6 +302,7 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
     for i, cid in enumerate(clinician_ids, start=1):
         t0 = time.perf_counter()
         target = out / f"supervision-report-{cid}.html" if many else out
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(build_report(caseload, cid, period=period, notes_path=notes_path, tables=tables, policy=policy),
                           encoding="utf-8")
         paths.append(target)

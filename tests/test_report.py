@@ -64,3 +64,25 @@ def test_adaptation_counts_follow_the_disclosure_policy(caseload):
     open_ = build_report(caseload, "T03", include_notes=False, policy="none")
     section = open_[open_.index("<h2>Adaptation"):]
     assert "clear gap" in section and "personality disorder" in section
+
+
+def test_pdf_is_printed_by_headless_chromium(caseload, tmp_path):
+    import os
+    import shutil
+
+    from supervision.report import html_to_pdf
+
+    if not shutil.which("chromium") and os.environ.get("CI") != "true":
+        pytest.skip("Chromium is not installed (make test installs it where apt is available)")
+    html_path = tmp_path / "r.html"
+    html_path.write_text(build_report(caseload, "T01", include_notes=False), encoding="utf-8")
+    pdf = html_to_pdf(html_path, tmp_path / "r.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and len(data) > 100_000  # charts are drawn, not blank pages
+
+
+def test_single_report_creates_its_folder(tmp_path):
+    from supervision.report import write_reports
+
+    paths = write_reports(load_caseload(), ["T01"], tmp_path / "new" / "r.html", notes_path=tmp_path / "n.sqlite")
+    assert paths[0].exists()
