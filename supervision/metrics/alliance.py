@@ -286,7 +286,7 @@ def ruptures(
     *,
     sd_criterion: float | Sequence[float] = 2.0,
     sd_floor: float = 1.0,
-    min_sessions: int = 4,
+    min_sessions: int = 5,
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
@@ -328,7 +328,7 @@ def ruptures(
         Smallest SD used, in SRS points [U design choice]: a ceiling-only or near-constant series
         (SD 0 or tiny) would otherwise turn a 0.2-point wobble into a "rupture". No verified SRS
         measurement-error figure exists to anchor it (DEFINITIONS.md §8, open item 5).
-    min_sessions : int, default 4
+    min_sessions : int, default 5
         Measured sessions needed before a client is judged [U]; DEFINITIONS.md §2.5 suggests
         ">= 5" for a stable SD. With the SD of the whole series a single trough in an otherwise
         flat series of n sessions is sqrt(n) SDs deep, so the 2-SD rule can rarely fire below
@@ -526,7 +526,7 @@ def client_alliance(
     ruptures: pd.DataFrame | None = None,
     sd_criterion: float = 2.0,
     sd_floor: float = 1.0,
-    min_sessions: int = 4,
+    min_sessions: int = 5,
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
@@ -712,7 +712,7 @@ def clinician_alliance(
     confidence: float = 0.95,
     sd_criterion: float = 2.0,
     sd_floor: float = 1.0,
-    min_sessions: int = 4,
+    min_sessions: int = 5,
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
