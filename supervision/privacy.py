@@ -1144,4 +1144,7 @@ def load_self_review(path=None, clinician_id: str | None = None, settings=None) 
 
     settings = load_settings(settings)
     cid = _resolve_clinician(clinician_id, settings)
-    return SelfReview(load_caseload(path, settings=settings), cid)
+    values = settings.as_dict()
+    values["privacy"]["self_review_clinician"] = ""  # the service is read whole here, then scoped by SelfReview
+    service = load_caseload(path, settings=load_settings(values))
+    return SelfReview(service, cid)

@@ -763,3 +763,21 @@ def test_parquet_input(tmp_path):
     blob = _all_bytes(tmp_path / "out")
     assert not [c for c in raw["client_id"].astype(str) if c.encode() in blob]
     assert "ground_truth.json" not in {p.name for p in s.files}
+
+
+def test_self_review_setting_loads_only_the_clinicians_own_clients():
+    from supervision import load_caseload
+
+    cl = load_caseload(settings={"privacy": {"self_review_clinician": "T02"}})
+    assert set(cl.clients["clinician_id"]) == {"T02"} and set(cl.sessions["clinician_id"]) == {"T02"}
+    full = load_caseload()
+    assert len(cl.clients) == (full.clients["clinician_id"] == "T02").sum()
+
+
+def test_self_review_benchmarks_still_see_the_service_as_aggregates():
+    from supervision.privacy import load_self_review
+
+    review = load_self_review(settings={"privacy": {"self_review_clinician": "T02"}})
+    assert set(review.caseload.clients["clinician_id"]) == {"T02"}
+    bench = review.benchmark("clients")
+    assert len(bench) >= 1  # computed over the whole service, published under the policy

@@ -363,7 +363,9 @@ def load_caseload(path=None, settings=None) -> Caseload:
         ``scores``) or one ``.xlsx`` workbook with a sheet per table. Default: the ``data.path``
         setting, or the bundled demo clinic when that is empty.
     settings : path, dict or Settings, optional
-        See :func:`supervision.config.load_settings`.
+        See :func:`supervision.config.load_settings`. With ``[privacy] self_review_clinician`` set,
+        only that clinician's own clients are kept (:func:`supervision.privacy.apply_scope`), so
+        the views of a clinician's self-review never hold other clinicians' clients.
 
     Returns
     -------
@@ -377,4 +379,11 @@ def load_caseload(path=None, settings=None) -> Caseload:
         path = settings["data"]["path"] or demo_path()
     problems: list = []
     raw, fmt = read_export(path, problems)
-    return load_tables(raw, settings, source=str(path), fmt=fmt, reader_problems=problems)
+    caseload = load_tables(raw, settings, source=str(path), fmt=fmt, reader_problems=problems)
+    own = settings["privacy"].get("self_review_clinician")
+    if own and caseload.usable:
+        # self-review: only this clinician's own clients are loaded into the views
+        from supervision.privacy import apply_scope
+
+        caseload = apply_scope(caseload, own)
+    return caseload
