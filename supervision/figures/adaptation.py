@@ -10,7 +10,6 @@ an estimate.
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections.abc import Sequence
 
@@ -18,7 +17,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from supervision.figures.theme import OKABE_ITO, layout
+from supervision.figures.theme import OKABE_ITO, layout, need_columns, subtitle
+
+_need = need_columns
+_subtitle = subtitle
 from supervision.metrics.adaptation import COMPARATOR_LABELS, METRICS
 from supervision.metrics.stats import funnel_limits
 
@@ -33,28 +35,6 @@ VERDICT_STYLE = {
     "suppressed": ("Suppressed (small numbers)", "line-ew", OKABE_ITO["grey"], 0),
 }
 _NO_ESTIMATE = ("too few clients", "suppressed")
-
-
-def _need(frame: pd.DataFrame, name: str, columns: Sequence[str], source: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} has no column {', '.join(map(repr, missing))}; pass the output of {source}.")
-
-
-def _subtitle(fig: go.Figure, text: str, width: int = 115) -> go.Figure:
-    """How-to-read lines under the title (wrapped), the legend below them, clear of the plot."""
-    lines = textwrap.wrap(text, width) or [""]
-    n_legend = sum(1 for t in fig.data if t.name and t.showlegend is not False)
-    legend_rows = math.ceil(n_legend / 3) if n_legend else 0
-    top = 58 + 17 * len(lines)
-    height = (fig.layout.height or 360) + 17 * (len(lines) - 1) + 22 * max(legend_rows - 1, 0)
-    fig.update_layout(title_subtitle_text="<br>".join(lines), height=height, title_y=1 - 22 / height,
-                      title_yanchor="top", title_yref="container",
-                      margin_t=top + 25 * legend_rows + 12,
-                      legend={"yref": "container", "y": 1 - (top + 4) / height, "yanchor": "top"})
-    return fig
 
 
 def _empty(title: str, message: str) -> go.Figure:

@@ -16,7 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from supervision.figures.theme import OKABE_ITO, layout
+from supervision.figures.theme import OKABE_ITO, layout, need_columns, plural, subtitle
+
+_need = need_columns
+_plural = plural
+_subtitle = subtitle
 
 __all__ = ["srs_small_multiples", "srs_heatmap", "low_alliance_comparison", "RUPTURE_STYLE"]
 
@@ -29,12 +33,6 @@ RUPTURE_STYLE = {
 }
 _SERIES = OKABE_ITO["blue"]
 _CUTOFF = OKABE_ITO["grey"]
-
-
-def _need(frame: pd.DataFrame, name: str, columns: Sequence[str], source: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} has no column {', '.join(map(repr, missing))}; pass the output of {source}.")
 
 
 def _one_criterion(ruptures: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -56,18 +54,6 @@ def _client_order(alliance: pd.DataFrame, clients: Sequence[str] | None) -> list
         raise ValueError(f"clients not in the alliance frame: {', '.join(map(str, unknown))}. "
                          f"Known: {', '.join(map(str, present[:20]))}{' ...' if len(present) > 20 else ''}.")
     return list(dict.fromkeys(clients))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _subtitle(fig: go.Figure, text: str) -> go.Figure:
-    """How-to-read line under the title; the legend goes below it, clear of the plot."""
-    height = fig.layout.height or 360
-    fig.update_layout(title_subtitle_text=text, margin_t=150,
-                      legend={"yref": "container", "y": 1 - 100 / height, "yanchor": "top"})
-    return fig
 
 
 def srs_small_multiples(

@@ -16,7 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from supervision.figures.theme import OKABE_ITO, layout
+from supervision.figures.theme import OKABE_ITO, layout, need_columns, plural, subtitle
+
+_need = need_columns
+_plural = plural
+_subtitle = subtitle
 
 __all__ = ["focus_timeline", "focus_caseload", "focus_clinician_comparison", "focus_alliance_chart",
            "CATEGORY_STYLE", "RATE_LABELS"]
@@ -39,27 +43,6 @@ RATE_LABELS = {
     "crisis_rate": "Crisis / risk",
     "agenda_rate": "Agenda set",
 }
-
-
-def _need(frame: pd.DataFrame, name: str, columns: Sequence[str], source: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} has no column {', '.join(map(repr, missing))}; pass the output of {source}.")
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _subtitle(fig: go.Figure, *lines: str) -> go.Figure:
-    """How-to-read lines under the title; the legend goes below them, clear of the plot."""
-    height = fig.layout.height or 360
-    extra = 36 * (len(lines) - 1)
-    fig.update_layout(title_subtitle_text="<br>".join(lines), margin_t=150 + extra,
-                      legend={"yref": "container", "y": 1 - (100 + extra) / height, "yanchor": "top"})
-    return fig
 
 
 def _empty(title: str, text: str) -> go.Figure:

@@ -10,15 +10,15 @@ clients (or cases) it rests on.
 
 from __future__ import annotations
 
-import math
-import textwrap
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from supervision.figures.theme import OKABE_ITO, layout
+from supervision.figures.theme import OKABE_ITO, layout, need_columns, subtitle
+
+_need = need_columns
+_subtitle = subtitle
 from supervision.instruments import Instrument, instruments
 
 __all__ = ["outcome_trajectory", "jacobson_plot", "caterpillar_plot", "CATEGORY_STYLE"]
@@ -36,14 +36,6 @@ _CUTOFF = OKABE_ITO["grey"]
 _BAND = "rgba(0, 158, 115, {a})"  # bluish green, Okabe-Ito
 
 
-def _need(frame: pd.DataFrame, name: str, columns: Sequence[str], source: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} has no column {', '.join(map(repr, missing))}; pass the output of {source}.")
-
-
 def _inst(instrument, settings=None) -> Instrument:
     if isinstance(instrument, Instrument):
         return instrument
@@ -51,20 +43,6 @@ def _inst(instrument, settings=None) -> Instrument:
     if instrument not in known:
         raise ValueError(f"unknown instrument {instrument!r}; known: {', '.join(known)}.")
     return known[instrument]
-
-
-def _subtitle(fig: go.Figure, text: str, width: int = 115) -> go.Figure:
-    """How-to-read lines under the title (wrapped), the legend below them, clear of the plot."""
-    lines = textwrap.wrap(text, width) or [""]
-    n_legend = sum(1 for t in fig.data if t.name and t.showlegend is not False)
-    legend_rows = math.ceil(n_legend / 3) if n_legend else 0
-    top = 58 + 17 * len(lines)
-    height = (fig.layout.height or 360) + 17 * (len(lines) - 1) + 22 * max(legend_rows - 1, 0)
-    fig.update_layout(title_subtitle_text="<br>".join(lines), height=height, title_y=1 - 22 / height,
-                      title_yanchor="top", title_yref="container",
-                      margin_t=top + 25 * legend_rows + 12,
-                      legend={"yref": "container", "y": 1 - (top + 4) / height, "yanchor": "top"})
-    return fig
 
 
 def _empty(title: str, message: str) -> go.Figure:

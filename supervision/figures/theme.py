@@ -26,3 +26,36 @@ def layout(fig: go.Figure, title: str, *, height: int = 360) -> go.Figure:
         font={"family": "Arial, Helvetica, sans-serif", "size": 13},
     )
     return fig
+
+
+def plural(n: int, word: str) -> str:
+    """``1 client``, ``2 clients``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def need_columns(frame, name: str, columns, source: str) -> None:
+    """Raise a plain error unless ``frame`` is a DataFrame with ``columns`` (the output of ``source``)."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} has no column {', '.join(map(repr, missing))}; pass the output of {source}.")
+
+
+def subtitle(fig: go.Figure, *texts: str, width: int = 115) -> go.Figure:
+    """How-to-read lines under the title (each text wrapped), the legend below them, clear of the plot."""
+    import math
+    import textwrap
+
+    lines = [line for t in texts for line in (textwrap.wrap(t, width) or [""])] or [""]
+    n_legend = sum(1 for t in fig.data if t.name and t.showlegend is not False)
+    legend_rows = math.ceil(n_legend / 3) if n_legend else 0
+    top = 58 + 17 * len(lines)
+    height = (fig.layout.height or 360) + 17 * (len(lines) - 1) + 22 * max(legend_rows - 1, 0)
+    fig.update_layout(title_subtitle_text="<br>".join(lines), height=height, title_y=1 - 22 / height,
+                      title_yanchor="top", title_yref="container",
+                      margin_t=top + 25 * legend_rows + 12,
+                      legend={"yref": "container", "y": 1 - (top + 4) / height, "yanchor": "top"})
+    return fig

@@ -75,6 +75,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from supervision.metrics._checks import require_columns
 from supervision.metrics.stats import (
     FUNNEL_LEVELS, benjamini_hochberg, beta_binomial_shrinkage, funnel_limits, funnel_overdispersion,
     newcombe_interaction_interval, newcombe_interval, normal_shrinkage, two_proportion_test, welch_interaction,
@@ -138,14 +139,8 @@ _COLUMNS = ["clinician_id", "dimension", "group", "metric", "comparator", "n_gro
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def _require(frame, name: str, columns: Sequence[str], fix: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{name} has no column {', '.join(repr(c) for c in missing)}. Required: {', '.join(columns)}; "
-            f"present: {', '.join(map(str, frame.columns)) or '(none)'}. {fix}")
+_require = require_columns
+
 
 
 def _check_int(name: str, value, minimum: int) -> int:

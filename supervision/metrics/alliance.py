@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from supervision.metrics._checks import require_columns
 from supervision.instruments import instruments
 from supervision.metrics.stats import wilson_interval
 
@@ -43,15 +44,8 @@ _EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow float
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def _require(frame: pd.DataFrame, name: str, columns: Sequence[str], fix: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{name} has no column {', '.join(repr(c) for c in missing)}. Required: {', '.join(columns)}; "
-            f"present: {', '.join(map(str, frame.columns)) or '(none)'}. {fix}"
-        )
+_require = require_columns
+
 
 
 def _check_number(name: str, value, *, minimum: float, strict: bool = False, integer: bool = False) -> None:

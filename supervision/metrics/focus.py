@@ -53,12 +53,13 @@ session-based interval here is too narrow; read it with the number of clients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _stats
 
+from supervision.metrics._checks import require_columns
 from supervision.metrics.stats import wilson_interval
 
 __all__ = [
@@ -85,15 +86,8 @@ _CHECK_IN, _CRISIS, _GOAL_AREA = "check_in", "crisis", "goal_area"
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def _require(frame, name: str, columns: Sequence[str], fix: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame; got {type(frame).__name__}.")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{name} has no column {', '.join(repr(c) for c in missing)}. Required: {', '.join(columns)}; "
-            f"present: {', '.join(map(str, frame.columns)) or '(none)'}. {fix}"
-        )
+_require = require_columns
+
 
 
 def _check_int(name: str, value, minimum: int) -> int:
