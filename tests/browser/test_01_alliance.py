@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from . import dash
 
 # A taller browser window (a maximised one): plots set to plotly's "responsive" mode were seen to
 # collapse to zero height on this resize.
@@ -130,9 +133,7 @@ def low_marker(data: list[dict]) -> dict:
     return hits[0]
 
 
-def status_clients(lab, supervisee: str) -> int:
-    text = lab.wait_for_text(STATUS, rf"^{re.escape(supervisee)}: \d+ clients")
-    return int(re.match(rf"{re.escape(supervisee)}: (\d+) clients", text).group(1))
+status_clients = partial(dash.status_clients, status=STATUS)
 
 
 def option_for(lab, selector: str, pattern: str) -> dict:
@@ -169,16 +170,10 @@ def kernel_ms(lab) -> int:
     return int(m.group(1))
 
 
-def assert_no_dashboard_error(lab) -> None:
-    shown = lab.text(ERROR)
-    assert not shown, f"the dashboard shows an error: {shown[:2000]}"
+assert_no_dashboard_error = partial(dash.assert_no_dashboard_error, error=ERROR)
 
 
-def check_seen(lab, scope: str, state: str, unseen: list[str]) -> None:
-    """Note (for one assertion at the end) a chart that holds data but takes no room on the page."""
-    problem = lab.plot_shown_problem(scope)
-    if problem:
-        unseen.append(f"{state}: {problem}")
+check_seen = dash.check_seen
 
 
 def test_alliance(lab, raw, browser_timings):

@@ -28,10 +28,12 @@ import json
 import re
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from . import dash
 from . import demo_oracles as oracle
 
 NOTEBOOK = "02-supervision.ipynb"
@@ -97,14 +99,10 @@ def point_notebook_at(nb: Path, notes: Path, reports: Path) -> None:
     nb.write_text(json.dumps(book, indent=1), encoding="utf-8")
 
 
-def status_clients(lab, supervisee: str) -> int:
-    text = lab.wait_for_text(STATUS, rf"^{re.escape(supervisee)}: \d+ clients")
-    return int(re.match(rf"{re.escape(supervisee)}: (\d+) clients", text).group(1))
+status_clients = partial(dash.status_clients, status=STATUS)
 
 
-def assert_no_dashboard_error(lab) -> None:
-    shown = lab.text(ERROR)
-    assert not shown, f"the dashboard shows an error: {shown[:2000]}"
+assert_no_dashboard_error = partial(dash.assert_no_dashboard_error, error=ERROR)
 
 
 def agenda_items(lab) -> list[dict]:
@@ -139,10 +137,7 @@ def sessions_bars(data) -> dict[str, str]:
     return {"me": names[0], "service": names[1]}
 
 
-def check_seen(lab, scope: str, state: str, unseen: list[str]) -> None:
-    problem = lab.plot_shown_problem(scope)
-    if problem:
-        unseen.append(f"{state}: {problem}")
+check_seen = dash.check_seen
 
 
 def test_supervision(lab, raw, tmp_path, workspace, browser_timings):

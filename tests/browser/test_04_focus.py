@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from . import dash
 from . import demo_oracles as oracle
 
 NOTEBOOK = "04-focus.ipynb"
@@ -45,19 +47,13 @@ def raw():
     return oracle.load_raw()
 
 
-def status_clients(lab, supervisee: str) -> int:
-    text = lab.wait_for_text(STATUS, rf"^{re.escape(supervisee)}: \d+ clients")
-    return int(re.match(rf"{re.escape(supervisee)}: (\d+) clients", text).group(1))
+status_clients = partial(dash.status_clients, status=STATUS)
 
 
-def assert_no_dashboard_error(lab) -> None:
-    shown = lab.text(ERROR)
-    assert not shown, f"the dashboard shows an error: {shown[:2000]}"
+assert_no_dashboard_error = partial(dash.assert_no_dashboard_error, error=ERROR)
 
 
-def wait_title(lab, scope: str, pattern: str, timeout: float = 15.0) -> str:
-    """Wait until the chart's title matches ``pattern`` (a stale tab shows its old plot until redrawn)."""
-    return lab.wait_for_text(f"{scope} .gtitle", pattern, timeout=timeout)
+wait_title = dash.wait_title
 
 
 def timeline_clients(data) -> dict[str, int]:
@@ -110,10 +106,7 @@ def check_rows_labelled(lab, marks: dict[str, int], state: str, product: list[st
             "draw every label (yaxis tickmode='array', tickvals = the rows).")
 
 
-def check_seen(lab, scope: str, state: str, unseen: list[str]) -> None:
-    problem = lab.plot_shown_problem(scope)
-    if problem:
-        unseen.append(f"{state}: {problem}")
+check_seen = dash.check_seen
 
 
 def test_focus(lab, raw, browser_timings):
