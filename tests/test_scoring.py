@@ -18,7 +18,7 @@ import pytest
 import supervision
 from supervision.config import SettingsError, load_settings
 from supervision.instruments import instrument_from_spec, instruments, measure_columns
-from supervision.instruments.scoring import score_items, score_sessions
+from supervision.instruments.scoring import score_items, score_sessions, total_scores
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 BASE = Path(__file__).resolve().parent / "corpus" / "base"
@@ -195,6 +195,36 @@ def test_new_columns_follow_their_instrument_and_input_is_not_modified():
     assert cols[cols.index("phq9_9") + 1: cols.index("phq9_9") + 3] == ["phq9_total", "phq9_total_prorated"]
     assert cols.index("ors_total_prorated") == cols.index("ors_total") + 1 and cols[-1] == "source_row"
     assert "gad7_total" not in out.columns  # instruments without columns are left alone
+
+
+def test_output_is_a_new_table_that_shares_nothing_writable_with_the_input():
+    s = frame(**items("ors", [[5, 6, 7, 8], [5, np.nan, 7, 8]]), srs_total=[30.0, 31.0])
+    s.index = [10, 10]  # duplicate labels are kept, never aligned
+    before = s.copy()
+    out = score_sessions(s)
+    assert out.index.tolist() == [10, 10] and out["ors_total"].tolist()[0] == 26
+    out.iloc[0, 0] = 99.0
+    out.loc[:, "srs_total"] = 0.0
+    pd.testing.assert_frame_equal(s, before)
+
+
+def test_total_scores_are_the_score_sessions_columns():
+    """Items are scored only where no total is given; the result is score_sessions' two columns."""
+    rng = np.random.default_rng(3)
+    n = 400
+    data = {f"core10_{i}": rng.integers(0, 5, n).astype(float) for i in range(1, 11)}
+    data["core10_total"] = np.where(rng.random(n) < 0.3, rng.integers(0, 41, n), np.nan)
+    s = pd.DataFrame(data)
+    for c in ("core10_2", "core10_5", "core10_9"):
+        s.loc[rng.random(n) < 0.15, c] = np.nan
+    inst = instruments()["core10"]
+    for mm in (None, 0, 2):
+        total, prorated = total_scores(s, inst, max_missing=mm)
+        out = score_sessions(s, [inst], max_missing=mm)
+        np.testing.assert_array_equal(total, out["core10_total"].to_numpy())
+        np.testing.assert_array_equal(prorated, out["core10_total_prorated"].to_numpy())
+    given = s["core10_total"].notna().to_numpy()
+    assert (total[given] == s["core10_total"].to_numpy()[given]).all() and not prorated[given].any()
 
 
 def test_bad_arguments():

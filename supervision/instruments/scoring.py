@@ -39,7 +39,7 @@ import pandas as pd
 from supervision.instruments import Instrument
 from supervision.instruments import instruments as _all_instruments
 
-__all__ = ["score_sessions", "score_items"]
+__all__ = ["score_sessions", "score_items", "total_scores"]
 
 
 def _as_instruments(instruments) -> dict[str, Instrument]:
@@ -160,54 +160,102 @@ def score_sessions(sessions: pd.DataFrame, instruments=None, *, max_missing=None
     if not isinstance(sessions, pd.DataFrame):
         raise TypeError(f"sessions must be a pandas DataFrame; got {type(sessions).__name__}.")
     insts = _as_instruments(instruments)
-    out = sessions.copy()
+    new_values: dict[str, np.ndarray] = {}  # computed columns (new, or replacing the given ones)
     placed: dict[str, list[str]] = {}  # anchor column -> new columns to place after it
-    n = len(out)
     for prefix, inst in insts.items():
-        present = [c for c in (*inst.columns, *inst.subscale_columns.values()) if c in out.columns]
+        present = [c for c in (*inst.columns, *inst.subscale_columns.values()) if c in sessions.columns]
         if not present:
             continue
         mm = _max_missing_for(inst, max_missing)
-        item_cols = inst.item_columns
-        have_items = [c for c in item_cols if c in out.columns]
-        x = np.full((n, inst.items), np.nan)
-        for j, c in enumerate(item_cols):
-            if c in out.columns:
-                x[:, j] = pd.to_numeric(out[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        given = (pd.to_numeric(out[inst.total_column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                 if inst.total_column in out.columns else np.full(n, np.nan))
-        computed, prorated = score_items(x, inst, max_missing=mm) if have_items else (np.full(n, np.nan),
-                                                                                      np.zeros(n, bool))
-        use = np.isnan(given) & ~np.isnan(computed)
+        total, prorated, subscales = _score_instrument(sessions, inst, mm)
         new_cols = []
-        if inst.total_column not in out.columns:
+        if inst.total_column not in sessions.columns:
             new_cols.append(inst.total_column)
-        out[inst.total_column] = np.where(use, computed, given)
-        out[inst.prorated_column] = use & prorated
+        new_values[inst.total_column] = total
+        new_values[inst.prorated_column] = prorated
         if inst.prorated_column not in sessions.columns:
             new_cols.append(inst.prorated_column)
-        for sub, items in inst.subscales.items():
-            col = inst.subscale_columns[sub]
-            sub_x = x[:, [i - 1 for i in items]]
-            value, _ = score_items(sub_x, inst, max_missing=min(inst.subscale_max_missing, len(items) - 1),
-                                   item_numbers=items)
-            if col in out.columns:
-                old = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                value = np.where(np.isnan(old), value, old)
-            else:
+        for col, value in subscales.items():
+            if col not in sessions.columns:
                 new_cols.append(col)
-            out[col] = value
-        anchor = [c for c in out.columns if c in present or c == inst.total_column]
-        anchor = [c for c in anchor if c not in new_cols]
+            new_values[col] = value
+        anchor = [c for c in sessions.columns if c in present or c == inst.total_column]
         placed[anchor[-1] if anchor else ""] = new_cols
-    if not placed:
-        return out
     new = {c for cols in placed.values() for c in cols}
     order = []
-    for c in out.columns:
+    for c in sessions.columns:
         if c in new:
             continue
         order.append(c)
         order.extend(placed.get(c, []))
     order.extend(c for c in placed.get("", []) if c not in order)
-    return out[order]
+    # one new frame: given columns are shared copy-on-write (pandas >= 3), never modified in place
+    data = {c: new_values[c] if c in new_values else sessions[c] for c in order}
+    return pd.DataFrame(data, index=sessions.index, columns=order, copy=False)
+
+
+def _numeric(frame: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _score_instrument(sessions: pd.DataFrame, inst: Instrument, max_missing: int,
+                      subscales: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Total, prorated flag and subscales of one instrument, as :func:`score_sessions` defines them.
+
+    Items are read and scored only on the rows that need it (no given value and at least one
+    answered item); every other row keeps its given value (NaN when none).
+    """
+    n = len(sessions)
+    items = {j: _numeric(sessions, c) for j, c in enumerate(inst.item_columns) if c in sessions.columns}
+    given = _numeric(sessions, inst.total_column) if inst.total_column in sessions.columns else np.full(n, np.nan)
+
+    def scored(positions: list[int], old: np.ndarray, rule: int, numbers: list[int] | None):
+        """Given values, with the rows that lack one scored from the items at ``positions``."""
+        answered = np.zeros(n, bool)
+        for j in positions:
+            if j in items:
+                answered |= ~np.isnan(items[j])
+        rows = np.flatnonzero(np.isnan(old) & answered)
+        x = np.full((len(rows), len(positions)), np.nan)
+        for i, j in enumerate(positions):
+            if j in items:
+                x[:, i] = items[j][rows]
+        value, prorated = score_items(x, inst, max_missing=rule, item_numbers=numbers)
+        use = ~np.isnan(value)
+        out = old.copy()
+        out[rows[use]] = value[use]
+        flag = np.zeros(n, bool)
+        flag[rows[use]] = prorated[use]
+        return out, flag
+
+    total, prorated = scored(list(range(inst.items)), given, max_missing, None)
+    subs = {}
+    if subscales:
+        for sub, numbers in inst.subscales.items():
+            col = inst.subscale_columns[sub]
+            old = _numeric(sessions, col) if col in sessions.columns else np.full(n, np.nan)
+            subs[col], _ = scored([i - 1 for i in numbers], old,
+                                  min(inst.subscale_max_missing, len(numbers) - 1), list(numbers))
+    return total, prorated, subs
+
+
+def total_scores(sessions: pd.DataFrame, instrument: Instrument, *, max_missing=None) -> tuple[np.ndarray, np.ndarray]:
+    """One instrument's ``<prefix>_total`` and ``<prefix>_total_prorated`` per row, as :func:`score_sessions`
+    computes them, without building a new table.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        A table with (some of) the instrument's columns. Not modified.
+    instrument : Instrument
+    max_missing : None, int or dict, optional
+        As in :func:`score_sessions`.
+
+    Returns
+    -------
+    total, prorated : ndarray of float, ndarray of bool
+        NaN / False on rows without a total and without enough items.
+    """
+    inst = next(iter(_as_instruments(instrument).values()))
+    total, prorated, _ = _score_instrument(sessions, inst, _max_missing_for(inst, max_missing), subscales=False)
+    return total, prorated
