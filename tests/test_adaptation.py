@@ -182,6 +182,40 @@ def test_benjamini_hochberg():
         benjamini_hochberg([1.2])
 
 
+def test_fisher_tables_are_tested_all_at_once_as_scipy_tests_each():
+    """Tables with an expected count < 1 get Fisher's test; the one-sided ones are vectorised."""
+    rng = np.random.default_rng(11)
+    n1, n2 = rng.integers(1, 9, 400), rng.integers(1, 40, 400)
+    k1, k2 = rng.binomial(n1, 0.3), rng.binomial(n2, 0.1)
+    for alt in ("less", "greater", "two-sided"):
+        p = two_proportion_test(k1, n1, k2, n2, alternative=alt)
+        pp = two_proportion_test(k1.reshape(20, 20), n1.reshape(20, 20), k2.reshape(20, 20), n2.reshape(20, 20),
+                                 alternative=alt)
+        assert np.array_equal(p.reshape(20, 20), pp, equal_nan=True)
+        s = k1 + k2
+        e = np.minimum.reduce([n1 * s, n1 * (n1 + n2 - s), n2 * s, n2 * (n1 + n2 - s)]) / (n1 + n2)
+        small = (e < 1) & (s > 0) & (s < n1 + n2)
+        assert small.sum() > 50
+        for i in np.flatnonzero(small):
+            ref = stats.fisher_exact([[k1[i], n1[i] - k1[i]], [k2[i], n2[i] - k2[i]]], alternative=alt).pvalue
+            assert p[i] == ref  # the same numbers, not only close
+
+
+def test_benjamini_hochberg_by_family_is_one_call_per_family():
+    rng = np.random.default_rng(12)
+    p = rng.random(3000) ** 3
+    p[rng.random(3000) < 0.05] = np.nan
+    p[:300] = p[300:600]  # ties
+    fam = rng.integers(0, 97, 3000)
+    q = benjamini_hochberg(p, families=fam)
+    for f in np.unique(fam):
+        sel = fam == f
+        assert np.array_equal(q[sel], benjamini_hochberg(p[sel]), equal_nan=True)
+    assert np.array_equal(benjamini_hochberg(p, families=np.zeros(3000)), benjamini_hochberg(p), equal_nan=True)
+    with pytest.raises(ValueError, match="one label per p-value"):
+        benjamini_hochberg(p, families=fam[:10])
+
+
 def test_beta_binomial_prior_reaches_the_maximum_likelihood():
     rng = np.random.default_rng(4)
     n = rng.integers(3, 30, 25)
@@ -345,6 +379,28 @@ def test_client_measures_recomputed_on_the_demo(demo):
     assert mm.loc[first.index, "first_srs"].to_numpy() == pytest.approx(first.to_numpy())
     assert set(m.attrs["dimensions"]) <= set(m.columns)
     assert set(mm["reliable_improvement"].dropna().unique()) <= {0.0, 1.0}
+
+
+def test_identity_groups_of_messy_values_and_shared_tables(demo):
+    cl, m, gaps, _ = demo
+    clients = cl.clients.copy()
+    dim = "gender_identity"
+    messy = pd.Series([" woman", "woman ", "", None, "  ", "declined", "Man"], dtype="str")
+    clients[dim] = messy.sample(len(clients), replace=True, random_state=1).to_numpy()
+    clients = clients.sample(frac=1, random_state=2)  # any row order: the table comes out sorted by client
+    mm = client_measures(clients, cl.sessions, dimensions=[dim])
+    s = clients.drop_duplicates("client_id").sort_values("client_id", kind="stable")[dim].astype("string").str.strip()
+    want = s.mask(s.isna() | (s == ""), "not_recorded")
+    assert mm[dim].tolist() == want.tolist() and mm["client_id"].tolist() == sorted(clients["client_id"])
+    assert set(mm[dim]) == {"woman", "not_recorded", "declined", "Man"}
+    # the service tables passed in give the table computed from scratch
+    from supervision.metrics.alliance import client_alliance, session_alliance
+    from supervision.metrics.engagement import episode_engagement
+    from supervision.metrics.outcome import client_outcomes
+    again = client_measures(cl.clients, cl.sessions, alliance=client_alliance(session_alliance(cl.sessions), clients=cl.clients),
+                            engagement=episode_engagement(cl.clients, cl.sessions),
+                            outcomes=client_outcomes(cl.sessions, clients=cl.clients))
+    pd.testing.assert_frame_equal(again, m)
 
 
 def test_planted_gaps_are_found_and_named(demo):

@@ -358,6 +358,22 @@ def test_clinician_rows_and_service_row_against_plain_recomputation():
     assert cc.loc["service", "first_srs_stayed"] == pytest.approx(np.mean([V[0], 30, 40]))
 
 
+def test_clinician_table_reuses_a_given_client_table_and_any_row_order():
+    series = {"A": V, "B": [30, 31, 36, 37, 35, 30, 38], "C": [40, 40, 39, 38.5, 40], "D": [35], "E": [None, 33, 20, 36]}
+    clin = {"A": "T01", "B": "T01", "C": "T02", "D": "T02", "E": "T02"}
+    sa = session_alliance(make_sessions(series, clinician=clin))
+    clients = make_clients(list(series), ended={"D", "E"}, reasons={"D": "unilateral"})
+    rp = ruptures(sa, clients=clients)
+    ca = client_alliance(sa, clients=clients, ruptures=rp)
+    pd.testing.assert_frame_equal(clinician_alliance(sa, clients=clients, ruptures=rp, client_alliance_frame=ca),
+                                  clinician_alliance(sa, clients=clients, ruptures=rp))
+    shuffled = sa.sample(frac=1, random_state=3)  # the summaries sort for themselves
+    pd.testing.assert_frame_equal(client_alliance(shuffled, clients=clients, ruptures=rp), ca)
+    pd.testing.assert_frame_equal(ruptures(shuffled, clients=clients), rp)
+    with pytest.raises(ValueError, match="client_alliance_frame has no column"):
+        clinician_alliance(sa, clients=clients, ruptures=rp, client_alliance_frame=ca.drop(columns="dropout"))
+
+
 # --------------------------------------------------------------------------------------------
 # purity
 # --------------------------------------------------------------------------------------------

@@ -102,3 +102,56 @@ def test_demo_against_a_plain_recomputation():
     assert svc["unilateral_rate"] == pytest.approx((ended["end_reason"] == "unilateral").mean())
     dist = session_count_distribution(ep)
     assert dist.loc[dist["is_mode"], "n_attended"].item() == 1  # the literature's modal count, planted in the demo
+
+
+def test_clinician_table_against_plain_groupby_per_clinician():
+    """The vectorised per-clinician counts and mode equal the plain per-group pandas expressions."""
+    rng = np.random.default_rng(5)
+    n = 600
+    ep = pd.DataFrame({
+        "client_id": [f"C{i}" for i in range(n)],
+        "clinician_id": pd.array(rng.choice(["T1", "T2", "T3", "T4", None], n), dtype="str"),
+        "ended": rng.random(n) < 0.7, "n_attended": rng.integers(0, 7, n), "n_scheduled": rng.integers(0, 9, n),
+        "n_no_show": rng.integers(0, 2, n), "n_cancelled": rng.integers(0, 2, n), "lost_contact": rng.random(n) < 0.1,
+        "n_no_measure": rng.integers(0, 3, n), "unilateral": rng.random(n) < 0.2,
+    })
+    ep["single_session"] = ep["ended"] & (ep["n_attended"] == 1)
+    ep["single_session_type"] = pd.array(np.where(ep["single_session"], rng.choice(["planned", "unplanned"], n), None),
+                                         dtype="string")
+    ep.loc[ep["clinician_id"] == "T4", "ended"] = False  # a clinician with no ended episode
+    got = clinician_engagement(ep).set_index("scope")
+    assert list(got.index) == ["T1", "T2", "T3", "T4", "service"]
+    both = pd.concat([ep, ep.assign(clinician_id="service")], ignore_index=True)
+    ended = both[both["ended"]]
+    ge = ended.groupby("clinician_id")
+    planned = ge["single_session_type"].apply(lambda s: int((s == "planned").sum()))
+    pos = ended[ended["n_attended"] >= 1]
+    mode = pos.groupby("clinician_id")["n_attended"].agg(lambda s: s.value_counts().idxmax())  # ties: seen first
+    for scope in ["T1", "T2", "T3", "service"]:
+        assert got.loc[scope, "n_single_planned"] == planned[scope]
+        assert got.loc[scope, "mode_attended"] == mode[scope]
+        assert got.loc[scope, "median_attended"] == ge["n_attended"].median()[scope]
+    assert got.loc["T4", "n_ended"] == 0 and np.isnan(got.loc["T4", "mode_attended"])
+    assert got.loc["service", "n_clients"] == n  # episodes without a clinician count for the service
+
+
+def test_mode_ties_go_to_the_count_seen_first():
+    ep = pd.DataFrame({"client_id": list("abcd"), "clinician_id": "T1", "ended": True, "n_attended": [3, 2, 2, 3],
+                       "n_scheduled": 1, "n_no_show": 0, "n_cancelled": 0, "lost_contact": False, "n_no_measure": 0,
+                       "unilateral": False, "single_session": False,
+                       "single_session_type": pd.array([None] * 4, dtype="string")})
+    assert clinician_engagement(ep).set_index("scope").loc["T1", "mode_attended"] == 3
+    assert clinician_engagement(ep.iloc[[1, 0, 2, 3]]).set_index("scope").loc["T1", "mode_attended"] == 2
+
+
+def test_episode_counts_with_unsorted_sessions_and_missing_dates():
+    clients, sessions = _tables()
+    shuffled = sessions.sample(frac=1, random_state=2)
+    shuffled.loc[shuffled.index[0], "session_date"] = pd.NaT
+    ep = episode_engagement(clients, shuffled).set_index("client_id")
+    att = shuffled[shuffled["attendance"] == "attended"]
+    first = att.groupby("client_id")["session_date"].min()
+    assert (ep["first_attended"].dropna() == first.reindex(ep.index).dropna()).all()
+    gaps = (att.sort_values(["client_id", "session_date"]).groupby("client_id")["session_date"]
+            .apply(lambda d: d.diff().dt.days.median()))
+    pd.testing.assert_series_equal(ep["median_gap_days"].dropna(), gaps.reindex(ep.index).dropna(), check_names=False)

@@ -150,6 +150,21 @@ def test_no_agreed_goals_unknown_codes_and_missing_clients(sf):
     assert not e.loc[0, "goals_recorded"] and e.loc[0, "focus_category"] == "no_agreed_goals"
 
 
+def test_code_lists_keep_their_order_and_drop_repeats_and_unknown_codes(tables):
+    s, c = tables
+    c = c.copy()
+    c["agreed_goals"] = c["agreed_goals"].astype(object)
+    c.loc[c["client_id"] == "A", "agreed_goals"] = " anxiety ;mood;anxiety;;bogus"
+    s = s.copy()
+    s["focus_secondary"] = s["focus_secondary"].astype(object)
+    s.loc[s["client_id"] == "C", "focus_secondary"] = "grief; mood ;grief;nonsense"
+    sf = session_focus(s, c, load_settings())
+    a = rows_of(sf, "A")
+    assert set(a["agreed_goals"]) == {"anxiety;mood"} and set(a["n_agreed_goals"]) == {2}
+    cc = rows_of(sf, "C")
+    assert cc["secondary_goals"].tolist() == ["grief"] and cc["goal_in_secondary"].tolist() == [True]
+
+
 def test_session_numbering_matches_alliance_and_input_untouched(tables):
     s, c = tables
     s0, c0 = s.copy(deep=True), c.copy(deep=True)

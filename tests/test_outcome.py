@@ -750,6 +750,14 @@ def test_beta_binomial_shrinkage():
     assert np.isnan(beta_binomial_prior([1], [4])[0])
 
 
+def test_beta_binomial_shrinkage_estimate_alone():
+    k, n = [3, 0, 7, 12], [10, 4, 9, 30]
+    full = beta_binomial_shrinkage(k, n)
+    est = beta_binomial_shrinkage(k, n, interval=False)
+    assert np.array_equal(est["estimate"], full["estimate"]) and (est["alpha"], est["beta"]) == (full["alpha"], full["beta"])
+    assert np.isnan(est["lower"]).all() and np.isnan(est["upper"]).all()
+
+
 # --------------------------------------------------------------------------------------------
 # figures, as data
 # --------------------------------------------------------------------------------------------
@@ -830,3 +838,103 @@ def test_outcome_options_follow_the_settings():
         used |= set(oc.outcome_options(None, f))
     renamed = {"confidence", "closed_only"}
     assert set(oc.outcome_options()) - used - {"effect_confidence", "effect_closed_only"} <= renamed
+
+
+# --------------------------------------------------------------------------------------------
+# the vectorised sudden-gain criteria and the shared score tables (service-scale path)
+# --------------------------------------------------------------------------------------------
+
+def _intervals_by_hand(long: pd.DataFrame, cut1, pct, crit3: bool, s: float) -> pd.DataFrame:
+    """Tang & DeRubeis criteria interval by interval, person by person, in plain Python (the oracle)."""
+    tcrit = {df: abs(stats.t.ppf(0.025, df)) for df in (2, 3, 4)}
+    tmin, tmax = int(long["time"].min()), int(long["time"].max())
+    rows = []
+    for pid, g in long.groupby("id", sort=True):
+        x = dict(zip(g["time"], g["score"]))
+
+        def val(t):
+            v = x.get(t, np.nan)
+            return np.nan if v is None else float(v)
+        for n in range(tmin + 1, tmax - 1):
+            pre = [v for v in (val(n - 2), val(n - 1), val(n)) if not np.isnan(v)]
+            post = [v for v in (val(n + 1), val(n + 2), val(n + 3)) if not np.isnan(v)]
+            xn, xn1 = val(n), val(n + 1)
+            known = not (np.isnan(xn) or np.isnan(xn1))
+            d = s * (xn1 - xn)
+            c = {}
+            if cut1 is not None:
+                c["crit1"] = (d >= cut1 - 1e-9) if known else None
+            if pct is not None:
+                c["crit2"] = (d >= pct * xn - 1e-9) if known else None
+            enough = len(pre) >= 2 and len(post) >= 2
+            if crit3:
+                if enough:
+                    sp = np.sqrt(((len(pre) - 1) * np.var(pre, ddof=1) + (len(post) - 1) * np.var(post, ddof=1))
+                                 / (len(pre) + len(post) - 2))
+                    c["crit3"] = s * (np.mean(post) - np.mean(pre)) > tcrit[len(pre) + len(post) - 2] * sp
+                else:
+                    c["crit3"] = None
+            event = None if any(v is None for v in c.values()) else all(c.values())
+            rows.append({"id": pid, "pregain_time": n, "n_pre": len(pre), "n_post": len(post),
+                         **{k: c.get(k) for k in ("crit1", "crit2", "crit3")}, "event": event})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("cut1, pct, crit3, hib", [(5.0, 0.25, True, False), (None, None, True, False),
+                                                    (3.0, None, False, True), (None, 0.2, True, True)])
+def test_sudden_gain_intervals_match_a_person_by_person_recomputation(cut1, pct, crit3, hib):
+    rng = np.random.default_rng(7)
+    rows = [(f"P{i:02d}", t, float(np.round(rng.normal(22, 7), 1)))
+            for i in range(40) for t in range(1, 11) if rng.random() > 0.2]  # gaps: missing occasions
+    long = pd.DataFrame(rows, columns=["id", "time", "score"])
+    long.loc[rng.random(len(long)) < 0.1, "score"] = np.nan  # and missing scores
+    long = long.sample(frac=1, random_state=1)  # any row order
+    iv = oc.sudden_gains(long, id="id", time="time", sg_crit1_cutoff=cut1, sg_crit2_pct=pct, sg_crit3=crit3,
+                         higher_is_better=hib, intervals=True)
+    want = _intervals_by_hand(long, cut1, pct, crit3, 1.0 if hib else -1.0)
+    assert len(iv) == len(want) and iv["id"].tolist() == want["id"].tolist()
+    assert iv["pregain_time"].tolist() == want["pregain_time"].tolist()
+    for col in ("n_pre", "n_post"):
+        assert iv[col].tolist() == want[col].tolist()
+    for col in ("crit1", "crit2", "crit3", "event"):
+        got = [None if pd.isna(v) else bool(v) for v in iv[col]]
+        assert got == [None if v is None or (isinstance(v, float) and np.isnan(v)) else bool(v) for v in want[col]]
+    ev = oc.sudden_gains(long, id="id", time="time", sg_crit1_cutoff=cut1, sg_crit2_pct=pct, sg_crit3=crit3,
+                         higher_is_better=hib)
+    events = iv[iv["event"].fillna(False).astype(bool)]
+    assert ev[["id", "pregain_time"]].values.tolist() == events[["id", "pregain_time"]].values.tolist()
+
+
+def test_shared_score_tables_give_the_same_outcome_tables(demo):
+    cl, _ = demo
+    s, c = cl.sessions, cl.clients
+    scores = oc.outcome_scores(s, clients=c, instruments=["ors", "phq9"])
+    assert list(scores) == ["ors", "phq9"]
+    for inst, ss in scores.items():
+        plain = oc.session_scores(s, instrument=inst)
+        pd.testing.assert_frame_equal(ss[plain.columns.tolist()], plain)
+        assert ss.columns.tolist() == [*plain.columns, "intake", "closed"]
+        first = plain[plain["score"].notna()].groupby("client_id")["score"].first()
+        pd.testing.assert_series_equal(ss["intake"], plain["client_id"].map(first), check_names=False)
+        ended = c.set_index("client_id")["end_date"].notna()
+        assert (ss["closed"] == plain["client_id"].map(ended).to_numpy()).all()
+        pd.testing.assert_frame_equal(oc.client_outcomes(s, instrument=inst, clients=c, scores=ss),
+                                      oc.client_outcomes(s, instrument=inst, clients=c))
+        ref = oc.expected_trajectories(s, clients=c, instrument=inst, scores=ss)
+        pd.testing.assert_frame_equal(ref, oc.expected_trajectories(s, clients=c, instrument=inst))
+        for kw in ({}, {"per_session": True, "open_only": False}):
+            pd.testing.assert_frame_equal(oc.track_status(s, clients=c, instrument=inst, scores=ss, reference=ref, **kw),
+                                          oc.track_status(s, clients=c, instrument=inst, **kw))
+
+
+def test_client_outcomes_with_a_given_score_table_in_any_row_order(demo):
+    cl, _ = demo
+    s, c = cl.sessions, cl.clients
+    plain = oc.client_outcomes(s, instrument="ors", clients=c)
+    ss = oc.session_scores(s, instrument="ors")
+    pd.testing.assert_frame_equal(oc.client_outcomes(s, instrument="ors", clients=c, scores=ss), plain)
+    dup = pd.concat([ss, ss.iloc[:1]], ignore_index=True)  # a session twice: refused, as sudden_gains does
+    with pytest.raises(ValueError, match="one row per 'session_number'"):
+        oc.client_outcomes(s, instrument="ors", scores=dup)
+    with pytest.raises(ValueError, match="scores has no column"):
+        oc.client_outcomes(s, instrument="ors", scores=ss.drop(columns="score"))

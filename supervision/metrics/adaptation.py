@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 
 from supervision.metrics._checks import require_columns
+from supervision.metrics._frames import reindex_first, sort_positions, take_values
 from supervision.metrics.stats import (
     FUNNEL_LEVELS, benjamini_hochberg, beta_binomial_shrinkage, funnel_limits, funnel_overdispersion,
     newcombe_interaction_interval, newcombe_interval, normal_shrinkage, two_proportion_test, welch_interaction,
@@ -159,8 +160,18 @@ def _check_unit(name: str, value) -> float:
 
 def _groups(values: pd.Series) -> pd.Series:
     """Identity values as text; empty or missing -> ``not_recorded`` (as the loader reads them)."""
-    s = values.astype("string").str.strip()
-    return s.mask(s.isna() | (s == ""), "not_recorded").astype(object)
+    codes, names = _group_codes(values)
+    return pd.Series(names[codes], index=values.index, dtype=object)
+
+
+def _group_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(_groups(values), sort=True)``: each row's group code and the sorted group names.
+    Only the distinct values are cleaned, so a column costs one hash pass."""
+    codes, raw = pd.factorize(values)  # missing -> -1
+    s = pd.Series(raw).astype("string").str.strip()
+    clean = np.append(s.mask(s.isna() | (s == ""), "not_recorded").astype(object).to_numpy(), "not_recorded")
+    new, names = pd.factorize(clean, sort=True)
+    return new[codes], np.asarray(names, dtype=object)  # code -1 picks the trailing "not_recorded"
 
 
 def _default_dimensions(frame: pd.DataFrame) -> list[str]:
@@ -311,17 +322,20 @@ def client_measures(
             raise ValueError(f"clients has no identity column(s) {', '.join(map(repr, missing))}; "
                              f"columns: {', '.join(map(str, clients.columns))}.")
 
-    c = clients.drop_duplicates("client_id").sort_values("client_id", kind="stable").reset_index(drop=True)
-    ids = pd.Index(c["client_id"])
-    out = pd.DataFrame({"client_id": c["client_id"].to_numpy(), "clinician_id": c["clinician_id"].to_numpy()})
+    # each client's first row (clients.drop_duplicates("client_id")), sorted by client_id
+    rows = sort_positions(clients, ["client_id"], np.flatnonzero(~clients["client_id"].duplicated().to_numpy()))
+    ids = pd.Index(take_values(clients["client_id"], rows))
+    out = pd.DataFrame({"client_id": take_values(clients["client_id"], rows),
+                        "clinician_id": take_values(clients["clinician_id"], rows)})
     for d in dims:
-        out[d] = _groups(c[d]).to_numpy()
+        codes, names = _group_codes(clients[d].take(rows))
+        out[d] = pd.array(names.astype(str), dtype="str").take(codes)
 
     if engagement is None:
         engagement = episode_engagement(clients, sessions)
     _require(engagement, "engagement", ["client_id", "ended", "n_attended", "unilateral", "single_session_type"],
              "Pass the output of episode_engagement(clients, sessions).")
-    e = engagement.drop_duplicates("client_id").set_index("client_id").reindex(ids)
+    e = reindex_first(engagement, "client_id", ids, ["ended", "n_attended", "unilateral", "single_session_type"])
     ended = e["ended"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     out["ended"] = ended
     out["n_attended"] = pd.to_numeric(e["n_attended"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
@@ -330,7 +344,7 @@ def client_measures(
         alliance = client_alliance(session_alliance(sessions), clients=clients)
     _require(alliance, "alliance", ["client_id", "first_srs", "mean_srs"],
              "Pass the output of client_alliance(session_alliance(sessions)).")
-    a = alliance.drop_duplicates("client_id").set_index("client_id").reindex(ids)
+    a = reindex_first(alliance, "client_id", ids, ["first_srs", "mean_srs"])
     out["first_srs"] = pd.to_numeric(a["first_srs"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     out["mean_srs"] = pd.to_numeric(a["mean_srs"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
@@ -350,7 +364,8 @@ def client_measures(
     if outcomes is not None and len(outcomes):
         _require(outcomes, "outcomes", ["client_id", "category", "clinical_first"],
                  "Pass the output of client_outcomes(sessions, clients=clients).")
-        o = outcomes.drop_duplicates("client_id").set_index("client_id").reindex(ids)
+        o = reindex_first(outcomes, "client_id", ids,
+                          [c for c in ("category", "clinical_first", "open") if c in outcomes.columns])
         cat = o["category"].astype("string")
         has = cat.notna().to_numpy(dtype=bool).copy()
         if outcome_closed_only:
@@ -367,11 +382,12 @@ def client_measures(
     ia = np.full(len(out), np.nan)
     if "identity_addressed" in sessions.columns:
         att = (sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool)
-        s = sessions.loc[att, ["client_id"]].copy()
-        s["ia"] = sessions.loc[att, "identity_addressed"].astype("boolean").astype("Float64").to_numpy(
+        code, sess_ids = pd.factorize(sessions["client_id"])
+        value = sessions["identity_addressed"].astype("boolean").astype("Float64").to_numpy(
             dtype=float, na_value=np.nan)
-        share = s.dropna(subset=["ia"]).groupby("client_id")["ia"].mean()
-        ia = share.reindex(ids).to_numpy(dtype=float)
+        use = att & ~np.isnan(value) & (code >= 0)
+        share = pd.Series(value[use]).groupby(code[use]).mean()  # per client of the sessions
+        ia = share.reindex(sess_ids.get_indexer(ids)).to_numpy(dtype=float)
     out["identity_addressed"] = ia
     out.attrs["dimensions"] = list(dims)
     return out
@@ -408,7 +424,7 @@ def _shrink_rates(k: np.ndarray, n: np.ndarray, clinician_codes: np.ndarray, gro
         units = idx[n[idx] > 0]
         if units.size < 2:
             continue
-        eb = beta_binomial_shrinkage(k[units], n[units])
+        eb = beta_binomial_shrinkage(k[units], n[units], interval=False)
         out[units] = eb["estimate"]
     return out
 
@@ -562,22 +578,35 @@ def adaptation_gaps(
                                              "p_value", "shrunken_difference", "recording_rate", "excess_gap",
                                              "excess_lower", "excess_upper", "estimated")}
 
-    def sums(idx: np.ndarray, x: np.ndarray, size: int) -> np.ndarray:
-        has = ~np.isnan(x)
-        xv = np.where(has, x, 0.0)
-        return np.stack([np.bincount(idx, weights=has.astype(float), minlength=size),
-                         np.bincount(idx, weights=xv, minlength=size),
-                         np.bincount(idx, weights=xv * xv, minlength=size)], axis=1)
+    # each metric's count, sum and sum of squares per client (0 where missing), for the bincounts below
+    terms = {}
+    for m in mets:
+        has = ~np.isnan(values[m])
+        xv = np.where(has, values[m], 0.0)
+        terms[m] = (has.astype(float), xv, xv * xv)
 
+    def sums(idx: np.ndarray, metric: str, size: int) -> np.ndarray:
+        return np.stack([np.bincount(idx, weights=w, minlength=size) for w in terms[metric]], axis=1)
+
+    # the clinician and whole-service sums of each metric do not depend on the dimension
+    per_metric = {m: (sums(cc_all, m, K), sums(np.zeros(len(cc_all), dtype=np.int64), m, 1)) for m in mets}
+    grp_names: list[str] = []  # every dimension's groups; rows hold an index into it
+    grp_rank_of: list[int] = []  # sort position of each group within its dimension
     for di, dim in enumerate(dims):
-        grp = _groups(measures[dim]).to_numpy()[valid]
-        gr_all, gr_uni = pd.factorize(grp, sort=True)
+        codes, names = _group_codes(measures[dim])
+        present = np.unique(codes[valid])  # the groups of rows with a clinician, sorted by name
+        gr_all, gr_uni = np.searchsorted(present, codes[valid]), names[present]
+        gr_offset = len(grp_names)
+        rank = {g: i for i, g in enumerate(_group_order(gr_uni))}
+        grp_names.extend(str(g) for g in gr_uni)
+        grp_rank_of.extend(rank[str(g)] for g in gr_uni)
         G = len(gr_uni)
         key = cc_all.astype(np.int64) * G + gr_all
         cell_uni, cell_idx = np.unique(key, return_inverse=True)
         cell_clin, cell_grp = cell_uni // G, cell_uni % G
         C = cell_uni.size
-        rec = np.bincount(cc_all, weights=(grp != "not_recorded").astype(float), minlength=K) / np.maximum(
+        recorded = (names != "not_recorded")[codes[valid]]
+        rec = np.bincount(cc_all, weights=recorded.astype(float), minlength=K) / np.maximum(
             np.bincount(cc_all, minlength=K), 1)
         wanted = wanted_clin[cell_clin]
         sel = np.flatnonzero(wanted)
@@ -585,10 +614,10 @@ def adaptation_gaps(
             spec = METRICS[metric]
             worse_side = "less" if spec.higher_is_better else "greater"
             x = values[metric]
-            cellsum = sums(cell_idx, x, C)
-            tot = sums(cc_all, x, K)[cell_clin]
-            svc = sums(gr_all, x, G)[cell_grp]
-            allsum = sums(np.zeros(len(x), dtype=np.int64), x, 1)
+            cellsum = sums(cell_idx, metric, C)
+            tot = per_metric[metric][0][cell_clin]
+            svc = sums(gr_all, metric, G)[cell_grp]
+            allsum = per_metric[metric][1]
             own_other = tot - cellsum                     # the clinician's other clients
             coll_group = svc - cellsum                    # colleagues' clients in the group
             coll_other = (allsum - tot) - coll_group      # colleagues' other clients
@@ -646,7 +675,7 @@ def adaptation_gaps(
                 m = sel.size
                 cols["clin"].append(cell_clin[sel])
                 cols["dim"].append(np.full(m, di))
-                cols["grp"].append(np.asarray(gr_uni, dtype=object)[cell_grp[sel]])
+                cols["grp"].append(gr_offset + cell_grp[sel])
                 cols["metric"].append(np.full(m, mets.index(metric)))
                 cols["comparator"].append(np.full(m, COMPARATORS.index(comparator)))
                 cols["n_group"].append(n_g[sel])
@@ -667,7 +696,6 @@ def adaptation_gaps(
         return _empty()
     a = {k: np.concatenate(v) for k, v in cols.items()}
     est_ok = a["estimated"].astype(bool)
-    metric_names = np.asarray(mets, dtype=object)[a["metric"]]
     hib = np.array([METRICS[m].higher_is_better for m in mets])[a["metric"]]
     thr = np.array([thresholds[m] for m in mets])[a["metric"]]
 
@@ -675,9 +703,7 @@ def adaptation_gaps(
     q = np.full(est_ok.size, np.nan)
     tested = est_ok & ~np.isnan(a["p_value"])
     family = a["clin"] * len(COMPARATORS) + a["comparator"] if fdr_scope == "clinician" else np.zeros(est_ok.size, int)
-    for f in np.unique(family[tested]):
-        idx = np.flatnonzero(tested & (family == f))
-        q[idx] = benjamini_hochberg(a["p_value"][idx])
+    q[tested] = benjamini_hochberg(a["p_value"][tested], families=family[tested])
 
     sign = np.where(hib, -1.0, 1.0)  # the worse direction
     with np.errstate(invalid="ignore"):
@@ -691,40 +717,37 @@ def adaptation_gaps(
     nominal = est_ok & worse & excludes
     clear = nominal & significant & big & corroborated
     possible = nominal & (corroborated | no_excess) & ~clear
-    verdict = np.where(~est_ok, "too few clients",
-                       np.where(clear, "clear gap", np.where(possible, "possible gap", "no evidence")))
+    verdict = np.select([~est_ok, clear, possible], [VERDICTS.index("too few clients"), VERDICTS.index("clear gap"),
+                                                     VERDICTS.index("possible gap")], VERDICTS.index("no evidence"))
 
     # order: clinician, dimension (settings order), group (declined / not_recorded last), metric, comparator
-    grp_rank = np.zeros(est_ok.size, dtype=np.int64)
-    for di in np.unique(a["dim"]):
-        mask = a["dim"] == di
-        order = {g: i for i, g in enumerate(_group_order(a["grp"][mask]))}
-        grp_rank[mask] = [order[g] for g in a["grp"][mask]]
+    grp_rank = np.asarray(grp_rank_of, dtype=np.int64)[a["grp"]]
     met_rank = np.array([list(METRICS).index(m) for m in mets])[a["metric"]]
     o = np.lexsort((a["comparator"], met_rank, grp_rank, a["dim"], a["clin"]))
 
-    out = pd.DataFrame({
-        "clinician_id": pd.array(clin_names[a["clin"]][o].astype(str), dtype="str"),
-        "dimension": pd.array(np.asarray(dims, dtype=object)[a["dim"]][o].astype(str), dtype="str"),
-        "group": pd.array(a["grp"][o].astype(str), dtype="str"),
-        "metric": pd.array(metric_names[o].astype(str), dtype="str"),
-        "comparator": pd.array(np.asarray(COMPARATORS, dtype=object)[a["comparator"]][o].astype(str), dtype="str"),
+    def text(names, codes) -> pd.api.extensions.ExtensionArray:
+        """``names[codes]`` as a text column, converting only the distinct names."""
+        return pd.array(np.asarray(names, dtype=object).astype(str), dtype="str").take(np.asarray(codes)[o])
+
+    data = {
+        "clinician_id": text(clin_names, a["clin"]),
+        "dimension": text(dims, a["dim"]),
+        "group": text(grp_names, a["grp"]),
+        "metric": text(mets, a["metric"]),
+        "comparator": text(COMPARATORS, a["comparator"]),
         "n_group": a["n_group"][o].astype(np.int64),
         "n_comparator": a["n_comparator"][o].astype(np.int64),
-    })
-    for col in ("value_group", "value_comparator", "difference", "lower", "upper", "p_value"):
-        out[col] = a[col][o]
-    out["q_value"] = q[o]
-    out["shrunken_difference"] = a["shrunken_difference"][o]
-    out["verdict"] = pd.array(verdict[o].astype(str), dtype="str")
-    out["recording_rate"] = a["recording_rate"][o]
-    for col in ("excess_gap", "excess_lower", "excess_upper"):
-        out[col] = a[col][o]
-    out["kind"] = pd.array(np.array([METRICS[m].kind for m in mets], dtype=object)[a["metric"]][o].astype(str),
-                           dtype="str")
-    out["higher_is_better"] = hib[o]
-    out["practical_threshold"] = thr[o]
-    out = out[_COLUMNS]
+        **{col: a[col][o] for col in ("value_group", "value_comparator", "difference", "lower", "upper", "p_value")},
+        "q_value": q[o],
+        "shrunken_difference": a["shrunken_difference"][o],
+        "verdict": text(VERDICTS, verdict),
+        "recording_rate": a["recording_rate"][o],
+        **{col: a[col][o] for col in ("excess_gap", "excess_lower", "excess_upper")},
+        "kind": text([METRICS[m].kind for m in mets], a["metric"]),
+        "higher_is_better": hib[o],
+        "practical_threshold": thr[o],
+    }
+    out = pd.DataFrame({c: data[c] for c in _COLUMNS}, copy=False)  # the arrays are new: no second copy
     out.attrs.update({"min_n": min_n, "min_n_comparator": min_n_comparator, "confidence": confidence,
                       "fdr_q": fdr_q, "fdr_scope": fdr_scope, "practical": {m: thresholds[m] for m in mets}})
     return out

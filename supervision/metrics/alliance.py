@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from supervision.metrics._checks import require_columns
+from supervision.metrics._frames import (as_column, block_codes, isin, reindex_first, sort_frame, sort_positions,
+                                        take_values)
 from supervision.instruments import instruments
 from supervision.metrics.stats import wilson_interval
 
@@ -60,7 +62,19 @@ def _check_number(name: str, value, *, minimum: float, strict: bool = False, int
         raise ValueError(f"{name} must be {kind} {rel} {minimum}; got {value!r}.")
 
 
-def _float_col(frame: pd.DataFrame, col: str) -> np.ndarray:
+class _Rows:
+    """Some rows of a frame, in a given order, read column by column (no copy of the frame)."""
+
+    def __init__(self, frame: pd.DataFrame, rows: np.ndarray):
+        self.frame, self.rows, self.columns = frame, rows, frame.columns
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _float_col(frame: pd.DataFrame | _Rows, col: str) -> np.ndarray:
+    if isinstance(frame, _Rows):
+        return _float_col(frame.frame, col)[frame.rows] if col in frame.columns else np.full(len(frame), np.nan)
     if col in frame.columns:
         return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return np.full(len(frame), np.nan)
@@ -188,19 +202,17 @@ def session_alliance(
 
     srs = instruments()["srs"]
     wai = instruments()["wai"]
-    attended = (sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool)
-    wanted = ["client_id", "clinician_id", "session_date", "source_row",
-              *srs.columns, *wai.columns]
-    s = sessions.loc[attended, [c for c in wanted if c in sessions.columns]]
-    keys = ["client_id", "session_date"] + (["source_row"] if "source_row" in s.columns else [])
-    s = s.sort_values(keys, kind="stable")
+    attended = np.flatnonzero((sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool))
+    keys = ["client_id", "session_date"] + (["source_row"] if "source_row" in sessions.columns else [])
+    rows = sort_positions(sessions, keys, attended)  # the attended sessions, sorted by keys
+    s = _Rows(sessions, rows)
 
     out = pd.DataFrame({
-        "client_id": s["client_id"].to_numpy(),
-        "clinician_id": s["clinician_id"].to_numpy(),
-        "session_date": s["session_date"].to_numpy(),
+        "client_id": take_values(sessions["client_id"], rows),
+        "clinician_id": take_values(sessions["clinician_id"], rows),
+        "session_date": sessions["session_date"].to_numpy()[rows],
     })
-    codes, uniques = pd.factorize(out["client_id"])  # sorted, so each client's rows are contiguous
+    codes, uniques = block_codes(out["client_id"])  # sorted, so each client's rows are contiguous
     starts, _ = _group_bounds(codes, len(uniques))
     out["session_number"] = np.arange(len(out), dtype=np.int64) - starts[codes] + 1
 
@@ -243,8 +255,8 @@ def session_alliance(
     low_item = (goals < low_item_threshold) | (approach < low_item_threshold)  # Kleene logic: NA if unknown
     out["low_item"] = pd.array(low_item, dtype="boolean")
     out["ceiling"] = _bool_na(ceiling, measured)
-    if "source_row" in s.columns:
-        out["source_row"] = s["source_row"].to_numpy()
+    if "source_row" in sessions.columns:
+        out["source_row"] = sessions["source_row"].to_numpy()[rows]
     return out
 
 
@@ -392,14 +404,16 @@ def ruptures(
         _require(clients, "clients", ["client_id", "end_date"], "Pass the canonical clients table or None.")
     W, L = int(repair_window), int(max_decline_sessions)
 
-    a = alliance.sort_values(["client_id", "session_number"], kind="stable")
-    last_sn = a.groupby("client_id", sort=False)["session_number"].max()
+    a = sort_frame(alliance, ["client_id", "session_number"])
+    codes_all, ids_all = block_codes(a["client_id"])
+    last_sn_all = pd.Series(a["session_number"].to_numpy()).groupby(codes_all).max()  # per client code
     x_all = pd.to_numeric(a["srs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     m = a.loc[~np.isnan(x_all)]
     if m.empty:
         return _empty_ruptures()
     x = x_all[~np.isnan(x_all)]
-    codes, uniques = pd.factorize(m["client_id"])
+    codes, of_all = pd.factorize(codes_all[~np.isnan(x_all)])  # the measured clients, in order
+    uniques = ids_all[of_all]
     n_groups = len(uniques)
     starts, counts = _group_bounds(codes, n_groups)
     N = len(x)
@@ -433,8 +447,8 @@ def ruptures(
     client_ended = np.zeros(n_groups, dtype=bool)
     if clients is not None:
         ended_ids = clients.loc[clients["end_date"].notna(), "client_id"]
-        client_ended = pd.Index(uniques).isin(ended_ids)
-    last_sn_g = last_sn.reindex(pd.Index(uniques)).to_numpy(dtype=np.int64)
+        client_ended = isin(uniques, ended_ids)
+    last_sn_g = last_sn_all.reindex(of_all).to_numpy(dtype=np.int64)
 
     frames = []
     for k in crits:
@@ -587,13 +601,13 @@ def client_alliance(
         rp = ruptures
     _single_criterion(rp)
 
-    a = alliance.sort_values(["client_id", "session_number"], kind="stable")
-    codes_all, uniques = pd.factorize(a["client_id"])  # sorted, so groups are contiguous
+    a = sort_frame(alliance, ["client_id", "session_number"])
+    codes_all, uniques = block_codes(a["client_id"])  # sorted, so groups are contiguous
     ids = pd.Index(uniques)
     k = len(ids)
     starts_all, n_sessions = _group_bounds(codes_all, k)
-    out = pd.DataFrame({"client_id": ids.to_numpy()})
-    out["clinician_id"] = a["clinician_id"].to_numpy()[starts_all] if k else a["clinician_id"].to_numpy()[:0]
+    out = pd.DataFrame({"client_id": as_column(ids)})
+    out["clinician_id"] = take_values(a["clinician_id"], starts_all if k else starts_all[:0])
     out["n_sessions"] = n_sessions
 
     x_all = pd.to_numeric(a["srs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -671,27 +685,30 @@ def client_alliance(
         "open_rupture": out["n_open"].fillna(0).to_numpy(dtype=int) > 0,
         "ceiling_only": out["ceiling_only"].to_numpy(dtype=bool),
     }
-    flags = np.full(len(out), "", dtype=object)
-    for name, on in parts.items():
-        flags = np.where(on, np.where(flags == "", name, flags + ";" + name), flags)
-    out["flags"] = pd.array(flags.astype(str) if len(out) else [], dtype="str")
+    # each client's set of flags as bits; the text is written once per distinct set (at most 64)
+    bits = np.zeros(len(out), dtype=np.int64)
+    for i, on in enumerate(parts.values()):
+        bits |= np.asarray(on, dtype=np.int64) << i
+    sets, which = np.unique(bits, return_inverse=True)
+    text = [";".join(name for i, name in enumerate(parts) if s >> i & 1) for s in sets]
+    out["flags"] = pd.array(text, dtype="str").take(which) if len(out) else pd.array([], dtype="str")
 
     if clients is not None:
         _require(clients, "clients", ["client_id", "end_date", "end_reason"],
                  "Pass the canonical clients table (supervision.load_caseload().clients).")
-        c = clients.drop_duplicates("client_id").set_index("client_id").reindex(ids)
+        c = reindex_first(clients, "client_id", ids, ["end_date", "end_reason"])
         ended = c["end_date"].notna().to_numpy()
         reason = c["end_reason"].astype("str").where(c["end_reason"].notna(), "")
         unilateral = (reason == "unilateral").to_numpy()
         unplanned = ~reason.isin(list(planned_reasons)).to_numpy()
         out["end_date"] = c["end_date"].to_numpy()
-        out["end_reason"] = c["end_reason"].to_numpy()
+        out["end_reason"] = as_column(c["end_reason"])
         out["dropout"] = ended & (unilateral | ((out["n_sessions"].to_numpy() == 1) & unplanned))
     else:
         out["end_date"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
         out["end_reason"] = pd.Series(pd.NA, index=out.index, dtype="str")
         out["dropout"] = pd.array([pd.NA] * len(out), dtype="boolean")
-    return out.sort_values("client_id", kind="stable").reset_index(drop=True)
+    return sort_frame(out, ["client_id"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -711,6 +728,7 @@ def clinician_alliance(
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
     planned_reasons: Sequence[str] = _PLANNED_REASONS,
+    client_alliance_frame: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Alliance per clinician, and the same figures for the whole service.
 
@@ -726,6 +744,9 @@ def clinician_alliance(
         Level of the Wilson intervals (Wilson 1927; Newcombe 1998; DEFINITIONS.md §3.1 [V]).
     sd_criterion, sd_floor, min_sessions, max_decline_sessions, repair_window, repair_tolerance, planned_reasons
         As in :func:`ruptures` and :func:`client_alliance`.
+    client_alliance_frame : DataFrame, optional
+        Output of :func:`client_alliance` for the same alliance, clients and ruptures (computed
+        with the options above when not given).
 
     Returns
     -------
@@ -755,9 +776,16 @@ def clinician_alliance(
     else:
         rp = ruptures
     _single_criterion(rp)
-    ca = client_alliance(alliance, clients=clients, ruptures=rp, min_sessions=min_sessions,
-                         planned_reasons=planned_reasons,
-                         **{k: v for k, v in ropts.items() if k != "min_sessions"})
+    if client_alliance_frame is None:
+        ca = client_alliance(alliance, clients=clients, ruptures=rp, min_sessions=min_sessions,
+                             planned_reasons=planned_reasons,
+                             **{k: v for k, v in ropts.items() if k != "min_sessions"})
+    else:
+        _require(client_alliance_frame, "client_alliance_frame",
+                 ["client_id", "clinician_id", "n_measured", "rupture_judged", "first_srs"]
+                 + (["dropout"] if clients is not None else []),
+                 "Pass the output of client_alliance(alliance, clients=clients, ruptures=ruptures).")
+        ca = client_alliance_frame
 
     # integer scope codes: 0..k-1 the clinicians (sorted), k the whole service; no frame is copied
     scopes = sorted(pd.unique(ca["clinician_id"]).tolist())

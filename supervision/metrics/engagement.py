@@ -78,22 +78,38 @@ def episode_engagement(
         raise ValueError(f"lost_contact_days must be 1 or more; got {lost_contact_days!r}.")
     ref = pd.Timestamp(reference_date) if reference_date is not None else (
         sessions["session_date"].max() if len(sessions) else pd.Timestamp.today().normalize())
-    s = sessions[["client_id", "session_date", "attendance"]].copy()
-    att = s["attendance"].to_numpy()
-    s["attended"] = att == "attended"
-    s["cancelled"] = att == "cancelled"
-    s["no_show"] = att == "no_show"
+    # per client of the sessions, on integer codes (each million-row column is hashed once)
+    code, ids = pd.factorize(sessions["client_id"])
+    k, has_id = len(ids), code >= 0
+    status = sessions["attendance"]
+    attended = (status == "attended").fillna(False).to_numpy(dtype=bool)
     a_cols, o_cols = _measure_columns(sessions)
-    any_measure = sessions[a_cols + o_cols].notna().any(axis=1) if (a_cols or o_cols) else pd.Series(False, index=sessions.index)
-    s["no_measure"] = s["attended"] & ~any_measure.to_numpy()
-    g = s.groupby("client_id", sort=False)
-    counts = g[["attended", "cancelled", "no_show", "no_measure"]].sum()
-    counts["n_scheduled"] = g.size()
-    attended = s[s["attended"]].sort_values(["client_id", "session_date"])
-    ga = attended.groupby("client_id", sort=False)["session_date"]
-    first, last = ga.min(), ga.max()
-    gaps = attended["session_date"].diff().dt.days.where(attended["client_id"].eq(attended["client_id"].shift()))
-    median_gap = gaps.groupby(attended["client_id"]).median()
+    any_measure = np.zeros(len(sessions), bool)
+    for c in a_cols + o_cols:
+        any_measure |= sessions[c].notna().to_numpy()
+
+    def count(rows: np.ndarray) -> np.ndarray:
+        return np.bincount(code[rows & has_id], minlength=k)
+
+    n_scheduled = count(np.ones(len(sessions), bool))
+    n_attended = count(attended)
+    n_cancelled = count((status == "cancelled").fillna(False).to_numpy(dtype=bool))
+    n_no_show = count((status == "no_show").fillna(False).to_numpy(dtype=bool))
+    n_no_measure = count(attended & ~any_measure)
+    # attended sessions in date order within the client (missing dates last): first, last and median gap
+    rows = np.flatnonzero(attended & has_id)
+    dates = sessions["session_date"].to_numpy()[rows]
+    ac = code[rows]
+    nat = np.isnat(dates)
+    order = np.lexsort((dates.view(np.int64), nat, ac))
+    dates, ac, nat = dates[order], ac[order], nat[order]
+    by_client = pd.Series(dates).groupby(ac)
+    first = by_client.min().reindex(range(k)).to_numpy()
+    last = by_client.max().reindex(range(k)).to_numpy()
+    gaps = np.full(len(dates), np.nan)
+    same = np.r_[False, (ac[1:] == ac[:-1]) & ~nat[1:] & ~nat[:-1]]
+    gaps[same] = (dates[1:][same[1:]] - dates[:-1][same[1:]]) // np.timedelta64(1, "D")
+    median_gap = pd.Series(gaps).groupby(ac).median().reindex(range(k)).to_numpy()
 
     cols = ["client_id", "clinician_id", "start_date"] + [c for c in ("end_date", "end_reason") if c in clients.columns]
     out = clients[cols].copy()
@@ -101,15 +117,19 @@ def episode_engagement(
         out["end_date"] = pd.NaT
     if "end_reason" not in out.columns:
         out["end_reason"] = pd.NA
-    idx = out["client_id"]
+    at = ids.get_indexer(out["client_id"])  # each episode's client among the sessions' (-1: none)
+
+    def per_episode(values: np.ndarray, fill):
+        return np.append(values, np.asarray([fill], dtype=values.dtype))[np.where(at >= 0, at, len(values))]
+
     out["ended"] = out["end_date"].notna().to_numpy()
-    out["n_scheduled"] = counts["n_scheduled"].reindex(idx).fillna(0).astype(int).to_numpy()
-    out["n_attended"] = counts["attended"].reindex(idx).fillna(0).astype(int).to_numpy()
-    out["n_cancelled"] = counts["cancelled"].reindex(idx).fillna(0).astype(int).to_numpy()
-    out["n_no_show"] = counts["no_show"].reindex(idx).fillna(0).astype(int).to_numpy()
-    out["first_attended"] = first.reindex(idx).to_numpy()
-    out["last_attended"] = last.reindex(idx).to_numpy()
-    out["median_gap_days"] = median_gap.reindex(idx).to_numpy()
+    out["n_scheduled"] = per_episode(n_scheduled, 0).astype(int)
+    out["n_attended"] = per_episode(n_attended, 0).astype(int)
+    out["n_cancelled"] = per_episode(n_cancelled, 0).astype(int)
+    out["n_no_show"] = per_episode(n_no_show, 0).astype(int)
+    out["first_attended"] = per_episode(first, np.datetime64("NaT"))
+    out["last_attended"] = per_episode(last, np.datetime64("NaT"))
+    out["median_gap_days"] = per_episode(median_gap, np.nan)
     since = out["last_attended"].fillna(out["start_date"])
     out["days_since_contact"] = (ref - since).dt.days.where(~out["ended"])
     out["lost_contact"] = (~out["ended"]) & (out["days_since_contact"] >= lost_contact_days)
@@ -122,7 +142,7 @@ def episode_engagement(
     out["single_session"] = single
     out["single_session_type"] = kind
     out["unilateral"] = out["ended"] & (reason == "unilateral").fillna(False)
-    out["n_no_measure"] = counts["no_measure"].reindex(idx).fillna(0).astype(int).to_numpy()
+    out["n_no_measure"] = per_episode(n_no_measure, 0).astype(int)
     return out.reset_index(drop=True)
 
 
@@ -179,30 +199,60 @@ def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) ->
         intervals treat sessions as independent, so they are too narrow); ``mode_attended`` is
         the most common attended count among ended episodes with at least one session.
     """
-    ep = episodes.copy()
-    service = ep.assign(clinician_id="service")
-    both = pd.concat([ep, service], ignore_index=True)
-    g = both.groupby("clinician_id", sort=True)
-    ended = both[both["ended"]]
-    ge = ended.groupby("clinician_id")
-    out = pd.DataFrame({
-        "n_clients": g.size(),
-        "n_ended": g["ended"].sum(),
-        "mean_attended": ge["n_attended"].mean(),
-        "median_attended": ge["n_attended"].median(),
-        "n_single": ge["single_session"].sum(),
-        "n_single_planned": ge["single_session_type"].apply(lambda s: int((s == "planned").sum())),
-        "n_single_unplanned": ge["single_session_type"].apply(lambda s: int((s == "unplanned").sum())),
-        "n_unilateral": ge["unilateral"].sum(),
-        "n_scheduled": g["n_scheduled"].sum(),
-        "n_no_show": g["n_no_show"].sum(),
-        "n_cancelled": g["n_cancelled"].sum(),
-        "n_lost_contact": g["lost_contact"].sum(),
-        "n_attended_sessions": g["n_attended"].sum(),
-        "n_no_measure": g["n_no_measure"].sum(),
+    # integer scopes: 0..k-1 the clinicians (sorted), k the whole service; each episode counts in both
+    code, clinicians = pd.factorize(episodes["clinician_id"], sort=True)
+    k = len(clinicians)
+    keep = code >= 0  # episodes without a clinician count for the service only
+    scope = np.concatenate([code[keep], np.full(len(code), k)])
+
+    def both(values) -> np.ndarray:
+        v = np.asarray(values)
+        return np.concatenate([v[keep], v])
+
+    kind = episodes["single_session_type"]
+    frame = pd.DataFrame({
+        "scope": scope, "ended": both(episodes["ended"].to_numpy(dtype=bool)),
+        "n_attended": both(episodes["n_attended"].to_numpy()),
+        "single_session": both(episodes["single_session"].to_numpy()),
+        "planned": both((kind == "planned").fillna(False).to_numpy(dtype=bool)),
+        "unplanned": both((kind == "unplanned").fillna(False).to_numpy(dtype=bool)),
+        **{c: both(episodes[c].to_numpy()) for c in ("unilateral", "n_scheduled", "n_no_show", "n_cancelled",
+                                                      "lost_contact", "n_no_measure")},
     })
-    pos = ended[ended["n_attended"] >= 1]
-    out["mode_attended"] = pos.groupby("clinician_id")["n_attended"].agg(lambda s: s.value_counts().idxmax())
+    index = pd.Index([*clinicians, "service"], name="clinician_id")
+    g = frame.groupby("scope", sort=True)
+    ended = frame[frame["ended"].to_numpy()]
+    ge = ended.groupby("scope", sort=True)
+
+    def per_scope(series: pd.Series) -> pd.Series:
+        return pd.Series(series.reindex(range(k + 1)).to_numpy(), index=index)
+
+    out = pd.DataFrame({
+        "n_clients": per_scope(g.size()),
+        "n_ended": per_scope(g["ended"].sum()),
+        "mean_attended": per_scope(ge["n_attended"].mean()),
+        "median_attended": per_scope(ge["n_attended"].median()),
+        "n_single": per_scope(ge["single_session"].sum()),
+        "n_single_planned": per_scope(ge["planned"].sum()),
+        "n_single_unplanned": per_scope(ge["unplanned"].sum()),
+        "n_unilateral": per_scope(ge["unilateral"].sum()),
+        "n_scheduled": per_scope(g["n_scheduled"].sum()),
+        "n_no_show": per_scope(g["n_no_show"].sum()),
+        "n_cancelled": per_scope(g["n_cancelled"].sum()),
+        "n_lost_contact": per_scope(g["lost_contact"].sum()),
+        "n_attended_sessions": per_scope(g["n_attended"].sum()),
+        "n_no_measure": per_scope(g["n_no_measure"].sum()),
+    })
+    # the mode among ended episodes with a session: the commonest count, ties to the one seen first
+    pos = ended[ended["n_attended"].to_numpy() >= 1]
+    sc, na = pos["scope"].to_numpy(dtype=np.int64), pos["n_attended"].to_numpy(dtype=np.int64)
+    mode = pd.Series(dtype=np.int64)
+    if len(pos):
+        keys, first, count = np.unique(sc * (int(na.max()) + 1) + na, return_index=True, return_counts=True)
+        pick = np.lexsort((first, -count, keys // (int(na.max()) + 1)))
+        best = pick[np.r_[True, np.diff((keys // (int(na.max()) + 1))[pick]) != 0]]
+        mode = pd.Series(na[first[best]], index=sc[first[best]])
+    out["mode_attended"] = per_scope(mode)
     for c in ("n_ended", "n_single", "n_single_planned", "n_single_unplanned", "n_unilateral"):
         out[c] = pd.to_numeric(out[c], errors="coerce").fillna(0)  # clinicians with no ended episode
     out["n_open"] = out["n_clients"] - out["n_ended"]

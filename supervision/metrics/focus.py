@@ -60,6 +60,7 @@ import pandas as pd
 from scipy import stats as _stats
 
 from supervision.metrics._checks import require_columns
+from supervision.metrics._frames import as_column, block_codes, sort_frame, sort_positions, take_values
 from supervision.metrics.stats import wilson_interval
 
 __all__ = [
@@ -146,7 +147,7 @@ def _taxonomy(taxonomy) -> pd.DataFrame:
 def _factor(values) -> tuple[np.ndarray, np.ndarray]:
     """(codes, uniques) of stripped, non-empty strings; code -1 = missing or empty. Only the distinct
     values are stripped, so a million rows cost one hash pass."""
-    codes, raw = pd.factorize(pd.Series(values).to_numpy(dtype=object, na_value=None))
+    codes, raw = pd.factorize(values if isinstance(values, pd.Series) else pd.Series(values, dtype=object))
     cleaned = [str(u).strip() for u in raw]
     new_codes, uniques = pd.factorize(np.array([c if c else None for c in cleaned] + [None], dtype=object))
     return new_codes[codes], np.asarray(uniques, dtype=object)  # codes -1 pick the trailing None -> -1
@@ -163,12 +164,15 @@ def _split_codes(values, code_index: pd.Index, factored: tuple | None = None) ->
     """Explode ';'-separated codes: frame ``row`` (position), ``code`` (index into ``code_index``), in
     the given order per row, unknown codes and repeats dropped. Only distinct strings are parsed."""
     codes, uniques = factored if factored is not None else _factor(values)
-    parsed = []
-    for u in uniques:
-        idx = code_index.get_indexer([p.strip() for p in str(u).split(";")])
-        parsed.append(list(dict.fromkeys(int(i) for i in idx if i >= 0)))
-    lengths = np.array([len(p) for p in parsed] + [0], dtype=np.int64)
-    flat = np.array([i for p in parsed for i in p], dtype=np.int64)
+    # the codes of every distinct string, looked up at once; unknown codes and repeats within a string dropped
+    parts = [(j, p.strip()) for j, u in enumerate(uniques) for p in str(u).split(";")]
+    owner = np.array([j for j, _ in parts], dtype=np.int64)
+    idx = code_index.get_indexer([p for _, p in parts]) if parts else np.zeros(0, np.int64)
+    owner, idx = owner[idx >= 0], idx[idx >= 0].astype(np.int64)
+    _, first = np.unique(owner * max(len(code_index), 1) + idx, return_index=True)
+    first = np.sort(first)  # owners stay in order, codes in their given order
+    owner, flat = owner[first], idx[first]
+    lengths = np.append(np.bincount(owner, minlength=len(uniques)), 0).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     per_row = lengths[codes]  # -1 (missing) -> the trailing 0
     total = int(per_row.sum())
@@ -176,6 +180,15 @@ def _split_codes(values, code_index: pd.Index, factored: tuple | None = None) ->
     within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
     code = flat[offsets[codes[row]] + within] if total else np.zeros(0, np.int64)
     return pd.DataFrame({"row": row, "code": code})
+
+
+def _member(keys: np.ndarray, members: np.ndarray, size: int) -> np.ndarray:
+    """``np.isin(keys, members)`` for integer keys in ``[0, size)`` (client x code), by a lookup table."""
+    if size > 50_000_000:  # a table that large would cost more than it saves
+        return np.isin(keys, members)
+    table = np.zeros(size, bool)
+    table[members] = True
+    return table[keys]
 
 
 def _bool_na(values, known) -> pd.arrays.BooleanArray:
@@ -307,20 +320,20 @@ def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) 
     groups = tax["group"].to_numpy(dtype=object)
     K = len(code_index)
 
-    attended = (sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool)
+    attended = np.flatnonzero((sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool))
     wanted = ["client_id", "clinician_id", "session_date", "focus_primary", "focus_secondary", "agenda_set",
               "source_row"]
-    s = sessions.loc[attended, [c for c in wanted if c in sessions.columns]]
-    keys = ["client_id", "session_date"] + (["source_row"] if "source_row" in s.columns else [])
-    s = s.sort_values(keys, kind="stable")
+    keys = ["client_id", "session_date"] + (["source_row"] if "source_row" in sessions.columns else [])
+    rows = sort_positions(sessions, keys, attended)  # the attended sessions, sorted by keys
+    s = sessions[[c for c in wanted if c in sessions.columns]].take(rows)
     n = len(s)
 
     out = pd.DataFrame({
-        "client_id": s["client_id"].to_numpy(),
-        "clinician_id": s["clinician_id"].to_numpy(),
-        "session_date": s["session_date"].to_numpy(),
+        "client_id": take_values(sessions["client_id"], rows),
+        "clinician_id": take_values(sessions["clinician_id"], rows),
+        "session_date": sessions["session_date"].to_numpy()[rows],
     })
-    ccode, cids = pd.factorize(out["client_id"])
+    ccode, cids = block_codes(out["client_id"])  # sorted: each client's rows are contiguous
     n_cl = len(cids)
     counts = np.bincount(ccode, minlength=n_cl)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -334,7 +347,7 @@ def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) 
     g_client, g_code = goal_client[keep], goal_pairs["code"].to_numpy()[keep]
     n_goals = np.bincount(g_client, minlength=n_cl)
     goal_str = _join_codes(g_client, g_code, names, n_cl)
-    goal_keys = np.unique(g_client.astype(np.int64) * K + g_code)
+    goal_keys = g_client.astype(np.int64) * K + g_code
     has_goals = (n_goals > 0)[ccode]
     out["agreed_goals"] = _take(goal_str, ccode)
     out["n_agreed_goals"] = n_goals[ccode].astype(np.int64)
@@ -353,7 +366,7 @@ def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) 
     out["focus_label"] = _take(labels, pcode)
     out["focus_group"] = _take(groups, pcode)
     out["focus_recorded"] = rec
-    on = rec & np.isin(ccode.astype(np.int64) * K + pcode, goal_keys)
+    on = rec & _member(np.where(rec, ccode.astype(np.int64) * K + pcode, 0), goal_keys, n_cl * K)
     judged = rec & has_goals
     is_ci = rec & (groups == _CHECK_IN)[safe]
     is_cr = rec & (groups == _CRISIS)[safe]
@@ -372,7 +385,7 @@ def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) 
     sec = _split_codes(None, code_index, factored=sec_f)
     out["focus_secondary"] = _take(sec_f[1], sec_f[0])
     srow, scode = sec["row"].to_numpy(dtype=np.int64), sec["code"].to_numpy(dtype=np.int64)
-    hit = np.isin(ccode[srow].astype(np.int64) * K + scode, goal_keys) if len(srow) else np.zeros(0, bool)
+    hit = _member(ccode[srow].astype(np.int64) * K + scode, goal_keys, n_cl * K) if len(srow) else np.zeros(0, bool)
     sec_goals = _join_codes(srow[hit], scode[hit], names, n)
     in_sec = sec_goals != ""
     sg_codes, sg_uniq = pd.factorize(sec_goals)
@@ -466,8 +479,8 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> p
     _require(focus, "focus", _FOCUS_REQUIRED, _FOCUS_FIX)
     N = _check_int("neglected_after_sessions", neglected_after_sessions, 1)
 
-    f = focus.sort_values(["client_id", "session_number"], kind="stable")
-    code, ids = pd.factorize(f["client_id"])
+    f = sort_frame(focus, ["client_id", "session_number"])
+    code, ids = block_codes(f["client_id"])
     k, n = len(ids), len(f)
     starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if n else np.zeros(0, np.int64)
 
@@ -475,9 +488,9 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> p
         v, _ = _flag(f, flag)
         return np.bincount(code, weights=v, minlength=k).astype(np.int64)
 
-    out = pd.DataFrame({"client_id": ids.to_numpy()})
-    out["clinician_id"] = f["clinician_id"].to_numpy()[starts]
-    out["agreed_goals"] = f["agreed_goals"].to_numpy()[starts]
+    out = pd.DataFrame({"client_id": as_column(ids)})
+    out["clinician_id"] = take_values(f["clinician_id"], starts)
+    out["agreed_goals"] = take_values(f["agreed_goals"], starts)
     if "n_agreed_goals" in f.columns:
         out["n_agreed_goals"] = f["n_agreed_goals"].to_numpy()[starts].astype(np.int64)
     else:
@@ -536,10 +549,10 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> p
         touched_keys.append(code[r_idx][pc >= 0].astype(np.int64) * K + pc[pc >= 0])
         sec = _split_codes(f["secondary_goals"].iloc[r_idx], codes_idx)
         touched_keys.append(code[r_idx][sec["row"].to_numpy()].astype(np.int64) * K + sec["code"].to_numpy())
-    touched = np.unique(np.concatenate(touched_keys)) if touched_keys else np.zeros(0, np.int64)
+    touched = np.concatenate(touched_keys) if touched_keys else np.zeros(0, np.int64)
     gp = _split_codes(None, codes_idx, factored=(np.where(judged, g_codes, -1), g_uniq))
     grow, gcode = gp["row"].to_numpy(dtype=np.int64), gp["code"].to_numpy(dtype=np.int64)
-    neglected = ~np.isin(grow * K + gcode, touched)
+    neglected = ~_member(grow * K + gcode, touched, k * K)
     names = codes_idx.to_numpy(dtype=object)
     neg_str = _join_codes(grow[neglected], gcode[neglected], names, k)
     ng_codes, ng_uniq = pd.factorize(neg_str)
@@ -625,7 +638,8 @@ def clinician_focus(
                     | set(pd.unique(cf["clinician_id"].dropna()).tolist()))
     index = pd.Index([*scopes, "service"], name="scope")
     k = len(scopes)
-    sc = pd.Index(scopes).get_indexer(focus["clinician_id"].to_numpy(dtype=object, na_value=None))
+    sc_codes, sc_ids = pd.factorize(focus["clinician_id"])
+    sc = np.append(pd.Index(scopes).get_indexer(sc_ids.to_numpy(dtype=object, na_value=None)), -1)[sc_codes]
     ok = sc >= 0
 
     def both(values: np.ndarray) -> np.ndarray:

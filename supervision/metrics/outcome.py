@@ -30,13 +30,16 @@ import pandas as pd
 from scipy import stats as _stats
 
 from supervision.metrics._checks import require_columns
+from supervision.metrics._frames import (as_column, block_codes, positions_in, reindex_first, sort_positions,
+                                        take_values)
 from supervision.instruments import Instrument, instruments
-from supervision.instruments.scoring import score_sessions
+from supervision.instruments.scoring import total_scores
 from supervision.metrics.stats import normal_shrinkage, wilson_interval
 
 __all__ = [
     "reliable_change_value", "jacobson_truax", "sudden_gains", "sudden_losses", "sudden_gains_by_person",
-    "talking_therapies", "talking_therapies_rates", "paired_scores", "session_scores", "client_outcomes",
+    "talking_therapies", "talking_therapies_rates", "paired_scores", "session_scores", "outcome_scores",
+    "client_outcomes",
     "clinician_outcomes", "expected_trajectories", "track_status", "clinician_effects", "outcome_options",
     "JT_CATEGORIES", "TT_CATEGORIES", "TRACK_STATUSES",
 ]
@@ -107,11 +110,11 @@ def _instrument(instrument, settings=None) -> Instrument:
     return known[instrument]
 
 
-def _rates(index: pd.Index, keys: np.ndarray, flags: dict[str, np.ndarray], denom: np.ndarray,
+def _rates(index: pd.Index, code: np.ndarray, flags: dict[str, np.ndarray], denom: np.ndarray,
            confidence: float) -> pd.DataFrame:
-    """Counts, rates and Wilson intervals per key (clinician) plus a 'service' row."""
+    """Counts, rates and Wilson intervals per key (clinician: ``code``, its position in ``index``, -1 for
+    none) plus a 'service' row."""
     k = len(index) - 1
-    code = index[:-1].get_indexer(keys)
     use = denom & (code >= 0)
     out = pd.DataFrame(index=index)
     n = np.append(np.bincount(code[use], minlength=k), use.sum()).astype(int)
@@ -309,9 +312,9 @@ def jacobson_truax(
         out["functional_post"] = pd.array([pd.NA] * len(out), dtype="boolean")
         recovered = np.zeros(len(out), bool)
         harmed = np.zeros(len(out), bool)
-    cat = np.select([recovered, better, harmed, worse], ["recovered", "improved", "harmed", "deteriorated"],
-                    default="unchanged")
-    out["category"] = pd.array(np.where(complete, cat, None), dtype="str")
+    cat = np.select([recovered, better, harmed, worse], [0, 1, 2, 3], default=4)  # the text is written per category
+    out["category"] = pd.array(["recovered", "improved", "harmed", "deteriorated", "unchanged"], dtype="str").take(
+        np.where(complete, cat, -1), allow_fill=True)
     out.attrs.update({"sd_pre": sd, "s_diff": s_diff, "reliable_change": rc_points,
                       "cutoff": np.nan if cutoff is None else float(cutoff), "n_complete": int(complete.sum())})
     return out
@@ -331,32 +334,19 @@ def _series_matrix(data: pd.DataFrame, id: str, time: str, score: str):
     keys = data[id]
     if keys.isna().any():
         raise ValueError(f"'{id}' has missing values; every row needs a person id.")
-    dup = pd.DataFrame({"i": keys.to_numpy(), "t": t}).duplicated()
-    if dup.any():
-        first = data.loc[dup.to_numpy(), [id, time]].iloc[0].tolist()
-        raise ValueError(f"each person may have one row per '{time}'; {id}={first[0]!r} has {time}={first[1]!r} twice.")
     codes, ids = pd.factorize(keys, sort=True)
     ti = t.astype(np.int64)
     if len(ti) == 0:
         return ids, np.zeros((0, 0)), 0
     tmin, tmax = int(ti.min()), int(ti.max())
-    x = np.full((len(ids), tmax - tmin + 1), np.nan)
+    width = tmax - tmin + 1
+    cell = pd.Index(codes.astype(np.int64) * width + (ti - tmin))  # one integer per (person, occasion)
+    if not cell.is_unique:
+        first = data.loc[cell.duplicated(), [id, time]].iloc[0].tolist()
+        raise ValueError(f"each person may have one row per '{time}'; {id}={first[0]!r} has {time}={first[1]!r} twice.")
+    x = np.full((len(ids), width), np.nan)
     x[codes, ti - tmin] = _num(data, score)
     return ids, x, tmin
-
-
-def _windows(x: np.ndarray, i: int):
-    """Pre (i-2..i) and post (i+1..i+3) values around column i, NaN outside the series."""
-    n, width = x.shape
-    pre = np.full((n, 3), np.nan)
-    post = np.full((n, 3), np.nan)
-    for j, col in enumerate(range(i - 2, i + 1)):
-        if 0 <= col < width:
-            pre[:, j] = x[:, col]
-    for j, col in enumerate(range(i + 1, i + 4)):
-        if 0 <= col < width:
-            post[:, j] = x[:, col]
-    return pre, post
 
 
 def _sd(values: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -364,6 +354,141 @@ def _sd(values: np.ndarray, count: np.ndarray) -> np.ndarray:
         mean = np.nansum(values, axis=1) / count
         ss = np.nansum((values - mean[:, None]) ** 2, axis=1)
         return np.sqrt(ss / (count - 1))
+
+
+def _sg_options(sg_crit1_cutoff, sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value,
+                higher_is_better, identify) -> dict:
+    """Check the sudden-gain options; the criteria as :func:`_sudden_intervals` takes them."""
+    if identify not in ("gains", "losses"):
+        raise ValueError(f"identify must be 'gains' or 'losses'; got {identify!r}.")
+    _check_number("sg_crit1_cutoff", sg_crit1_cutoff, allow_none=True)
+    _check_number("sg_crit2_pct", sg_crit2_pct, minimum=0, allow_none=True)
+    _check_bool("sg_crit3", sg_crit3)
+    _check_bool("sg_crit3_adjust", sg_crit3_adjust)
+    _check_bool("higher_is_better", higher_is_better)
+    _check_number("sg_crit3_alpha", sg_crit3_alpha, minimum=0, maximum=1, strict=True)
+    _check_number("sg_crit3_critical_value", sg_crit3_critical_value, minimum=0, strict=True)
+    if sg_crit1_cutoff is None and sg_crit2_pct is None and not sg_crit3:
+        raise ValueError("no criterion applied: give sg_crit1_cutoff, sg_crit2_pct or sg_crit3=True.")
+    # s: sign that turns x_{n+1} - x_n into the size of the event (positive = event direction)
+    gains = identify == "gains"
+    return {"s": (1.0 if higher_is_better else -1.0) * (1.0 if gains else -1.0),
+            "cut1": None if sg_crit1_cutoff is None else abs(float(sg_crit1_cutoff)),
+            "pct": None if sg_crit2_pct is None else float(sg_crit2_pct), "crit3": bool(sg_crit3),
+            "alpha": float(sg_crit3_alpha), "adjust": bool(sg_crit3_adjust),
+            "critical_value": float(sg_crit3_critical_value)}
+
+
+def _sudden_intervals(x: np.ndarray, *, s: float, cut1: float | None, pct: float | None, crit3: bool, alpha: float,
+                      adjust: bool, critical_value: float, intervals: bool = False) -> dict[str, np.ndarray]:
+    """The criteria at every testable interval of a (persons x occasions) score matrix, vectorised.
+
+    Pregain columns run from the second to the third-last occasion (package rule). With
+    ``intervals`` False only the intervals that are events are returned, otherwise all of them;
+    either way in person then pregain order. Returns arrays: ``code`` (row of ``x``), ``col``
+    (pregain column), ``met``, ``decided``, the applied criteria ``crit1``/``crit2``/``crit3`` as
+    (value, known) pairs, ``critical_value``, ``n_pre``, ``n_post``, ``mean_pre``, ``mean_post``,
+    ``pre`` (x_{n-2}..x_n) and ``post`` (x_{n+1}..x_{n+3}).
+    """
+    n_ids, width = x.shape
+    # critical values by degrees of freedom (2, 3 or 4 with 2-3 values on each side)
+    t_by_df = np.abs(_stats.t.ppf(alpha / 2.0, np.arange(1, 5)))
+    known_x = ~np.isnan(x)
+    if intervals:
+        cand = np.ones((n_ids, width), bool)
+    elif cut1 is not None or pct is not None:  # criteria 1 and 2 need x_n and x_{n+1}
+        cand = np.zeros((n_ids, width), bool)
+        cand[:, :-1] = known_x[:, :-1] & known_x[:, 1:]
+    else:  # criterion 3 alone needs two of x_{n-2}..x_n
+        cand = known_x.copy()
+        cand[:, 1:] |= known_x[:, :-1]
+        cand[:, 2:] |= known_x[:, :-2]
+    cand[:, :1] = False
+    cand[:, max(width - 2, 0):] = False
+    code, col = np.nonzero(cand)  # row-major: person, then pregain occasion
+    if not intervals and (cut1 is not None or pct is not None):
+        # an event meets criteria 1 and 2: test those first, on every interval at once
+        xn, d = x[code, col], s * (x[code, col + 1] - x[code, col])
+        with np.errstate(invalid="ignore"):
+            ok = (d >= cut1 - _EPS) if cut1 is not None else np.ones(len(code), bool)
+            if pct is not None:
+                ok &= d >= pct * xn - _EPS
+        code, col = code[ok], col[ok]
+
+    def at(c: np.ndarray) -> np.ndarray:
+        inside = (c >= 0) & (c < width)
+        return np.where(inside, x[code, np.clip(c, 0, max(width - 1, 0))], np.nan) if len(c) else np.zeros(0)
+
+    pre = np.stack([at(col - 2), at(col - 1), at(col)], axis=1)
+    post = np.stack([at(col + 1), at(col + 2), at(col + 3)], axis=1)
+    m = len(code)
+    xn, xn1 = pre[:, 2], post[:, 0]
+    d = s * (xn1 - xn)
+    known = ~(np.isnan(xn) | np.isnan(xn1))
+    crit = {}
+    if cut1 is not None:
+        crit["crit1"] = (d >= cut1 - _EPS, known)
+    if pct is not None:
+        with np.errstate(invalid="ignore"):
+            crit["crit2"] = (d >= pct * xn - _EPS, known)
+    n_pre = np.sum(~np.isnan(pre), axis=1)
+    n_post = np.sum(~np.isnan(post), axis=1)
+    enough = (n_pre >= 2) & (n_post >= 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m_pre = np.nansum(pre, axis=1) / n_pre
+        m_post = np.nansum(post, axis=1) / n_post
+        sp = np.sqrt(((n_pre - 1) * _sd(pre, n_pre) ** 2 + (n_post - 1) * _sd(post, n_post) ** 2)
+                     / (n_pre + n_post - 2))
+    df = np.clip(n_pre + n_post - 2, 1, 4)
+    tcrit = t_by_df[df - 1] if adjust else np.full(m, critical_value)
+    tcrit = np.where(enough, tcrit, np.nan)
+    if crit3:
+        with np.errstate(invalid="ignore"):
+            crit["crit3"] = (s * (m_post - m_pre) > tcrit * sp, enough)
+    decided = np.ones(m, bool)
+    met = np.ones(m, bool)
+    for v, k in crit.values():
+        decided &= k
+        met &= np.asarray(v, dtype=bool) & k
+    keep = slice(None) if intervals else (met & decided)
+    out = {"code": code[keep], "col": col[keep], "met": met[keep], "decided": decided[keep],
+           "critical_value": tcrit[keep], "n_pre": n_pre[keep], "n_post": n_post[keep], "mean_pre": m_pre[keep],
+           "mean_post": m_post[keep], "pre": pre[keep], "post": post[keep]}
+    for name, (v, k) in crit.items():
+        out[name] = (np.asarray(v, dtype=bool)[keep], np.asarray(k, dtype=bool)[keep])
+    return out
+
+
+def _event_details(x: np.ndarray, tmin: int, s: float, code: np.ndarray, col: np.ndarray,
+                   score_n: np.ndarray, score_np1: np.ndarray) -> dict[str, np.ndarray]:
+    """Magnitude, the person's first and last score, and reversal of the events at (code, col)."""
+    n_ids, width = x.shape
+    # person's first and last score, vectorised over the matrix
+    has = ~np.isnan(x)
+    any_has = has.any(axis=1) if width else np.zeros(n_ids, bool)
+    first_i = np.argmax(has, axis=1) if width else np.zeros(n_ids, np.int64)
+    last_i = width - 1 - np.argmax(has[:, ::-1], axis=1) if width else np.zeros(n_ids, np.int64)
+    rowsel = np.arange(n_ids)
+    tx_start = np.where(any_has, x[rowsel, first_i] if width else np.nan, np.nan)
+    tx_end = np.where(any_has, x[rowsel, last_i] if width else np.nan, np.nan)
+    magnitude = s * (score_np1 - score_n)
+    tx_start, tx_end = tx_start[code], tx_end[code]
+    tx_change = s * (tx_end - tx_start)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prop = magnitude / tx_change
+    rev_value = score_np1 - s * magnitude / 2.0
+    # reversal: any score from n + 2 on strictly beyond the reversal value (back towards x_n)
+    cols = np.arange(width)
+    start = col.astype(np.int64) + 2
+    later = x[code] if len(code) else np.zeros((0, width))
+    with np.errstate(invalid="ignore"):
+        beyond = (s * (later - rev_value[:, None]) < -_EPS) & (cols[None, :] >= start[:, None])
+    reversed_ = beyond.any(axis=1)
+    first_rev = np.argmax(beyond, axis=1) + tmin if beyond.size else np.zeros(len(code), np.int64)
+    return {"magnitude": magnitude, "tx_start": tx_start, "tx_end": tx_end, "tx_change": tx_change,
+            "change_proportion": np.where(np.isfinite(prop), prop, np.nan), "reversal_value": rev_value,
+            "reversal": reversed_, "reversal_time": np.where(reversed_, first_rev, 0).astype(np.int64),
+            "n_events": np.bincount(code, minlength=n_ids)[code] if len(code) else np.zeros(0, int)}
 
 
 def sudden_gains(
@@ -468,126 +593,43 @@ def sudden_gains(
         On missing columns, non-whole ``time``, duplicated occasions, no criterion applied, or an
         option out of range.
     """
-    if identify not in ("gains", "losses"):
-        raise ValueError(f"identify must be 'gains' or 'losses'; got {identify!r}.")
-    _check_number("sg_crit1_cutoff", sg_crit1_cutoff, allow_none=True)
-    _check_number("sg_crit2_pct", sg_crit2_pct, minimum=0, allow_none=True)
-    _check_bool("sg_crit3", sg_crit3)
-    _check_bool("sg_crit3_adjust", sg_crit3_adjust)
-    _check_bool("higher_is_better", higher_is_better)
-    _check_number("sg_crit3_alpha", sg_crit3_alpha, minimum=0, maximum=1, strict=True)
-    _check_number("sg_crit3_critical_value", sg_crit3_critical_value, minimum=0, strict=True)
-    if sg_crit1_cutoff is None and sg_crit2_pct is None and not sg_crit3:
-        raise ValueError("no criterion applied: give sg_crit1_cutoff, sg_crit2_pct or sg_crit3=True.")
-    cut1 = None if sg_crit1_cutoff is None else abs(float(sg_crit1_cutoff))
-    # s: sign that turns x_{n+1} - x_n into the size of the event (positive = event direction)
-    gains = identify == "gains"
-    s = (1.0 if higher_is_better else -1.0) * (1.0 if gains else -1.0)
-
+    opts = _sg_options(sg_crit1_cutoff, sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust,
+                       sg_crit3_critical_value, higher_is_better, identify)
+    s = opts["s"]
     ids, x, tmin = _series_matrix(data, id, time, score)
-    n_ids, width = x.shape
-    # critical values by degrees of freedom (2, 3 or 4 with 2-3 values on each side)
-    t_by_df = np.abs(_stats.t.ppf(float(sg_crit3_alpha) / 2.0, np.arange(1, 5)))
-    rows = []
-    for i in range(1, width - 2):  # pregain column: second to third-last occasion (package rule)
-        pre, post = _windows(x, i)
-        xn, xn1 = x[:, i], x[:, i + 1]
-        d = s * (xn1 - xn)
-        known = ~(np.isnan(xn) | np.isnan(xn1))
-        applied = []
-        crit = {}
-        if cut1 is not None:
-            crit["crit1"] = (d >= cut1 - _EPS, known)
-            applied.append("crit1")
-        if sg_crit2_pct is not None:
-            with np.errstate(invalid="ignore"):
-                crit["crit2"] = (d >= float(sg_crit2_pct) * xn - _EPS, known)
-            applied.append("crit2")
-        n_pre = np.sum(~np.isnan(pre), axis=1)
-        n_post = np.sum(~np.isnan(post), axis=1)
-        enough = (n_pre >= 2) & (n_post >= 2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m_pre = np.nansum(pre, axis=1) / n_pre
-            m_post = np.nansum(post, axis=1) / n_post
-            sp = np.sqrt(((n_pre - 1) * _sd(pre, n_pre) ** 2 + (n_post - 1) * _sd(post, n_post) ** 2)
-                         / (n_pre + n_post - 2))
-        df = np.clip(n_pre + n_post - 2, 1, 4)
-        tcrit = t_by_df[df - 1] if sg_crit3_adjust else np.full(n_ids, float(sg_crit3_critical_value))
-        tcrit = np.where(enough, tcrit, np.nan)
-        if sg_crit3:
-            with np.errstate(invalid="ignore"):
-                crit["crit3"] = (s * (m_post - m_pre) > tcrit * sp, enough)
-            applied.append("crit3")
-        decided = np.ones(n_ids, bool)
-        met = np.ones(n_ids, bool)
-        for name in applied:
-            v, k = crit[name]
-            decided &= k
-            met &= np.asarray(v, dtype=bool) & k
-        keep = np.ones(n_ids, bool) if intervals else (met & decided)
-        if not keep.any():
-            continue
-        nk = int(keep.sum())
-        part = {"_code": np.flatnonzero(keep), "pregain_time": i + tmin, "postgain_time": i + 1 + tmin,
-                "event": _nbool(met[keep], decided[keep]), "critical_value": tcrit[keep], "n_pre": n_pre[keep],
-                "n_post": n_post[keep], "mean_pre": m_pre[keep], "mean_post": m_post[keep]}
-        for name in ("crit1", "crit2", "crit3"):
-            if name in crit:
-                v, k = crit[name]
-                part[name] = _nbool(np.asarray(v)[keep], np.asarray(k)[keep])
-            else:
-                part[name] = pd.array([pd.NA] * nk, dtype="boolean")
-        for j, lab in enumerate(("score_nm2", "score_nm1", "score_n")):
-            part[lab] = pre[keep, j]
-        for j, lab in enumerate(("score_np1", "score_np2", "score_np3")):
-            part[lab] = post[keep, j]
-        rows.append(pd.DataFrame(part))
+    iv = _sudden_intervals(x, **opts, intervals=intervals)
     cols_iv = [id, "pregain_time", "postgain_time", "crit1", "crit2", "crit3", "critical_value", "n_pre",
                "n_post", "event"]
-    if not rows:
+    nk = len(iv["code"])
+    if not nk:
         allv = pd.DataFrame({c: pd.Series(dtype=float) for c in ["_code", *cols_iv[1:], "mean_pre", "mean_post",
                                                                   "score_nm2", "score_nm1", "score_n", "score_np1",
                                                                   "score_np2", "score_np3"]})
         allv["event"] = allv["event"].astype("boolean")
     else:
-        allv = pd.concat(rows, ignore_index=True)
+        part = {"_code": iv["code"], "pregain_time": iv["col"] + tmin, "postgain_time": iv["col"] + 1 + tmin,
+                "event": _nbool(iv["met"], iv["decided"]), "critical_value": iv["critical_value"],
+                "n_pre": iv["n_pre"], "n_post": iv["n_post"], "mean_pre": iv["mean_pre"], "mean_post": iv["mean_post"]}
+        for name in ("crit1", "crit2", "crit3"):
+            part[name] = _nbool(*iv[name]) if name in iv else pd.array([pd.NA] * nk, dtype="boolean")
+        for j, lab in enumerate(("score_nm2", "score_nm1", "score_n")):
+            part[lab] = iv["pre"][:, j]
+        for j, lab in enumerate(("score_np1", "score_np2", "score_np3")):
+            part[lab] = iv["post"][:, j]
+        allv = pd.DataFrame(part)  # already in person, then pregain order
     allv.insert(0, id, np.asarray(ids)[allv["_code"].to_numpy(dtype=np.int64)] if len(allv) else [])
-    allv = allv.sort_values(["_code", "pregain_time"], kind="stable").reset_index(drop=True)
     if intervals:
         return allv[cols_iv].reset_index(drop=True)
 
     ev = allv[allv["event"].fillna(False).to_numpy(dtype=bool)].copy()
     code = ev["_code"].to_numpy(dtype=np.int64)
-    # person's first and last score, vectorised over the matrix
-    has = ~np.isnan(x)
-    any_has = has.any(axis=1) if width else np.zeros(n_ids, bool)
-    first_i = np.argmax(has, axis=1) if width else np.zeros(n_ids, np.int64)
-    last_i = width - 1 - np.argmax(has[:, ::-1], axis=1) if width else np.zeros(n_ids, np.int64)
-    rowsel = np.arange(n_ids)
-    tx_start = np.where(any_has, x[rowsel, first_i] if width else np.nan, np.nan)
-    tx_end = np.where(any_has, x[rowsel, last_i] if width else np.nan, np.nan)
-    magnitude = s * (ev["score_np1"].to_numpy() - ev["score_n"].to_numpy())
-    ev["kind"] = "gain" if gains else "loss"
-    ev["magnitude"] = magnitude
-    ev["tx_start"] = tx_start[code]
-    ev["tx_end"] = tx_end[code]
-    ev["tx_change"] = s * (ev["tx_end"] - ev["tx_start"])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prop = magnitude / ev["tx_change"].to_numpy()
-    ev["change_proportion"] = np.where(np.isfinite(prop), prop, np.nan)
-    rev_value = ev["score_np1"].to_numpy() - s * magnitude / 2.0
-    ev["reversal_value"] = rev_value
-    # reversal: any score from n + 2 on strictly beyond the reversal value (back towards x_n)
-    col = np.arange(width)
-    start = (ev["pregain_time"].to_numpy(dtype=np.int64) - tmin + 2)
-    later = x[code] if len(code) else np.zeros((0, width))
-    with np.errstate(invalid="ignore"):
-        beyond = (s * (later - rev_value[:, None]) < -_EPS) & (col[None, :] >= start[:, None])
-    reversed_ = beyond.any(axis=1)
-    first_rev = np.argmax(beyond, axis=1) + tmin if beyond.size else np.zeros(len(ev), np.int64)
-    ev["reversal"] = reversed_
-    ev["reversal_time"] = pd.arrays.IntegerArray(np.where(reversed_, first_rev, 0).astype(np.int64), ~reversed_)
-    ev["n_events"] = np.bincount(code, minlength=n_ids)[code] if len(code) else np.zeros(0, int)
+    det = _event_details(x, tmin, s, code, ev["pregain_time"].to_numpy(dtype=np.int64) - tmin,
+                         ev["score_n"].to_numpy(), ev["score_np1"].to_numpy())
+    ev["kind"] = "gain" if identify == "gains" else "loss"
+    for c in ("magnitude", "tx_start", "tx_end", "tx_change", "change_proportion", "reversal_value", "reversal"):
+        ev[c] = det[c]
+    ev["reversal_time"] = pd.arrays.IntegerArray(det["reversal_time"], ~det["reversal"])
+    ev["n_events"] = det["n_events"]
     cols = [id, "kind", "pregain_time", "postgain_time", "score_nm2", "score_nm1", "score_n", "score_np1",
             "score_np2", "score_np3", "magnitude", "mean_pre", "mean_post", "n_pre", "n_post", "critical_value",
             "tx_start", "tx_end", "tx_change", "change_proportion", "reversal_value", "reversal", "reversal_time",
@@ -822,9 +864,9 @@ def talking_therapies_rates(tt: pd.DataFrame, *, by: str = "clinician_id", confi
     _require(tt, "tt", [by, "in_outcome_denominator", "in_recovery_denominator", "recovery",
                         "reliable_recovery", "reliable_improvement", "reliable_deterioration"],
              "Pass the output of talking_therapies(...) with a clinician_id column.")
-    keys = tt[by].to_numpy()
     groups = sorted(pd.unique(tt[by].dropna()).tolist())
     index = pd.Index([*groups, "service"], name="scope")
+    keys = positions_in(index[:-1], tt[by])
 
     def flag(c):
         return tt[c].astype("boolean").fillna(False).to_numpy(dtype=bool)
@@ -843,6 +885,37 @@ def talking_therapies_rates(tt: pd.DataFrame, *, by: str = "clinician_id", confi
 # --------------------------------------------------------------------------------------------
 # per session, per client, per clinician
 # --------------------------------------------------------------------------------------------
+
+def _attended_order(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the attended sessions sorted by client then date (stable, missing last), and
+    their 1-based session numbers within the client: the order and numbering of :func:`session_scores`."""
+    _require(sessions, "sessions", ["client_id", "clinician_id", "session_date", "attendance"],
+             "Load the export with supervision.load_caseload() to get the canonical sessions table.")
+    att = np.flatnonzero((sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool))
+    pos = sort_positions(sessions, ["client_id", "session_date"], att)
+    client, _ = block_codes(sessions["client_id"].take(pos))  # sorted: each client's rows are contiguous
+    starts = np.flatnonzero(np.r_[True, client[1:] != client[:-1]]) if len(pos) else np.zeros(0, np.int64)
+    number = np.arange(len(pos), dtype=np.int64) - np.repeat(starts, np.diff(np.r_[starts, len(pos)])) + 1
+    return pos, number
+
+
+def _score_frames(sessions: pd.DataFrame, insts: Sequence[Instrument]) -> dict[str, pd.DataFrame]:
+    """:func:`session_scores` of several instruments, the sessions filtered and sorted once."""
+    pos, number = _attended_order(sessions)
+    base = {c: take_values(sessions[c], pos) for c in ("client_id", "clinician_id")}
+    base["session_date"] = sessions["session_date"].to_numpy()[pos]
+    base["session_number"] = number
+    out = {}
+    for inst in insts:
+        if inst.prefix in out:
+            continue
+        if any(c in sessions.columns for c in inst.columns):
+            score = total_scores(sessions, inst)[0][pos]
+        else:
+            score = np.full(len(pos), np.nan)
+        out[inst.prefix] = pd.DataFrame({**base, "score": score})
+    return out
+
 
 def session_scores(sessions: pd.DataFrame, *, instrument="ors", settings=None) -> pd.DataFrame:
     """One instrument's total at every attended session, numbered within the client.
@@ -868,23 +941,88 @@ def session_scores(sessions: pd.DataFrame, *, instrument="ors", settings=None) -
     _require(sessions, "sessions", ["client_id", "clinician_id", "session_date", "attendance"],
              "Load the export with supervision.load_caseload() to get the canonical sessions table.")
     inst = _instrument(instrument, settings)
-    att = (sessions["attendance"] == "attended").fillna(False).to_numpy(dtype=bool)
-    cols = [c for c in inst.columns if c in sessions.columns]
-    s = sessions.loc[att, ["client_id", "clinician_id", "session_date", *cols]]
-    if cols:
-        s = score_sessions(s, [inst])
-    s = s.sort_values(["client_id", "session_date"], kind="stable")
-    out = pd.DataFrame({
-        "client_id": s["client_id"].to_numpy(),
-        "clinician_id": s["clinician_id"].to_numpy(),
-        "session_date": s["session_date"].to_numpy(),
-    })
-    codes, uniques = pd.factorize(out["client_id"])
-    counts = np.bincount(codes, minlength=len(uniques))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(uniques) else np.zeros(0, np.int64)
-    out["session_number"] = np.arange(len(out), dtype=np.int64) - starts[codes] + 1
-    out["score"] = _num(s, inst.total_column) if inst.total_column in s.columns else np.full(len(out), np.nan)
-    return out
+    return _score_frames(sessions, [inst])[inst.prefix]
+
+
+def outcome_scores(sessions: pd.DataFrame, *, clients: pd.DataFrame, instruments: Sequence = ("ors",),
+                   settings=None) -> dict[str, pd.DataFrame]:
+    """Every outcome instrument's session scores with each client's intake: the service's score tables.
+
+    :func:`client_outcomes`, :func:`expected_trajectories` and :func:`track_status` all start from
+    these tables; compute them once (the sessions are filtered, scored and sorted once for every
+    instrument) and pass each as ``scores=...``.
+
+    Parameters
+    ----------
+    sessions, clients : DataFrame
+        The canonical tables. Not modified.
+    instruments : sequence of str or Instrument, default ("ors",)
+    settings : optional
+        Settings holding user instruments.
+
+    Returns
+    -------
+    dict of DataFrame
+        ``{prefix: table}``, each table the instrument's :func:`session_scores` (one row per
+        attended session, sorted by ``client_id`` then ``session_date``) with ``intake`` (the
+        client's first measured score; NaN when none) and ``closed`` (bool: the client's episode
+        has an ``end_date``).
+    """
+    _require(clients, "clients", ["client_id", "end_date"],
+             "Pass the canonical clients table (supervision.load_caseload().clients).")
+    insts = [_instrument(i, settings) for i in ([instruments] if isinstance(instruments, (str, Instrument))
+                                                else instruments)]
+    frames = _score_frames(sessions, insts)
+    if not frames:
+        return {}
+    # the instruments' tables share their rows: find each row's client and its episode once
+    codes, ids = _client_codes(next(iter(frames.values())))
+    closed = _closed(clients, ids)
+    return {p: _with_intake(ss, clients, (codes, ids, closed)) for p, ss in frames.items()}
+
+
+def _client_codes(ss: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
+    """Integer code per row (0..k-1 in order of first appearance: sorted ids for a sorted table) and the ids,
+    as ``pd.factorize(ss["client_id"])``."""
+    return block_codes(ss["client_id"])
+
+
+def _first_last(codes: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row of the first and last of ``rows`` (default all) per code; -1 where a code has none."""
+    rows = np.arange(len(codes)) if rows is None else rows
+    c = codes[rows]
+    first = np.full(k, -1, dtype=np.int64)
+    last = np.full(k, -1, dtype=np.int64)
+    if len(c) and (c[1:] >= c[:-1]).all():  # a sorted table: each code's rows are one block
+        start = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+        end = np.r_[start[1:] - 1, len(c) - 1]
+        first[c[start]], last[c[end]] = rows[start], rows[end]
+        return first, last
+    u, i = np.unique(c, return_index=True)
+    first[u] = rows[i]
+    u, i = np.unique(c[::-1], return_index=True)
+    last[u] = rows[::-1][i]
+    return first, last
+
+
+def _closed(clients: pd.DataFrame, ids) -> np.ndarray:
+    """Whether each client's episode has ended (an ``end_date`` on its first row of ``clients``)."""
+    _require(clients, "clients", ["client_id", "end_date"],
+             "Pass the canonical clients table (supervision.load_caseload().clients).")
+    return reindex_first(clients, "client_id", ids, ["end_date"])["end_date"].notna().to_numpy(dtype=bool)
+
+
+def _with_intake(ss: pd.DataFrame, clients: pd.DataFrame, known: tuple | None = None) -> pd.DataFrame:
+    """Session scores with ``intake`` (first measured score of the client) and ``closed``; ``known``: the
+    table's (client codes, ids, closed per client) when already found."""
+    if "intake" in ss.columns and "closed" in ss.columns:
+        return ss
+    codes, ids, closed = known if known is not None else (*_client_codes(ss), None)
+    score = ss["score"].to_numpy(dtype=float)
+    first, _ = _first_last(codes, len(ids), np.flatnonzero(~np.isnan(score)))
+    intake = np.where(first >= 0, score[np.maximum(first, 0)], np.nan)
+    closed = _closed(clients, ids) if closed is None else closed
+    return ss.assign(intake=intake[codes], closed=closed[codes])
 
 
 def client_outcomes(
@@ -901,6 +1039,7 @@ def client_outcomes(
     sg_crit3_alpha: float = 0.05,
     sg_crit3_adjust: bool = True,
     sg_crit3_critical_value: float = 2.776,
+    scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per client: first and latest score, change, Jacobson-Truax category, sudden gains and losses.
 
@@ -924,6 +1063,9 @@ def client_outcomes(
         Sudden-gain criterion 1; default the instrument's reliable-change value.
     sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value
         As in :func:`sudden_gains`.
+    scores : DataFrame, optional
+        The instrument's :func:`session_scores` of ``sessions`` (or its :func:`outcome_scores`
+        table), computed when not given: pass it when several functions need the same scores.
 
     Returns
     -------
@@ -951,28 +1093,36 @@ def client_outcomes(
         raise ValueError(f"{inst.prefix} has no reliable-change value; give reliable_change=... (points) or add "
                          f"reliable_change to [instruments.{inst.prefix}] in the settings.")
     cut = inst.cutoff if cutoff is None else cutoff
-    ss = session_scores(sessions, instrument=inst)
-    ids = pd.Index(pd.unique(ss["client_id"]))  # sorted by session_scores
-    base = ss.groupby("client_id", sort=True).agg(clinician_id=("clinician_id", "first"),
-                                                  n_sessions=("session_number", "size"))
-    meas = ss[ss["score"].notna()]
-    g = meas.groupby("client_id", sort=True)
-    n_meas = g.size().reindex(ids, fill_value=0).to_numpy()
-    firsts = g[["score", "session_number", "session_date"]].first().reindex(ids)
-    lasts = g[["score", "session_number", "session_date"]].last().reindex(ids)
-    two = n_meas >= 2
-    out = pd.DataFrame({"client_id": ids.to_numpy()})
-    out["clinician_id"] = base["clinician_id"].reindex(ids).to_numpy()
+    sg = _sg_options(float(rc) if sg_crit1_cutoff is None else sg_crit1_cutoff, sg_crit2_pct, sg_crit3,
+                     sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value, inst.higher_is_better, "gains")
+    if scores is None:
+        ss = session_scores(sessions, instrument=inst)
+    else:
+        _require(scores, "scores", ["client_id", "clinician_id", "session_date", "session_number", "score"],
+                 "Pass session_scores(sessions, instrument=...) or outcome_scores(...)[instrument].")
+        ss = scores
+    code, ids = _client_codes(ss)  # ss is sorted by client: codes follow the sorted ids
+    k = len(ids)
+    score = ss["score"].to_numpy(dtype=float)
+    number = ss["session_number"].to_numpy(dtype=np.int64)
+    dates = ss["session_date"].to_numpy()
+    measured = np.flatnonzero(~np.isnan(score))
+    n_meas = np.bincount(code[measured], minlength=k)
+    first, last = _first_last(code, k, measured)
+    has, two = first >= 0, n_meas >= 2
+    fi, li = np.maximum(first, 0), np.maximum(last, 0)
+    out = pd.DataFrame({"client_id": as_column(ids)})
+    out["clinician_id"] = as_column(ss["clinician_id"].groupby(code, sort=True).first()) if k else \
+        ss["clinician_id"].to_numpy()[:0]
     out["instrument"] = inst.prefix
-    out["n_sessions"] = base["n_sessions"].reindex(ids).to_numpy(dtype=np.int64)
+    out["n_sessions"] = np.bincount(code, minlength=k).astype(np.int64)
     out["n_measured"] = n_meas.astype(np.int64)
-    out["first_score"] = firsts["score"].to_numpy(dtype=float)
-    out["first_session"] = pd.array(firsts["session_number"].to_numpy(), dtype="Int64")
-    out["first_date"] = firsts["session_date"].to_numpy()
-    out["latest_score"] = np.where(two, lasts["score"].to_numpy(dtype=float), np.nan)
-    out["latest_session"] = pd.array(lasts["session_number"].to_numpy(), dtype="Int64")
-    out.loc[~two, "latest_session"] = pd.NA
-    out["latest_date"] = pd.Series(lasts["session_date"].to_numpy()).where(two).to_numpy()
+    out["first_score"] = np.where(has, score[fi], np.nan)  # (k == 0 when there are no rows)
+    out["first_session"] = pd.arrays.IntegerArray(np.where(has, number[fi], 0).astype(np.int64), ~has)
+    out["first_date"] = pd.Series(dates[fi]).where(has).to_numpy()
+    out["latest_score"] = np.where(two, score[li], np.nan)
+    out["latest_session"] = pd.arrays.IntegerArray(np.where(two, number[li], 0).astype(np.int64), ~two)
+    out["latest_date"] = pd.Series(dates[li]).where(two).to_numpy()
     jt = jacobson_truax(out[["first_score", "latest_score"]], pre="first_score", post="latest_score",
                         higher_is_better=inst.higher_is_better, reliable_change=float(rc),
                         cutoff=cut, cutoff_type=None, cutoff_inclusive=inst.cutoff_inclusive)
@@ -984,27 +1134,38 @@ def client_outcomes(
     out["functional_latest"] = jt["functional_post"].array
     out["category"] = jt["category"].array
 
-    sg_opts = dict(id="client_id", time="session_number", score="score", higher_is_better=inst.higher_is_better,
-                   sg_crit1_cutoff=float(rc) if sg_crit1_cutoff is None else sg_crit1_cutoff,
-                   sg_crit2_pct=sg_crit2_pct, sg_crit3=sg_crit3, sg_crit3_alpha=sg_crit3_alpha,
-                   sg_crit3_adjust=sg_crit3_adjust, sg_crit3_critical_value=sg_crit3_critical_value)
-    series = ss[["client_id", "session_number", "score"]]
-    gains = sudden_gains(series, **sg_opts)
-    losses = sudden_losses(series, **sg_opts)
-    out["n_sudden_gains"] = gains.groupby("client_id").size().reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
-    out["n_sudden_losses"] = losses.groupby("client_id").size().reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
-    first_gain = gains.drop_duplicates("client_id").set_index("client_id").reindex(ids)
-    out["first_gain_session"] = pd.array(first_gain["pregain_time"].to_numpy(), dtype="Int64")
-    out["first_gain_magnitude"] = first_gain["magnitude"].to_numpy(dtype=float)
-    out["gain_reversed"] = (gains.groupby("client_id")["reversal"].any().reindex(ids, fill_value=False)
-                            .to_numpy(dtype=bool))
+    # sudden gains and losses (as sudden_gains / sudden_losses on the client's series), one matrix for both
+    tmin = int(number.min()) if len(number) else 0
+    width = int(number.max()) - tmin + 1 if len(number) else 0
+    cell = code * width + (number - tmin)  # one per client and session, increasing when each is unique
+    if len(number) and ss["session_number"].dtype.kind in "iu" and (np.diff(cell) > 0).all():
+        x = np.full((k, width), np.nan)
+        x[code, number - tmin] = score
+    else:  # checked and laid out by the public path
+        ids_m, x, tmin = _series_matrix(ss[["client_id", "session_number", "score"]], "client_id",
+                                        "session_number", "score")
+        x = x[pd.Index(ids_m).get_indexer(ids)] if len(ids_m) else np.zeros((k, 0))
+    gains = _sudden_intervals(x, **sg)
+    losses = _sudden_intervals(x, **{**sg, "s": -sg["s"]})
+    g_code = gains["code"]
+    out["n_sudden_gains"] = np.bincount(g_code, minlength=k).astype(np.int64)
+    out["n_sudden_losses"] = np.bincount(losses["code"], minlength=k).astype(np.int64)
+    det = _event_details(x, tmin, sg["s"], g_code, gains["col"], gains["pre"][:, 2], gains["post"][:, 0])
+    g_first, _ = _first_last(g_code, k)  # events are in client, then pregain order
+    got = g_first >= 0
+    gi = np.maximum(g_first, 0)
+    pregain = np.append(gains["col"] + tmin, 0)[np.where(got, gi, len(g_code))]
+    out["first_gain_session"] = pd.arrays.IntegerArray(pregain.astype(np.int64), ~got)
+    out["first_gain_magnitude"] = np.append(det["magnitude"], np.nan)[np.where(got, gi, len(g_code))]
+    out["gain_reversed"] = np.bincount(g_code, weights=det["reversal"], minlength=k) > 0
     if clients is not None:
         _require(clients, "clients", ["client_id", "end_date"],
                  "Pass the canonical clients table (supervision.load_caseload().clients).")
-        c = clients.drop_duplicates("client_id").set_index("client_id").reindex(ids)
+        c = reindex_first(clients, "client_id", ids,
+                          [col for col in ("end_date", "end_reason") if col in clients.columns])
         out["open"] = c["end_date"].isna().to_numpy()
         out["end_date"] = c["end_date"].to_numpy()
-        out["end_reason"] = (c["end_reason"].to_numpy() if "end_reason" in c.columns
+        out["end_reason"] = (as_column(c["end_reason"]) if "end_reason" in c.columns
                              else pd.array([pd.NA] * len(out), dtype="str"))
     return out.reset_index(drop=True)
 
@@ -1041,20 +1202,23 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
         co = co[~co["open"].astype(bool)]
     cat = co["category"].astype("str")
     has = cat.notna().to_numpy()
-    keys = co["clinician_id"].to_numpy()
     scopes = sorted(pd.unique(co["clinician_id"].dropna()).tolist())
     index = pd.Index([*scopes, "service"], name="scope")
+    k = len(scopes)
+    code = positions_in(index[:-1], co["clinician_id"])  # -1: no clinician (counted for the service)
     flags = {c: (cat == c).fillna(False).to_numpy(dtype=bool) for c in JT_CATEGORIES}
     flags["reliably_improved"] = flags["recovered"] | flags["improved"]
-    out = _rates(index, keys, flags, has, confidence)
+    out = _rates(index, code, flags, has, confidence)
     imp = co["improvement"].to_numpy(dtype=float)
-    frame = pd.DataFrame({"scope": keys, "imp": imp})[has]
-    both = pd.concat([frame, frame.assign(scope="service")], ignore_index=True)
-    out["mean_improvement"] = both.groupby("scope")["imp"].mean().reindex(index).to_numpy()
-    out["median_improvement"] = both.groupby("scope")["imp"].median().reindex(index).to_numpy()
-    sg = pd.DataFrame({"scope": keys, "g": co["n_sudden_gains"].to_numpy() > 0})
-    sg = pd.concat([sg, sg.assign(scope="service")], ignore_index=True)
-    out["n_sudden_gains"] = sg.groupby("scope")["g"].sum().reindex(index, fill_value=0).astype(int).to_numpy()
+    # each client once under its clinician and once under the service (k), as one grouped pass
+    mine = has & (code >= 0)
+    grouped = pd.Series(np.concatenate([imp[mine], imp[has]])).groupby(
+        np.concatenate([code[mine], np.full(int(has.sum()), k)]))
+    out["mean_improvement"] = grouped.mean().reindex(range(k + 1)).to_numpy()
+    out["median_improvement"] = grouped.median().reindex(range(k + 1)).to_numpy()
+    g = co["n_sudden_gains"].to_numpy() > 0
+    out["n_sudden_gains"] = np.append(np.bincount(code[code >= 0], weights=g[code >= 0], minlength=k),
+                                      g.sum()).astype(int)
     return out.reset_index()
 
 
@@ -1062,16 +1226,9 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
 # expected treatment response and not-on-track
 # --------------------------------------------------------------------------------------------
 
-def _intake_table(sessions, clients, inst):
-    ss = session_scores(sessions, instrument=inst)
-    meas = ss[ss["score"].notna()]
-    intake = meas.groupby("client_id", sort=True)["score"].first()
-    ss = ss.assign(intake=ss["client_id"].map(intake))
-    _require(clients, "clients", ["client_id", "end_date"],
-             "Pass the canonical clients table (supervision.load_caseload().clients).")
-    closed = clients.drop_duplicates("client_id").set_index("client_id")["end_date"].notna()
-    ss["closed"] = ss["client_id"].map(closed).fillna(False).astype(bool).to_numpy()
-    return ss
+def _intake_table(sessions, clients, inst, scores=None):
+    ss = session_scores(sessions, instrument=inst) if scores is None else scores
+    return _with_intake(ss, clients)
 
 
 def _band_edges(intakes: np.ndarray, bands: int) -> np.ndarray:
@@ -1090,6 +1247,7 @@ def expected_trajectories(
     intake_bands: int = 3,
     min_reference: int = 20,
     percentiles: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
+    scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Expected treatment response from the service's own closed episodes, by intake band.
 
@@ -1122,6 +1280,9 @@ def expected_trajectories(
         Minimum reference episodes per band and session [U: design choice; with 20, the 10th
         percentile rests on 2 episodes below it].
     percentiles : sequence of float, default (10, 25, 50, 75, 90)
+    scores : DataFrame, optional
+        The instrument's :func:`outcome_scores` table (or its :func:`session_scores`), computed
+        from ``sessions`` when not given.
 
     Returns
     -------
@@ -1141,16 +1302,23 @@ def expected_trajectories(
     pcts = [float(p) for p in percentiles]
     for p in pcts:
         _check_number("percentiles", p, minimum=0, maximum=100)
-    ss = _intake_table(sessions, clients, inst)
-    ref = ss[ss["closed"] & ss["score"].notna() & ss["intake"].notna()]
-    n_meas = ref.groupby("client_id")["score"].transform("size")
-    ref = ref[n_meas >= 2]
-    intakes = ref.groupby("client_id")["intake"].first()
-    edges = _band_edges(intakes.to_numpy(dtype=float), int(intake_bands))
-    band_of = pd.Series(np.searchsorted(edges, intakes.to_numpy(dtype=float), side="right"), index=intakes.index)
-    ref = ref[ref["session_number"] >= 2]
-    ref = ref.assign(band=ref["client_id"].map(band_of).to_numpy(),
-                     improvement=inst.direction * (ref["score"] - ref["intake"]).to_numpy(dtype=float))
+    ss = _intake_table(sessions, clients, inst, scores)
+    code, ids = _client_codes(ss)
+    score = ss["score"].to_numpy(dtype=float)
+    intake = ss["intake"].to_numpy(dtype=float)
+    number = ss["session_number"].to_numpy(dtype=np.int64)
+    sel = ss["closed"].to_numpy(dtype=bool) & ~np.isnan(score) & ~np.isnan(intake)
+    n_meas = np.bincount(code[sel], minlength=len(ids))
+    sel &= n_meas[code] >= 2
+    first, _ = _first_last(code, len(ids), np.flatnonzero(sel))
+    ref_clients = np.flatnonzero(first >= 0)  # reference episodes
+    intakes = intake[first[ref_clients]]
+    edges = _band_edges(intakes, int(intake_bands))
+    band_of = np.zeros(len(ids), dtype=np.int64)
+    band_of[ref_clients] = np.searchsorted(edges, intakes, side="right")
+    rows = np.flatnonzero(sel & (number >= 2))
+    ref = pd.DataFrame({"band": band_of[code[rows]], "session_number": number[rows],
+                        "improvement": inst.direction * (score[rows] - intake[rows])})
     n_bands = len(edges) + 1
     max_k = int(ref["session_number"].max()) if len(ref) else 1
     grid = pd.MultiIndex.from_product([range(n_bands), range(2, max_k + 1)], names=["band", "session_number"])
@@ -1158,12 +1326,14 @@ def expected_trajectories(
     out = pd.DataFrame(index=grid)
     out["n_reference"] = grp.size().reindex(grid, fill_value=0).astype(int)
     out["enough"] = out["n_reference"] >= int(min_reference)
+    qs = list(dict.fromkeys(p / 100.0 for p in pcts))
+    quantiles = grp.quantile(qs) if len(ref) and qs else None  # every percentile in one grouped pass
     for p in pcts:
-        q = grp.quantile(p / 100.0).reindex(grid) if len(ref) else pd.Series(np.nan, index=grid)
+        q = quantiles.xs(p / 100.0, level=-1).reindex(grid) if quantiles is not None else pd.Series(np.nan, index=grid)
         out[f"p{p:g}"] = q.where(out["enough"]).to_numpy(dtype=float)
     out = out.reset_index()
-    lo = intakes.groupby(band_of).min()
-    hi = intakes.groupby(band_of).max()
+    by_band = pd.Series(intakes).groupby(band_of[ref_clients])
+    lo, hi = by_band.min(), by_band.max()
     cuts = np.concatenate([[-np.inf], edges, [np.inf]])
     b = out["band"].to_numpy(dtype=int)
     out.insert(1, "band_from", cuts[b])
@@ -1190,6 +1360,7 @@ def track_status(
     reliable_change: float | None = None,
     open_only: bool = True,
     per_session: bool = False,
+    scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """On track, at risk or not on track, against the expected treatment response.
 
@@ -1226,6 +1397,9 @@ def track_status(
         Only open episodes (closed ones are the reference).
     per_session : bool, default False
         One row per measured session instead of per client (for the trajectory figure).
+    scores : DataFrame, optional
+        The instrument's :func:`outcome_scores` table (or its :func:`session_scores`), computed
+        from ``sessions`` when not given; also used for ``reference`` when that is not given.
 
     Returns
     -------
@@ -1254,9 +1428,10 @@ def track_status(
     rc = inst.reliable_change if reliable_change is None else reliable_change
     if rc is None:
         raise ValueError(f"{inst.prefix} has no reliable-change value; give reliable_change=... (points).")
+    ss = _intake_table(sessions, clients, inst, scores)
     if reference is None:
         reference = expected_trajectories(sessions, clients=clients, instrument=inst, intake_bands=intake_bands,
-                                          min_reference=min_reference, percentiles=pcts)
+                                          min_reference=min_reference, percentiles=pcts, scores=ss)
     _require(reference, "reference", ["band", "band_from", "session_number", "n_reference", "enough"],
              "Pass the output of expected_trajectories(...).")
     missing = [f"p{p:g}" for p in pcts if f"p{p:g}" not in reference.columns]
@@ -1265,72 +1440,76 @@ def track_status(
     froms = reference["band_from"].to_numpy(dtype=float)
     edges = np.unique(froms[np.isfinite(froms)])
 
-    ss = _intake_table(sessions, clients, inst)
-    keep = ~ss["closed"].to_numpy(dtype=bool) if open_only else np.ones(len(ss), bool)
-    ss = ss[keep]
-    meas = ss[ss["score"].notna()].copy()
+    code, ids = _client_codes(ss)
+    closed = ss["closed"].to_numpy(dtype=bool)
+    keep = ~closed if open_only else np.ones(len(ss), bool)
+    score_all = ss["score"].to_numpy(dtype=float)
+    number = ss["session_number"].to_numpy(dtype=np.int64)
+    meas = np.flatnonzero(keep & ~np.isnan(score_all))
     if per_session:
         rows = meas
     else:
-        rows = meas.drop_duplicates("client_id", keep="last")
-    rows = rows.copy()
-    band = np.searchsorted(edges, rows["intake"].to_numpy(dtype=float), side="right")
-    rows["band"] = band
-    ref = reference.set_index(["band", "session_number"])
-    key = pd.MultiIndex.from_arrays([band, rows["session_number"].to_numpy()])
-    matched = ref.reindex(key)
-    n_ref = matched["n_reference"].fillna(0).to_numpy(dtype=int)
-    enough = matched["enough"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    intake = rows["intake"].to_numpy(dtype=float)
-    score = rows["score"].to_numpy(dtype=float)
-    k = rows["session_number"].to_numpy(dtype=int)
-    first_k = meas.groupby("client_id")["session_number"].transform("min")
-    first_k = first_k.reindex(rows.index).to_numpy(dtype=int)
+        _, last = _first_last(code, len(ids), meas)
+        rows = last[last >= 0]
+    intake = ss["intake"].to_numpy(dtype=float)[rows]
+    band = np.searchsorted(edges, intake, side="right")
+    k = number[rows]
+    # the reference row of each (band, session number); -1 = none
+    at = reference.set_index(["band", "session_number"]).index.get_indexer(pd.MultiIndex.from_arrays([band, k]))
+
+    def matched(values: np.ndarray, fill) -> np.ndarray:
+        return np.append(values, fill)[np.where(at >= 0, at, len(values))]
+
+    n_ref = matched(reference["n_reference"].fillna(0).to_numpy(dtype=int), 0)
+    enough = matched(reference["enough"].astype("boolean").fillna(False).to_numpy(dtype=bool), False)
+    score = score_all[rows]
+    first_k = np.full(len(ids), np.iinfo(np.int64).max)
+    np.minimum.at(first_k, code[meas], number[meas])
+    first_k = first_k[code[rows]]
     improvement = inst.direction * (score - intake)
     later = k > first_k
-    out = pd.DataFrame({"client_id": rows["client_id"].to_numpy(), "clinician_id": rows["clinician_id"].to_numpy(),
-                        "open": ~rows["closed"].to_numpy(dtype=bool), "intake_score": intake,
-                        "band": band, "session_number": k})
+    out = pd.DataFrame({"client_id": take_values(ss["client_id"], rows),
+                        "clinician_id": take_values(ss["clinician_id"], rows),
+                        "open": ~closed[rows], "intake_score": intake, "band": band, "session_number": k})
     if per_session:
-        out["session_date"] = rows["session_date"].to_numpy()
+        out["session_date"] = ss["session_date"].to_numpy()[rows]
     out["score"] = score
     out["improvement"] = improvement
     out["n_reference"] = n_ref
+    quantile = {p: matched(reference[f"p{p:g}"].to_numpy(dtype=float), np.nan) for p in pcts}
     for p in pcts:
-        out[f"expected_p{p:g}"] = intake + inst.direction * matched[f"p{p:g}"].to_numpy(dtype=float)
+        out[f"expected_p{p:g}"] = intake + inst.direction * quantile[p]
     mid = 50.0 if 50.0 in pcts else pcts[len(pcts) // 2]
     out["expected_median"] = out[f"expected_p{mid:g}"]
     out["expected_risk"] = out[f"expected_p{float(risk_percentile):g}"]
     out["expected_failure"] = out[f"expected_p{float(failure_percentile):g}"]
-    fail_q = matched[f"p{float(failure_percentile):g}"].to_numpy(dtype=float)
-    risk_q = matched[f"p{float(risk_percentile):g}"].to_numpy(dtype=float)
+    fail_q = quantile[float(failure_percentile)]
+    risk_q = quantile[float(risk_percentile)]
     with np.errstate(invalid="ignore"):
         rd = later & (improvement <= -float(rc) + _EPS)
         below_fail = later & enough & (improvement < fail_q - _EPS)
         below_risk = later & enough & (improvement < risk_q - _EPS)
     out["reliable_deterioration"] = _nbool(rd, later)
-    status = np.select(
-        [~later, rd, later & ~enough, below_fail, below_risk],
-        ["too_early", "not_on_track", "not_enough_reference_data", "not_on_track", "at_risk"], default="on_track")
-    reason = np.select(
-        [~later, rd, later & ~enough, below_fail, below_risk],
-        ["only the intake score so far",
-         f"reliable deterioration: worse than intake by {float(rc):g} points or more",
-         f"not enough reference data: fewer than {reference.attrs.get('min_reference', min_reference)} closed "
-         "episodes with a similar intake were measured at this session",
-         f"below the failure band: less improvement than {float(failure_percentile):g} % of similar closed episodes",
-         f"below the {float(risk_percentile):g}th percentile of similar closed episodes"],
-        default="within the expected range")
-    out["status"] = pd.array(status, dtype="str")
-    out["reason"] = pd.array(reason, dtype="str")
+    rule = np.select([~later, rd, later & ~enough, below_fail, below_risk], [0, 1, 2, 3, 4], default=5)
+    status = ["too_early", "not_on_track", "not_enough_reference_data", "not_on_track", "at_risk", "on_track"]
+    reason = ["only the intake score so far",
+              f"reliable deterioration: worse than intake by {float(rc):g} points or more",
+              f"not enough reference data: fewer than {reference.attrs.get('min_reference', min_reference)} closed "
+              "episodes with a similar intake were measured at this session",
+              f"below the failure band: less improvement than {float(failure_percentile):g} % of similar closed "
+              "episodes",
+              f"below the {float(risk_percentile):g}th percentile of similar closed episodes",
+              "within the expected range"]
+    out["status"] = pd.array(status, dtype="str").take(rule)  # the text is written once per rule
+    out["reason"] = pd.array(reason, dtype="str").take(rule)
     if not per_session:
-        # clients without any measured score
-        ids = pd.unique(ss["client_id"])
-        absent = pd.Index(ids).difference(pd.Index(out["client_id"]))
+        # clients without any measured score (the sort below puts them in place)
+        kept_first, _ = _first_last(code, len(ids), np.flatnonzero(keep))
+        kept_first[np.unique(code[meas])] = -1
+        absent = kept_first[kept_first >= 0]
         if len(absent):
-            info = ss.drop_duplicates("client_id").set_index("client_id").reindex(absent)
-            extra = pd.DataFrame({"client_id": absent.to_numpy(), "clinician_id": info["clinician_id"].to_numpy(),
-                                  "open": ~info["closed"].to_numpy(dtype=bool)})
+            extra = pd.DataFrame({"client_id": take_values(ss["client_id"], absent),
+                                  "clinician_id": take_values(ss["clinician_id"], absent), "open": ~closed[absent]})
             extra["status"] = "not_measured"
             extra["reason"] = f"no {inst.prefix} score recorded"
             out = pd.concat([out, extra], ignore_index=True)
@@ -1433,7 +1612,9 @@ def clinician_effects(
         r = pd.Series(resid, index=d.index)
         g = r.groupby(d["clinician_id"].to_numpy())
         mean_j = g.mean().reindex(scopes).to_numpy(dtype=float)
-        ss_within = g.apply(lambda v: float(np.sum((v - v.mean()) ** 2))).reindex(scopes).fillna(0).sum()
+        # within-clinician sum of squared deviations from the clinician's mean, all clinicians at once
+        ss_within = ((r - g.transform("mean")) ** 2).groupby(d["clinician_id"].to_numpy()).sum()
+        ss_within = ss_within.reindex(scopes).fillna(0).sum()
         k_used = int((n_j > 0).sum())
         dof = len(d) - k_used
         sigma2 = float(ss_within / dof) if dof > 0 else float(np.var(resid, ddof=1))

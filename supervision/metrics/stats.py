@@ -7,6 +7,7 @@ certainty: ../shared/DEFINITIONS.md §3 (Wilson, beta-binomial EB, Spiegelhalter
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import stats as _stats
 
 __all__ = ["wilson_interval", "newcombe_interval", "newcombe_interaction_interval", "two_proportion_test",
@@ -266,10 +267,23 @@ def two_proportion_test(k1, n1, k2, n2, *, alternative: str = "two-sided"):
     degenerate = ~bad & ((succ == 0) | (succ == N))
     small = ~bad & ~degenerate & (np.minimum.reduce([e11, e12, e21, e22]) < 1)
     p = np.where(degenerate, 1.0 if alternative == "two-sided" else 0.5, p)
-    for i in np.flatnonzero(small.ravel()):
-        idx = np.unravel_index(i, p.shape)
-        table = [[int(a1[idx]), int(b1[idx] - a1[idx])], [int(a2[idx]), int(b2[idx] - a2[idx])]]
-        p[idx] = _stats.fisher_exact(table, alternative=alternative).pvalue
+    small = np.flatnonzero(small.ravel())
+    if small.size and alternative == "two-sided":
+        for i in small:  # Irwin's two-sided rule searches each table's tail: scipy has no vectorised form
+            idx = np.unravel_index(i, p.shape)
+            table = [[int(a1[idx]), int(b1[idx] - a1[idx])], [int(a2[idx]), int(b2[idx] - a2[idx])]]
+            p[idx] = _stats.fisher_exact(table, alternative=alternative).pvalue
+    elif small.size:
+        # one-sided Fisher test of every small table at once, as scipy.stats.fisher_exact computes it:
+        # the hypergeometric tail of the first column ("less") or of the second ("greater")
+        c00, c01, c10, c11 = (np.asarray(v, dtype=float).ravel()[small].astype(np.int64)
+                              for v in (a1, b1 - a1, a2, b2 - a2))
+        n1 = c00 + c01
+        if alternative == "less":
+            tail = _stats.hypergeom.cdf(c00, n1 + c10 + c11, n1, c00 + c10)
+        else:
+            tail = _stats.hypergeom.cdf(c01, n1 + c10 + c11, n1, c01 + c11)
+        p.flat[small] = np.minimum(tail, 1.0)
     p = np.where(bad, np.nan, np.clip(p, 0.0, 1.0))
     if scalar:
         return float(p)
@@ -544,7 +558,8 @@ def beta_binomial_prior(k, n) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def beta_binomial_shrinkage(k, n, *, confidence: float = 0.95, prior: tuple[float, float] | None = None):
+def beta_binomial_shrinkage(k, n, *, confidence: float = 0.95, prior: tuple[float, float] | None = None,
+                            interval: bool = True):
     """Empirical-Bayes (beta-binomial) shrunken rates with credible intervals, vectorised.
 
     Parameters
@@ -555,6 +570,9 @@ def beta_binomial_shrinkage(k, n, *, confidence: float = 0.95, prior: tuple[floa
         Level of the equal-tailed posterior interval.
     prior : (alpha, beta), optional
         The Beta prior; fitted with :func:`beta_binomial_prior` when not given.
+    interval : bool, default True
+        Compute the credible interval; False leaves ``lower`` and ``upper`` NaN (the Beta
+        quantiles are most of the cost when only the estimate is needed).
 
     Returns
     -------
@@ -579,6 +597,9 @@ def beta_binomial_shrinkage(k, n, *, confidence: float = 0.95, prior: tuple[floa
     a = a0 + k_arr
     b = b0 + n_arr - k_arr
     tail = (1.0 - float(confidence)) / 2.0
+    if not interval:
+        nan = np.full(np.shape(a), np.nan)
+        return {"alpha": a0, "beta": b0, "estimate": a / (a + b), "lower": nan, "upper": nan.copy()}
     return {"alpha": a0, "beta": b0, "estimate": a / (a + b),
             "lower": _stats.beta.ppf(tail, a, b), "upper": _stats.beta.ppf(1.0 - tail, a, b)}
 
@@ -725,24 +746,31 @@ def funnel_limits(n, target: float, *, kind: str = "proportion", sd: float | Non
 # multiple testing
 # --------------------------------------------------------------------------------------------
 
-def benjamini_hochberg(p_values) -> np.ndarray:
+def benjamini_hochberg(p_values, *, families=None) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values); NaN entries are left out and stay NaN.
 
     Parameters
     ----------
     p_values : array-like of float
         Two-sided p-values in [0, 1]; NaN = no test.
+    families : array-like, optional
+        A family label per p-value (same shape): each family is adjusted on its own, as if
+        ``benjamini_hochberg`` were called once per family (e.g. one clinician's tests), in one
+        vectorised pass. Default: all p-values are one family.
 
     Returns
     -------
     ndarray
         Same shape: q_i = min over j >= rank(i) of p_(j) m / j, capped at 1, with m the number of
-        non-NaN p-values. A hypothesis is rejected at FDR level q when its q-value <= q.
+        non-NaN p-values (of the family). A hypothesis is rejected at FDR level q when its q-value
+        <= q.
 
     Notes
     -----
     Benjamini & Hochberg (1995) J R Stat Soc B 57:289-300; computed with
-    ``scipy.stats.false_discovery_control(p, method="bh")`` (scipy >= 1.11), else directly.
+    ``scipy.stats.false_discovery_control(p, method="bh")`` (scipy >= 1.11), else directly; with
+    ``families``, the same steps (sort, p_(j) m / j, running minimum from the largest p, clip)
+    within each family.
     """
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
@@ -753,6 +781,23 @@ def benjamini_hochberg(p_values) -> np.ndarray:
     if not ok.any():
         return out
     vals = flat[ok]
+    if families is not None:
+        fam = np.asarray(families).ravel()
+        if fam.shape != flat.shape:
+            raise ValueError(f"families must have one label per p-value; got {fam.size} for {flat.size}.")
+        codes, _ = pd.factorize(fam[ok])
+        order = np.lexsort((vals, codes))  # by family, then p (tied p-values get the same q either way)
+        c, ranked = codes[order], vals[order]
+        m = np.bincount(c)
+        first = np.r_[True, c[1:] != c[:-1]]
+        rank = np.arange(c.size) - np.maximum.accumulate(np.where(first, np.arange(c.size), 0)) + 1
+        ranked = ranked * (m[c].astype(float) / rank.astype(float))
+        ranked = pd.Series(ranked[::-1]).groupby(c[::-1]).cummin().to_numpy()[::-1]
+        q = np.empty(vals.size)
+        q[order] = np.clip(ranked, 0.0, 1.0)
+        res = out.ravel()
+        res[ok] = q
+        return res.reshape(p.shape)
     fdc = getattr(_stats, "false_discovery_control", None)
     if fdc is not None:
         q = np.asarray(fdc(vals, method="bh"), dtype=float)

@@ -34,7 +34,7 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
     rp = alliance.ruptures(sa, clients=caseload.clients, **alliance.alliance_options(opts, alliance.ruptures))
     ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp,
                                   **alliance.alliance_options(opts, alliance.client_alliance))
-    cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp,
+    cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca,
                                      **alliance.alliance_options(opts, alliance.clinician_alliance))
     ep = engagement.episode_engagement(caseload.clients, caseload.sessions)
     out = {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
@@ -88,12 +88,18 @@ def outcome_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         kw.pop("instrument", None)
         return kw
 
+    # the service-wide reference tables, once per instrument: session scores with intakes, expected trajectories
+    scores = outcome.outcome_scores(s, clients=c, instruments=insts, settings=st)
     clients, track, clinicians = [], [], []
     for inst in insts:
-        co = outcome.client_outcomes(s, instrument=inst, clients=c, settings=st, **opts(outcome.client_outcomes))
+        ss = scores[inst]
+        co = outcome.client_outcomes(s, instrument=inst, clients=c, settings=st, scores=ss,
+                                     **opts(outcome.client_outcomes))
         clients.append(co)
-        track.append(outcome.track_status(s, clients=c, instrument=inst, settings=st, **opts(outcome.track_status))
-                     .assign(instrument=inst))
+        ref = outcome.expected_trajectories(s, clients=c, instrument=inst, settings=st, scores=ss,
+                                            **opts(outcome.expected_trajectories))
+        track.append(outcome.track_status(s, clients=c, instrument=inst, settings=st, scores=ss, reference=ref,
+                                          **opts(outcome.track_status)).assign(instrument=inst))
         clinicians.append(outcome.clinician_outcomes(co).assign(instrument=inst))
     return {"outcome_clients": pd.concat(clients, ignore_index=True),
             "outcome_track": pd.concat(track, ignore_index=True),
