@@ -256,61 +256,88 @@ def _measure_cols(settings: Settings | None = None) -> set[str]:
 def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, settings: Settings | None = None):
     """Rules of the long scores table; returns what :func:`_merge_scores` needs (None when empty).
 
-    Items, instruments and session keys are judged per distinct value and matched by integer
-    codes: a scores table has a row per item, several million at service scale.
+    A scores table has a row per item (several million at service scale), so the facts of each
+    distinct (instrument, item) pair are worked out once and every row is judged by integer codes.
     """
     sc, err = t.frame, t.error
     if sc.empty:  # a scores file with a header and no rows: nothing to check
         return None
     insts = instruments(settings)
+    inst_codes, inst_u = distinct(sc["instrument"])
     item_codes, item_u = distinct(sc["item"])
+    n_inst, n_item = len(inst_u), len(item_u)
     norm_u = (pd.Series(item_u.astype("str")).str.lower().str.strip().str.removeprefix("item").str.strip()
               .str.replace(r"\.0$", "", regex=True))
     num_u = pd.to_numeric(norm_u, errors="coerce").to_numpy(dtype=float)
     total_u = (norm_u == "total").to_numpy(dtype=bool)
-    whole_u = pd.Series(["total" if t_ else (str(int(n)) if n == n and n % 1 == 0 else "")
-                         for t_, n in zip(total_u, num_u)], dtype=object)
-    whole_codes_u, whole_names = pd.factorize(whole_u)
-    num = pd.Series(np.append(num_u, np.nan)[item_codes], index=sc.index)
-    total = np.append(total_u, False)[item_codes]
-    whole = np.append(whole_codes_u, -1)[item_codes]
-    inst_codes, inst_u = distinct(sc["instrument"])  # per-instrument facts by code, not by string lookups
+    # facts per (instrument, item) pair; the last slot is a row with no instrument or no item
+    size = n_inst * n_item + 1
+    p_valid, p_col = np.zeros(size, dtype=bool), np.full(size, -1, dtype=np.int64)
+    p_items, p_lo, p_hi = np.full(size, np.nan), np.full(size, np.nan), np.full(size, np.nan)
+    names: list[str] = []
+    for i, inst in enumerate(inst_u):
+        spec = insts.get(inst)
+        for k in range(n_item):
+            p, n = i * n_item + k, num_u[k]
+            if spec is None:  # an unknown instrument: its rows are already reported
+                p_valid[p] = total_u[k]
+                continue
+            p_items[p] = spec.items
+            p_valid[p] = total_u[k] or (n == n and 1 <= n <= spec.items and n % 1 == 0)
+            p_lo[p] = spec.total_min if total_u[k] else spec.item_min
+            p_hi[p] = spec.total_max if total_u[k] else spec.item_max
+            if p_valid[p]:
+                name = f"{inst}_{'total' if total_u[k] else int(n)}"
+                if name not in names:
+                    names.append(name)
+                p_col[p] = names.index(name)
+    pair = np.where((inst_codes >= 0) & (item_codes >= 0), inst_codes.astype(np.int64) * n_item + item_codes, size - 1)
 
-    def per(attr):
-        table = np.array([getattr(insts[u], attr) if u in insts else np.nan for u in inst_u] + [np.nan], dtype=float)
-        return pd.Series(table[inst_codes], index=sc.index)  # code -1 (missing) takes the trailing NaN
-
-    n_items = per("items")
-    valid_item = total | (num.notna() & (num >= 1) & (num <= n_items) & (num % 1 == 0))
-    bad_item = ~err & sc["instrument"].notna() & ~valid_item
+    bad_item = ~err & (inst_codes >= 0) & ~p_valid[pair]
     rep.add_many("scores", sc, bad_item, "item", sc["item"],
                  lambda: "Unknown item for " + sc["instrument"].astype(str) + ".",
-                 lambda: "Use an item number from 1 to " + n_items.astype("Int64").astype(str) + ", or 'total'.", "error",
-                 "unknown_code")
+                 lambda: "Use an item number from 1 to " + pd.Series(p_items[pair]).astype("Int64").astype(str) + ", or 'total'.",
+                 "error", "unknown_code")
     err |= bad_item
-    lo = np.where(total, per("total_min"), per("item_min"))
-    hi = np.where(total, per("total_max"), per("item_max"))
-    lo, hi = pd.Series(lo, index=sc.index, dtype=float), pd.Series(hi, index=sc.index, dtype=float)
-    oor = ~err & sc["value"].notna() & ((sc["value"] < lo) | (sc["value"] > hi))
+    value = sc["value"].to_numpy(dtype=float)
+    lo, hi = p_lo[pair], p_hi[pair]
+    oor = ~err & ~np.isnan(value) & ((value < lo) | (value > hi))
     rep.add_many("scores", sc, oor, "value", sc["value"],
-                 lambda: "The value is outside the range " + lo.map("{:g}".format) + "-" + hi.map("{:g}".format) + " of this item.",
+                 lambda: "The value is outside the range " + pd.Series(lo).map("{:g}".format)
+                 + "-" + pd.Series(hi).map("{:g}".format) + " of this item.",
                  "Check the score against the questionnaire.", "error", "out_of_range")
     err |= oor
-    day = _day_numbers(sc["session_date"])
-    client_codes, client_u = distinct(sc["client_id"])
-    key = _combine((client_codes, len(client_u)), (day, 2 ** 17), (inst_codes, len(inst_u)),
-                   (np.where(valid_item, whole, -1), len(whole_names)))
-    dup = _later_duplicates_fast(key, sc if key is not None else sc.assign(_item=whole),
-                                 ["client_id", "session_date", "instrument", "_item"], ~err)
-    rep.add_many("scores", sc, dup, "value", sc["value"], "The same score is given twice (an earlier line).",
-                 "Remove the duplicate line.", "error", "duplicate_score")
-    err |= dup
+
     # the session of each score: (client, date) as one integer in the sessions' own client codes
+    column = p_col[pair]
+    day = _day_numbers(sc["session_date"])
     s_codes, s_clients = distinct(sessions_ok["client_id"])
     session_key = s_codes.astype(np.int64) * 2 ** 17 + _day_numbers(sessions_ok["session_date"])
     score_client = _positions(sc["client_id"], _key_index(pd.Series(s_clients)))
     score_key = np.where((score_client >= 0) & (day >= 0), score_client.astype(np.int64) * 2 ** 17 + day, -1)
     row = pd.Index(session_key).get_indexer(score_key)
+
+    # the same (client, date, instrument, item) twice: among rows with a session, by the position of
+    # (session, column) in a dense table; among the rest (few), by hashing their keys
+    cand = ~err.to_numpy() & (column >= 0) & (sc["client_id"].notna() & (day >= 0)).to_numpy()
+    dup = np.zeros(len(sc), dtype=bool)
+    matched = cand & (row >= 0)
+    dense = len(sessions_ok) * max(len(names), 1) <= 2 ** 27  # at most 1 GB of positions
+    if dense and matched.any():
+        idx = np.flatnonzero(matched)
+        slot = row[idx].astype(np.int64) * len(names) + column[idx]
+        first = np.empty(len(sessions_ok) * len(names), dtype=np.int64)
+        first[slot[::-1]] = idx[::-1]  # repeated slots: the last assignment (the earliest row) wins
+        dup[idx] = first[slot] != idx
+    rest = cand & ~matched if dense else cand
+    if rest.any():
+        client_codes, client_u = distinct(sc["client_id"])
+        key = _combine((client_codes, len(client_u)), (day, 2 ** 17), (column, len(names)))
+        dup |= _later_duplicates_fast(key, sc.assign(_column=column), ["client_id", "session_date", "_column"],
+                                      pd.Series(rest, index=sc.index)).to_numpy()
+    rep.add_many("scores", sc, dup, "value", sc["value"], "The same score is given twice (an earlier line).",
+                 "Remove the duplicate line.", "error", "duplicate_score")
+    err |= dup
     nosession = ~err & (row < 0)
     rep.add_many("scores", sc, nosession, "session_date", lambda: sc["session_date"].dt.strftime("%Y-%m-%d"),
                  "There is no (valid) session for this client on this date.",
@@ -323,40 +350,39 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
                  + _at(sessions_ok["attendance"].astype(object), row, sc.index).astype(str) + ".",
                  "Check the attendance or the date; the score was not used.", "error", "score_on_non_attended")
     err |= nonatt
-    column = np.where(inst_codes >= 0, inst_codes, 0).astype(np.int64) * max(len(whole_names), 1) + np.maximum(whole, 0)
-    names = {i * max(len(whole_names), 1) + j: f"{inst}_{item}" for i, inst in enumerate(inst_u) for j, item in enumerate(whole_names)}
     return row, column, names
 
 
 def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, matched, rep: Collector) -> pd.DataFrame:
-    """Scores of the long table into the sessions' wide measure columns (the sessions value wins a conflict)."""
+    """Scores of the long table into the sessions' wide measure columns (the sessions value wins a conflict).
+
+    One scatter of every score into a (column x session) table; no pivot, no sort.
+    """
     if scores.empty or matched is None:
         return sessions
     row, column, names = matched
     value = scores["value"].to_numpy(dtype=float)
-    lines = scores[SOURCE_ROW].to_numpy()
-    order = np.argsort(column, kind="stable")
-    keys, starts = np.unique(column[order], return_index=True)
     out = sessions  # a frame of its own already (the valid rows of the sessions table)
-    new = {}
-    for k, part in zip(keys, np.split(order, starts[1:])):
-        col = names[int(k)]
-        given = np.full(len(out), np.nan)
-        given[row[part]] = value[part]
-        if col in out.columns:
-            old = out[col].to_numpy(dtype=float)
-            conflict = ~np.isnan(old) & ~np.isnan(given) & (old != given)
-            if conflict.any():
-                line = np.full(len(out), -1, dtype=np.int64)
-                line[row[part]] = lines[part]
-                rep.add_many("scores", pd.DataFrame({SOURCE_ROW: line}), conflict, "value", pd.Series(given),
-                             f"{col} differs from the value in the sessions table; the sessions value was kept.",
-                             "Keep each score in one place (the sessions table or the scores table).", "warning", "score_conflict")
-            out[col] = np.where(np.isnan(old), given, old)
-        else:
-            new[col] = given
+    wide = np.full((len(names), len(out)), np.nan)
+    wide[column, row] = value
+    new = []
+    for k, col in enumerate(names):
+        if col not in out.columns:
+            new.append(k)
+            continue
+        given, old = wide[k], out[col].to_numpy(dtype=float)
+        conflict = ~np.isnan(old) & ~np.isnan(given) & (old != given)
+        if conflict.any():
+            line = np.full(len(out), -1, dtype=np.int64)
+            mine = column == k
+            line[row[mine]] = scores[SOURCE_ROW].to_numpy()[mine]
+            rep.add_many("scores", pd.DataFrame({SOURCE_ROW: line}), conflict, "value", pd.Series(given),
+                         f"{col} differs from the value in the sessions table; the sessions value was kept.",
+                         "Keep each score in one place (the sessions table or the scores table).", "warning", "score_conflict")
+        out[col] = np.where(np.isnan(old), given, old)
     if new:
-        out = pd.concat([out, pd.DataFrame(new, index=out.index)[sorted(new)]], axis=1)
+        new.sort(key=lambda k: names[k])
+        out = pd.concat([out, pd.DataFrame(wide[new].T, columns=[names[k] for k in new], index=out.index)], axis=1)
     return out
 
 
