@@ -189,8 +189,13 @@ def take_codes(res: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
     """
     if _is_text(res):
         rc, ru = pd.factorize(res, sort=True, use_na_sentinel=True)
-        rc = np.append(rc, -1)  # code -1 (a missing cell) takes the trailing -1
-        return pd.Series(pd.Categorical.from_codes(rc[codes], categories=ru.astype("str"), validate=False), index=index)
+        if not np.array_equal(rc, np.arange(len(rc))):  # else the codes stand as they are
+            codes = np.append(rc, -1)[codes]  # code -1 (a missing cell) takes the trailing -1
+        return pd.Series(pd.Categorical.from_codes(codes, categories=ru.astype("str"), validate=False), index=index)
+    if isinstance(res.dtype, np.dtype) and res.dtype.kind in "fM":  # floats, datetimes: a plain gather
+        values = res.to_numpy()
+        missing = np.array(["NaT"], dtype=values.dtype) if values.dtype.kind == "M" else np.array([np.nan], dtype=values.dtype)
+        return pd.Series(np.append(values, missing)[codes], index=index)
     missing = pd.Series([None], dtype=res.dtype)
     ext = pd.concat([res.reset_index(drop=True), missing], ignore_index=True)
     return pd.Series(ext.take(codes).to_numpy(), index=index, dtype=res.dtype)

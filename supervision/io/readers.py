@@ -128,7 +128,7 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
     Returns None when the file needs the careful path of :func:`read_csv_text`: a line with too
     many or too few fields, a blank line, a line break inside quotes, or an odd header.
     """
-    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    first = data[:data.find(b"\n") if b"\n" in data[:1 << 20] else len(data)].decode("utf-8", errors="replace").rstrip("\r")
     header = next(csv.reader([first], delimiter=sep), [])
     names = [h.strip() for h in header]
     if not header or len(set(header)) != len(header) or len(set(names)) != len(names) or "" in names:
@@ -143,9 +143,12 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
             convert_options=pcsv.ConvertOptions(
                 column_types={h: dictionary for h in header},
                 null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not UTF-8, or not CSV Arrow can split
         return None
-    if invalid or arrow.num_rows != data.rstrip(b"\r\n").count(b"\n") or arrow.num_columns != len(names):
+    end = len(data)
+    while end and data[end - 1] in b"\r\n":  # trailing line ends (rstrip would copy the file)
+        end -= 1
+    if invalid or arrow.num_rows != data.count(b"\n", 0, end) or arrow.num_columns != len(names):
         return None  # physical lines and records differ: let the careful path number them
     frame = arrow.to_pandas()
     frame.columns = names
@@ -161,14 +164,9 @@ def _read_csv_file(path: Path, table: str, problems: list) -> RawTable:
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass  # not UTF-8: decoded (and reported) below
-    else:
-        fast = _read_csv_arrow(data, _sniff_delimiter(data[:65536].decode("utf-8", errors="ignore")), table, path.name)
-        if fast is not None:
-            return fast
+    fast = _read_csv_arrow(data, _sniff_delimiter(data[:65536].decode("utf-8", errors="ignore")), table, path.name)
+    if fast is not None:  # Arrow checks the text is UTF-8; anything else takes the careful path
+        return fast
     text = _decode(data, path.name, table, problems)
     return read_csv_text(text, table, path.name, problems)
 
