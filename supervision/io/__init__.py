@@ -79,10 +79,13 @@ def _key_index(values: pd.Series) -> pd.Index:
 
 def _day_numbers(dates: pd.Series) -> np.ndarray:
     """Days since 1900-01-01 (dates are checked to 1900-2199), -1 where missing."""
-    d = dates.to_numpy(dtype="datetime64[D]")
-    out = (d - np.datetime64("1900-01-01", "D")).astype(np.int64)
-    out[np.isnat(d)] = -1
+    ns = dates.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    out = ns // 86_400_000_000_000 - _DAY_1900
+    out[ns == np.iinfo(np.int64).min] = -1  # NaT
     return out
+
+
+_DAY_1900 = int(np.datetime64("1900-01-01", "D").astype(np.int64))
 
 
 def _combine(*parts: tuple[np.ndarray, int]) -> np.ndarray | None:
@@ -322,11 +325,12 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     cand = ~err.to_numpy() & (column >= 0) & (sc["client_id"].notna() & (day >= 0)).to_numpy()
     dup = np.zeros(len(sc), dtype=bool)
     matched = cand & (row >= 0)
-    dense = len(sessions_ok) * max(len(names), 1) <= 2 ** 27  # at most 1 GB of positions
+    dense = len(sessions_ok) * max(len(names), 1) <= 2 ** 27  # at most 512 MB of row numbers
     if dense and matched.any():
         idx = np.flatnonzero(matched)
-        slot = row[idx].astype(np.int64) * len(names) + column[idx]
-        first = np.empty(len(sessions_ok) * len(names), dtype=np.int64)
+        slot = row[idx].astype(np.int32) * np.int32(len(names)) + column[idx].astype(np.int32)
+        idx = idx.astype(np.int64 if len(sc) >= 2 ** 31 else np.int32)
+        first = np.empty(len(sessions_ok) * len(names), dtype=idx.dtype)
         first[slot[::-1]] = idx[::-1]  # repeated slots: the last assignment (the earliest row) wins
         dup[idx] = first[slot] != idx
     rest = cand & ~matched if dense else cand
