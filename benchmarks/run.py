@@ -185,6 +185,22 @@ def table(results: list[dict]) -> str:
                 cell += f" ({r['median_s'] / floor['median_s']:.1f}x floor)"
             cells.append(cell)
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    # linearity: time ratio between consecutive sizes against the ratio of their sessions
+    pairs = list(zip(sizes, sizes[1:]))
+    if pairs:
+        lines += ["", "| growth (time ratio / sessions ratio) | " + " | ".join(f"{a} -> {b}" for a, b in pairs) + " |",
+                  "|---|" + "---|" * len(pairs)]
+        for task in TASKS:
+            cells = []
+            for a, b in pairs:
+                ra, rb = by.get((a, task)), by.get((b, task))
+                sa, sb = by.get((a, "load_parquet"), {}).get("sessions"), by.get((b, "load_parquet"), {}).get("sessions")
+                if not ra or not rb or "error" in ra or "error" in rb or not ra["median_s"] or not sa or not sb:
+                    cells.append("")
+                    continue
+                cells.append(f"{rb['median_s'] / ra['median_s']:.1f}x / {sb / sa:.1f}x")
+            if any(cells):
+                lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -328,7 +328,7 @@ def pseudonymise(in_path, out_path, key_file, settings=None, *, as_of=None,
     """
     settings = load_settings(settings)
     from supervision.io.export import write_safe_csv, write_safe_excel
-    from supervision.io.readers import TABLES, read_export
+    from supervision.io.readers import TABLES, read_export, text_frame
     from supervision.schema import SOURCE_ROW, contract, parse_dates
 
     min_bytes = int(_priv(settings, "min_key_bytes"))
@@ -400,7 +400,7 @@ def pseudonymise(in_path, out_path, key_file, settings=None, *, as_of=None,
     out_frames: dict[str, pd.DataFrame] = {}
     for name, rt in raw.items():
         say(f"Pseudonymising {name} ({len(rt.frame)} rows) ...")
-        frame = rt.frame.drop(columns=[SOURCE_ROW], errors="ignore").copy()
+        frame = text_frame(rt.frame.drop(columns=[SOURCE_ROW], errors="ignore")).copy()
         frame = frame.loc[:, ~frame.columns.duplicated()]
         if rt.bad_rows is not None and len(rt.bad_rows):
             summary.notes.append(f"{rt.file}: {len(rt.bad_rows)} line(s) could not be split into the header's columns "

@@ -163,19 +163,85 @@ class Collector:
 
 
 # --- coercion ----------------------------------------------------------------------------------
+#
+# A column of an export holds few distinct values (a million sessions, a thousand dates, three
+# attendance codes, a few hundred thousand client ids), so every text operation below runs once
+# per distinct value and is taken back to the rows by integer codes (``per_value``). Text columns
+# stay pandas Categoricals inside the loader; ``supervision.io`` turns them into strings at the end.
+
+def distinct(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``(codes, uniques)``: each row's position in ``uniques`` (-1 where missing)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy(), s.cat.categories
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    return codes, pd.Index(uniques)
+
+
+def _is_text(res: pd.Series) -> bool:
+    return res.dtype == object or pd.api.types.is_string_dtype(res.dtype)
+
+
+def take_codes(res: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """Per-distinct-value results ``res`` taken back to every row (code -1 -> missing).
+
+    Text results come back as a Categorical with sorted categories (so sorting by it sorts by the
+    text); other results keep their dtype.
+    """
+    if _is_text(res):
+        rc, ru = pd.factorize(res, sort=True, use_na_sentinel=True)
+        if not np.array_equal(rc, np.arange(len(rc))):  # else the codes stand as they are
+            codes = np.append(rc, -1)[codes]  # code -1 (a missing cell) takes the trailing -1
+        return pd.Series(pd.Categorical.from_codes(codes, categories=ru.astype("str"), validate=False), index=index)
+    if isinstance(res.dtype, np.dtype) and res.dtype.kind in "fM":  # floats, datetimes: a plain gather
+        values = res.to_numpy()
+        missing = np.array(["NaT"], dtype=values.dtype) if values.dtype.kind == "M" else np.array([np.nan], dtype=values.dtype)
+        return pd.Series(np.append(values, missing)[codes], index=index)
+    missing = pd.Series([None], dtype=res.dtype)
+    ext = pd.concat([res.reset_index(drop=True), missing], ignore_index=True)
+    return pd.Series(ext.take(codes).to_numpy(), index=index, dtype=res.dtype)
+
+
+def per_value(s: pd.Series, fn) -> pd.Series:
+    """``fn`` (a Series of distinct values -> a Series as long) run once per distinct value of ``s``."""
+    codes, uniques = distinct(s)
+    res = fn(pd.Series(uniques, dtype=uniques.dtype))
+    return take_codes(pd.Series(res).reset_index(drop=True), codes, s.index)
+
+
+def _clean_values(u: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(u) or pd.api.types.is_bool_dtype(u):
+        return u.astype(object).map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)).astype(object)
+    out = u.astype("str").str.strip()
+    return out.where(out != "").astype(object)
+
 
 def _clean_text(s: pd.Series) -> pd.Series:
-    """Trimmed text with empty cells as missing, as object dtype."""
-    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        out = s.astype(object).where(s.notna(), None)
-        return out.map(lambda v: v if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
-    out = s.astype("str").str.strip()  # pandas' string dtype: vectorised; missing stays missing
-    return out.where(out != "")
+    """Trimmed text with empty cells as missing, as a Categorical of strings."""
+    return per_value(s, _clean_values)
 
 
 def _fold_code(s: pd.Series) -> pd.Series:
     """Category codes compared case-blind, with '-' and spaces read as '_' (No-show = no_show)."""
-    return s.astype("str").str.lower().str.replace("-", "_", regex=False).str.replace(" ", "_", regex=False)
+    return per_value(s, lambda u: u.astype("str").str.lower().str.replace("-", "_", regex=False)
+                     .str.replace(" ", "_", regex=False).astype(object))
+
+
+def _parse_date_values(raw: pd.Series, day_first: bool) -> pd.Series:
+    if raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("date", "datetime"):
+        # Parquet date32 and Excel cells arrive as date/datetime objects
+        return pd.to_datetime(raw, errors="coerce").dt.normalize()
+    text = raw.astype("str").str.strip()
+    text = text.where(text != "")
+    # "2025-03-14T00:00:00" or "2025-03-14 00:00:00" (spreadsheets, databases): the date part
+    stamped = text.str.contains("T", regex=False) | text.str.endswith(" 00:00:00")
+    text = text.where(~stamped.fillna(False), text.str.slice(0, 10))
+    out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    rest = out.isna() & text.notna()
+    if rest.any():
+        sub = text[rest].str.replace(r"[./]", "-", regex=True)
+        fmt = "%d-%m-%Y" if day_first else "%m-%d-%Y"
+        out[rest] = pd.to_datetime(sub, format=fmt, errors="coerce")
+    return out
 
 
 def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
@@ -189,21 +255,7 @@ def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_localize(None)
         return _plausible(out.dt.normalize())
-    if raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("date", "datetime"):
-        # Parquet date32 and Excel cells arrive as date/datetime objects
-        return _plausible(pd.to_datetime(raw, errors="coerce").dt.normalize())
-    text = raw.astype("str").str.strip()
-    text = text.where(text != "")
-    # "2025-03-14T00:00:00" or "2025-03-14 00:00:00" (spreadsheets, databases): the date part
-    stamped = text.str.contains("T", regex=False) | text.str.endswith(" 00:00:00")
-    text = text.where(~stamped.fillna(False), text.str.slice(0, 10))
-    out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    rest = out.isna() & text.notna()
-    if rest.any():
-        sub = text[rest].str.replace(r"[./]", "-", regex=True)
-        fmt = "%d-%m-%Y" if day_first else "%m-%d-%Y"
-        out[rest] = pd.to_datetime(sub, format=fmt, errors="coerce")
-    return _plausible(out)
+    return _plausible(per_value(raw, lambda u: _parse_date_values(u, day_first)))
 
 
 def _plausible(out: pd.Series) -> pd.Series:
@@ -212,19 +264,27 @@ def _plausible(out: pd.Series) -> pd.Series:
     return out.where(ok).astype("datetime64[ns]")
 
 
-def parse_numbers(raw: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.astype("float64")
+def _number_values(raw: pd.Series) -> pd.Series:
     text = raw.astype("str").str.strip().str.replace(",", ".", regex=False)
     return pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
 
 
-def parse_bools(text: pd.Series) -> pd.Series:
-    low = text.map(lambda v: v if v is None else v.lower(), na_action="ignore")
+def parse_numbers(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype("float64")
+    return per_value(raw, _number_values)
+
+
+def _bool_values(text: pd.Series) -> pd.Series:
+    low = text.map(lambda v: v if v is None else str(v).lower(), na_action="ignore")
     out = pd.Series(pd.NA, index=text.index, dtype="boolean")
     out[low.isin(TRUE_WORDS)] = True
     out[low.isin(FALSE_WORDS)] = False
     return out
+
+
+def parse_bools(text: pd.Series) -> pd.Series:
+    return per_value(text, _bool_values)
 
 
 # --- table validation --------------------------------------------------------------------------
@@ -256,6 +316,8 @@ def _pandera_rules(table: str, cols: list[Col], present: set[str], today: pd.Tim
             _, lo, hi = meas[col.name]
             checks.append(pa.Check.in_range(lo, hi))
             names.append("out_of_range")
+        if not checks and not col.nonnull:
+            continue  # nothing to check in this column
         columns[col.name] = pa.Column(None, checks=checks, nullable=not col.nonnull, required=False)
         for i, name in enumerate(names):
             codes[(col.name, i)] = name
@@ -265,7 +327,7 @@ def _pandera_rules(table: str, cols: list[Col], present: set[str], today: pd.Tim
 def _run_pandera(schema: pa.DataFrameSchema, frame: pd.DataFrame, codes: dict) -> pd.DataFrame:
     """Failure cases as (index, column, check code, value)."""
     try:
-        schema.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True, inplace=True)  # the rules only read: no copy of the table
     except pa.errors.SchemaErrors as exc:
         fc = exc.failure_cases
         fc = fc[fc["index"].notna()].copy()
@@ -326,7 +388,7 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
         s = raw[col.name]
         if col.kind == "date":
             parsed = parse_dates(s, day_first)
-            text = _clean_text(s) if not pd.api.types.is_datetime64_any_dtype(s) else s.astype(object).where(s.notna(), None)
+            text = s if pd.api.types.is_datetime64_any_dtype(s) else _clean_text(s)
             bad = parsed.isna() & text.notna()
             sev = "error" if col.nonnull else "warning"
             rep.add_many(table, raw, bad, col.name, text, f"'{col.name}' is not a valid date.",

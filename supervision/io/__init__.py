@@ -10,14 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from supervision.caseload import Caseload
 from supervision.config import Settings, load_settings
 from supervision.instruments import instruments
 from supervision.instruments.scoring import score_sessions
-from supervision.io.readers import RawTable, read_export
+from supervision.io.readers import RawTable, read_export, text_frame
 from supervision.schema import (
-    IDENTITY_MISSING, REQUIRED_TABLES, SOURCE_ROW, Collector, TableResult, _problem, coerce_table, contract,
+    IDENTITY_MISSING, REQUIRED_TABLES, SOURCE_ROW, Collector, TableResult, _problem, coerce_table, contract, distinct,
+    per_value, take_codes,
 )
 
 __all__ = ["load_caseload", "load_tables", "demo_path"]
@@ -29,39 +31,93 @@ def demo_path() -> Path:
     return here
 
 
-def _split_codes(s: pd.Series) -> pd.Series:
-    return s.map(lambda v: [c.strip() for c in str(v).replace(",", ";").split(";") if c.strip()], na_action="ignore")
+def _code_list(v) -> list[str]:
+    return [c.strip() for c in str(v).replace(",", ";").split(";") if c.strip()]
 
 
 def _check_codes(table, frame, raw, column, known, rep, multi):
-    """Unknown focus codes: warning, and the unknown codes are removed from the cell."""
+    """Unknown focus codes: warning, and the unknown codes are removed from the cell.
+
+    Judged once per distinct cell value (a caseload repeats a few hundred code lists).
+    """
     if column not in frame.columns:
         return
     s = frame[column]
+    codes, uniq = distinct(s)
     if multi:
-        lists = _split_codes(s)
-        bad = lists.map(lambda xs: [x for x in xs if x not in known], na_action="ignore")
-        mask = bad.map(lambda xs: bool(xs), na_action="ignore").fillna(False).astype(bool)
-        values = bad[mask].map(";".join)
-        cleaned = lists.map(lambda xs: ";".join(x for x in xs if x in known) or None, na_action="ignore")
-        frame[column] = cleaned.where(cleaned.notna(), None)
+        lists = [_code_list(v) for v in uniq]
+        bad_u = pd.Series([";".join(x for x in xs if x not in known) or None for xs in lists], dtype=object)
+        clean_u = pd.Series([";".join(x for x in xs if x in known) or None for xs in lists], dtype=object)
+        frame[column] = take_codes(clean_u, codes, frame.index)
     else:
-        mask = s.notna() & ~s.isin(known)
-        values = s[mask]
+        bad_u = pd.Series([None if v in known else v for v in uniq], dtype=object)
+    values = take_codes(bad_u, codes, frame.index)
+    mask = values.notna().to_numpy()
+    if not multi and mask.any():
         frame.loc[mask, column] = None
-    if mask.any():
-        full = pd.Series(False, index=frame.index)
-        full[mask[mask].index] = True
-        vals = pd.Series(None, index=frame.index, dtype=object)
-        vals[values.index] = values
-        rep.add_many(table, frame, full, column, vals, f"'{column}' has a focus code that is not in the taxonomy.",
-                     "Use a code from the focus taxonomy (data/README.md) or add it to focus.codes in your settings. "
-                     "The unknown code was left out.", "warning", "unknown_code")
+    rep.add_many(table, frame, mask, column, values, f"'{column}' has a focus code that is not in the taxonomy.",
+                 "Use a code from the focus taxonomy (data/README.md) or add it to focus.codes in your settings. "
+                 "The unknown code was left out.", "warning", "unknown_code")
 
 
-def _lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
-    """``values`` (indexed by a unique key) looked up for each of ``keys``, keeping the dtype."""
-    return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=values.dtype)
+def _positions(keys: pd.Series, index: pd.Index) -> np.ndarray:
+    """Each row's position in the unique ``index`` (-1: missing or not there), looked up per distinct key."""
+    codes, uniq = distinct(keys)
+    pos = np.append(index.get_indexer(pd.Index(uniq.astype(object))) if len(uniq) else np.array([], dtype=np.intp), -1)
+    return pos[codes]
+
+
+def _at(values: pd.Series, pos: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values`` at positions ``pos`` (-1 -> missing), keeping the dtype."""
+    ext = pd.concat([values.reset_index(drop=True), pd.Series([None], dtype=values.dtype)], ignore_index=True)
+    return pd.Series(ext.take(pos).to_numpy(), index=index, dtype=values.dtype)
+
+
+def _key_index(values: pd.Series) -> pd.Index:
+    return pd.Index(values.astype(object).to_numpy())
+
+
+def _day_numbers(dates: pd.Series) -> np.ndarray:
+    """Days since 1900-01-01 (dates are checked to 1900-2199), -1 where missing."""
+    ns = dates.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    out = ns // 86_400_000_000_000 - _DAY_1900
+    out[ns == np.iinfo(np.int64).min] = -1  # NaT
+    return out
+
+
+_DAY_1900 = int(np.datetime64("1900-01-01", "D").astype(np.int64))
+
+
+def _combine(*parts: tuple[np.ndarray, int]) -> np.ndarray | None:
+    """One int64 key from integer codes (each ``(codes, n_values)``; -1 = missing -> key -1).
+
+    None when the codes would not fit in 63 bits.
+    """
+    key = np.zeros(len(parts[0][0]), dtype=np.int64)
+    missing = np.zeros(len(key), dtype=bool)
+    span = 1
+    for codes, n in parts:
+        n = max(int(n), 1)
+        span *= n
+        if span >= 2 ** 62:
+            return None
+        key = key * n + np.where(codes >= 0, codes, 0)
+        missing |= codes < 0
+    key[missing] = -1
+    return key
+
+
+def _later_duplicates_fast(key: np.ndarray | None, frame: pd.DataFrame, keys: list[str], ok: pd.Series) -> pd.Series:
+    if key is None:
+        return _later_duplicates(frame, keys, ok)
+    cand = ok.to_numpy() & (key >= 0)
+    dup = np.zeros(len(key), dtype=bool)
+    k = key[cand]
+    if len(k) and np.all(k[1:] >= k[:-1]):  # rows in key order (a sorted export): compare neighbours
+        dup[cand] = np.concatenate([[False], k[1:] == k[:-1]])
+    else:
+        dup[cand] = pd.Series(k).duplicated(keep="first").to_numpy()
+    return pd.Series(dup, index=frame.index)
 
 
 def _later_duplicates(frame: pd.DataFrame, keys: list[str], ok: pd.Series) -> pd.Series:
@@ -75,9 +131,13 @@ def _later_duplicates(frame: pd.DataFrame, keys: list[str], ok: pd.Series) -> pd
 def _validate_clients(t: TableResult, clinicians: pd.DataFrame | None, settings: Settings, rep: Collector, file: str):
     c, err = t.frame, t.error
     dup = _later_duplicates(c, ["client_id"], ~err)
-    first_line = c.loc[~err].drop_duplicates("client_id").set_index("client_id")[SOURCE_ROW]
+    def first_line():
+        first = c.loc[~err].drop_duplicates("client_id")
+        line = pd.Series(first[SOURCE_ROW].to_numpy(), index=first["client_id"].astype(object).to_numpy())
+        return c["client_id"].astype(object).map(line).astype("Int64").astype(str)
+
     rep.add_many("clients", c, dup, "client_id", c["client_id"],
-                 lambda: "This client_id appears earlier in the file (line " + c["client_id"].map(first_line).astype(str) + ").",
+                 lambda: "This client_id appears earlier in the file (line " + first_line() + ").",
                  "Each episode needs its own client_id. Give this episode a new id, or remove the duplicate line.",
                  "error", "duplicate_id")
     err |= dup
@@ -98,9 +158,13 @@ def _validate_clients(t: TableResult, clinicians: pd.DataFrame | None, settings:
     _check_codes("clients", c, None, "agreed_goals", settings.focus_code_set, rep, multi=True)
     for dim in settings.identity_dimensions:
         if dim in c.columns:
-            v = c[dim].map(lambda x: x.lower().replace(" ", "_") if x.lower().replace(" ", "_") in IDENTITY_MISSING else x,
-                           na_action="ignore")
-            c[dim] = v.where(v.notna(), "not_recorded")
+            v = per_value(c[dim], lambda u: u.map(
+                lambda x: x.lower().replace(" ", "_") if x.lower().replace(" ", "_") in IDENTITY_MISSING else x).astype(object))
+            if v.isna().any():
+                if "not_recorded" not in v.cat.categories:
+                    v = v.cat.add_categories(["not_recorded"])
+                v = v.fillna("not_recorded")
+            c[dim] = v
     if clinicians is not None and len(clinicians):
         unknown = c["clinician_id"].notna() & ~c["clinician_id"].isin(clinicians["clinician_id"])
         rep.add_many("clients", c, unknown, "clinician_id", c["clinician_id"],
@@ -110,43 +174,54 @@ def _validate_clients(t: TableResult, clinicians: pd.DataFrame | None, settings:
 
 
 def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd.DataFrame, settings: Settings,
-                       rep: Collector):
+                       rep: Collector) -> np.ndarray:
+    """Cross-table rules of sessions; returns each session's row in ``clients_ok`` (-1: none)."""
     s, err = t.frame, t.error
-    known = s["client_id"].isin(clients_ok["client_id"])
+    client_pos = _positions(s["client_id"], _key_index(clients_ok["client_id"]))
+    known = client_pos >= 0
     unknown = s["client_id"].notna() & ~known & ~err
-    bad_line = clients_bad.drop_duplicates("client_id").set_index("client_id")[SOURCE_ROW] if len(clients_bad) else pd.Series(dtype=object)
-    in_bad = s["client_id"].isin(bad_line.index)
-    problem = pd.Series("This client_id is not in the clients table.", index=s.index)
-    problem[in_bad] = ("This client's row in the clients table has an error (line "
-                       + s.loc[in_bad, "client_id"].map(bad_line).astype(str) + "), so the session cannot be used.")
-    fix = pd.Series("Add the client to the clients table, or correct the client_id.", index=s.index)
-    fix[in_bad] = "Fix the client's row in the clients table (see its report line); the session then loads."
-    rep.add_many("sessions", s, unknown, "client_id", s["client_id"], problem, fix, "error", "unknown_client")
-    err |= unknown
+    if unknown.any():
+        bad_line = (clients_bad.drop_duplicates("client_id").set_index(clients_bad.drop_duplicates("client_id")["client_id"]
+                                                                         .astype(object))[SOURCE_ROW]
+                    if len(clients_bad) else pd.Series(dtype=object))
+        ids = s["client_id"].astype(object)
+        in_bad = ids.isin(bad_line.index)
+        problem = pd.Series("This client_id is not in the clients table.", index=s.index)
+        problem[in_bad] = ("This client's row in the clients table has an error (line "
+                           + ids[in_bad].map(bad_line).astype(str) + "), so the session cannot be used.")
+        fix = pd.Series("Add the client to the clients table, or correct the client_id.", index=s.index)
+        fix[in_bad] = "Fix the client's row in the clients table (see its report line); the session then loads."
+        rep.add_many("sessions", s, unknown, "client_id", s["client_id"], problem, fix, "error", "unknown_client")
+        err |= unknown
 
-    dup = _later_duplicates(s, ["client_id", "session_date"], ~err)
+    day = _day_numbers(s["session_date"])
+    client_codes = s["client_id"].cat.codes.to_numpy() if isinstance(s["client_id"].dtype, pd.CategoricalDtype) else None
+    key = None if client_codes is None else _combine((client_codes, len(s["client_id"].cat.categories)), (day, 2 ** 17))
+    dup = _later_duplicates_fast(key, s, ["client_id", "session_date"], ~err)
     rep.add_many("sessions", s, dup, "session_date", lambda: s["session_date"].dt.strftime("%Y-%m-%d"),
                  "This client already has a session on this date (an earlier line).",
                  "Remove the duplicate line, or correct its date.", "error", "duplicate_session")
     err |= dup
 
-    info = clients_ok.set_index("client_id")
     ok = ~err
-    own = _lookup(s["client_id"], info["clinician_id"])
-    mismatch = ok & own.notna() & (s["clinician_id"] != own)
+    clin_index = _key_index(pd.Series(clients_ok["clinician_id"].dropna().unique()))
+    own_code = np.append(_positions(clients_ok["clinician_id"], clin_index), -1)[client_pos]
+    session_code = _positions(s["clinician_id"], clin_index)
+    mismatch = ok & (own_code >= 0) & (session_code != own_code)
     sev = settings["validation"]["clinician_mismatch"]
     rep.add_many("sessions", s, mismatch, "clinician_id", s["clinician_id"],
-                 lambda: "The session's clinician differs from the client's clinician (" + own.astype(str) + ").",
+                 lambda: "The session's clinician differs from the client's clinician ("
+                 + _at(clients_ok["clinician_id"].astype(object), client_pos, s.index).astype(str) + ").",
                  "Correct the clinician_id, or record the change of clinician as a new episode.", sev, "clinician_mismatch")
     if sev == "error":
         err |= mismatch
-    start = _lookup(s["client_id"], info["start_date"])
+    start = _at(clients_ok["start_date"], client_pos, s.index)
     before = ok & (s["session_date"] < start)
     rep.add_many("sessions", s, before, "session_date", lambda: s["session_date"].dt.strftime("%Y-%m-%d"),
                  lambda: "The session is before the episode's start date (" + start.dt.strftime("%Y-%m-%d") + ").",
                  "Check the session date and the client's start_date.", "warning", "session_before_start")
-    if "end_date" in info.columns:
-        end = _lookup(s["client_id"], info["end_date"])
+    if "end_date" in clients_ok.columns:
+        end = _at(clients_ok["end_date"], client_pos, s.index)
         tol = pd.Timedelta(days=settings["data"]["after_end_tolerance_days"])
         after = ok & end.notna() & (s["session_date"] > end + tol)
         sev = settings["validation"]["session_after_end"]
@@ -170,7 +245,9 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
                          lambda: "A score is recorded for a session that was " + s["attendance"].astype(str) + ".",
                          "Check the attendance or the date; the score was not used.",
                          settings["validation"]["score_on_non_attended"], "score_on_non_attended")
-            s.loc[m, col] = np.nan
+            if m.any():
+                s.loc[m, col] = np.nan
+    return client_pos
 
 
 def _measure_cols(settings: Settings | None = None) -> set[str]:
@@ -180,79 +257,136 @@ def _measure_cols(settings: Settings | None = None) -> set[str]:
 
 
 def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, settings: Settings | None = None):
+    """Rules of the long scores table; returns what :func:`_merge_scores` needs (None when empty).
+
+    A scores table has a row per item (several million at service scale), so the facts of each
+    distinct (instrument, item) pair are worked out once and every row is judged by integer codes.
+    """
     sc, err = t.frame, t.error
     if sc.empty:  # a scores file with a header and no rows: nothing to check
-        return
+        return None
     insts = instruments(settings)
-    item = (sc["item"].astype("str").str.lower().str.strip().str.removeprefix("item").str.strip()
-            .str.replace(r"\.0$", "", regex=True))
-    codes, uniques = pd.factorize(sc["instrument"])  # per-instrument facts by code, not by string lookups
+    inst_codes, inst_u = distinct(sc["instrument"])
+    item_codes, item_u = distinct(sc["item"])
+    n_inst, n_item = len(inst_u), len(item_u)
+    norm_u = (pd.Series(item_u.astype("str")).str.lower().str.strip().str.removeprefix("item").str.strip()
+              .str.replace(r"\.0$", "", regex=True))
+    num_u = pd.to_numeric(norm_u, errors="coerce").to_numpy(dtype=float)
+    total_u = (norm_u == "total").to_numpy(dtype=bool)
+    # facts per (instrument, item) pair; the last slot is a row with no instrument or no item
+    size = n_inst * n_item + 1
+    p_valid, p_col = np.zeros(size, dtype=bool), np.full(size, -1, dtype=np.int64)
+    p_items, p_lo, p_hi = np.full(size, np.nan), np.full(size, np.nan), np.full(size, np.nan)
+    names: list[str] = []
+    for i, inst in enumerate(inst_u):
+        spec = insts.get(inst)
+        for k in range(n_item):
+            p, n = i * n_item + k, num_u[k]
+            if spec is None:  # an unknown instrument: its rows are already reported
+                p_valid[p] = total_u[k]
+                continue
+            p_items[p] = spec.items
+            p_valid[p] = total_u[k] or (n == n and 1 <= n <= spec.items and n % 1 == 0)
+            p_lo[p] = spec.total_min if total_u[k] else spec.item_min
+            p_hi[p] = spec.total_max if total_u[k] else spec.item_max
+            if p_valid[p]:
+                name = f"{inst}_{'total' if total_u[k] else int(n)}"
+                if name not in names:
+                    names.append(name)
+                p_col[p] = names.index(name)
+    pair = np.where((inst_codes >= 0) & (item_codes >= 0), inst_codes.astype(np.int64) * n_item + item_codes, size - 1)
 
-    def per(attr):
-        table = np.array([getattr(insts[u], attr) if u in insts else np.nan for u in uniques] + [np.nan], dtype=float)
-        return pd.Series(table[codes], index=sc.index)  # code -1 (missing) takes the trailing NaN
-
-    n_items = per("items")
-    num = pd.to_numeric(item, errors="coerce")
-    valid_item = (item == "total") | (num.notna() & (num >= 1) & (num <= n_items) & (num % 1 == 0))
-    bad_item = ~err & sc["instrument"].notna() & ~valid_item
+    bad_item = ~err & (inst_codes >= 0) & ~p_valid[pair]
     rep.add_many("scores", sc, bad_item, "item", sc["item"],
                  lambda: "Unknown item for " + sc["instrument"].astype(str) + ".",
-                 lambda: "Use an item number from 1 to " + n_items.astype("Int64").astype(str) + ", or 'total'.", "error",
-                 "unknown_code")
+                 lambda: "Use an item number from 1 to " + pd.Series(p_items[pair]).astype("Int64").astype(str) + ", or 'total'.",
+                 "error", "unknown_code")
     err |= bad_item
-    whole = num.where(valid_item & (item != "total")).astype("Int64").astype("string")
-    sc["item"] = np.where(item == "total", "total", whole.fillna(""))
-    total = (item == "total").to_numpy()
-    lo = np.where(total, per("total_min"), per("item_min"))
-    hi = np.where(total, per("total_max"), per("item_max"))
-    lo, hi = pd.Series(lo, index=sc.index, dtype=float), pd.Series(hi, index=sc.index, dtype=float)
-    oor = ~err & sc["value"].notna() & ((sc["value"] < lo) | (sc["value"] > hi))
+    value = sc["value"].to_numpy(dtype=float)
+    lo, hi = p_lo[pair], p_hi[pair]
+    oor = ~err & ~np.isnan(value) & ((value < lo) | (value > hi))
     rep.add_many("scores", sc, oor, "value", sc["value"],
-                 lambda: "The value is outside the range " + lo.map("{:g}".format) + "-" + hi.map("{:g}".format) + " of this item.",
+                 lambda: "The value is outside the range " + pd.Series(lo).map("{:g}".format)
+                 + "-" + pd.Series(hi).map("{:g}".format) + " of this item.",
                  "Check the score against the questionnaire.", "error", "out_of_range")
     err |= oor
-    dup = _later_duplicates(sc, ["client_id", "session_date", "instrument", "item"], ~err)
+
+    # the session of each score: (client, date) as one integer in the sessions' own client codes
+    column = p_col[pair]
+    day = _day_numbers(sc["session_date"])
+    s_codes, s_clients = distinct(sessions_ok["client_id"])
+    session_key = s_codes.astype(np.int64) * 2 ** 17 + _day_numbers(sessions_ok["session_date"])
+    score_client = _positions(sc["client_id"], _key_index(pd.Series(s_clients)))
+    score_key = np.where((score_client >= 0) & (day >= 0), score_client.astype(np.int64) * 2 ** 17 + day, -1)
+    row = pd.Index(session_key).get_indexer(score_key)
+
+    # the same (client, date, instrument, item) twice: among rows with a session, by the position of
+    # (session, column) in a dense table; among the rest (few), by hashing their keys
+    cand = ~err.to_numpy() & (column >= 0) & (sc["client_id"].notna() & (day >= 0)).to_numpy()
+    dup = np.zeros(len(sc), dtype=bool)
+    matched = cand & (row >= 0)
+    dense = len(sessions_ok) * max(len(names), 1) <= 2 ** 27  # at most 512 MB of row numbers
+    if dense and matched.any():
+        idx = np.flatnonzero(matched)
+        slot = row[idx].astype(np.int32) * np.int32(len(names)) + column[idx].astype(np.int32)
+        idx = idx.astype(np.int64 if len(sc) >= 2 ** 31 else np.int32)
+        first = np.empty(len(sessions_ok) * len(names), dtype=idx.dtype)
+        first[slot[::-1]] = idx[::-1]  # repeated slots: the last assignment (the earliest row) wins
+        dup[idx] = first[slot] != idx
+    rest = cand & ~matched if dense else cand
+    if rest.any():
+        client_codes, client_u = distinct(sc["client_id"])
+        key = _combine((client_codes, len(client_u)), (day, 2 ** 17), (column, len(names)))
+        dup |= _later_duplicates_fast(key, sc.assign(_column=column), ["client_id", "session_date", "_column"],
+                                      pd.Series(rest, index=sc.index)).to_numpy()
     rep.add_many("scores", sc, dup, "value", sc["value"], "The same score is given twice (an earlier line).",
                  "Remove the duplicate line.", "error", "duplicate_score")
     err |= dup
-    key = sessions_ok.set_index(["client_id", "session_date"])["attendance"]
-    idx = pd.MultiIndex.from_frame(sc[["client_id", "session_date"]])
-    att = pd.Series(key.reindex(idx).to_numpy(), index=sc.index)
-    nosession = ~err & att.isna()
+    nosession = ~err & (row < 0)
     rep.add_many("scores", sc, nosession, "session_date", lambda: sc["session_date"].dt.strftime("%Y-%m-%d"),
                  "There is no (valid) session for this client on this date.",
                  "Check the client_id and date against the sessions table.", "error", "score_without_session")
     err |= nosession
-    nonatt = ~err & (att != "attended")
+    attended = np.append((sessions_ok["attendance"] == "attended").to_numpy(dtype=bool), True)
+    nonatt = ~err & ~attended[row]
     rep.add_many("scores", sc, nonatt, "session_date", lambda: sc["session_date"].dt.strftime("%Y-%m-%d"),
-                 lambda: "The score belongs to a session that was " + att.astype(str) + ".",
+                 lambda: "The score belongs to a session that was "
+                 + _at(sessions_ok["attendance"].astype(object), row, sc.index).astype(str) + ".",
                  "Check the attendance or the date; the score was not used.", "error", "score_on_non_attended")
     err |= nonatt
+    return row, column, names
 
 
-def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, rep: Collector) -> pd.DataFrame:
-    if scores.empty:
+def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, matched, rep: Collector) -> pd.DataFrame:
+    """Scores of the long table into the sessions' wide measure columns (the sessions value wins a conflict).
+
+    One scatter of every score into a (column x session) table; no pivot, no sort.
+    """
+    if scores.empty or matched is None:
         return sessions
-    sc = scores.assign(column=scores["instrument"] + "_" + scores["item"])
-    wide = sc.pivot(index=["client_id", "session_date"], columns="column", values="value")
-    rows = sc.pivot(index=["client_id", "session_date"], columns="column", values=SOURCE_ROW)
-    out = sessions.copy()
-    idx = pd.MultiIndex.from_frame(out[["client_id", "session_date"]])
-    for col in wide.columns:
-        given = wide[col].reindex(idx).to_numpy()
-        if col in out.columns:
-            old = out[col].to_numpy()
-            conflict = ~np.isnan(old) & ~np.isnan(given) & (old != given)
-            if conflict.any():
-                line = rows[col].reindex(idx).to_numpy()
-                part = pd.DataFrame({SOURCE_ROW: line})
-                rep.add_many("scores", part, conflict, "value", pd.Series(given),
-                             f"{col} differs from the value in the sessions table; the sessions value was kept.",
-                             "Keep each score in one place (the sessions table or the scores table).", "warning", "score_conflict")
-            out[col] = np.where(np.isnan(old), given, old)
-        else:
-            out[col] = given
+    row, column, names = matched
+    value = scores["value"].to_numpy(dtype=float)
+    out = sessions  # a frame of its own already (the valid rows of the sessions table)
+    wide = np.full((len(names), len(out)), np.nan)
+    wide[column, row] = value
+    new = []
+    for k, col in enumerate(names):
+        if col not in out.columns:
+            new.append(k)
+            continue
+        given, old = wide[k], out[col].to_numpy(dtype=float)
+        conflict = ~np.isnan(old) & ~np.isnan(given) & (old != given)
+        if conflict.any():
+            line = np.full(len(out), -1, dtype=np.int64)
+            mine = column == k
+            line[row[mine]] = scores[SOURCE_ROW].to_numpy()[mine]
+            rep.add_many("scores", pd.DataFrame({SOURCE_ROW: line}), conflict, "value", pd.Series(given),
+                         f"{col} differs from the value in the sessions table; the sessions value was kept.",
+                         "Keep each score in one place (the sessions table or the scores table).", "warning", "score_conflict")
+        out[col] = np.where(np.isnan(old), given, old)
+    if new:
+        new.sort(key=lambda k: names[k])
+        out = pd.concat([out, pd.DataFrame(wide[new].T, columns=[names[k] for k in new], index=out.index)], axis=1)
     return out
 
 
@@ -265,11 +399,40 @@ def _canonical(frame: pd.DataFrame, table: str, settings: Settings) -> pd.DataFr
         order = [c for c in order if not (c in measure_cols and frame[c].isna().all())]
     out = frame[order + [SOURCE_ROW]].reset_index(drop=True)
     for c in out.columns:
-        if out[c].dtype == object:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = _as_text(out[c])
+        elif out[c].dtype == object:
             out[c] = out[c].astype("string")
-    if table == "sessions":
-        out = out.sort_values(["clinician_id", "client_id", "session_date"], kind="stable").reset_index(drop=True)
     return out
+
+
+def _in_session_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sessions by clinician, client and date (a stable sort, as ``sort_values(kind="stable")``).
+
+    Done before the scores are merged in, while the table is narrow: text columns are
+    Categoricals with sorted categories here, so sorting by their codes sorts by the text.
+    """
+    keys = [_sort_codes(frame[c]) for c in ("session_date", "client_id", "clinician_id")]
+    perm = np.lexsort(keys)
+    if np.array_equal(perm, np.arange(len(perm))):  # in order already (a sorted export)
+        return frame
+    return frame.take(perm)
+
+
+def _sort_codes(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.CategoricalDtype) and s.cat.categories.is_monotonic_increasing:
+        return s.cat.codes.to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.to_numpy().view(np.int64)
+    return pd.factorize(s, sort=True)[0]
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """A Categorical of text as pandas' string dtype (one Arrow cast, not a string per row)."""
+    codes = s.cat.codes.to_numpy()
+    words = pa.array(s.cat.categories.astype(object).to_numpy(), type=pa.large_string())
+    arrow = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), words).cast(pa.large_string())
+    return pd.Series(pd.array(arrow, dtype="str"), index=s.index, name=s.name)
 
 
 def _empty(table: str, settings: Settings) -> pd.DataFrame:
@@ -308,7 +471,7 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
                                 "loaded": 0, "quarantined": len(rt.frame) + (0 if rt.bad_rows is None else len(rt.bad_rows))}
                                for n, rt in raw.items()], columns=["table", "read", "loaded", "quarantined"])
         return Caseload(_empty("clients", settings), _empty("sessions", settings), _empty("clinicians", settings),
-                        {n: rt.frame for n, rt in raw.items()}, rep.frame(), counts, False, source, fmt, settings)
+                        {n: text_frame(rt.frame) for n, rt in raw.items()}, rep.frame(), counts, False, source, fmt, settings)
 
     clin = results.get("clinicians")
     if clin is not None:
@@ -324,12 +487,15 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
 
     se = results["sessions"]
     _validate_sessions(se, clients_ok, clients_bad, settings, rep)
-    sessions_ok = se.frame[~se.error]
+    sessions_ok = _in_session_order(se.frame[~se.error])
 
     sc = results.get("scores")
     if sc is not None:
-        _validate_scores(sc, sessions_ok, rep, settings)
-        sessions_ok = _merge_scores(sessions_ok, sc.frame[~sc.error], rep)
+        matched = _validate_scores(sc, sessions_ok, rep, settings)
+        valid = ~sc.error.to_numpy()
+        if matched is not None:
+            matched = tuple(m[valid] for m in matched[:2]) + (matched[2],)
+        sessions_ok = _merge_scores(sessions_ok, sc.frame[valid], matched, rep)
 
     if clinicians_ok is None:
         ids = clients_ok["clinician_id"].dropna().unique()
@@ -339,6 +505,7 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
     for name, res in results.items():
         rt = raw[name]
         q = rt.frame.loc[res.error.to_numpy()].reset_index(drop=True)
+        q = text_frame(q)
         if rt.bad_rows is not None:
             q = pd.concat([q, rt.bad_rows], ignore_index=True)
         quarantine[name] = q

@@ -92,7 +92,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from supervision.io.readers import SOURCE_ROW, RawTable, _decode, read_csv_text
+from supervision.io.readers import SOURCE_ROW, RawTable, _decode, read_csv_text, text_frame
 
 __all__ = ["MappingError", "Mapping", "TableMapping", "load_mapping", "read_mapped", "import_mapped",
            "cli_import_mapped", "TABLE_KEYS", "AGGREGATES"]
@@ -468,7 +468,7 @@ def _build(tm: TableMapping, mapping: Mapping, sources: _Sources, problems: list
     rt, first_use = sources.get(tm)
     if rt is None:
         return None
-    src = rt.frame
+    src = text_frame(rt.frame)
     label = rt.file
     mfile = Path(mapping.source).name
     table = tm.table

@@ -13,7 +13,11 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 TABLES = ("clients", "sessions", "clinicians", "scores")
 SOURCE_ROW = "source_row"
@@ -51,6 +55,12 @@ def _sniff_delimiter(text: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
+def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A raw table with its Categorical columns as plain text (for code that edits cells)."""
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.assign(**{c: frame[c].astype("str") for c in cats}) if cats else frame
+
+
 def _csv_by_line(text: str, sep: str) -> tuple[list[str], list[list[str]], list[int]]:
     """Split with the csv module, keeping the physical line where each record starts."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
@@ -72,15 +82,20 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     try:
         # header=None: the C parser then refuses a line with more fields than the first line
         # (with a header row it would silently take the first column as the index instead).
-        every = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, header=None,
+        # Every column is read as a Categorical of the text as written: few distinct values per
+        # column, so the validator works on those, not on every cell.
+        every = pd.read_csv(io.StringIO(text), sep=sep, dtype="category", keep_default_na=False, header=None,
                             skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL)
-        columns = [str(c).strip() for c in every.iloc[0].fillna("")]
+        columns = [str(c).strip() for c in every.iloc[0].astype(object).fillna("")]
         frame = every.iloc[1:].reset_index(drop=True)
-        body = text.rstrip("\r\n").split("\n")[1:]
-        if len(frame) == len(body) and len(set(columns)) == len(columns):
+        n_body = text.rstrip("\r\n").count("\n")
+        if len(frame) == n_body and len(set(columns)) == len(columns):
             frame.columns = columns
-            frame[SOURCE_ROW] = range(2, len(frame) + 2)
-            blank = frame.drop(columns=SOURCE_ROW).apply(lambda c: c.fillna("").str.strip() == "").all(axis=1)
+            blank = np.ones(len(frame), dtype=bool)
+            for c in columns:
+                cats_blank = np.append(frame[c].cat.categories.astype("str").str.strip() == "", True)
+                blank &= cats_blank[frame[c].cat.codes.to_numpy()]  # code -1: a short line's missing field
+            frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
             return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         pass
@@ -106,15 +121,65 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     return RawTable(table, frame, file, bad_frame)
 
 
+def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | None:
+    """The fast path for a well-formed CSV file (UTF-8 bytes): Arrow's multi-threaded reader.
+
+    Every column comes as a Categorical of the text as written (as :func:`read_csv_text` gives).
+    Returns None when the file needs the careful path of :func:`read_csv_text`: a line with too
+    many or too few fields, a blank line, a line break inside quotes, or an odd header.
+    """
+    first = data[:data.find(b"\n") if b"\n" in data[:1 << 20] else len(data)].decode("utf-8", errors="replace").rstrip("\r")
+    header = next(csv.reader([first], delimiter=sep), [])
+    names = [h.strip() for h in header]
+    if not header or len(set(header)) != len(header) or len(set(names)) != len(names) or "" in names:
+        return None
+    invalid: list = []
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    try:
+        arrow = pcsv.read_csv(
+            io.BytesIO(data),
+            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True,
+                                            invalid_row_handler=lambda row: invalid.append(row) or "skip"),
+            convert_options=pcsv.ConvertOptions(
+                column_types={h: dictionary for h in header},
+                null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not UTF-8, or not CSV Arrow can split
+        return None
+    end = len(data)
+    while end and data[end - 1] in b"\r\n":  # trailing line ends (rstrip would copy the file)
+        end -= 1
+    if invalid or arrow.num_rows != data.count(b"\n", 0, end) or arrow.num_columns != len(names):
+        return None  # physical lines and records differ: let the careful path number them
+    frame = arrow.to_pandas()
+    frame.columns = names
+    blank = np.ones(len(frame), dtype=bool)
+    for c in names:
+        codes = frame[c].cat.codes.to_numpy()
+        blank &= np.append(frame[c].cat.categories.astype("str").str.strip() == "", True)[codes]
+    frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
+    return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
+
+
 def _read_csv_file(path: Path, table: str, problems: list) -> RawTable:
-    text = _decode(path.read_bytes(), path.name, table, problems)
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    fast = _read_csv_arrow(data, _sniff_delimiter(data[:65536].decode("utf-8", errors="ignore")), table, path.name)
+    if fast is not None:  # Arrow checks the text is UTF-8; anything else takes the careful path
+        return fast
+    text = _decode(data, path.name, table, problems)
     return read_csv_text(text, table, path.name, problems)
 
 
 def _read_parquet_file(path: Path, table: str) -> RawTable:
-    frame = pd.read_parquet(path)
+    # text columns as Categoricals (Parquet stores them dictionary-encoded already) and dates as
+    # datetime64: the validator then works per distinct value
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    frame = pq.read_table(path, read_dictionary=text).to_pandas(date_as_object=False)
     frame.columns = [str(c).strip() for c in frame.columns]
-    frame[SOURCE_ROW] = range(2, len(frame) + 2)  # a spreadsheet view of it: header on line 1
+    frame = frame.reset_index(drop=True)
+    frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)  # a spreadsheet view of it: header on line 1
     return RawTable(table, frame, path.name)
 
 

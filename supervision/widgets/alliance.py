@@ -33,19 +33,34 @@ class AllianceOptions:
 
 
 class AllianceModel:
-    """Service-wide alliance tables for one set of options (computed once, then sliced)."""
+    """Service-wide alliance tables for one set of options (computed once, then sliced).
 
-    def __init__(self, caseload: Caseload, options: AllianceOptions, settings_kwargs: dict):
+    ``tables`` (from :func:`supervision.metrics.tables.metric_tables`) are used as they are when
+    given: they were computed with the settings' options, so pass them only when ``options`` are
+    the settings' own (the supervision dashboard does; the alliance notebook's live thresholds
+    recompute).
+    """
+
+    def __init__(self, caseload: Caseload, options: AllianceOptions, settings_kwargs: dict, tables: dict | None = None):
         self.options = options
+        self.low_item_threshold = settings_kwargs.get("low_item_threshold", 9.0)
+        names = ("alliance_sessions", "alliance_ruptures", "alliance_clients", "alliance_clinicians")
+        if tables is not None and all(n in tables for n in names):
+            self.sessions, self.ruptures, self.clients, self.clinicians = (tables[n] for n in names)
+            return
         sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold",)},
                    "srs_cutoff": options.srs_cutoff, "inclusive": options.inclusive, "drop_points": options.drop_points}
         rup_kw = {k: v for k, v in settings_kwargs.items()
                   if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance")}
-        self.low_item_threshold = sess_kw.get("low_item_threshold", 9.0)
         self.sessions = metrics.session_alliance(caseload.sessions, **sess_kw)
         self.ruptures = metrics.ruptures(self.sessions, sd_criterion=options.sd_criterion, clients=caseload.clients, **rup_kw)
-        self.clients = metrics.client_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures)
-        self.clinicians = metrics.clinician_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures)
+        def opts(fn):  # the settings' other options of fn (trend length, confidence), the live threshold
+            return {**metrics.alliance_options(caseload.settings, fn), **rup_kw, "sd_criterion": options.sd_criterion}
+
+        self.clients = metrics.client_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures,
+                                               **opts(metrics.client_alliance))
+        self.clinicians = metrics.clinician_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures,
+                                                     **opts(metrics.clinician_alliance))
 
 
 def _by_concern(ca: pd.DataFrame) -> pd.DataFrame:

@@ -341,7 +341,7 @@ class SupervisionDashboard(Dashboard):
         kw = alliance_options(caseload.settings)
         opts = AllianceOptions(kw.get("srs_cutoff", 36.0), kw.get("inclusive", True), kw.get("drop_points", 1.0),
                                kw.get("sd_criterion", 2.0))
-        self._alliance = AllianceModel(caseload, opts, kw)
+        self._alliance = AllianceModel(caseload, opts, kw, tables=self._tables)  # the settings' options: no recompute
         clin = caseload.clinicians
         self._supervisor_of = dict(zip(clin["clinician_id"], clin["supervisor_id"])) if "supervisor_id" in clin else {}
         self.notes_path = notes_path

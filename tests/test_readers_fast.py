@@ -1,0 +1,99 @@
+"""The loader's fast paths give exactly what the careful paths give.
+
+CSV files are read by Arrow's reader when they are well formed, and by the pandas/csv-module
+reader otherwise; both must give the same raw table (text as written, same line numbers), and the
+loaded caseload must not depend on which path read it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from supervision.io import readers
+from supervision.io.readers import SOURCE_ROW, read_csv_text
+
+CASES = {
+    "plain": "client_id,clinician_id,start_date\nC1,T1,2024-01-02\nC2,T1,2024-02-03\n",
+    "no final newline": "client_id,clinician_id,start_date\nC1,T1,2024-01-02\nC2,T1,2024-02-03",
+    "crlf": "client_id,clinician_id,start_date\r\nC1,T1,2024-01-02\r\nC2,T1,2024-02-03\r\n",
+    "semicolons": "client_id;clinician_id;srs_total\nC1;T1;31,5\nC2;T1;\n",
+    "quoted separators": 'client_id,clinician_id,role\nC1,T1,"lead, senior"\nC2,"T1",x\n',
+    "quoted header": '"client_id","clinician_id"\nC1,T1\n',
+    "spaces kept as written": "client_id,clinician_id\n C1 ,T1\nC2,  \n",
+    "separators-only line": "client_id,clinician_id\nC1,T1\n,\nC2,T1\n",
+    "short line": "client_id,clinician_id,start_date\nC1,T1\nC2,T1,2024-02-03\n",
+    "header only": "client_id,clinician_id\n",
+    "accents": "client_id,clinician_id,primary_language\nC1,T1,Español\nC2,T1,français\n",
+    "quoted line break": 'client_id,clinician_id,role\nC1,T1,"two\nlines"\nC2,T1,x\n',
+    "blank line": "client_id,clinician_id\nC1,T1\n\nC2,T1\n",
+    "ragged line": "client_id,clinician_id\nC1,T1,extra\nC2,T1\n",
+}
+
+
+def _careful(text: str, problems: list):
+    return read_csv_text(text, "clients", "clients.csv", problems)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    out = readers.text_frame(frame).copy()
+    for c in out.columns:
+        if c != SOURCE_ROW:
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fast_and_careful_csv_readers_agree(tmp_path, name):
+    text = CASES[name]
+    path = tmp_path / "clients.csv"
+    path.write_bytes(("\ufeff" if name == "plain" else "").encode() + text.encode("utf-8"))
+    fast_problems, careful_problems = [], []
+    fast = readers._read_csv_file(path, "clients", fast_problems)
+    careful = _careful(text, careful_problems)
+    assert fast_problems == careful_problems
+    pd.testing.assert_frame_equal(_as_text(fast.frame), _as_text(careful.frame), check_dtype=False)
+    assert (fast.bad_rows is None) == (careful.bad_rows is None)
+
+
+def test_arrow_path_is_taken_for_well_formed_files_and_refused_otherwise():
+    ok = CASES["quoted separators"].encode()
+    assert readers._read_csv_arrow(ok, ",", "clients", "clients.csv") is not None
+    for name in ("quoted line break", "blank line", "ragged line", "short line"):
+        assert readers._read_csv_arrow(CASES[name].encode(), ",", "clients", "clients.csv") is None, name
+
+
+def test_not_utf8_is_decoded_and_reported(tmp_path):
+    path = tmp_path / "clients.csv"
+    path.write_bytes("client_id,clinician_id,primary_language\nC1,T1,Español\n".encode("cp1252"))
+    problems = []
+    rt = readers._read_csv_file(path, "clients", problems)
+    assert [p["check"] for p in problems] == ["encoding"]
+    assert rt.frame["primary_language"].astype(str).tolist() == ["Español"]
+
+
+def test_per_value_coercion_matches_row_by_row_coercion():
+    """Cleaning, folding and parsing once per distinct value equals doing it on every cell."""
+    from supervision import schema
+
+    rng = np.random.default_rng(3)
+    words = np.array([" A ", "a", "", "No-Show", "no show", "2024-02-30", "2024-02-03", "03/02/2024", "7", "7.0", "x",
+                      "true", "Yes", "0"], dtype=object)
+    raw = pd.Series(words[rng.integers(0, len(words), 500)])
+    raw[rng.integers(0, 500, 40)] = None
+    for s in (raw, raw.astype("category"), raw.astype("str")):
+        text = schema._clean_text(s)
+        expect = [None if pd.isna(v) or str(v).strip() == "" else str(v).strip() for v in raw]
+        assert text.astype(object).where(text.notna(), None).tolist() == expect
+        folded = schema._fold_code(text)
+        assert folded.astype(object).where(folded.notna(), None).tolist() == [
+            None if v is None else v.lower().replace("-", "_").replace(" ", "_") for v in expect]
+        dates = schema.parse_dates(s, day_first=True)
+        one_by_one = [schema.parse_dates(pd.Series([v], dtype=object), day_first=True).iloc[0] for v in raw]
+        assert [d if pd.notna(d) else None for d in dates] == [d if pd.notna(d) else None for d in one_by_one]
+        nums = schema.parse_numbers(s)
+        assert np.allclose(nums.to_numpy(), [schema.parse_numbers(pd.Series([v], dtype=object)).iloc[0] for v in raw],
+                           equal_nan=True)
+        bools = schema.parse_bools(text)
+        assert bools.tolist() == [schema.parse_bools(pd.Series([v], dtype=object)).iloc[0] for v in expect]
