@@ -97,3 +97,26 @@ def test_per_value_coercion_matches_row_by_row_coercion():
                            equal_nan=True)
         bools = schema.parse_bools(text)
         assert bools.tolist() == [schema.parse_bools(pd.Series([v], dtype=object)).iloc[0] for v in expect]
+
+
+def test_text_frame_keeps_repeated_column_names():
+    """Found by the corruption property test: an export that repeats a column name."""
+    frame = pd.DataFrame([["a", "b", 1]], columns=["x", "x", SOURCE_ROW])
+    frame.isetitem(0, frame.iloc[:, 0].astype("category"))
+    out = readers.text_frame(frame)
+    assert list(out.columns) == ["x", "x", SOURCE_ROW]
+    assert out.iloc[0, :2].tolist() == ["a", "b"] and str(out.dtypes.iloc[0]) == "str"
+
+
+def test_non_utf8_rows_never_reach_arrow(tmp_path):
+    """A ragged line in a cp1252 file: the careful path reads and reports it, silently."""
+    import warnings
+
+    path = tmp_path / "clients.csv"
+    path.write_bytes("client_id,clinician_id\nC1,T1,Ñ\nC2,T1\n".encode("cp1252"))
+    problems = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rt = readers._read_csv_file(path, "clients", problems)
+    assert sorted(p["check"] for p in problems) == ["encoding", "ragged_line"]
+    assert rt.frame["client_id"].astype(str).tolist() == ["C2"]

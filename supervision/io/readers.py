@@ -57,8 +57,13 @@ def _sniff_delimiter(text: str) -> str:
 
 def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A raw table with its Categorical columns as plain text (for code that edits cells)."""
-    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    return frame.assign(**{c: frame[c].astype("str") for c in cats}) if cats else frame
+    cats = [i for i, dtype in enumerate(frame.dtypes) if isinstance(dtype, pd.CategoricalDtype)]
+    if not cats:
+        return frame
+    out = frame.copy(deep=False)
+    for i in cats:  # by position: an export may repeat a column name
+        out.isetitem(i, frame.iloc[:, i].astype("str"))
+    return out
 
 
 def _csv_by_line(text: str, sep: str) -> tuple[list[str], list[list[str]], list[int]]:
@@ -143,7 +148,7 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
             convert_options=pcsv.ConvertOptions(
                 column_types={h: dictionary for h in header},
                 null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not UTF-8, or not CSV Arrow can split
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not CSV Arrow can split
         return None
     end = len(data)
     while end and data[end - 1] in b"\r\n":  # trailing line ends (rstrip would copy the file)
@@ -160,13 +165,24 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
     return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
 
 
+def _is_utf8(data: bytes) -> bool:
+    if data.isascii():  # the common case, and cheap to tell
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _read_csv_file(path: Path, table: str, problems: list) -> RawTable:
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    fast = _read_csv_arrow(data, _sniff_delimiter(data[:65536].decode("utf-8", errors="ignore")), table, path.name)
-    if fast is not None:  # Arrow checks the text is UTF-8; anything else takes the careful path
-        return fast
+    if _is_utf8(data):  # anything else takes the careful path (which reports the encoding)
+        fast = _read_csv_arrow(data, _sniff_delimiter(data[:65536].decode("utf-8", errors="ignore")), table, path.name)
+        if fast is not None:
+            return fast
     text = _decode(data, path.name, table, problems)
     return read_csv_text(text, table, path.name, problems)
 
