@@ -66,7 +66,7 @@ class Caseload:
         """
         rows = []
         s = self.sessions
-        for prefix, inst in instruments().items():
+        for prefix, inst in instruments(self.settings).items():
             cols = [c for c in inst.columns if c in s.columns]
             if not cols:
                 continue

@@ -120,3 +120,68 @@ def test_non_utf8_rows_never_reach_arrow(tmp_path):
         rt = readers._read_csv_file(path, "clients", problems)
     assert sorted(p["check"] for p in problems) == ["encoding", "ragged_line"]
     assert rt.frame["client_id"].astype(str).tolist() == ["C2"]
+
+
+def _messy(tmp_path_factory):
+    from supervision import synth
+
+    out = tmp_path_factory.mktemp("messy")
+    synth.write_clinic(out, fmt="csv", n_clinicians=6, seed=11, messy=True)
+    return out
+
+
+def _tables(cl):
+    """Tables without line numbers; clients in id order (the loader keeps the file's order of clients)."""
+    out = {n: getattr(cl, n).drop(columns=SOURCE_ROW) for n in ("clients", "sessions", "clinicians")}
+    out["clients"] = out["clients"].sort_values("client_id", kind="stable")
+    return {n: f.reset_index(drop=True) for n, f in out.items()}
+
+
+def test_row_order_of_the_export_does_not_change_the_caseload(tmp_path, tmp_path_factory):
+    """Sessions are put in order by codes, duplicates found by dense tables: a shuffled export
+    must load to the same tables and the same problems (at their new line numbers)."""
+    import shutil
+
+    import supervision
+
+    src = _messy(tmp_path_factory)
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(src, shuffled)
+    moved = {}
+    for name in ("clients", "sessions", "scores"):
+        f = pd.read_csv(src / f"{name}.csv", dtype=str, keep_default_na=False)
+        perm = np.random.default_rng(5).permutation(len(f))
+        f.iloc[perm].to_csv(shuffled / f"{name}.csv", index=False)
+        moved[name] = dict(zip(perm + 2, range(2, len(f) + 2)))  # old line -> new line
+    a, b = supervision.load_caseload(src), supervision.load_caseload(shuffled)
+    assert len(a.report) > 5
+    for name, frame in _tables(a).items():
+        pd.testing.assert_frame_equal(frame, _tables(b)[name])
+
+    def problems(cl, lines=None):
+        r = cl.report.copy()
+        if lines is not None:
+            r["row"] = [lines[t].get(int(x), x) if t in lines and pd.notna(x) else x for t, x in zip(r["table"], r["row"])]
+        key = ["table", "row", "column", "check", "severity"]
+        return r[key].astype(str).sort_values(key).reset_index(drop=True)
+
+    # a problem of one line stays with that line; which of two equal lines is "the later one"
+    # depends on the order, so those checks are compared by count only
+    order_dependent = {"duplicate_id", "duplicate_session", "duplicate_score", "unknown_client"}
+    pa_, pb = problems(a, moved), problems(b)
+    keep_a, keep_b = ~pa_["check"].isin(order_dependent), ~pb["check"].isin(order_dependent)
+    pd.testing.assert_frame_equal(pa_[keep_a].reset_index(drop=True), pb[keep_b].reset_index(drop=True))
+    assert pa_["check"].value_counts().sort_index().equals(pb["check"].value_counts().sort_index())
+
+
+def test_dense_and_hashed_duplicate_checks_agree(tmp_path_factory, monkeypatch):
+    import supervision
+    import supervision.io as sio
+
+    src = _messy(tmp_path_factory)
+    dense = supervision.load_caseload(src)
+    monkeypatch.setattr(sio, "_DENSE_LIMIT", 0)
+    hashed = supervision.load_caseload(src)
+    assert "duplicate_score" in set(dense.report["check"])
+    pd.testing.assert_frame_equal(dense.report, hashed.report)
+    pd.testing.assert_frame_equal(dense.sessions, hashed.sessions)

@@ -85,6 +85,7 @@ def _day_numbers(dates: pd.Series) -> np.ndarray:
     return out
 
 
+_DENSE_LIMIT = 2 ** 27  # (session, column) cells of the scores duplicate check: at most 512 MB of row numbers
 _DAY_1900 = int(np.datetime64("1900-01-01", "D").astype(np.int64))
 
 
@@ -325,7 +326,7 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     cand = ~err.to_numpy() & (column >= 0) & (sc["client_id"].notna() & (day >= 0)).to_numpy()
     dup = np.zeros(len(sc), dtype=bool)
     matched = cand & (row >= 0)
-    dense = len(sessions_ok) * max(len(names), 1) <= 2 ** 27  # at most 512 MB of row numbers
+    dense = len(sessions_ok) * max(len(names), 1) <= _DENSE_LIMIT
     if dense and matched.any():
         idx = np.flatnonzero(matched)
         slot = row[idx].astype(np.int32) * np.int32(len(names)) + column[idx].astype(np.int32)
