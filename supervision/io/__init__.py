@@ -367,7 +367,13 @@ def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, matched, rep: Co
         return sessions
     row, column, names = matched
     value = scores["value"].to_numpy(dtype=float)
-    out = sessions  # a frame of its own already (the valid rows of the sessions table)
+    out = sessions.reset_index(drop=True)  # a frame of its own already (the valid rows of the sessions table)
+    # the table's rows in the order of the column names, so new columns can be used as they lie
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    names = [names[k] for k in order]
+    column = rank[column]
     wide = np.full((len(names), len(out)), np.nan)
     wide[column, row] = value
     new = []
@@ -386,8 +392,8 @@ def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, matched, rep: Co
                          "Keep each score in one place (the sessions table or the scores table).", "warning", "score_conflict")
         out[col] = np.where(np.isnan(old), given, old)
     if new:
-        new.sort(key=lambda k: names[k])
-        out = pd.concat([out, pd.DataFrame(wide[new].T, columns=[names[k] for k in new], index=out.index)], axis=1)
+        block = wide if len(new) == len(names) else wide[new]  # no copy when every column is new
+        out = pd.concat([out, pd.DataFrame(block.T, columns=[names[k] for k in new], copy=False)], axis=1)
     return out
 
 
