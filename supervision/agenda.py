@@ -96,12 +96,25 @@ def _items(frame: pd.DataFrame, area: str, flag: str, since, evidence) -> pd.Dat
     })
 
 
+def _by_client(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` indexed by ``client_id`` (for ``Series.map``: a hashed lookup, not a dict built row by row)."""
+    return pd.Series(frame[column].to_numpy(), index=pd.Index(frame["client_id"]), name=column).loc[
+        lambda x: ~x.index.duplicated()]
+
+
+def _per_value(s: pd.Series, text) -> pd.Series:
+    """``text(v)`` for each distinct value of ``s`` (a few hundred scores or dates), "–" where missing."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    words = np.array([text(v) for v in uniques] + ["–"], dtype=object)  # code -1 (missing) takes the dash
+    return pd.Series(words[codes], index=s.index, dtype="string")
+
+
 def _num(s: pd.Series, pattern: str = "{:.1f}") -> pd.Series:
-    return pd.Series(["–" if pd.isna(v) else pattern.format(v) for v in s], index=s.index, dtype="string")
+    return _per_value(pd.to_numeric(s), pattern.format)
 
 
 def _date(s: pd.Series) -> pd.Series:
-    return pd.Series(["–" if pd.isna(v) else f"{v:%d %b %Y}" for v in pd.to_datetime(s)], index=s.index, dtype="string")
+    return _per_value(pd.to_datetime(s), lambda v: f"{v:%d %b %Y}")
 
 
 def alliance_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
@@ -154,7 +167,7 @@ def engagement_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
         after = s[s["session_date"] > s["client_id"].map(last_ok).fillna(pd.Timestamp.min)]
         runs = after[after["attendance"] == "no_show"].groupby("client_id").agg(n=("session_date", "size"), since=("session_date", "min"))
         runs = runs[runs["n"] >= opts.no_show_run].reset_index()
-        runs["clinician_id"] = runs["client_id"].map(dict(zip(ep["client_id"], ep["clinician_id"])))
+        runs["clinician_id"] = runs["client_id"].map(_by_client(ep, "clinician_id"))
         out.append(_items(runs, "engagement", "repeated_no_shows", runs["since"],
                           runs["n"].astype("string") + " missed sessions in a row since " + _date(runs["since"])))
     return out
@@ -173,7 +186,7 @@ def outcome_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
         ev = (part["instrument"].str.upper() + " " + _num(part["intake_score"]) + " at intake, " + _num(part["score"])
               + " at session " + part["session_number"].astype("string") + ": " + part["reason"].astype("string"))
         ep = t.get("engagement_clients")
-        since = (part["client_id"].map(dict(zip(ep["client_id"], ep["last_attended"]))) if ep is not None
+        since = (part["client_id"].map(_by_client(ep, "last_attended")) if ep is not None
                  else pd.Series(pd.NaT, index=part.index))
         out.append(_items(part, "outcome", flag, since, ev))
     return out
@@ -276,7 +289,7 @@ def current_only(items: pd.DataFrame, clients: pd.DataFrame, reference_date: pd.
     """
     if items.empty or "end_date" not in clients.columns:
         return items
-    end = items["client_id"].map(dict(zip(clients["client_id"], clients["end_date"])))
+    end = items["client_id"].map(_by_client(clients, "end_date"))
     caseload_wide = items["client_id"].eq("(caseload)")  # adaptation gaps are about the caseload, not one episode
     recent = caseload_wide | end.isna() | (end >= reference_date - pd.Timedelta(days=opts.recency_days))
     return items[recent.to_numpy()]
