@@ -100,3 +100,33 @@ def test_tabs_draw_only_the_visible_view_and_the_others_when_opened(caseload):
     assert len(b.seen) == 1 and set(b.seen[-1].sessions["client_id"]) == {"B1"}
     dash.body.selected_index = 0  # nothing changed since: not redrawn
     assert len(a.seen) == 2
+
+
+def test_rerunning_a_cell_closes_the_dashboard_it_built_before():
+    """A re-run of a notebook cell must not keep the old dashboard (and its tables) alive."""
+    import gc
+    import weakref
+    from types import SimpleNamespace
+
+    import supervision
+    from supervision.widgets import framework
+    from supervision.widgets.supervision import SupervisionDashboard
+
+    cl = supervision.load_caseload()
+    framework._on_cell(SimpleNamespace(cell_id="cell-7"))
+    try:
+        first = SupervisionDashboard(cl, notes_path=None)
+        first_ref = weakref.ref(first)
+        first_widget = first.widget
+        del first
+        second = SupervisionDashboard(cl, notes_path=None)
+        assert first_widget.comm is None  # closed
+        del first_widget
+        gc.collect()
+        assert first_ref() is None, "the first dashboard is still referenced"
+        assert second.widget.comm is not None  # the new one is open
+        framework._on_cell(SimpleNamespace(cell_id="cell-8"))
+        third = SupervisionDashboard(cl, notes_path=None)  # another cell: both stay
+        assert second.widget.comm is not None and third.widget.comm is not None
+    finally:
+        framework._CELL["id"] = None

@@ -17,6 +17,7 @@ import html
 import json
 import time
 import traceback
+import weakref
 
 import ipywidgets as w
 import pandas as pd
@@ -92,6 +93,40 @@ def unusable_notice(caseload: Caseload) -> w.HTML:
     return box
 
 
+_CELL: dict = {"id": None}
+_BUILT_IN_CELL: dict = {}  # notebook cell id -> weak reference to the dashboard it built last
+
+
+def _on_cell(info) -> None:
+    _CELL["id"] = getattr(info, "cell_id", None)
+
+
+def _follow_cells() -> None:
+    """Note which notebook cell runs (IPython's pre_run_cell event), when in a kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return
+    ip = get_ipython()
+    if ip is not None and _on_cell not in ip.events.callbacks.get("pre_run_cell", []):
+        ip.events.register("pre_run_cell", _on_cell)
+
+
+def _replace_in_cell(dashboard) -> None:
+    """Close the dashboard the current cell built before this one (a re-run of the cell)."""
+    cell = _CELL["id"]
+    if cell is None:
+        return
+    before = _BUILT_IN_CELL.get(cell)
+    before = before() if before is not None else None
+    if before is not None and before is not dashboard:
+        before.close()
+    _BUILT_IN_CELL[cell] = weakref.ref(dashboard)
+
+
+_follow_cells()
+
+
 class Dashboard:
     """Pickers + state + views. Subclasses set ``css_class`` and pass their views.
 
@@ -155,6 +190,23 @@ class Dashboard:
         self.last_slice: Slice | None = None
         self._stale: set[int] = set()
         self.guard(self.refresh)()
+        _replace_in_cell(self)
+
+    def close(self) -> None:
+        """Close every widget of the dashboard, so the kernel can free it and its tables.
+
+        Its view in the page goes blank. A dashboard built again in the same notebook cell closes
+        the one that cell built before (a re-run would otherwise keep both, ~1 GB each for a
+        service of a million sessions).
+        """
+        stack, seen = [self.widget], set()
+        while stack:
+            widget = stack.pop()
+            if id(widget) in seen:
+                continue
+            seen.add(id(widget))
+            stack.extend(getattr(widget, "children", None) or ())
+            widget.close()
 
     def guard(self, fn):
         """Wrap a callback so any exception is shown in the error pane."""
