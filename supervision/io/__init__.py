@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from supervision.caseload import Caseload
 from supervision.config import Settings, load_settings
 from supervision.instruments import instruments
 from supervision.instruments.scoring import score_sessions
-from supervision.io.readers import RawTable, read_export, text_frame
+from supervision.io.readers import RawTable, categorical_text, read_export, text_frame
 from supervision.schema import (
     IDENTITY_MISSING, REQUIRED_TABLES, SOURCE_ROW, Collector, TableResult, _problem, coerce_table, contract, distinct,
     per_value, take_codes,
@@ -407,7 +406,7 @@ def _canonical(frame: pd.DataFrame, table: str, settings: Settings) -> pd.DataFr
     out = frame[order + [SOURCE_ROW]].reset_index(drop=True)
     for c in out.columns:
         if isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = _as_text(out[c])
+            out[c] = categorical_text(out[c])
         elif out[c].dtype == object:
             out[c] = out[c].astype("string")
     return out
@@ -432,14 +431,6 @@ def _sort_codes(s: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.to_numpy().view(np.int64)
     return pd.factorize(s, sort=True)[0]
-
-
-def _as_text(s: pd.Series) -> pd.Series:
-    """A Categorical of text as pandas' string dtype (one Arrow cast, not a string per row)."""
-    codes = s.cat.codes.to_numpy()
-    words = pa.array(s.cat.categories.astype(object).to_numpy(), type=pa.large_string())
-    arrow = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), words).cast(pa.large_string())
-    return pd.Series(pd.array(arrow, dtype="str"), index=s.index, name=s.name)
 
 
 def _empty(table: str, settings: Settings) -> pd.DataFrame:

@@ -55,6 +55,14 @@ def _sniff_delimiter(text: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
+def categorical_text(s: pd.Series) -> pd.Series:
+    """A Categorical of text as pandas' string dtype (one Arrow cast, not a string per row)."""
+    codes = s.cat.codes.to_numpy()
+    words = pa.array(s.cat.categories.astype(object).to_numpy(), type=pa.large_string())
+    arrow = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), words).cast(pa.large_string())
+    return pd.Series(pd.array(arrow, dtype="str"), index=s.index, name=s.name)
+
+
 def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A raw table with its Categorical columns as plain text (for code that edits cells)."""
     cats = [i for i, dtype in enumerate(frame.dtypes) if isinstance(dtype, pd.CategoricalDtype)]
@@ -62,8 +70,17 @@ def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     out = frame.copy(deep=False)
     for i in cats:  # by position: an export may repeat a column name
-        out.isetitem(i, frame.iloc[:, i].astype("str"))
+        out.isetitem(i, categorical_text(frame.iloc[:, i]))
     return out
+
+
+def _blank_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Rows whose every (Categorical) cell is empty or spaces; a missing field counts as empty."""
+    blank = np.ones(len(frame), dtype=bool)
+    for c in columns:
+        empty = np.append(frame[c].cat.categories.astype("str").str.strip() == "", True)  # code -1 takes True
+        blank &= empty[frame[c].cat.codes.to_numpy()]
+    return blank
 
 
 def _csv_by_line(text: str, sep: str) -> tuple[list[str], list[list[str]], list[int]]:
@@ -96,10 +113,7 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
         n_body = text.rstrip("\r\n").count("\n")
         if len(frame) == n_body and len(set(columns)) == len(columns):
             frame.columns = columns
-            blank = np.ones(len(frame), dtype=bool)
-            for c in columns:
-                cats_blank = np.append(frame[c].cat.categories.astype("str").str.strip() == "", True)
-                blank &= cats_blank[frame[c].cat.codes.to_numpy()]  # code -1: a short line's missing field
+            blank = _blank_rows(frame, columns)
             frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
             return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
@@ -133,7 +147,8 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
     Returns None when the file needs the careful path of :func:`read_csv_text`: a line with too
     many or too few fields, a blank line, a line break inside quotes, or an odd header.
     """
-    first = data[:data.find(b"\n") if b"\n" in data[:1 << 20] else len(data)].decode("utf-8", errors="replace").rstrip("\r")
+    end = data.find(b"\n")
+    first = data[:end if end >= 0 else len(data)].decode("utf-8", errors="replace").rstrip("\r")
     header = next(csv.reader([first], delimiter=sep), [])
     names = [h.strip() for h in header]
     if not header or len(set(header)) != len(header) or len(set(names)) != len(names) or "" in names:
@@ -157,10 +172,7 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
         return None  # physical lines and records differ: let the careful path number them
     frame = arrow.to_pandas()
     frame.columns = names
-    blank = np.ones(len(frame), dtype=bool)
-    for c in names:
-        codes = frame[c].cat.codes.to_numpy()
-        blank &= np.append(frame[c].cat.categories.astype("str").str.strip() == "", True)[codes]
+    blank = _blank_rows(frame, names)
     frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
     return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
 
