@@ -188,24 +188,44 @@ def take_codes(res: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
     text); other results keep their dtype.
     """
     if _is_text(res):
-        rc, ru = pd.factorize(res, sort=True, use_na_sentinel=True)
-        if not np.array_equal(rc, np.arange(len(rc))):  # else the codes stand as they are
+        if _increasing(res):  # distinct and in order already: the codes stand as they are
+            ru = res
+        else:
+            rc, ru = pd.factorize(res, sort=True, use_na_sentinel=True)
             codes = np.append(rc, -1)[codes]  # code -1 (a missing cell) takes the trailing -1
         return pd.Series(pd.Categorical.from_codes(codes, categories=ru.astype("str"), validate=False), index=index)
     if isinstance(res.dtype, np.dtype) and res.dtype.kind in "fM":  # floats, datetimes: a plain gather
         values = res.to_numpy()
         missing = np.array(["NaT"], dtype=values.dtype) if values.dtype.kind == "M" else np.array([np.nan], dtype=values.dtype)
-        return pd.Series(np.append(values, missing)[codes], index=index)
+        return pd.Series(np.append(values, missing)[codes], index=index, copy=False)
+    if isinstance(res.dtype, pd.BooleanDtype):  # yes/no: a gather of values and mask
+        values = np.append(res.to_numpy(dtype=bool, na_value=False), False)[codes]
+        mask = np.append(res.isna().to_numpy(), True)[codes]
+        return pd.Series(pd.arrays.BooleanArray(values, mask, copy=False), index=index, copy=False)
     missing = pd.Series([None], dtype=res.dtype)
     ext = pd.concat([res.reset_index(drop=True), missing], ignore_index=True)
     return pd.Series(ext.take(codes).to_numpy(), index=index, dtype=res.dtype)
 
 
+def _increasing(text: pd.Series) -> bool:
+    """Text values strictly in order (so distinct), none missing."""
+    values = text.to_numpy(dtype=object)
+    if text.isna().any() or not all(isinstance(v, str) for v in values[:1]):
+        return False
+    try:
+        return bool(np.all(values[1:] > values[:-1]))
+    except TypeError:  # not all text
+        return False
+
+
 def per_value(s: pd.Series, fn) -> pd.Series:
     """``fn`` (a Series of distinct values -> a Series as long) run once per distinct value of ``s``."""
     codes, uniques = distinct(s)
-    res = fn(pd.Series(uniques, dtype=uniques.dtype))
-    return take_codes(pd.Series(res).reset_index(drop=True), codes, s.index)
+    res = pd.Series(fn(pd.Series(uniques, dtype=uniques.dtype))).reset_index(drop=True)
+    if (isinstance(s.dtype, pd.CategoricalDtype) and s.cat.categories.dtype == "str" and _is_text(res)
+            and _increasing(res) and np.array_equal(res.to_numpy(dtype=object), uniques.to_numpy(dtype=object))):
+        return s.rename(None)  # nothing changed and the categories are in order: the column as it is
+    return take_codes(res, codes, s.index)
 
 
 def _clean_values(u: pd.Series) -> pd.Series:
@@ -251,17 +271,16 @@ def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
     (2025-02-30) are NaT, for the caller to report.
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
-        out = pd.to_datetime(raw, errors="coerce")
-        if getattr(out.dt, "tz", None) is not None:
-            out = out.dt.tz_localize(None)
-        return _plausible(out.dt.normalize())
-    return _plausible(per_value(raw, lambda u: _parse_date_values(u, day_first)))
+        out = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
+        day = out.to_numpy().astype("datetime64[D]")  # midnight (floored, as Series.dt.normalize)
+        return pd.Series(_plausible(day), index=raw.index, copy=False)
+    return per_value(raw, lambda u: pd.Series(_plausible(_parse_date_values(u, day_first).to_numpy())))
 
 
-def _plausible(out: pd.Series) -> pd.Series:
-    """NaT outside 1900-2199 (year 0, 9999: typing errors), then nanosecond datetimes."""
-    ok = out.notna() & (out >= pd.Timestamp("1900-01-01")) & (out < pd.Timestamp("2200-01-01"))
-    return out.where(ok).astype("datetime64[ns]")
+def _plausible(day: np.ndarray) -> np.ndarray:
+    """NaT outside 1900-2199 (year 0, 9999: typing errors), as nanosecond datetimes."""
+    ok = (day >= np.datetime64("1900-01-01")) & (day < np.datetime64("2200-01-01"))  # NaT: False
+    return np.where(ok, day, np.datetime64("NaT")).astype("datetime64[ns]")
 
 
 def _number_values(raw: pd.Series) -> pd.Series:
@@ -409,6 +428,8 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
             if col.nonnull:
                 error |= bad
             out[col.name] = parsed
+        elif col.kind == "bool" and (pd.api.types.is_bool_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype)):
+            out[col.name] = s.astype("boolean")  # typed yes/no (Parquet): nothing to parse
         elif col.kind == "bool":
             text = _clean_text(s)
             parsed = parse_bools(text)

@@ -200,11 +200,13 @@ def _read_csv_file(path: Path, table: str, problems: list) -> RawTable:
 
 
 def _read_parquet_file(path: Path, table: str) -> RawTable:
-    # text columns as Categoricals (Parquet stores them dictionary-encoded already) and dates as
+    # Text columns as Categoricals (Parquet stores them dictionary-encoded already) and dates as
     # datetime64: the validator then works per distinct value
     schema = pq.read_schema(path)
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    frame = pq.read_table(path, read_dictionary=text).to_pandas(date_as_object=False)
+    # yes/no columns with empty cells as pandas' nullable boolean (not objects)
+    frame = pq.read_table(path, read_dictionary=text).to_pandas(
+        date_as_object=False, types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.reset_index(drop=True)
     frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)  # a spreadsheet view of it: header on line 1
