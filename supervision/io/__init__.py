@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from supervision.caseload import Caseload
 from supervision.config import Settings, load_settings
@@ -59,21 +61,41 @@ def _check_codes(table, frame, raw, column, known, rep, multi):
                  "The unknown code was left out.", "warning", "unknown_code")
 
 
-def _positions(keys: pd.Series, index: pd.Index) -> np.ndarray:
-    """Each row's position in the unique ``index`` (-1: missing or not there), looked up per distinct key."""
+def _positions(keys: pd.Series, values) -> np.ndarray:
+    """Each row's position among the distinct ``values`` (-1: missing or not there), looked up per distinct key."""
     codes, uniq = distinct(keys)
-    pos = np.append(index.get_indexer(pd.Index(uniq.astype(object))) if len(uniq) else np.array([], dtype=np.intp), -1)
-    return pos[codes]
+    pos = _lookup(uniq, values) if len(uniq) else np.array([], dtype=np.intp)
+    return np.append(pos, -1)[codes]
+
+
+def _lookup(uniq, values) -> np.ndarray:
+    """Position of each of ``uniq`` in the distinct ``values`` (-1: not there).
+
+    Text is hashed by Arrow (its bytes), anything else by pandas (Python objects).
+    """
+    a, b = _arrow_text(uniq), _arrow_text(values)
+    if a is not None and b is not None:
+        return pc.index_in(a, value_set=b).fill_null(-1).to_numpy(zero_copy_only=False)
+    return pd.Index(pd.Series(values).astype(object).to_numpy()).get_indexer(pd.Index(pd.Series(uniq).astype(object).to_numpy()))
+
+
+def _arrow_text(values) -> pa.Array | None:
+    """Text values (a Categorical or pandas' string dtype) as one Arrow array; None for other dtypes."""
+    s = pd.Series(values, copy=False)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        if s.cat.categories.dtype != "str":
+            return None
+        s = categorical_text(s)
+    if s.dtype != "str":
+        return None
+    arrow = pa.array(s.array)
+    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
 
 
 def _at(values: pd.Series, pos: np.ndarray, index: pd.Index) -> pd.Series:
     """``values`` at positions ``pos`` (-1 -> missing), keeping the dtype."""
     ext = pd.concat([values.reset_index(drop=True), pd.Series([None], dtype=values.dtype)], ignore_index=True)
     return pd.Series(ext.take(pos).to_numpy(), index=index, dtype=values.dtype)
-
-
-def _key_index(values: pd.Series) -> pd.Index:
-    return pd.Index(values.astype(object).to_numpy())
 
 
 def _day_numbers(dates: pd.Series) -> np.ndarray:
@@ -177,7 +199,7 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
                        rep: Collector) -> np.ndarray:
     """Cross-table rules of sessions; returns each session's row in ``clients_ok`` (-1: none)."""
     s, err = t.frame, t.error
-    client_pos = _positions(s["client_id"], _key_index(clients_ok["client_id"]))
+    client_pos = _positions(s["client_id"], clients_ok["client_id"])
     known = client_pos >= 0
     unknown = s["client_id"].notna() & ~known & ~err
     if unknown.any():
@@ -204,7 +226,7 @@ def _validate_sessions(t: TableResult, clients_ok: pd.DataFrame, clients_bad: pd
     err |= dup
 
     ok = ~err
-    clin_index = _key_index(pd.Series(clients_ok["clinician_id"].dropna().unique()))
+    clin_index = clients_ok["clinician_id"].dropna().unique()
     own_code = np.append(_positions(clients_ok["clinician_id"], clin_index), -1)[client_pos]
     session_code = _positions(s["clinician_id"], clin_index)
     mismatch = ok & (own_code >= 0) & (session_code != own_code)
@@ -316,9 +338,7 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     day = _day_numbers(sc["session_date"])
     s_codes, s_clients = distinct(sessions_ok["client_id"])
     session_key = s_codes.astype(np.int64) * 2 ** 17 + _day_numbers(sessions_ok["session_date"])
-    score_client = _positions(sc["client_id"], _key_index(pd.Series(s_clients)))
-    score_key = np.where((score_client >= 0) & (day >= 0), score_client.astype(np.int64) * 2 ** 17 + day, -1)
-    row = pd.Index(session_key).get_indexer(score_key)
+    row = _session_rows(_positions(sc["client_id"], s_clients), day, session_key)
 
     # the same (client, date, instrument, item) twice: among rows with a session, by the position of
     # (session, column) in a dense table; among the rest (few), by hashing their keys
@@ -355,6 +375,19 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
                  "Check the attendance or the date; the score was not used.", "error", "score_on_non_attended")
     err |= nonatt
     return row, column, names
+
+
+def _session_rows(client: np.ndarray, day: np.ndarray, session_key: np.ndarray) -> np.ndarray:
+    """Each score's row in the sessions (keys ``client * 2**17 + day``, unique), -1 where none.
+
+    A scores table lists a session's items on consecutive lines, so only the first line of each
+    run of the same (client, day) is looked up.
+    """
+    head = np.ones(len(client), dtype=bool)
+    head[1:] = (client[1:] != client[:-1]) | (day[1:] != day[:-1])
+    c, d = client[head], day[head]
+    key = np.where((c >= 0) & (d >= 0), c.astype(np.int64) * 2 ** 17 + d, -1)  # session keys are >= 0
+    return pd.Index(session_key).get_indexer(key)[np.cumsum(head) - 1]
 
 
 def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, matched, rep: Collector) -> pd.DataFrame:
@@ -403,26 +436,27 @@ def _canonical(frame: pd.DataFrame, table: str, settings: Settings) -> pd.DataFr
         extra = sorted(c for c in frame.columns if c in measure_cols and c not in order)
         order += extra
         order = [c for c in order if not (c in measure_cols and frame[c].isna().all())]
-    out = frame[order + [SOURCE_ROW]].reset_index(drop=True)
-    for c in out.columns:
-        if isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = categorical_text(out[c])
-        elif out[c].dtype == object:
-            out[c] = out[c].astype("string")
-    return out
+    columns = {}
+    for c in order + [SOURCE_ROW]:
+        v = frame[c]
+        if isinstance(v.dtype, pd.CategoricalDtype):
+            v = categorical_text(v)
+        elif v.dtype == object:
+            v = v.astype("string")
+        columns[c] = v.array
+    return pd.DataFrame(columns, copy=False)  # the columns as they are, on a fresh row index (no copy)
 
 
-def _in_session_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sessions by clinician, client and date (a stable sort, as ``sort_values(kind="stable")``).
+def _in_session_order(frame: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
+    """The ``ok`` rows, by clinician, client and date (a stable sort, as ``sort_values(kind="stable")``).
 
-    Done before the scores are merged in, while the table is narrow: text columns are
-    Categoricals with sorted categories here, so sorting by their codes sorts by the text.
+    Done before the scores are merged in, while the table is narrow, and in one take with the
+    selection of the valid rows: text columns are Categoricals with sorted categories here, so
+    sorting by their codes sorts by the text.
     """
-    keys = [_sort_codes(frame[c]) for c in ("session_date", "client_id", "clinician_id")]
-    perm = np.lexsort(keys)
-    if np.array_equal(perm, np.arange(len(perm))):  # in order already (a sorted export)
-        return frame
-    return frame.take(perm)
+    rows = np.flatnonzero(ok)
+    keys = [_sort_codes(frame[c])[rows] for c in ("session_date", "client_id", "clinician_id")]
+    return frame.take(rows[np.lexsort(keys)])
 
 
 def _sort_codes(s: pd.Series) -> np.ndarray:
@@ -485,7 +519,7 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
 
     se = results["sessions"]
     _validate_sessions(se, clients_ok, clients_bad, settings, rep)
-    sessions_ok = _in_session_order(se.frame[~se.error])
+    sessions_ok = _in_session_order(se.frame, ~se.error.to_numpy())
 
     sc = results.get("scores")
     if sc is not None:

@@ -56,11 +56,16 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def categorical_text(s: pd.Series) -> pd.Series:
-    """A Categorical of text as pandas' string dtype (one Arrow cast, not a string per row)."""
+    """A Categorical of text as pandas' string dtype (one Arrow take, not a string per row)."""
     codes = s.cat.codes.to_numpy()
-    words = pa.array(s.cat.categories.astype(object).to_numpy(), type=pa.large_string())
-    arrow = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), words).cast(pa.large_string())
-    return pd.Series(pd.array(arrow, dtype="str"), index=s.index, name=s.name)
+    cats = s.cat.categories
+    if cats.dtype == "str":  # Arrow strings already: no conversion of the categories
+        words = pa.array(cats.array)
+        words = (words.combine_chunks() if isinstance(words, pa.ChunkedArray) else words).cast(pa.large_string())
+    else:
+        words = pa.array(cats.astype(object).to_numpy(), type=pa.large_string())
+    arrow = words.take(pa.array(codes, mask=codes < 0))
+    return pd.Series(pd.array(arrow, dtype="str"), index=s.index, name=s.name, copy=False)
 
 
 def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
