@@ -192,7 +192,9 @@ def take_codes(res: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
             ru = res
         else:
             rc, ru = pd.factorize(res, sort=True, use_na_sentinel=True)
-            codes = np.append(rc, -1)[codes]  # code -1 (a missing cell) takes the trailing -1
+            # code -1 (a missing cell) takes the trailing -1; the new codes in the narrowest integer
+            # type, as the Categorical keeps them (no wide temporary for a column of millions of rows)
+            codes = np.append(rc, -1).astype(_codes_dtype(len(ru)))[codes]
         return pd.Series(pd.Categorical.from_codes(codes, categories=ru.astype("str"), validate=False), index=index)
     if isinstance(res.dtype, np.dtype) and res.dtype.kind in "fM":  # floats, datetimes: a plain gather
         values = res.to_numpy()
@@ -205,6 +207,14 @@ def take_codes(res: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
     missing = pd.Series([None], dtype=res.dtype)
     ext = pd.concat([res.reset_index(drop=True), missing], ignore_index=True)
     return pd.Series(ext.take(codes).to_numpy(), index=index, dtype=res.dtype)
+
+
+def _codes_dtype(n: int) -> type:
+    """The integer type pandas keeps a Categorical's codes in for ``n`` categories."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n < np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
 def _increasing(text: pd.Series) -> bool:

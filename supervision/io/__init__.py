@@ -64,8 +64,8 @@ def _check_codes(table, frame, raw, column, known, rep, multi):
 def _positions(keys: pd.Series, values) -> np.ndarray:
     """Each row's position among the distinct ``values`` (-1: missing or not there), looked up per distinct key."""
     codes, uniq = distinct(keys)
-    pos = _lookup(uniq, values) if len(uniq) else np.array([], dtype=np.intp)
-    return np.append(pos, -1)[codes]
+    pos = _lookup(uniq, values) if len(uniq) else np.array([], dtype=np.int32)
+    return np.concatenate([pos, np.array([-1], dtype=pos.dtype)])[codes]
 
 
 def _lookup(uniq, values) -> np.ndarray:
@@ -99,9 +99,11 @@ def _at(values: pd.Series, pos: np.ndarray, index: pd.Index) -> pd.Series:
 
 
 def _day_numbers(dates: pd.Series) -> np.ndarray:
-    """Days since 1900-01-01 (dates are checked to 1900-2199), -1 where missing."""
+    """Days since 1900-01-01 as int32 (dates are checked to 1900-2199), -1 where missing."""
     ns = dates.to_numpy(dtype="datetime64[ns]").view(np.int64)
-    out = ns // 86_400_000_000_000 - _DAY_1900
+    out = np.empty(len(ns), dtype=np.int32)  # no int64 temporaries: a scores table has millions of rows
+    np.floor_divide(ns, 86_400_000_000_000, out=out, casting="unsafe")
+    out -= _DAY_1900
     out[ns == np.iinfo(np.int64).min] = -1  # NaT
     return out
 
@@ -316,7 +318,14 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
                 if name not in names:
                     names.append(name)
                 p_col[p] = names.index(name)
-    pair = np.where((inst_codes >= 0) & (item_codes >= 0), inst_codes.astype(np.int64) * n_item + item_codes, size - 1)
+    # columns numbered in the order of their names (the order the merged table keeps them in)
+    rank = np.append(np.argsort(np.argsort(names, kind="stable")), -1).astype(np.int32)
+    p_col, names = rank[p_col], sorted(names)
+    # the pair of each row, in int32 (a scores table has millions of rows; int64 temporaries cost)
+    pair = inst_codes.astype(np.int32)
+    pair *= n_item
+    pair += item_codes
+    pair[(inst_codes < 0) | (item_codes < 0)] = size - 1
 
     bad_item = ~err & (inst_codes >= 0) & ~p_valid[pair]
     rep.add_many("scores", sc, bad_item, "item", sc["item"],
@@ -325,13 +334,17 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
                  "error", "unknown_code")
     err |= bad_item
     value = sc["value"].to_numpy(dtype=float)
-    lo, hi = p_lo[pair], p_hi[pair]
-    oor = ~err & ~np.isnan(value) & ((value < lo) | (value > hi))
+    bound = p_lo[pair]
+    oor = value < bound  # NaN (no value, or no range) compares False
+    np.take(p_hi, pair, out=bound)
+    oor |= value > bound
+    oor &= ~err.to_numpy()
     rep.add_many("scores", sc, oor, "value", sc["value"],
-                 lambda: "The value is outside the range " + pd.Series(lo).map("{:g}".format)
-                 + "-" + pd.Series(hi).map("{:g}".format) + " of this item.",
+                 lambda: "The value is outside the range " + pd.Series(p_lo[pair]).map("{:g}".format)
+                 + "-" + pd.Series(p_hi[pair]).map("{:g}".format) + " of this item.",
                  "Check the score against the questionnaire.", "error", "out_of_range")
     err |= oor
+    del bound
 
     # the session of each score: (client, date) as one integer in the sessions' own client codes
     column = p_col[pair]
@@ -340,19 +353,14 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     session_key = s_codes.astype(np.int64) * 2 ** 17 + _day_numbers(sessions_ok["session_date"])
     row = _session_rows(_positions(sc["client_id"], s_clients), day, session_key)
 
-    # the same (client, date, instrument, item) twice: among rows with a session, by the position of
-    # (session, column) in a dense table; among the rest (few), by hashing their keys
-    cand = ~err.to_numpy() & (column >= 0) & (sc["client_id"].notna() & (day >= 0)).to_numpy()
+    # the same (client, date, instrument, item) twice: among rows with a session, by their
+    # (session, column) cell of a dense table; among the rest (few), by hashing their keys
+    cand = ~err.to_numpy() & (column >= 0) & (sc["client_id"].notna().to_numpy() & (day >= 0))
     dup = np.zeros(len(sc), dtype=bool)
     matched = cand & (row >= 0)
     dense = len(sessions_ok) * max(len(names), 1) <= _DENSE_LIMIT
     if dense and matched.any():
-        idx = np.flatnonzero(matched)
-        slot = row[idx].astype(np.int32) * np.int32(len(names)) + column[idx].astype(np.int32)
-        idx = idx.astype(np.int64 if len(sc) >= 2 ** 31 else np.int32)
-        first = np.empty(len(sessions_ok) * len(names), dtype=idx.dtype)
-        first[slot[::-1]] = idx[::-1]  # repeated slots: the last assignment (the earliest row) wins
-        dup[idx] = first[slot] != idx
+        dup[matched] = _repeated_cells(row[matched], column[matched], len(sessions_ok), len(names))
     rest = cand & ~matched if dense else cand
     if rest.any():
         client_codes, client_u = distinct(sc["client_id"])
@@ -377,35 +385,52 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     return row, column, names
 
 
+def _repeated_cells(row: np.ndarray, column: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """True where a (row, column) cell was already taken by an earlier entry.
+
+    A table of one byte per cell tells whether any cell repeats (usually none does); only then
+    is the earliest entry of every cell found, in a table of entry numbers.
+    """
+    slot = row.astype(np.int32) * np.int32(n_columns) + column.astype(np.int32)
+    seen = np.zeros(n_rows * n_columns, dtype=bool)
+    seen[slot] = True
+    if np.count_nonzero(seen) == len(slot):
+        return np.zeros(len(slot), dtype=bool)
+    del seen
+    idx = np.arange(len(slot), dtype=np.int64 if len(slot) >= 2 ** 31 else np.int32)
+    first = np.empty(n_rows * n_columns, dtype=idx.dtype)
+    first[slot[::-1]] = idx[::-1]  # repeated cells: the last assignment (the earliest entry) wins
+    return first[slot] != idx
+
+
 def _session_rows(client: np.ndarray, day: np.ndarray, session_key: np.ndarray) -> np.ndarray:
     """Each score's row in the sessions (keys ``client * 2**17 + day``, unique), -1 where none.
 
     A scores table lists a session's items on consecutive lines, so only the first line of each
     run of the same (client, day) is looked up.
     """
-    head = np.ones(len(client), dtype=bool)
-    head[1:] = (client[1:] != client[:-1]) | (day[1:] != day[:-1])
-    c, d = client[head], day[head]
+    if not len(client):
+        return np.zeros(0, dtype=np.int32)
+    head = np.empty(len(client), dtype=bool)
+    head[0] = True
+    np.not_equal(client[1:], client[:-1], out=head[1:])
+    head[1:] |= day[1:] != day[:-1]
+    starts = np.flatnonzero(head)
+    c, d = client[starts], day[starts]
     key = np.where((c >= 0) & (d >= 0), c.astype(np.int64) * 2 ** 17 + d, -1)  # session keys are >= 0
-    return pd.Index(session_key).get_indexer(key)[np.cumsum(head) - 1]
+    found = pd.Index(session_key).get_indexer(key).astype(np.int32)
+    return np.repeat(found, np.diff(np.append(starts, len(client))))
 
 
-def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, matched, rep: Collector) -> pd.DataFrame:
-    """Scores of the long table into the sessions' wide measure columns (the sessions value wins a conflict).
+def _merge_scores(sessions: pd.DataFrame, value: np.ndarray, row: np.ndarray, column: np.ndarray, names: list[str],
+                  lines, rep: Collector) -> pd.DataFrame:
+    """Valid scores of the long table into the sessions' wide measure columns (the sessions value wins a conflict).
 
-    One scatter of every score into a (column x session) table; no pivot, no sort.
+    ``row`` and ``column`` are each score's session and its column in ``names`` (in name order);
+    ``lines()`` gives the scores' line numbers, needed only to report a conflict. One scatter of
+    every score into a (column x session) table; no pivot, no sort.
     """
-    if scores.empty or matched is None:
-        return sessions
-    row, column, names = matched
-    value = scores["value"].to_numpy(dtype=float)
     out = sessions.reset_index(drop=True)  # a frame of its own already (the valid rows of the sessions table)
-    # the table's rows in the order of the column names, so new columns can be used as they lie
-    order = sorted(range(len(names)), key=names.__getitem__)
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    names = [names[k] for k in order]
-    column = rank[column]
     wide = np.full((len(names), len(out)), np.nan)
     wide[column, row] = value
     new = []
@@ -418,7 +443,7 @@ def _merge_scores(sessions: pd.DataFrame, scores: pd.DataFrame, matched, rep: Co
         if conflict.any():
             line = np.full(len(out), -1, dtype=np.int64)
             mine = column == k
-            line[row[mine]] = scores[SOURCE_ROW].to_numpy()[mine]
+            line[row[mine]] = lines()[mine]
             rep.add_many("scores", pd.DataFrame({SOURCE_ROW: line}), conflict, "value", pd.Series(given),
                          f"{col} differs from the value in the sessions table; the sessions value was kept.",
                          "Keep each score in one place (the sessions table or the scores table).", "warning", "score_conflict")
@@ -525,9 +550,10 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
     if sc is not None:
         matched = _validate_scores(sc, sessions_ok, rep, settings)
         valid = ~sc.error.to_numpy()
-        if matched is not None:
-            matched = tuple(m[valid] for m in matched[:2]) + (matched[2],)
-        sessions_ok = _merge_scores(sessions_ok, sc.frame[valid], matched, rep)
+        if matched is not None and valid.any():
+            row, column, names = matched
+            sessions_ok = _merge_scores(sessions_ok, sc.frame["value"].to_numpy(dtype=float)[valid], row[valid],
+                                        column[valid], names, lambda: sc.frame[SOURCE_ROW].to_numpy()[valid], rep)
 
     if clinicians_ok is None:
         ids = clients_ok["clinician_id"].dropna().unique()

@@ -79,13 +79,22 @@ def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _blank_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Rows whose every (Categorical) cell is empty or spaces; a missing field counts as empty."""
-    blank = np.ones(len(frame), dtype=bool)
+def _blank_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray | None:
+    """Rows whose every (Categorical) cell is empty or spaces (a missing field counts as empty);
+    None when there are none."""
+    blank = None
     for c in columns:
         empty = np.append(frame[c].cat.categories.astype("str").str.strip() == "", True)  # code -1 takes True
-        blank &= empty[frame[c].cat.codes.to_numpy()]
-    return blank
+        codes = frame[c].cat.codes.to_numpy()
+        if not empty[:-1].any() and not (codes < 0).any():
+            return None  # a column with a value in every row: no blank row (the usual case, found cheaply)
+        blank = empty[codes] if blank is None else blank & empty[codes]
+    return blank if blank is not None and blank.any() else None
+
+
+def _without(frame: pd.DataFrame, blank: np.ndarray | None) -> pd.DataFrame:
+    """The frame without its blank rows (itself when there are none: no copy)."""
+    return frame if blank is None else frame.loc[~blank].reset_index(drop=True)
 
 
 def _csv_by_line(text: str, sep: str) -> tuple[list[str], list[list[str]], list[int]]:
@@ -120,7 +129,7 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
             frame.columns = columns
             blank = _blank_rows(frame, columns)
             frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
-            return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
+            return RawTable(table, _without(frame, blank), file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         pass
     # Slow path: quoted line breaks, ragged lines, or an empty file.
@@ -179,7 +188,7 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
     frame.columns = names
     blank = _blank_rows(frame, names)
     frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
-    return RawTable(table, frame.loc[~blank].reset_index(drop=True), file)
+    return RawTable(table, _without(frame, blank), file)
 
 
 def _is_utf8(data: bytes) -> bool:
