@@ -8,6 +8,7 @@ and plain-pandas recomputation on the demo clinic.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 import supervision
 from supervision.config import SettingsError, load_settings
-from supervision.instruments import instrument_from_spec, instruments, measure_columns
+from supervision.instruments import instrument_from_spec, instruments, measure_columns, scoring
 from supervision.instruments.scoring import score_items, score_sessions, total_scores
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -225,6 +226,114 @@ def test_total_scores_are_the_score_sessions_columns():
         np.testing.assert_array_equal(prorated, out["core10_total_prorated"].to_numpy())
     given = s["core10_total"].notna().to_numpy()
     assert (total[given] == s["core10_total"].to_numpy()[given]).all() and not prorated[given].any()
+
+
+def _by_hand(answers: list, inst, numbers: list[int], rule: int) -> tuple[float, bool]:
+    """One row scored the plain way: reverse, then sum, prorate or give up."""
+    def number(a):
+        try:
+            return float(a)
+        except (TypeError, ValueError):
+            return math.nan
+    scored = [inst.item_min + inst.item_max - a if i in inst.reversed_items else a
+              for i, a in zip(numbers, map(number, answers)) if not math.isnan(a)]
+    missing = len(numbers) - len(scored)
+    if missing == 0:
+        return sum(scored), False
+    if missing <= rule and scored:
+        return sum(scored) / len(scored) * len(numbers), True
+    return math.nan, False
+
+
+def test_fast_route_matches_a_row_by_row_recomputation(monkeypatch):
+    """score_sessions' block-wise route against scoring each row by hand: complete rows, missing
+    items within and beyond each rule, given totals and subscales kept, reverse-keyed CORE-10
+    items, WAI subscales, and ORS read from text."""
+    monkeypatch.setattr(scoring, "_BLOCK", 2)  # several blocks of rows, the last one short
+    nan = np.nan
+    core = [[1, 4, 3, 2, 0, 0, 1, 2, 3, 4],          # complete, items 2 and 3 reversed: 14
+            [1, nan, 3, 2, 0, 0, 1, 2, 3, 4],        # one missing: prorated (CORE rule)
+            [nan, nan, 3, 2, 0, 0, 1, 2, 3, 4],      # two missing: not scored
+            [4, 0, 0, 4, 4, 4, 4, 4, 4, 4],          # complete, but a total is given
+            [nan] * 10]
+    phq = [[2, 2, 2, 2, 1, 1, 2, 0, 0],
+           [3, 3, nan, 3, 3, nan, 3, 3, 3],          # two missing: prorated with the opt-in rule
+           [1, nan, nan, 1, nan, 1, 1, 1, 1],        # three missing: not scored
+           [nan] * 9,
+           [1] * 9]                                  # a total is given
+    wai = [[1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2],
+           [1, 2, 3, nan, 5, 1, 2, 3, 4, 5, 1, 2],   # goal incomplete, task and bond complete
+           [nan] * 12,
+           [5, 4, 3, 2, 1, 5, 4, 3, 2, 1, 5, 4],     # wai_goal given
+           [2] * 12]
+    ors = [["5.5", "6.1", "7", "8.2"], ["5.5", None, "7", "8.2"], ["x", "6.1", "7", "8.2"],
+           ["9.9", "9.9", "9.9", "9.9"], [None] * 4]
+    s = pd.DataFrame({**items("core10", core), **items("phq9", phq), **items("wai", wai)})
+    s["core10_total"] = [nan, nan, nan, 20.0, nan]
+    s["phq9_total"] = [nan, nan, nan, nan, 27.0]
+    s["wai_goal"] = [nan, nan, nan, 3.5, nan]
+    for col, values in items("ors", ors).items():
+        s[col] = pd.Series(values, dtype=object)
+    s["ors_total"] = pd.Series([None, None, None, "30", None], dtype=object)
+    insts = instruments()
+    out = score_sessions(s, [insts[p] for p in ("core10", "phq9", "wai", "ors")], max_missing={"phq9": 2})
+
+    def expect(prefix, rows, numbers, given_col, rule):
+        inst = insts[prefix]
+        given = pd.to_numeric(s[given_col], errors="coerce") if given_col in s else pd.Series([nan] * len(rows))
+        scored = [(g, False) if not math.isnan(g) else _by_hand([r[i - 1] for i in numbers], inst, numbers, rule)
+                  for g, r in zip(given, rows)]
+        return [v for v, _ in scored], [f for _, f in scored]
+
+    checks = [("core10", core, range(1, 11), "core10_total", 1), ("phq9", phq, range(1, 10), "phq9_total", 2),
+              ("wai", wai, range(1, 13), "wai_total", 0), ("ors", ors, range(1, 5), "ors_total", 0)]
+    for prefix, rows, numbers, col, rule in checks:
+        values, flags = expect(prefix, rows, list(numbers), col, rule)
+        assert out[col].tolist() == pytest.approx(values, abs=1e-9, nan_ok=True), col
+        assert out[f"{prefix}_total_prorated"].tolist() == flags, col
+    for sub, numbers in insts["wai"].subscales.items():
+        values, _ = expect("wai", wai, list(numbers), f"wai_{sub}", 0)
+        assert out[f"wai_{sub}"].tolist() == pytest.approx(values, abs=1e-9, nan_ok=True), sub
+    # the table shows what the rows are meant to show
+    assert out["core10_total"].tolist()[:2] == pytest.approx([14.0, 140 / 9]) and out["core10_total"].iloc[3] == 20
+    assert out["ors_total"].tolist()[:4] == pytest.approx([26.8, nan, nan, 30.0], nan_ok=True)
+    assert out["wai_goal"].iloc[3] == 3.5 and np.isnan(out["wai_goal"].iloc[1]) and out["wai_task"].iloc[1] == 10
+
+
+@pytest.mark.parametrize("k", [4, 9, 12, 17, 130])
+def test_fast_route_is_bit_identical_to_score_items(k, monkeypatch):
+    """The column-wise sums add in numpy's order (pairwise from 8 items, halves above 128), so every
+    computed value has the bits score_items gives for its row, signed zeros and prorating included."""
+    monkeypatch.setattr(scoring, "_BLOCK", 7)
+    plain = [1, *range(4, k + 1)]  # the items that are not reverse-keyed
+    inst = instrument_from_spec("kx", {**K10, "items": k, "item_min": 0, "item_max": 4, "total_min": 0,
+                                       "total_max": 4 * k, "cutoff": 1.0, "reversed_items": [2, 3],
+                                       "subscales": {"plain": plain}, "max_missing": 2,
+                                       "subscale_max_missing": 1})
+    rng = np.random.default_rng(k)
+    n = 300
+    # answers of mixed magnitudes and signs: any other order of adding gives other bits
+    x = rng.integers(0, 41, (n, k)) / 10 * 10.0 ** rng.integers(0, 9, (n, k)) * rng.choice([1, -1], (n, k))
+    x[rng.random((n, k)) < 1.5 / k] = np.nan  # 1.5 missing items a row on average
+    x[:20] = np.where(np.isnan(x[:20]), -0.0, x[:20])  # complete rows
+    x[0] = -0.0  # sums to -0.0, which numpy's sum (from 0.0) gives as 0.0
+    given = np.where(rng.random(n) < 0.2, 7.0, np.nan)
+    given[:20] = np.nan
+    s = pd.DataFrame(x, columns=list(inst.item_columns)).assign(kx_total=given)
+    out = score_sessions(s, [inst])
+
+    def bits(values):
+        return np.asarray(values, dtype=float).view(np.int64)
+
+    total, prorated = score_items(x, inst, max_missing=2)
+    use = np.isnan(given) & ~np.isnan(total)
+    np.testing.assert_array_equal(bits(out["kx_total"]), bits(np.where(use, total, given)))
+    np.testing.assert_array_equal(out["kx_total_prorated"], use & prorated)
+    # a C-ordered block, as the scoring always built it (numpy sums an F-ordered one in another order)
+    block = np.ascontiguousarray(x[:, [i - 1 for i in plain]])
+    sub, _ = score_items(block, inst, max_missing=1, item_numbers=plain)
+    np.testing.assert_array_equal(bits(out["kx_plain"]), bits(sub))
+    assert bits(out["kx_plain"])[0] == 0 and (use & prorated).any() and (use & ~prorated).any()
 
 
 def test_bad_arguments():

@@ -41,6 +41,8 @@ from supervision.instruments import instruments as _all_instruments
 
 __all__ = ["score_sessions", "score_items", "total_scores"]
 
+_BLOCK = 1 << 16  # rows scored at a time: a block's columns stay in the CPU cache between operations
+
 
 def _as_instruments(instruments) -> dict[str, Instrument]:
     if instruments is None:
@@ -195,48 +197,108 @@ def score_sessions(sessions: pd.DataFrame, instruments=None, *, max_missing=None
 
 
 def _numeric(frame: pd.DataFrame, col: str) -> np.ndarray:
-    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    """A column as float (non-numbers NaN); a float64 column is read as it is, without a copy."""
+    values = frame[col]
+    if values.dtype == np.float64:
+        return values.to_numpy()
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _pairwise_sum(columns: list[np.ndarray]) -> np.ndarray:
+    """Row sums of ``columns`` added in the order ``ndarray.sum(axis=1)`` adds a row of the stacked,
+    C-ordered (rows x items) block: numpy's pairwise summation (one running sum below 8 items, eight
+    up to 128, halves above), onto 0.0. Same bits as :func:`score_items`' sums, without the block."""
+    k = len(columns)
+    if k < 8:
+        total = columns[0] + 0.0  # onto 0.0, as numpy: a sum of -0.0 is 0.0
+        for c in columns[1:]:
+            total += c
+        return total
+    if k > 128:
+        half = k // 2 - k // 2 % 8
+        total = _pairwise_sum(columns[:half])
+        total += _pairwise_sum(columns[half:])
+        return total
+    main = k - k % 8
+    acc = list(columns[:8])
+    for i in range(8, main, 8):
+        acc = [a + c for a, c in zip(acc, columns[i:i + 8])]
+    total = acc[0] + acc[1]
+    total += acc[2] + acc[3]
+    right = acc[4] + acc[5]
+    right += acc[6] + acc[7]
+    total += right
+    for c in columns[main:]:
+        total += c
+    total += 0.0  # onto 0.0, as numpy: a sum of -0.0 is 0.0
+    return total
 
 
 def _score_instrument(sessions: pd.DataFrame, inst: Instrument, max_missing: int,
                       subscales: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Total, prorated flag and subscales of one instrument, as :func:`score_sessions` defines them.
 
-    Items are read and scored only on the rows that need it (no given value and at least one
+    A row gets a score from its items only when it needs one (no given value and at least one
     answered item); every other row keeps its given value (NaN when none).
     """
     n = len(sessions)
     items = {j: _numeric(sessions, c) for j, c in enumerate(inst.item_columns) if c in sessions.columns}
-    given = _numeric(sessions, inst.total_column) if inst.total_column in sessions.columns else np.full(n, np.nan)
 
-    def scored(positions: list[int], old: np.ndarray, rule: int, numbers: list[int] | None):
-        """Given values, with the rows that lack one scored from the items at ``positions``."""
-        answered = np.zeros(n, bool)
-        for j in positions:
-            if j in items:
-                answered |= ~np.isnan(items[j])
-        rows = np.flatnonzero(np.isnan(old) & answered)
-        x = np.full((len(rows), len(positions)), np.nan)
-        for i, j in enumerate(positions):
-            if j in items:
-                x[:, i] = items[j][rows]
-        value, prorated = score_items(x, inst, max_missing=rule, item_numbers=numbers)
-        use = ~np.isnan(value)
-        out = old.copy()
-        out[rows[use]] = value[use]
-        flag = np.zeros(n, bool)
-        flag[rows[use]] = prorated[use]
-        return out, flag
+    def given(col: str) -> np.ndarray:
+        """A new array of the given values of ``col``, to be filled in (NaN where there are none)."""
+        return _numeric(sessions, col).copy() if col in sessions.columns else np.full(n, np.nan)
 
-    total, prorated = scored(list(range(inst.items)), given, max_missing, None)
+    total = given(inst.total_column)
+    prorated = _score_into(total, inst, items, list(range(inst.items)), max_missing)
     subs = {}
     if subscales:
         for sub, numbers in inst.subscales.items():
             col = inst.subscale_columns[sub]
-            old = _numeric(sessions, col) if col in sessions.columns else np.full(n, np.nan)
-            subs[col], _ = scored([i - 1 for i in numbers], old,
-                                  min(inst.subscale_max_missing, len(numbers) - 1), list(numbers))
+            subs[col] = given(col)
+            _score_into(subs[col], inst, items, [i - 1 for i in numbers],
+                        min(inst.subscale_max_missing, len(numbers) - 1))
     return total, prorated, subs
+
+
+def _score_into(out: np.ndarray, inst: Instrument, items: dict[int, np.ndarray], positions: list[int],
+                rule: int) -> np.ndarray:
+    """Fill the NaN rows of ``out`` (given values) with the score of the items at ``positions``;
+    return the prorated flag.
+
+    Each filled value is :func:`score_items`' for that row, bit for bit, by a faster route: complete
+    rows are summed column-wise (:func:`_pairwise_sum`) in blocks of rows, and only the rows with
+    1..``rule`` items missing go through :func:`score_items`. A NaN score leaves the row as it is.
+    """
+    n = len(out)
+    absent = sum(j not in items for j in positions)
+    reverse = [j + 1 in inst.reversed_items for j in positions]
+    low_high = inst.item_min + inst.item_max  # reverse-keyed: low_high - answer, as score_items does it
+    partial = np.zeros(n, bool)
+    for start in range(0, n, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        todo = np.isnan(out[block])
+        if positions and not absent:
+            value = _pairwise_sum([low_high - items[j][block] if rev else items[j][block]
+                                   for j, rev in zip(positions, reverse)])
+            np.round(value, 10, out=value)
+            np.copyto(out[block], value, where=todo & ~np.isnan(value))
+        if rule > 0:
+            missing = np.full(len(todo), absent)
+            for j in positions:
+                if j in items:
+                    missing += np.isnan(items[j][block])
+            partial[block] = todo & (missing > 0) & (missing <= rule)
+    rows = np.flatnonzero(partial)
+    x = np.full((len(rows), len(positions)), np.nan)  # C-ordered: numpy sums other layouts in another order
+    for i, j in enumerate(positions):
+        if j in items:
+            x[:, i] = items[j][rows]
+    value, prorated = score_items(x, inst, max_missing=rule, item_numbers=[j + 1 for j in positions])
+    use = ~np.isnan(value)
+    out[rows[use]] = value[use]
+    flag = np.zeros(n, bool)
+    flag[rows[use]] = prorated[use]
+    return flag
 
 
 def total_scores(sessions: pd.DataFrame, instrument: Instrument, *, max_missing=None) -> tuple[np.ndarray, np.ndarray]:
