@@ -8,6 +8,7 @@ Parquet) plus an integer column ``source_row``: the line number a user sees in t
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass
@@ -154,15 +155,67 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     return RawTable(table, frame, file, bad_frame)
 
 
-def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | None:
-    """The fast path for a well-formed CSV file (UTF-8 bytes): Arrow's multi-threaded reader.
+@dataclass
+class _Scan:
+    """What one pass over a CSV file's bytes tells, before any parsing."""
 
-    Every column comes as a Categorical of the text as written (as :func:`read_csv_text` gives).
-    Returns None when the file needs the careful path of :func:`read_csv_text`: a line with too
-    many or too few fields, a blank line, a line break inside quotes, or an odd header.
+    head: bytes = b""      # the first bytes (BOM removed): header line and delimiter
+    utf8: bool = True
+    quotes: bool = False   # any double quote at all (else no value can hold a line break)
+    lines: int = 0         # line ends, not counting those at the very end of the file
+
+
+def _scan(chunks) -> _Scan:
+    """Scan byte chunks (the whole file in order) without holding the file in memory."""
+    out, decoder, trailing, first = _Scan(), codecs.getincrementaldecoder("utf-8")(), 0, True
+    for chunk in chunks:
+        if first:
+            chunk = chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
+            out.head, first = bytes(chunk[:65536]), False
+        if not chunk:
+            continue
+        if out.utf8 and not chunk.isascii():
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                out.utf8 = False
+        out.quotes = out.quotes or b'"' in chunk
+        n = chunk.count(b"\n")
+        out.lines += n
+        i = len(chunk) - 1
+        while i >= 0 and chunk[i] in b"\r\n":  # the run of line ends this chunk ends with
+            i -= 1
+        ends = n if i < 0 else chunk.count(b"\n", i + 1)
+        trailing = trailing + ends if i < 0 else ends
+    if out.utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            out.utf8 = False
+    out.lines -= trailing
+    return out
+
+
+def _file_chunks(path: Path, size: int = 1 << 23):
+    """A file's bytes in chunks read into one buffer (the file is never in memory at once)."""
+    buffer = bytearray(size)
+    with open(path, "rb") as f:
+        while n := f.readinto(buffer):
+            yield memoryview(buffer)[:n].tobytes() if n < size else buffer
+
+
+def _read_csv_arrow(source, sep: str, table: str, file: str, scan: _Scan | None = None) -> RawTable | None:
+    """The fast path for a well-formed UTF-8 CSV file: Arrow's multi-threaded reader.
+
+    ``source`` is the file's path or its bytes (``scan`` is then worked out here). Every column
+    comes as a Categorical of the text as written (as :func:`read_csv_text` gives). Returns None
+    when the file needs the careful path of :func:`read_csv_text`: a line with too many or too few
+    fields, a blank line, a line break inside quotes, or an odd header.
     """
-    end = data.find(b"\n")
-    first = data[:end if end >= 0 else len(data)].decode("utf-8", errors="replace").rstrip("\r")
+    if scan is None:
+        scan = _scan([source] if isinstance(source, bytes) else _file_chunks(source))
+    end = scan.head.find(b"\n")
+    first = scan.head[:end if end >= 0 else len(scan.head)].decode("utf-8", errors="replace").rstrip("\r")
     header = next(csv.reader([first], delimiter=sep), [])
     names = [h.strip() for h in header]
     if not header or len(set(header)) != len(header) or len(set(names)) != len(names) or "" in names:
@@ -171,18 +224,17 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
     dictionary = pa.dictionary(pa.int32(), pa.string())
     try:
         arrow = pcsv.read_csv(
-            io.BytesIO(data),
-            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True,
+            io.BytesIO(source) if isinstance(source, bytes) else source,  # Arrow skips a UTF-8 BOM itself
+            # a file without a quote has no line break inside a value: Arrow may then split it into
+            # blocks at any line end (faster); with quotes, it must read them first
+            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=scan.quotes,
                                             invalid_row_handler=lambda row: invalid.append(row) or "skip"),
             convert_options=pcsv.ConvertOptions(
                 column_types={h: dictionary for h in header},
                 null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not CSV Arrow can split
         return None
-    end = len(data)
-    while end and data[end - 1] in b"\r\n":  # trailing line ends (rstrip would copy the file)
-        end -= 1
-    if invalid or arrow.num_rows != data.count(b"\n", 0, end) or arrow.num_columns != len(names):
+    if invalid or arrow.num_rows != scan.lines or arrow.num_columns != len(names):
         return None  # physical lines and records differ: let the careful path number them
     frame = arrow.to_pandas()
     frame.columns = names
@@ -191,24 +243,17 @@ def _read_csv_arrow(data: bytes, sep: str, table: str, file: str) -> RawTable | 
     return RawTable(table, _without(frame, blank), file)
 
 
-def _is_utf8(data: bytes) -> bool:
-    if data.isascii():  # the common case, and cheap to tell
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _read_csv_file(path: Path, table: str, problems: list) -> RawTable:
+    # one pass over the file in chunks first: a file of millions of lines is not held in memory
+    # beside the table Arrow makes of it
+    scan = _scan(_file_chunks(path))
+    if scan.utf8:  # anything else takes the careful path (which reports the encoding)
+        fast = _read_csv_arrow(path, _sniff_delimiter(scan.head.decode("utf-8", errors="ignore")), table, path.name, scan)
+        if fast is not None:
+            return fast
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if _is_utf8(data):  # anything else takes the careful path (which reports the encoding)
-        fast = _read_csv_arrow(data, _sniff_delimiter(data[:65536].decode("utf-8", errors="ignore")), table, path.name)
-        if fast is not None:
-            return fast
     text = _decode(data, path.name, table, problems)
     return read_csv_text(text, table, path.name, problems)
 
