@@ -185,3 +185,66 @@ def test_dense_and_hashed_duplicate_checks_agree(tmp_path_factory, monkeypatch):
     assert "duplicate_score" in set(dense.report["check"])
     pd.testing.assert_frame_equal(dense.report, hashed.report)
     pd.testing.assert_frame_equal(dense.sessions, hashed.sessions)
+
+
+def _text_only(monkeypatch):
+    """Read every CSV column as text (the reader then types no number or date column)."""
+    monkeypatch.setattr(readers, "_ARROW_KINDS", {})
+
+
+def test_typed_csv_columns_load_as_text_columns_do(tmp_path_factory, monkeypatch):
+    """Number and date columns that Arrow reads in full come typed (as from Parquet); the caseload
+    and its report are those of the text path, except that a number is shown as a number ('91',
+    not '91.0' as written)."""
+    import supervision
+
+    src = _messy(tmp_path_factory)
+    kinds = {"srs_1": "number", "session_date": "date"}
+    raw = readers._read_csv_file(src / "sessions.csv", "sessions", [], kinds).frame
+    assert raw["srs_1"].dtype == "float64" and str(raw["session_date"].dtype).startswith("datetime64")
+    typed = supervision.load_caseload(src)
+    _text_only(monkeypatch)
+    text = supervision.load_caseload(src)
+    for name in ("clients", "sessions", "clinicians"):
+        pd.testing.assert_frame_equal(getattr(typed, name), getattr(text, name))
+    assert len(typed.report) > 5
+    pd.testing.assert_frame_equal(typed.report.drop(columns="value"), text.report.drop(columns="value"))
+    a, b = typed.report["value"], text.report["value"]
+    same = (a.astype(str) == b.astype(str)) | (pd.to_numeric(a, errors="coerce") == pd.to_numeric(b, errors="coerce"))
+    assert same.all(), pd.DataFrame({"typed": a[~same], "text": b[~same]})
+    assert typed.counts.equals(text.counts)
+
+
+@pytest.mark.parametrize("written, cell", [("n/a", "n/a"), ("nan", "nan"), ('"1,5"', "1,5"), ("7 points", "7 points")])
+def test_a_number_column_arrow_cannot_read_comes_as_text(tmp_path, written, cell):
+    path = tmp_path / "sessions.csv"
+    path.write_text(f"client_id,srs_1,session_date\nC1,7,2024-01-02\nC2,{written},2024-01-03\n")
+    frame = readers._read_csv_file(path, "sessions", [], {"srs_1": "number", "session_date": "date"}).frame
+    assert isinstance(frame["srs_1"].dtype, pd.CategoricalDtype)
+    assert frame["srs_1"].astype(str).tolist() == ["7", cell]
+
+
+@pytest.mark.parametrize("cell", ["2024-6-3", "03/06/2024", "0201-01-02", "9999-12-31", "2024-02-30", "2024-01-02T10:00"])
+def test_a_date_column_arrow_cannot_read_plainly_comes_as_text(tmp_path, cell):
+    """Not ISO, impossible, or a year the validator reports as written: the text path reads it."""
+    path = tmp_path / "sessions.csv"
+    path.write_text(f"client_id,session_date\nC1,2024-01-02\nC2,{cell}\n")
+    frame = readers._read_csv_file(path, "sessions", [], {"session_date": "date"}).frame
+    assert isinstance(frame["session_date"].dtype, pd.CategoricalDtype)
+    assert frame["session_date"].astype(str).tolist() == ["2024-01-02", cell]
+
+
+def test_arrow_numbers_are_the_text_paths_numbers_to_the_bit(tmp_path):
+    from supervision import schema
+
+    rng = np.random.default_rng(8)
+    mantissa = rng.integers(0, 10 ** 17, 20_000)
+    cells = [f"{m}e{e}" for m, e in zip(mantissa[:10_000], rng.integers(-25, 5, 10_000))]
+    cells += [f"{int(m) // 10 ** k}.{int(m) % 10 ** k:0{k}d}" for m, k in zip(mantissa[10_000:], rng.integers(1, 17, 10_000))]
+    cells += ["-0", "+5", ".5", "5.", " 7 ", "1E-3", "inf", "-inf", ""]
+    path = tmp_path / "scores.csv"
+    path.write_text("item,value\n" + "".join(f"1,{c}\n" for c in cells))
+    typed = readers._read_csv_file(path, "scores", [], {"value": "number"}).frame["value"]
+    assert typed.dtype == "float64"
+    text = schema.parse_numbers(pd.Series(cells, dtype=object)).to_numpy()
+    assert np.array_equal(typed.to_numpy().view(np.int64), text.view(np.int64))

@@ -603,7 +603,8 @@ def load_caseload(path=None, settings=None) -> Caseload:
     if path is None:
         path = settings["data"]["path"] or demo_path()
     problems: list = []
-    raw, fmt = read_export(path, problems)
+    kinds = {table: {c.name: c.kind for c in cols if c.kind in ("number", "date")} for table, cols in contract(settings).items()}
+    raw, fmt = read_export(path, problems, kinds)
     caseload = load_tables(raw, settings, source=str(path), fmt=fmt, reader_problems=problems)
     own = settings["privacy"].get("self_review_clinician")
     if own and caseload.usable:

@@ -1,8 +1,9 @@
 """Readers: a folder of CSV or Parquet files, or one Excel workbook -> raw tables.
 
 Raw tables keep every cell as it was written (text for CSV and Excel, the stored type for
-Parquet) plus an integer column ``source_row``: the line number a user sees in their file
-(header = line 1). Nothing is validated here; problems that stop a file from being read at all
+Parquet; a CSV column of the contract's numbers or dates comes typed when every cell of it reads
+as a plain number or ISO date) plus an integer column ``source_row``: the line number a user sees
+in their file (header = line 1). Nothing is validated here; problems that stop a file from being read at all
 (unreadable file, ragged lines, encoding) are returned as report rows for the validator.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -81,15 +83,22 @@ def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _blank_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray | None:
-    """Rows whose every (Categorical) cell is empty or spaces (a missing field counts as empty);
-    None when there are none."""
+    """Rows whose every cell is empty or spaces (a missing field counts as empty); None when there
+    are none. Text columns are Categoricals; typed columns (numbers, dates) are empty where missing."""
     blank = None
     for c in columns:
-        empty = np.append(frame[c].cat.categories.astype("str").str.strip() == "", True)  # code -1 takes True
-        codes = frame[c].cat.codes.to_numpy()
-        if not empty[:-1].any() and not (codes < 0).any():
-            return None  # a column with a value in every row: no blank row (the usual case, found cheaply)
-        blank = empty[codes] if blank is None else blank & empty[codes]
+        s = frame[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            empty = np.append(s.cat.categories.astype("str").str.strip() == "", True)  # code -1 takes True
+            codes = s.cat.codes.to_numpy()
+            if not empty[:-1].any() and not (codes < 0).any():
+                return None  # a column with a value in every row: no blank row (the usual case, found cheaply)
+            cells = empty[codes]
+        else:
+            cells = s.isna().to_numpy()
+            if not cells.any():
+                return None
+        blank = cells if blank is None else blank & cells
     return blank if blank is not None and blank.any() else None
 
 
@@ -204,13 +213,16 @@ def _file_chunks(path: Path, size: int = 1 << 23):
             yield memoryview(buffer)[:n].tobytes() if n < size else buffer
 
 
-def _read_csv_arrow(source, sep: str, table: str, file: str, scan: _Scan | None = None) -> RawTable | None:
+def _read_csv_arrow(source, sep: str, table: str, file: str, scan: _Scan | None = None,
+                    kinds: dict[str, str] | None = None) -> RawTable | None:
     """The fast path for a well-formed UTF-8 CSV file: Arrow's multi-threaded reader.
 
     ``source`` is the file's path or its bytes (``scan`` is then worked out here). Every column
-    comes as a Categorical of the text as written (as :func:`read_csv_text` gives). Returns None
-    when the file needs the careful path of :func:`read_csv_text`: a line with too many or too few
-    fields, a blank line, a line break inside quotes, or an odd header.
+    comes as a Categorical of the text as written (as :func:`read_csv_text` gives), except the
+    columns ``kinds`` names as ``number`` or ``date``: these come typed when every cell of them
+    is a plain number or an ISO date (1900-2199) (as Parquet gives them), else the whole file is
+    read as text. Returns None when the file needs the careful path of :func:`read_csv_text`: a
+    line with too many or too few fields, a blank line, a line break inside quotes, or an odd header.
     """
     if scan is None:
         scan = _scan([source] if isinstance(source, bytes) else _file_chunks(source))
@@ -220,8 +232,29 @@ def _read_csv_arrow(source, sep: str, table: str, file: str, scan: _Scan | None 
     names = [h.strip() for h in header]
     if not header or len(set(header)) != len(header) or len(set(names)) != len(names) or "" in names:
         return None
-    invalid: list = []
     dictionary = pa.dictionary(pa.int32(), pa.string())
+    typed = {h: _ARROW_KINDS[kinds[n]] for h, n in zip(header, names) if kinds and kinds.get(n) in _ARROW_KINDS}
+    arrow = _arrow_csv(source, sep, scan, {h: typed.get(h, dictionary) for h in header}) if typed else None
+    if arrow is not None and not _plain_values(arrow, list(typed)):
+        arrow = None
+    if arrow is None:  # some number or date Arrow did not read (or "nan", or a far year): all as text
+        arrow = _arrow_csv(source, sep, scan, {h: dictionary for h in header})
+    if arrow is None or arrow.num_columns != len(names):
+        return None
+    frame = arrow.to_pandas(date_as_object=False)
+    frame.columns = names
+    blank = _blank_rows(frame, names)
+    frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
+    return RawTable(table, _without(frame, blank), file)
+
+
+_ARROW_KINDS = {"number": pa.float64(), "date": pa.date32()}
+
+
+def _arrow_csv(source, sep: str, scan: _Scan, types: dict) -> pa.Table | None:
+    """Arrow's reading of the file with these column types; None when a cell does not convert,
+    or when its records are not the file's lines (a bad line, a blank line, a line break in a value)."""
+    invalid: list = []
     try:
         arrow = pcsv.read_csv(
             io.BytesIO(source) if isinstance(source, bytes) else source,  # Arrow skips a UTF-8 BOM itself
@@ -229,26 +262,36 @@ def _read_csv_arrow(source, sep: str, table: str, file: str, scan: _Scan | None 
             # blocks at any line end (faster); with quotes, it must read them first
             parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=scan.quotes,
                                             invalid_row_handler=lambda row: invalid.append(row) or "skip"),
-            convert_options=pcsv.ConvertOptions(
-                column_types={h: dictionary for h in header},
-                null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not CSV Arrow can split
+            convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=False,
+                                                quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a cell that does not convert, or not CSV Arrow can split
         return None
-    if invalid or arrow.num_rows != scan.lines or arrow.num_columns != len(names):
-        return None  # physical lines and records differ: let the careful path number them
-    frame = arrow.to_pandas()
-    frame.columns = names
-    blank = _blank_rows(frame, names)
-    frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
-    return RawTable(table, _without(frame, blank), file)
+    if invalid or arrow.num_rows != scan.lines:
+        return None
+    return arrow
 
 
-def _read_csv_file(path: Path, table: str, problems: list) -> RawTable:
+def _plain_values(arrow: pa.Table, columns: list[str]) -> bool:
+    """The typed columns hold what the text path reads the same way: no "nan" text (which it
+    reports as not a number) and no date outside 1900-2199 (which it reports as written)."""
+    for c in columns:
+        col = arrow.column(c)
+        if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
+            return False
+        if pa.types.is_date(col.type) and col.null_count < len(col):
+            span = pc.min_max(col)
+            if span["min"].as_py().year < 1900 or span["max"].as_py().year >= 2200:
+                return False
+    return True
+
+
+def _read_csv_file(path: Path, table: str, problems: list, kinds: dict[str, str] | None = None) -> RawTable:
     # one pass over the file in chunks first: a file of millions of lines is not held in memory
     # beside the table Arrow makes of it
     scan = _scan(_file_chunks(path))
     if scan.utf8:  # anything else takes the careful path (which reports the encoding)
-        fast = _read_csv_arrow(path, _sniff_delimiter(scan.head.decode("utf-8", errors="ignore")), table, path.name, scan)
+        fast = _read_csv_arrow(path, _sniff_delimiter(scan.head.decode("utf-8", errors="ignore")), table, path.name, scan,
+                               kinds)
         if fast is not None:
             return fast
     data = path.read_bytes()
@@ -289,12 +332,14 @@ def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
     return out
 
 
-def read_export(path: str | Path, problems: list) -> tuple[dict[str, RawTable], str]:
+def read_export(path: str | Path, problems: list,
+                kinds: dict[str, dict[str, str]] | None = None) -> tuple[dict[str, RawTable], str]:
     """Read every contract table found at ``path``.
 
     Returns the raw tables found and the format (``csv``, ``parquet`` or ``xlsx``). Files that
     cannot be read become ``unreadable_file`` rows in ``problems``; missing tables are for the
-    validator to judge (some are optional).
+    validator to judge (some are optional). ``kinds`` (``{table: {column: "number" or "date"}}``)
+    lets the CSV reader read those columns typed, as Parquet stores them, when every cell reads.
     """
     path = Path(path)
     if path.is_file() and path.suffix.lower() in (".xlsx", ".xlsm"):
@@ -320,12 +365,13 @@ def read_export(path: str | Path, problems: list) -> tuple[dict[str, RawTable], 
                 continue
             formats.add(ext)
             try:
-                tables[name] = _read_parquet_file(file, name) if ext == "parquet" else _read_csv_file(file, name, problems)
+                tables[name] = (_read_parquet_file(file, name) if ext == "parquet"
+                                else _read_csv_file(file, name, problems, (kinds or {}).get(name)))
             except Exception as exc:  # noqa: BLE001 - reported, never raised
                 problems.append(_problem(name, pd.NA, pd.NA, file.name, f"{file.name} cannot be read: {exc}",
                                          "Check that the file is a CSV (or Parquet) export and not open in another program.",
                                          "error", "unreadable_file"))
             break
     if not tables and len(xlsx) == 1:
-        return read_export(xlsx[0], problems)
+        return read_export(xlsx[0], problems, kinds)
     return tables, "+".join(sorted(formats)) or "none"
