@@ -60,7 +60,7 @@ def test_fast_and_careful_csv_readers_agree(tmp_path, name):
 def test_arrow_path_is_taken_for_well_formed_files_and_refused_otherwise():
     ok = CASES["quoted separators"].encode()
     assert readers._read_csv_arrow(ok, ",", "clients", "clients.csv") is not None
-    for name in ("quoted line break", "blank line", "ragged line", "short line"):
+    for name in ("quoted line break", "ragged line", "short line"):
         assert readers._read_csv_arrow(CASES[name].encode(), ",", "clients", "clients.csv") is None, name
 
 

@@ -6,6 +6,7 @@ their input into the contract's tables and then go through the same validation.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -334,17 +335,15 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
                  "error", "unknown_code")
     err |= bad_item
     value = sc["value"].to_numpy(dtype=float)
-    bound = p_lo[pair]
-    oor = value < bound  # NaN (no value, or no range) compares False
-    np.take(p_hi, pair, out=bound)
-    oor |= value > bound
+    oor = np.empty(len(value), dtype=bool)
+    for rows in _blocks(len(value)):  # NaN (no value, or no range) compares False
+        oor[rows] = (value[rows] < p_lo[pair[rows]]) | (value[rows] > p_hi[pair[rows]])
     oor &= ~err.to_numpy()
     rep.add_many("scores", sc, oor, "value", sc["value"],
                  lambda: "The value is outside the range " + pd.Series(p_lo[pair]).map("{:g}".format)
                  + "-" + pd.Series(p_hi[pair]).map("{:g}".format) + " of this item.",
                  "Check the score against the questionnaire.", "error", "out_of_range")
     err |= oor
-    del bound
 
     # the session of each score: (client, date) as one integer in the sessions' own client codes
     column = p_col[pair]
@@ -383,6 +382,12 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
                  "Check the attendance or the date; the score was not used.", "error", "score_on_non_attended")
     err |= nonatt
     return row, column, names
+
+
+def _blocks(n: int, size: int = 1 << 18):
+    """Row slices of a long table: work on them in turn reuses the same small temporaries, where
+    one pass over millions of rows would take fresh memory for each (which the system must clear)."""
+    return [slice(start, start + size) for start in range(0, n, size)]
 
 
 def _repeated_cells(row: np.ndarray, column: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
@@ -461,14 +466,17 @@ def _canonical(frame: pd.DataFrame, table: str, settings: Settings) -> pd.DataFr
         extra = sorted(c for c in frame.columns if c in measure_cols and c not in order)
         order += extra
         order = [c for c in order if not (c in measure_cols and frame[c].isna().all())]
-    columns = {}
-    for c in order + [SOURCE_ROW]:
+    def column(c):
         v = frame[c]
         if isinstance(v.dtype, pd.CategoricalDtype):
             v = categorical_text(v)
         elif v.dtype == object:
             v = v.astype("string")
-        columns[c] = v.array
+        return v.array
+
+    # text columns are made by Arrow, which lets go of the GIL: two at a time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        columns = dict(zip(order + [SOURCE_ROW], pool.map(column, order + [SOURCE_ROW])))
     return pd.DataFrame(columns, copy=False)  # the columns as they are, on a fresh row index (no copy)
 
 

@@ -171,38 +171,45 @@ class _Scan:
     head: bytes = b""      # the first bytes (BOM removed): header line and delimiter
     utf8: bool = True
     quotes: bool = False   # any double quote at all (else no value can hold a line break)
-    lines: int = 0         # line ends, not counting those at the very end of the file
 
 
 def _scan(chunks) -> _Scan:
     """Scan byte chunks (the whole file in order) without holding the file in memory."""
-    out, decoder, trailing, first = _Scan(), codecs.getincrementaldecoder("utf-8")(), 0, True
+    out, decoder, first = _Scan(), codecs.getincrementaldecoder("utf-8")(), True
     for chunk in chunks:
         if first:
             chunk = chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
             out.head, first = bytes(chunk[:65536]), False
-        if not chunk:
-            continue
         if out.utf8 and not chunk.isascii():
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError:
                 out.utf8 = False
         out.quotes = out.quotes or b'"' in chunk
-        n = chunk.count(b"\n")
-        out.lines += n
-        i = len(chunk) - 1
-        while i >= 0 and chunk[i] in b"\r\n":  # the run of line ends this chunk ends with
-            i -= 1
-        ends = n if i < 0 else chunk.count(b"\n", i + 1)
-        trailing = trailing + ends if i < 0 else ends
     if out.utf8:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             out.utf8 = False
-    out.lines -= trailing
     return out
+
+
+def _line_count(chunks) -> int:
+    """Line ends in the byte chunks, not counting those at the very end of the file."""
+    lines = trailing = 0
+    for chunk in chunks:
+        n = chunk.count(b"\n")
+        lines += n
+        i = len(chunk) - 1
+        while i >= 0 and chunk[i] in b"\r\n":  # the run of line ends this chunk ends with
+            i -= 1
+        ends = n if i < 0 else chunk.count(b"\n", i + 1)
+        trailing = trailing + ends if i < 0 else ends
+    return lines - trailing
+
+
+def _chunks(source):
+    return [source] if isinstance(source, bytes) else _file_chunks(source)
 
 
 def _file_chunks(path: Path, size: int = 1 << 23):
@@ -222,10 +229,10 @@ def _read_csv_arrow(source, sep: str, table: str, file: str, scan: _Scan | None 
     columns ``kinds`` names as ``number`` or ``date``: these come typed when every cell of them
     is a plain number or an ISO date (1900-2199) (as Parquet gives them), else the whole file is
     read as text. Returns None when the file needs the careful path of :func:`read_csv_text`: a
-    line with too many or too few fields, a blank line, a line break inside quotes, or an odd header.
+    line with too many or too few fields, a line break inside quotes, or an odd header.
     """
     if scan is None:
-        scan = _scan([source] if isinstance(source, bytes) else _file_chunks(source))
+        scan = _scan(_chunks(source))
     end = scan.head.find(b"\n")
     first = scan.head[:end if end >= 0 else len(scan.head)].decode("utf-8", errors="replace").rstrip("\r")
     header = next(csv.reader([first], delimiter=sep), [])
@@ -253,21 +260,29 @@ _ARROW_KINDS = {"number": pa.float64(), "date": pa.date32()}
 
 def _arrow_csv(source, sep: str, scan: _Scan, types: dict) -> pa.Table | None:
     """Arrow's reading of the file with these column types; None when a cell does not convert,
-    or when its records are not the file's lines (a bad line, a blank line, a line break in a value)."""
+    or when its records are not the file's lines (a line with too many or too few fields, a line
+    break in a value).
+
+    Without a quote in the file, every line is one record (Arrow reports any other line); only
+    with quotes are the lines counted.
+    """
     invalid: list = []
     try:
         arrow = pcsv.read_csv(
             io.BytesIO(source) if isinstance(source, bytes) else source,  # Arrow skips a UTF-8 BOM itself
             # a file without a quote has no line break inside a value: Arrow may then split it into
             # blocks at any line end (faster); with quotes, it must read them first
-            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=scan.quotes,
+            # an empty line is a record of empty fields (dropped as blank), so records stay lines
+            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=scan.quotes, ignore_empty_lines=False,
                                             invalid_row_handler=lambda row: invalid.append(row) or "skip"),
             convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=False,
                                                 quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a cell that does not convert, or not CSV Arrow can split
         return None
-    if invalid or arrow.num_rows != scan.lines:
+    if invalid:
         return None
+    if scan.quotes and arrow.num_rows != _line_count(_chunks(source)):
+        return None  # a line break inside quotes: a record of two lines
     return arrow
 
 
