@@ -282,15 +282,23 @@ def parse_dates(raw: pd.Series, day_first: bool) -> pd.Series:
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
         out = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
-        day = out.to_numpy().astype("datetime64[D]")  # midnight (floored, as Series.dt.normalize)
-        return pd.Series(_plausible(day), index=raw.index, copy=False)
+        return pd.Series(_plausible(out.to_numpy()), index=raw.index, copy=False)
     return per_value(raw, lambda u: pd.Series(_plausible(_parse_date_values(u, day_first).to_numpy())))
 
 
-def _plausible(day: np.ndarray) -> np.ndarray:
-    """NaT outside 1900-2199 (year 0, 9999: typing errors), as nanosecond datetimes."""
-    ok = (day >= np.datetime64("1900-01-01")) & (day < np.datetime64("2200-01-01"))  # NaT: False
-    return np.where(ok, day, np.datetime64("NaT")).astype("datetime64[ns]")
+def _plausible(when: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+    """Midnight of each datetime (floored, as ``Series.dt.normalize``), NaT outside 1900-2199
+    (year 0, 9999: typing errors), as nanosecond datetimes.
+
+    Worked out in row blocks into one new array: a column of millions of dates then takes no
+    full-length temporaries.
+    """
+    out = np.empty(len(when), dtype="datetime64[ns]")
+    for start in range(0, len(when), block):
+        day = when[start:start + block].astype("datetime64[D]")
+        ok = (day >= np.datetime64("1900-01-01")) & (day < np.datetime64("2200-01-01"))  # NaT: False
+        out[start:start + block] = np.where(ok, day, np.datetime64("NaT"))
+    return out
 
 
 def _number_values(raw: pd.Series) -> pd.Series:

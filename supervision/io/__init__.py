@@ -427,17 +427,20 @@ def _session_rows(client: np.ndarray, day: np.ndarray, session_key: np.ndarray) 
     return np.repeat(found, np.diff(np.append(starts, len(client))))
 
 
-def _merge_scores(sessions: pd.DataFrame, value: np.ndarray, row: np.ndarray, column: np.ndarray, names: list[str],
-                  lines, rep: Collector) -> pd.DataFrame:
-    """Valid scores of the long table into the sessions' wide measure columns (the sessions value wins a conflict).
+def _merge_scores(sessions: pd.DataFrame, value: np.ndarray, row: np.ndarray, column: np.ndarray, valid: np.ndarray,
+                  names: list[str], lines, rep: Collector) -> pd.DataFrame:
+    """The ``valid`` scores of the long table into the sessions' wide measure columns (the sessions
+    value wins a conflict).
 
     ``row`` and ``column`` are each score's session and its column in ``names`` (in name order);
     ``lines()`` gives the scores' line numbers, needed only to report a conflict. One scatter of
-    every score into a (column x session) table; no pivot, no sort.
+    every score into a (column x session) table (in row blocks); no pivot, no sort.
     """
     out = sessions.reset_index(drop=True)  # a frame of its own already (the valid rows of the sessions table)
     wide = np.full((len(names), len(out)), np.nan)
-    wide[column, row] = value
+    for rows in _blocks(len(value)):
+        use = valid[rows]
+        wide[column[rows][use], row[rows][use]] = value[rows][use]
     new = []
     for k, col in enumerate(names):
         if col not in out.columns:
@@ -447,7 +450,7 @@ def _merge_scores(sessions: pd.DataFrame, value: np.ndarray, row: np.ndarray, co
         conflict = ~np.isnan(old) & ~np.isnan(given) & (old != given)
         if conflict.any():
             line = np.full(len(out), -1, dtype=np.int64)
-            mine = column == k
+            mine = valid & (column == k)
             line[row[mine]] = lines()[mine]
             rep.add_many("scores", pd.DataFrame({SOURCE_ROW: line}), conflict, "value", pd.Series(given),
                          f"{col} differs from the value in the sessions table; the sessions value was kept.",
@@ -560,8 +563,8 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
         valid = ~sc.error.to_numpy()
         if matched is not None and valid.any():
             row, column, names = matched
-            sessions_ok = _merge_scores(sessions_ok, sc.frame["value"].to_numpy(dtype=float)[valid], row[valid],
-                                        column[valid], names, lambda: sc.frame[SOURCE_ROW].to_numpy()[valid], rep)
+            sessions_ok = _merge_scores(sessions_ok, sc.frame["value"].to_numpy(dtype=float), row, column, valid, names,
+                                        lambda: sc.frame[SOURCE_ROW].to_numpy(), rep)
 
     if clinicians_ok is None:
         ids = clients_ok["clinician_id"].dropna().unique()

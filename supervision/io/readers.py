@@ -248,7 +248,8 @@ def _read_csv_arrow(source, sep: str, table: str, file: str, scan: _Scan | None 
         arrow = _arrow_csv(source, sep, scan, {h: dictionary for h in header})
     if arrow is None or arrow.num_columns != len(names):
         return None
-    frame = arrow.to_pandas(date_as_object=False)
+    # a column of its own per column (no consolidating copy), each freed in Arrow as it is converted
+    frame = arrow.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
     frame.columns = names
     blank = _blank_rows(frame, names)
     frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
@@ -323,7 +324,7 @@ def _read_parquet_file(path: Path, table: str) -> RawTable:
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     # yes/no columns with empty cells as pandas' nullable boolean (not objects)
     frame = pq.read_table(path, read_dictionary=text).to_pandas(
-        date_as_object=False, types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        date_as_object=False, types_mapper={pa.bool_(): pd.BooleanDtype()}.get, split_blocks=True, self_destruct=True)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.reset_index(drop=True)
     frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)  # a spreadsheet view of it: header on line 1
