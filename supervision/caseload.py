@@ -30,6 +30,9 @@ class Caseload:
         says why and the tables are empty.
     source : str
         The path that was read; ``format`` is ``csv``, ``parquet``, ``xlsx`` or a mix.
+    scope : str or None
+        The clinician whose own clients these are (a self-review, :func:`supervision.privacy.apply_scope`);
+        None for a whole service. Views that compare with the service say they cannot when set.
     """
 
     clients: pd.DataFrame
@@ -42,6 +45,7 @@ class Caseload:
     source: str
     format: str
     settings: Settings = field(repr=False)
+    scope: str | None = None
 
     @property
     def n_errors(self) -> int:

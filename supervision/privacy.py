@@ -1081,7 +1081,7 @@ def apply_scope(caseload, clinician_id: str):
         columns=["table", "read", "loaded", "quarantined"])
     return Caseload(own_clients.reset_index(drop=True), own_sessions.reset_index(drop=True), clin.reset_index(drop=True),
                     quarantine, rep, counts, caseload.usable, f"{caseload.source} [own caseload of {cid}]",
-                    caseload.format, caseload.settings)
+                    caseload.format, caseload.settings, scope=cid)
 
 
 def _resolve_clinician(clinician_id, settings: Settings) -> str:

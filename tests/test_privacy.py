@@ -626,6 +626,41 @@ def test_apply_scope_keeps_only_the_clinicians_own_clients(demo):
         apply_scope(demo, "T99")
 
 
+def test_self_review_dashboards_do_not_compare_the_clinician_with_themselves(demo):
+    """In a self-review the only "service" loaded is the clinician: the views that compare with
+    the service say so instead of drawing the clinician against their own figures."""
+    from supervision.widgets.adaptation import AdaptationDashboard
+    from supervision.widgets.alliance import AllianceDashboard
+    from supervision.widgets.focus import FocusDashboard
+    from supervision.widgets.outcome import OutcomeDashboard
+    from supervision.widgets.supervision import SupervisionDashboard
+
+    own = apply_scope(demo, "T03")
+    assert own.scope == "T03" and demo.scope is None
+    for make in (AllianceDashboard, FocusDashboard, OutcomeDashboard, AdaptationDashboard):
+        for caseload, scoped in ((own, True), (demo, False)):
+            dash = make(caseload)
+            comparing = [i for i, v in enumerate(dash.views) if v.compares_with_service]
+            assert comparing, make.__name__
+            for i in comparing:
+                dash._draw(i)
+                notice = [c for c in dash.views[i].widget.children if "sw-self-review" in c._dom_classes]
+                assert bool(notice) == scoped, (make.__name__, i)
+                if scoped:
+                    assert "T03" in notice[0].value and "compare you with yourself" in notice[0].value
+            assert not dash.error.value, dash.error.value
+            dash.close()
+    for caseload, scoped in ((own, True), (demo, False)):
+        dash = SupervisionDashboard(caseload, supervisee="T03")
+        i = next(i for i, v in enumerate(dash.views) if "sw-caseload" in v.widget._dom_classes)
+        dash._draw(i)
+        table = dash.views[i].html.value
+        assert ("<th>service</th>" in table) != scoped and ("Self-review" in table) == scoped
+        names = [t.name for t in dash.views[i].chart.figure.data] if dash.views[i].chart.figure is not None else []
+        assert any(n.startswith("service") for n in names) != scoped, names
+        dash.close()
+
+
 def test_scope_filters_quarantine_and_report(tmp_path):
     (tmp_path / "clients.csv").write_text("client_id,clinician_id,start_date,end_reason\n"
                                           "A1,T1,2024-01-01,\nA2,T1,bad-date,\nB1,T2,2024-01-01,\nB2,T2,2024-01-01,weird\n")

@@ -114,6 +114,7 @@ class ForestView(View):
 
 class FunnelView(View):
     css_class = "sw-adapt-funnel"
+    compares_with_service = True
 
     def __init__(self, dash):
         super().__init__()

@@ -168,6 +168,7 @@ class SeriesView(View):
 
 class CompareView(View):
     css_class = "sw-alliance-compare"
+    compares_with_service = True
 
     def __init__(self):
         super().__init__()

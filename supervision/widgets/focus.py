@@ -83,7 +83,8 @@ class SummaryView(View):
             if me not in cn.index:
                 return "–"
             return (f"{_pct(cn.at[me, col])} ({_pct(cn.at[me, col.replace('_rate', '_rate_lower')])}–"
-                    f"{_pct(cn.at[me, col.replace('_rate', '_rate_upper')])}); service {_pct(cn.at['service', col])}")
+                    f"{_pct(cn.at[me, col.replace('_rate', '_rate_upper')])})"
+                    + ("" if data.extras.get("scope") is not None else f"; service {_pct(cn.at['service', col])}"))
         self.html.value = (
             f"<h3>Session focus: {html.escape(str(me))}</h3><ul>"
             f"<li>Sessions whose main focus was one of the client's agreed goals: <b>{both('coverage_rate')}</b>.</li>"
@@ -140,6 +141,7 @@ class CaseloadView(View):
 
 class CompareView(View):
     css_class = "sw-focus-compare"
+    compares_with_service = True
 
     def __init__(self):
         super().__init__()

@@ -68,6 +68,7 @@ class View:
 
     css_class = "sw-view"
     title = ""
+    compares_with_service = False  # True: shows a notice instead in a self-review (one clinician's own clients)
 
     def __init__(self):
         self.widget = w.VBox()
@@ -90,6 +91,17 @@ def unusable_notice(caseload: Caseload) -> w.HTML:
     box = w.HTML(f"<div style='border:1px solid #a00;padding:8px'><b>This export cannot be used yet.</b> "
                  f"Open <i>00-start-here</i> to see the full validation report. First problems:<ul>{items}</ul></div>")
     box.add_class("sw-unusable")
+    return box
+
+
+def self_review_notice(clinician: str) -> w.HTML:
+    """What a view that compares with the service shows in a self-review."""
+    box = w.HTML(
+        f"<div style='border:1px solid #888;padding:8px'><b>Self-review of {html.escape(clinician)}:</b> only your own "
+        "clients are loaded, so there is no service here to compare with (the chart would compare you with "
+        "yourself). A comparison needs the service's figures, which a self-review shows only as suppressed "
+        "aggregates: <code>supervision.privacy.SelfReview.benchmark</code>, or ask your supervisor.</div>")
+    box.add_class("sw-self-review")
     return box
 
 
@@ -150,6 +162,7 @@ class Dashboard:
             raise ValueError("This caseload cannot be used (see its validation report in the start-here notebook).")
         self.index = CaseloadIndex(caseload)
         self.views = views
+        self.scope = caseload.scope
         clinicians = sorted(self.index.sessions_by) or sorted(caseload.clinicians["clinician_id"])
         roles = dict(zip(caseload.clinicians["clinician_id"], caseload.clinicians.get("role", pd.Series(dtype=str))))
         n_clients = {k: len(v) for k, v in self.index.clients_by.items()}
@@ -220,6 +233,9 @@ class Dashboard:
 
     def _draw(self, i: int) -> None:
         self._stale.discard(i)
+        if self.scope is not None and self.views[i].compares_with_service:
+            self.views[i].widget.children = [self_review_notice(self.scope)]
+            return
         try:
             self.views[i].update(self.last_slice)
         except Exception as exc:  # noqa: BLE001 - one broken view must not hide the others
@@ -248,6 +264,7 @@ class Dashboard:
             with self.client.hold_trait_notifications():
                 self.client.options = [("Whole caseload", "")] + [(c, c) for c in ids]
                 self.client.value = ""
+        data.extras["scope"] = self.scope  # a self-review: no service to compare with
         self.enrich(data)
         self.last_slice = data
         # With tabs, only the visible view is drawn now; the others when their tab is opened.

@@ -141,6 +141,7 @@ class ClientView(View):
 
 class CompareView(View):
     css_class = "sw-outcome-compare"
+    compares_with_service = True
 
     def __init__(self):
         super().__init__()

@@ -124,6 +124,7 @@ class CaseloadView(View):
     def update(self, data: Slice) -> None:
         ep_all = data.extras["tables"]["engagement_clients"]
         me = data.selection.supervisee
+        own = data.extras.get("scope") is not None  # a self-review: the "service" would be the clinician
         ep_me = ep_all[ep_all["client_id"].isin(data.clients["client_id"])]
         ep_svc = ep_all[ep_all["client_id"].isin(data.service_clients["client_id"])]
         cn = eng.clinician_engagement(pd.concat([ep_me, ep_svc.assign(clinician_id="__svc")], ignore_index=True))
@@ -141,22 +142,25 @@ class CaseloadView(View):
                               ("cancelled, of scheduled", lambda r: _ci(r, "cancel_rate")),
                               ("open episodes with lost contact", lambda r: f"{r['n_lost_contact']:.0f}"),
                               ("attended sessions without any measure", lambda r: _pct(r["no_measure_rate"]))):
-                rows.append(f"<tr><td>{label}</td><td>{fn(mine)}</td><td>{fn(svc)}</td></tr>")
+                rows.append(f"<tr><td>{label}</td><td>{fn(mine)}</td>" + ("" if own else f"<td>{fn(svc)}</td>") + "</tr>")
         if me in al.index:
             for label, col in (("median SRS", "median_srs"), ("sessions at/below the SRS cut-off", "low_rate")):
                 f = (lambda v: f"{v:.1f}") if col == "median_srs" else _pct
-                rows.append(f"<tr><td>{label}</td><td>{f(al.at[me, col])}</td><td>{f(al.at['service', col])}</td></tr>")
+                rows.append(f"<tr><td>{label}</td><td>{f(al.at[me, col])}</td>"
+                            + ("" if own else f"<td>{f(al.at['service', col])}</td>") + "</tr>")
         period = "the whole export" if data.start_date is None else f"since {data.start_date:%d %b %Y}"
         self.html.value = (
             f"<h3>Caseload of {html.escape(str(me))} ({period})</h3>"
-            "<table class='sw-caseload-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th>"
-            f"<th>{html.escape(str(me))}</th><th>service</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            + ("<p>Self-review: only your own clients are loaded, so there is no service column.</p>" if own else "")
+            + "<table class='sw-caseload-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th>"
+            f"<th>{html.escape(str(me))}</th>" + ("" if own else "<th>service</th>")
+            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             "<p><i>How to read this:</i> rates are shown with a 95 % interval (Wilson). With few clients the interval is "
             "wide: a difference from the service inside it may be chance. Session-level rates treat sessions as "
             "independent, so their intervals are too narrow. Single sessions are not automatically dropout: many "
             "clients get what they came for in one session.</p>")
-        self.chart.show(session_count_comparison(eng.session_count_distribution(ep_me), eng.session_count_distribution(ep_svc),
-                                                 label=str(me)))
+        self.chart.show(session_count_comparison(eng.session_count_distribution(ep_me),
+                                                 None if own else eng.session_count_distribution(ep_svc), label=str(me)))
 
 
 class ClientView(View):
