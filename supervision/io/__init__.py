@@ -469,6 +469,7 @@ def _canonical(frame: pd.DataFrame, table: str, settings: Settings) -> pd.DataFr
         extra = sorted(c for c in frame.columns if c in measure_cols and c not in order)
         order += extra
         order = [c for c in order if not (c in measure_cols and frame[c].isna().all())]
+
     def column(c):
         v = frame[c]
         if isinstance(v.dtype, pd.CategoricalDtype):
@@ -492,7 +493,10 @@ def _in_session_order(frame: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
     """
     rows = np.flatnonzero(ok)
     keys = [_sort_codes(frame[c])[rows] for c in ("session_date", "client_id", "clinician_id")]
-    return frame.take(rows[np.lexsort(keys)])
+    order = rows[np.lexsort(keys)]
+    if len(order) == len(frame) and np.array_equal(order, np.arange(len(frame))):
+        return frame  # every row valid and in order already (a sorted export): no copy
+    return frame.take(order)
 
 
 def _sort_codes(s: pd.Series) -> np.ndarray:

@@ -3,8 +3,8 @@
 Raw tables keep every cell as it was written (text for CSV and Excel, the stored type for
 Parquet; a CSV column of the contract's numbers or dates comes typed when every cell of it reads
 as a plain number or ISO date) plus an integer column ``source_row``: the line number a user sees
-in their file (header = line 1). Nothing is validated here; problems that stop a file from being read at all
-(unreadable file, ragged lines, encoding) are returned as report rows for the validator.
+in their file (header = line 1). Nothing is validated here; problems that stop a file from being
+read at all (unreadable file, ragged lines, encoding) are returned as report rows for the validator.
 """
 
 from __future__ import annotations
