@@ -230,6 +230,100 @@ def test_beta_binomial_prior_reaches_the_maximum_likelihood():
     assert nll(np.log([a, b])) <= ref.fun + 1e-6
 
 
+def _prior_sets():
+    """(k, n) sets for the prior fit: hand-made edge cases and random service-like ones."""
+    rng = np.random.default_rng(21)
+    sets = {
+        "spread": ([0, 1, 2, 3, 5, 8], [10] * 6),
+        "few distinct pairs": ([1] * 50 + [2] * 30 + [0] * 20 + [4] * 3, [5] * 100 + [9] * 3),
+        "empty units and NaN": ([0, 3, 2, np.nan, 4, 0, 1], [0, 9, 7, 5, 12, 3, np.nan]),
+        "all or none": ([0, 0, 7, 7, 3], [7, 7, 7, 7, 7]),
+        "no overdispersion": ([5] * 40, [10] * 40),
+        "two units": ([1, 4], [6, 6]),
+        "float counts": (np.array([3.0, 3.0, 7.0, 0.0]), np.array([10.0, 10.0, 12.0, 4.0])),
+    }
+    for size, n_max in ((30, 20), (500, 60), (1100, 5000)):
+        n = rng.integers(1, n_max, size)
+        sets[f"random {size}"] = (rng.binomial(n, rng.beta(2, 7, size)), n)
+    return sets
+
+
+def _unit_by_unit_prior(k, n):
+    """The ML fit written plainly: every unit's beta-binomial term, no grouping of equal units."""
+    from scipy import special
+
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    ok = ~(np.isnan(k) | np.isnan(n)) & (n > 0)
+    k, n = k[ok], n[ok]
+    p = k / n
+    m = float(np.clip(p.mean(), 1e-3, 1 - 1e-3))
+    var = float(p.var(ddof=1))
+    s0 = float(np.clip(m * (1 - m) / var - 1 if var > 0 else 100.0, 0.5, 1e5))
+
+    def nll(x):
+        mu, size = special.expit(x[0]), np.exp(x[1])
+        a, b = mu * size, (1 - mu) * size
+        ll = np.sum(special.betaln(k + a, n - k + b)) - k.size * special.betaln(a, b)
+        dig = special.digamma
+        da = np.sum(dig(k + a) - dig(n + size)) - k.size * (dig(a) - dig(size))
+        db = np.sum(dig(n - k + b) - dig(n + size)) - k.size * (dig(b) - dig(size))
+        return -float(ll), -np.array([(da - db) * size * mu * (1 - mu), da * a + db * b])
+
+    # the objective is the beta-binomial log-likelihood less the binomial coefficients
+    a, b = 1.7, 4.2
+    const = np.sum(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1))
+    x = np.array([np.log(a / b), np.log(a + b)])
+    assert -nll(x)[0] + const == pytest.approx(stats.betabinom.logpmf(k, n, a, b).sum(), rel=1e-10)
+    h = 1e-6
+    numeric = [(nll(x + h * e)[0] - nll(x - h * e)[0]) / (2 * h) for e in np.eye(2)]
+    assert nll(x)[1] == pytest.approx(numeric, rel=1e-5, abs=1e-5)
+    res = optimize.minimize(nll, np.array([np.log(m / (1 - m)), np.log(s0)]), jac=True, method="SLSQP",
+                            bounds=[(-20.0, 20.0), (np.log(1e-3), np.log(1e6))])
+    mu, size = special.expit(res.x[0]), float(np.exp(res.x[1]))
+    return mu * size, (1 - mu) * size
+
+
+@pytest.mark.parametrize("name", list(_prior_sets()))
+def test_beta_binomial_prior_fit_is_the_plain_unit_by_unit_fit(name):
+    """The fit evaluates the likelihood once per distinct (k, n): the same optimum as unit by unit."""
+    k, n = (np.asarray(v, dtype=float) for v in _prior_sets()[name])
+    a, b = beta_binomial_prior(k, n)
+    order = np.random.default_rng(3).permutation(k.size)
+    for kk, nn in ((k, n), (k[order], n[order])):
+        assert beta_binomial_prior(kk, nn) == pytest.approx(_unit_by_unit_prior(kk, nn), rel=1e-12)
+    # and the maximum of the beta-binomial likelihood (scipy's)
+    use = ~(np.isnan(k) | np.isnan(n)) & (n > 0)
+
+    def nll(x):
+        return -stats.betabinom.logpmf(k[use], n[use], *np.exp(x)).sum()
+
+    if a + b > 1e5:  # rates no more varied than binomial noise: complete pooling, at the cap
+        assert a + b == pytest.approx(1e6) and nll(np.log([a, b])) < nll(np.log([a, b]) - np.log(100))
+        return
+    best = optimize.minimize(nll, np.log([a, b]), method="Nelder-Mead",
+                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
+    assert nll(np.log([a, b])) <= best.fun + 1e-6
+
+
+def test_benjamini_hochberg_by_family_with_tied_p_values_and_many_families():
+    rng = np.random.default_rng(13)
+    p = rng.choice([0.5, 1.0, 0.01, 0.2, 0.03], 200_000) * (rng.random(200_000) < 0.5) + rng.random(200_000) ** 4
+    p = np.minimum(p, 1.0)
+    p[rng.random(p.size) < 0.05] = np.nan
+    for n_fam in (40, 70_000):  # family labels of 16 bits (radix-sorted) and of 32 bits
+        fam = rng.integers(0, n_fam, p.size)
+        q = benjamini_hochberg(p, families=fam)
+        d = pd.DataFrame({"p": p, "fam": fam}).dropna().sort_values(["fam", "p"], kind="stable")
+        g = d.groupby("fam")["p"]
+        d["q"] = d["p"] * (g.transform("size") / (g.cumcount() + 1))  # p_(j) m / j
+        d["q"] = d["q"].iloc[::-1].groupby(d["fam"].iloc[::-1]).cummin().iloc[::-1].clip(upper=1.0)
+        assert np.isnan(q[np.isnan(p)]).all()
+        assert np.array_equal(q[d.index.to_numpy()], d["q"].to_numpy())
+        for f in np.unique(fam)[:5]:
+            sel = fam == f
+            assert np.array_equal(q[sel], benjamini_hochberg(p[sel]), equal_nan=True)
+
+
 # --------------------------------------------------------------------------------------------
 # hand-made groups
 # --------------------------------------------------------------------------------------------
@@ -331,6 +425,50 @@ def test_verdicts_follow_their_definition():
     no_est = g["verdict"].to_numpy() == "too few clients"
     assert g.loc[no_est, "difference"].isna().all() and g.loc[~no_est, "difference"].notna().all()
     assert set(g["verdict"]) <= {"clear gap", "possible gap", "no evidence", "too few clients"}
+
+
+def test_rows_in_table_order_and_the_same_for_any_selection():
+    """Rows sorted by clinician, dimension, group, metric, comparator; each cell's values do not
+    depend on which dimensions, metrics or clinicians are asked for (the q-values on the family)."""
+    m = _measures(3)
+    rng = np.random.default_rng(5)
+    m["age"] = rng.choice(["18-25", "26-40", "41-65", "declined", "not_recorded"], len(m))
+    mets = ["identity_addressed", "unilateral", "mean_srs"]  # not in METRICS order
+    g = adaptation_gaps(m, dimensions=["faith", "age"], metrics=mets, min_n=3, min_n_comparator=3)
+    assert len(g) == g.groupby(["clinician_id", "dimension", "group"]).ngroups * len(mets) * 2
+    group_rank = {d: {x: i for i, x in enumerate(sorted(set(m[d]) - {"declined", "not_recorded"})
+                                                 + ["declined", "not_recorded"])} for d in ("faith", "age")}
+    keys = pd.DataFrame({"c": g["clinician_id"], "d": g["dimension"].map({"faith": 0, "age": 1}),
+                         "g": [group_rank[d][x] for d, x in zip(g["dimension"], g["group"])],
+                         "m": g["metric"].map(list(METRICS).index),
+                         "k": g["comparator"].map({"clinician": 0, "service": 1})})
+    assert keys.equals(keys.sort_values(list(keys.columns)))
+    assert (g["verdict"] != "too few clients").any() and g["excess_gap"].notna().any()
+    per_cell = ["n_group", "n_comparator", "value_group", "value_comparator", "difference", "lower", "upper", "p_value",
+                "shrunken_difference", "recording_rate", "excess_gap", "excess_lower", "excess_upper"]
+    age = adaptation_gaps(m, dimensions=["age"], metrics=["unilateral"], min_n=3, min_n_comparator=3)
+    mine = g[(g["dimension"] == "age") & (g["metric"] == "unilateral")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine[per_cell], age[per_cell], check_exact=True)
+    two = adaptation_gaps(m, dimensions=["faith", "age"], metrics=mets, min_n=3, min_n_comparator=3,
+                          clinician_id=["E", "B"])
+    pd.testing.assert_frame_equal(two, g[g["clinician_id"].isin(["B", "E"])].reset_index(drop=True), check_exact=True)
+
+
+def test_excess_gap_recomputed_with_plain_pandas():
+    m = _measures(4)
+    g = adaptation_gaps(m, dimensions=["faith"], metrics=["unilateral", "mean_srs"], min_n=3, min_n_comparator=3)
+    for _, r in g.iterrows():
+        x = m.dropna(subset=[r["metric"]])
+        v, own, grp = x[r["metric"]], x["clinician_id"] == r["clinician_id"], x["faith"] == r["group"]
+        four = [v[own & grp], v[own & ~grp], v[~own & grp], v[~own & ~grp]]
+        if len(four[0]) < 3 or min(map(len, four[1:])) < 3:
+            assert np.isnan(r[["excess_gap", "excess_lower", "excess_upper"]].to_numpy(dtype=float)).all()
+            continue
+        assert r["excess_gap"] == pytest.approx((four[0].mean() - four[1].mean()) - (four[2].mean() - four[3].mean()))
+        if r["metric"] == "unilateral":
+            lo, hi = newcombe_interaction_interval(*[f(s) for s in four for f in (np.sum, len)])
+            assert (r["excess_lower"], r["excess_upper"]) == pytest.approx((lo, hi))
+    assert g["excess_gap"].notna().sum() > 20
 
 
 def test_options_from_settings_and_bad_options():

@@ -573,10 +573,6 @@ def adaptation_gaps(
     values = {m: pd.to_numeric(measures[m], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[valid]
               for m in mets}
     cc_all = clin_codes[valid]
-    cols: dict[str, list] = {c: [] for c in ("clin", "dim", "grp", "metric", "comparator", "n_group", "n_comparator",
-                                             "value_group", "value_comparator", "difference", "lower", "upper",
-                                             "p_value", "shrunken_difference", "recording_rate", "excess_gap",
-                                             "excess_lower", "excess_upper", "estimated")}
 
     # each metric's count, sum and sum of squares per client (0 where missing), for the bincounts below
     terms = {}
@@ -592,25 +588,59 @@ def adaptation_gaps(
     per_metric = {m: (sums(cc_all, m, K), sums(np.zeros(len(cc_all), dtype=np.int64), m, 1)) for m in mets}
     grp_names: list[str] = []  # every dimension's groups; rows hold an index into it
     grp_rank_of: list[int] = []  # sort position of each group within its dimension
-    for di, dim in enumerate(dims):
+    cells = []  # per dimension: each client's group, the cells (clinician x group), the reported ones
+    for dim in dims:
         codes, names = _group_codes(measures[dim])
         present = np.unique(codes[valid])  # the groups of rows with a clinician, sorted by name
         gr_all, gr_uni = np.searchsorted(present, codes[valid]), names[present]
-        gr_offset = len(grp_names)
         rank = {g: i for i, g in enumerate(_group_order(gr_uni))}
-        grp_names.extend(str(g) for g in gr_uni)
-        grp_rank_of.extend(rank[str(g)] for g in gr_uni)
         G = len(gr_uni)
-        key = cc_all.astype(np.int64) * G + gr_all
-        cell_uni, cell_idx = np.unique(key, return_inverse=True)
-        cell_clin, cell_grp = cell_uni // G, cell_uni % G
-        C = cell_uni.size
+        cell_idx, cell_uni = pd.factorize(cc_all.astype(np.int64) * G + gr_all, sort=True)  # np.unique, by hashing
         recorded = (names != "not_recorded")[codes[valid]]
         rec = np.bincount(cc_all, weights=recorded.astype(float), minlength=K) / np.maximum(
             np.bincount(cc_all, minlength=K), 1)
-        wanted = wanted_clin[cell_clin]
-        sel = np.flatnonzero(wanted)
-        for metric in mets:
+        wanted = wanted_clin[cell_uni // G]
+        cells.append({"gr_all": gr_all, "G": G, "cell_idx": cell_idx, "clin": cell_uni // G, "grp": cell_uni % G,
+                      "wanted": wanted, "sel": np.flatnonzero(wanted), "offset": len(grp_names), "rec": rec})
+        grp_names.extend(str(g) for g in gr_uni)
+        grp_rank_of.extend(rank[str(g)] for g in gr_uni)
+
+    # Table order: clinician, dimension (settings order), group (declined / not_recorded last), then
+    # metric (METRICS order) and comparator. Every reported cell has one row per metric and comparator,
+    # so the rows are written straight to their place: the cell's first row plus the slot's rank.
+    if sum(c["sel"].size for c in cells) == 0:
+        return _empty()
+    r_clin = np.concatenate([c["clin"][c["sel"]] for c in cells])
+    r_dim = np.concatenate([np.full(c["sel"].size, di) for di, c in enumerate(cells)])
+    r_grp = np.concatenate([c["offset"] + c["grp"][c["sel"]] for c in cells])
+    r_rec = np.concatenate([c["rec"][c["clin"][c["sel"]]] for c in cells])
+    by_cell = np.lexsort((np.asarray(grp_rank_of, dtype=np.int64)[r_grp], r_dim, r_clin))
+    n_slots = len(mets) * len(COMPARATORS)
+    first_row = np.empty(r_clin.size, dtype=np.int64)
+    first_row[by_cell] = np.arange(r_clin.size) * n_slots
+    slots = sorted((list(METRICS).index(m), ci, mi) for mi, m in enumerate(mets) for ci in range(len(COMPARATORS)))
+    slot_metric = np.array([mi for _, _, mi in slots])
+    slot_comparator = np.array([ci for _, ci, _ in slots])
+    slot_of = {(mi, ci): s for s, (_, ci, mi) in enumerate(slots)}
+    n_rows = r_clin.size * n_slots
+    a = {"clin": np.repeat(r_clin[by_cell], n_slots), "dim": np.repeat(r_dim[by_cell], n_slots),
+         "grp": np.repeat(r_grp[by_cell], n_slots), "metric": np.tile(slot_metric, r_clin.size),
+         "comparator": np.tile(slot_comparator, r_clin.size), "recording_rate": np.repeat(r_rec[by_cell], n_slots),
+         "n_group": np.zeros(n_rows, dtype=np.int64), "n_comparator": np.zeros(n_rows, dtype=np.int64),
+         "estimated": np.zeros(n_rows, dtype=bool),
+         **{col: np.full(n_rows, np.nan) for col in ("value_group", "value_comparator", "difference", "lower", "upper",
+                                                     "p_value", "shrunken_difference", "excess_gap", "excess_lower",
+                                                     "excess_upper")}}
+
+    start = 0
+    for c in cells:
+        gr_all, G, cell_idx, cell_clin, cell_grp, wanted, sel = (
+            c[k] for k in ("gr_all", "G", "cell_idx", "clin", "grp", "wanted", "sel"))
+        C = cell_clin.size
+        rows = np.zeros(C, dtype=np.int64)  # each reported cell's first row
+        rows[sel] = first_row[start:start + sel.size]
+        start += sel.size
+        for mi, metric in enumerate(mets):
             spec = METRICS[metric]
             worse_side = "less" if spec.higher_is_better else "greater"
             x = values[metric]
@@ -632,70 +662,54 @@ def adaptation_gaps(
                 shr_g = _shrink_means(n_g, s_g, ss_g, cell_grp, wanted & (n_g >= min_n))
                 g_var, g_df = _moderate(g_sd, n_g, s0, d0)
 
-            # excess gap: (group - own other clients) - (colleagues' group - colleagues' other clients)
+            # excess gap: (group - own other clients) - (colleagues' group - colleagues' other clients),
+            # computed only for the cells with enough clients in all four (the others stay NaN)
             quads = [cellsum, own_other, coll_group, coll_other]
-            ok_x = wanted & (n_g >= min_n) & np.logical_and.reduce([q[:, 0] >= min_n_comparator for q in quads[1:]])
+            at_x = np.flatnonzero(wanted & (n_g >= min_n)
+                                  & np.logical_and.reduce([q[:, 0] >= min_n_comparator for q in quads[1:]]))
             if spec.kind == "rate":
-                kn = [a for q in quads for a in (np.round(q[:, 1]), np.maximum(q[:, 0], 1))]
+                kn = [v for q in quads for v in (np.round(q[at_x, 1]), np.maximum(q[at_x, 0], 1))]
                 x_lo, x_hi = newcombe_interaction_interval(*kn, confidence=confidence)
                 x_d = kn[0] / kn[1] - kn[2] / kn[3] - (kn[4] / kn[5] - kn[6] / kn[7])
             else:
                 ms, vs, dfs = [], [], []
                 for q in quads:
-                    mq, sq = _mean_sd(q[:, 0], q[:, 1], q[:, 2])
-                    vq, fq = _moderate(sq, q[:, 0], s0, d0)
+                    mq, sq = _mean_sd(q[at_x, 0], q[at_x, 1], q[at_x, 2])
+                    vq, fq = _moderate(sq, q[at_x, 0], s0, d0)
                     ms.append(mq), vs.append(np.sqrt(vq)), dfs.append(fq)
-                wi = welch_interaction(ms, vs, [q[:, 0] for q in quads], dfs, confidence)
+                wi = welch_interaction(ms, vs, [q[at_x, 0] for q in quads], dfs, confidence)
                 x_d, x_lo, x_hi = wi["difference"], wi["lower"], wi["upper"]
 
-            for comparator in COMPARATORS:
+            for ci, comparator in enumerate(COMPARATORS):
                 cc = comp[comparator]
                 n_c, s_c, ss_c = cc[:, 0], cc[:, 1], cc[:, 2]
                 c_mean, c_sd = _mean_sd(n_c, s_c, ss_c)
                 ok = wanted & (n_g >= min_n) & (n_c >= min_n_comparator)
+                at = np.flatnonzero(ok)  # the estimated cells; the tests run on these alone
                 if spec.kind == "rate":
-                    k_g, k_c = np.round(s_g), np.round(s_c)
-                    lo, hi = newcombe_interval(k_g, n_g, k_c, n_c, confidence)
-                    p = two_proportion_test(np.where(ok, k_g, 0), np.where(ok, n_g, 1),
-                                            np.where(ok, k_c, 0), np.where(ok, n_c, 1), alternative=worse_side)
-                    diff = g_mean - c_mean
+                    k_g, k_c = np.round(s_g[at]), np.round(s_c[at])
+                    lo, hi = newcombe_interval(k_g, n_g[at], k_c, n_c[at], confidence)
+                    p = two_proportion_test(k_g, n_g[at], k_c, n_c[at], alternative=worse_side)
+                    diff = g_mean[at] - c_mean[at]
                     shr_c = _shrink_rates(s_c, n_c, cell_clin, cell_grp, ok) if comparator == "clinician" else c_mean
                 else:
                     c_var, c_df = _moderate(c_sd, n_c, s0, d0)
-                    w = welch_test(g_mean, np.sqrt(g_var), n_g, c_mean, np.sqrt(c_var), n_c, confidence,
-                                   df1=g_df, df2=c_df, alternative=worse_side)
+                    w = welch_test(g_mean[at], np.sqrt(g_var[at]), n_g[at], c_mean[at], np.sqrt(c_var[at]), n_c[at],
+                                   confidence, df1=g_df[at], df2=c_df[at], alternative=worse_side)
                     diff, lo, hi, p = w["difference"], w["lower"], w["upper"], w["p_value"]
                     shr_c = _shrink_means(n_c, s_c, ss_c, cell_grp, ok) if comparator == "clinician" else c_mean
-                na = ~ok[sel]
-                na_x = na | ~ok_x[sel]
 
-                def pick(v, mask=na):
-                    return np.where(mask, np.nan, np.asarray(v, dtype=float)[sel])
-
-                m = sel.size
-                cols["clin"].append(cell_clin[sel])
-                cols["dim"].append(np.full(m, di))
-                cols["grp"].append(gr_offset + cell_grp[sel])
-                cols["metric"].append(np.full(m, mets.index(metric)))
-                cols["comparator"].append(np.full(m, COMPARATORS.index(comparator)))
-                cols["n_group"].append(n_g[sel])
-                cols["n_comparator"].append(n_c[sel])
-                cols["value_group"].append(pick(g_mean))
-                cols["value_comparator"].append(pick(c_mean))
-                cols["difference"].append(pick(diff))
-                cols["lower"].append(pick(lo))
-                cols["upper"].append(pick(hi))
-                cols["p_value"].append(pick(p))
-                cols["shrunken_difference"].append(pick(np.asarray(shr_g) - np.asarray(shr_c)))
-                cols["recording_rate"].append(rec[cell_clin[sel]])
-                cols["excess_gap"].append(pick(x_d, na_x))
-                cols["excess_lower"].append(pick(x_lo, na_x))
-                cols["excess_upper"].append(pick(x_hi, na_x))
-                cols["estimated"].append(ok[sel])
-    if not cols["clin"] or sum(a.size for a in cols["clin"]) == 0:
-        return _empty()
-    a = {k: np.concatenate(v) for k, v in cols.items()}
-    est_ok = a["estimated"].astype(bool)
+                dest = rows + slot_of[mi, ci]  # the cells' rows for this metric and comparator
+                a["n_group"][dest[sel]] = n_g[sel]
+                a["n_comparator"][dest[sel]] = n_c[sel]
+                a["estimated"][dest[at]] = True
+                for col, v in (("value_group", g_mean[at]), ("value_comparator", c_mean[at]), ("difference", diff),
+                               ("lower", lo), ("upper", hi), ("p_value", p),
+                               ("shrunken_difference", shr_g[at] - shr_c[at])):
+                    a[col][dest[at]] = v
+                for col, v in zip(("excess_gap", "excess_lower", "excess_upper"), (x_d, x_lo, x_hi)):
+                    a[col][dest[at_x]] = v  # the same on both comparator rows
+    est_ok = a["estimated"]
     hib = np.array([METRICS[m].higher_is_better for m in mets])[a["metric"]]
     thr = np.array([thresholds[m] for m in mets])[a["metric"]]
 
@@ -720,14 +734,9 @@ def adaptation_gaps(
     verdict = np.select([~est_ok, clear, possible], [VERDICTS.index("too few clients"), VERDICTS.index("clear gap"),
                                                      VERDICTS.index("possible gap")], VERDICTS.index("no evidence"))
 
-    # order: clinician, dimension (settings order), group (declined / not_recorded last), metric, comparator
-    grp_rank = np.asarray(grp_rank_of, dtype=np.int64)[a["grp"]]
-    met_rank = np.array([list(METRICS).index(m) for m in mets])[a["metric"]]
-    o = np.lexsort((a["comparator"], met_rank, grp_rank, a["dim"], a["clin"]))
-
     def text(names, codes) -> pd.api.extensions.ExtensionArray:
         """``names[codes]`` as a text column, converting only the distinct names."""
-        return pd.array(np.asarray(names, dtype=object).astype(str), dtype="str").take(np.asarray(codes)[o])
+        return pd.array(np.asarray(names, dtype=object).astype(str), dtype="str").take(codes)
 
     data = {
         "clinician_id": text(clin_names, a["clin"]),
@@ -735,17 +744,15 @@ def adaptation_gaps(
         "group": text(grp_names, a["grp"]),
         "metric": text(mets, a["metric"]),
         "comparator": text(COMPARATORS, a["comparator"]),
-        "n_group": a["n_group"][o].astype(np.int64),
-        "n_comparator": a["n_comparator"][o].astype(np.int64),
-        **{col: a[col][o] for col in ("value_group", "value_comparator", "difference", "lower", "upper", "p_value")},
-        "q_value": q[o],
-        "shrunken_difference": a["shrunken_difference"][o],
+        **{col: a[col] for col in ("n_group", "n_comparator", "value_group", "value_comparator", "difference", "lower",
+                                   "upper", "p_value")},
+        "q_value": q,
+        "shrunken_difference": a["shrunken_difference"],
         "verdict": text(VERDICTS, verdict),
-        "recording_rate": a["recording_rate"][o],
-        **{col: a[col][o] for col in ("excess_gap", "excess_lower", "excess_upper")},
+        **{col: a[col] for col in ("recording_rate", "excess_gap", "excess_lower", "excess_upper")},
         "kind": text([METRICS[m].kind for m in mets], a["metric"]),
-        "higher_is_better": hib[o],
-        "practical_threshold": thr[o],
+        "higher_is_better": hib,
+        "practical_threshold": thr,
     }
     out = pd.DataFrame({c: data[c] for c in _COLUMNS}, copy=False)  # the arrays are new: no second copy
     out.attrs.update({"min_n": min_n, "min_n_comparator": min_n_comparator, "confidence": confidence,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import special
 from scipy import stats as _stats
 
 __all__ = ["wilson_interval", "newcombe_interval", "newcombe_interaction_interval", "two_proportion_test",
@@ -58,7 +59,7 @@ def wilson_interval(k, n, confidence: float = 0.95):
     if np.any((k_arr[valid] < 0) | (n_arr[valid] < 0) | (k_arr[valid] > n_arr[valid])):
         raise ValueError("wilson_interval needs 0 <= k <= n for every pair (successes k out of n trials); "
                          f"got k={k!r}, n={n!r}.")
-    z = _stats.norm.ppf(0.5 + float(confidence) / 2.0)
+    z = special.ndtri(0.5 + float(confidence) / 2.0)  # norm.ppf, without its ~40 us of checks per call
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k_arr / n_arr
         denom = 1.0 + z * z / n_arr
@@ -487,7 +488,7 @@ def normal_shrinkage(estimate, variance, *, confidence: float = 0.95, tau2: floa
         post = mu + b * (y - mu)
         var = b * v + (1.0 - b) ** 2 * var_mu
     sd = np.sqrt(var)
-    z = _stats.norm.ppf(0.5 + float(confidence) / 2.0)
+    z = special.ndtri(0.5 + float(confidence) / 2.0)  # norm.ppf, without its ~40 us of checks per call
     return {"mu": mu, "tau2": tau2, "shrinkage": b, "posterior": post, "posterior_sd": sd,
             "lower": post - z * sd, "upper": post + z * sd}
 
@@ -532,21 +533,28 @@ def beta_binomial_prior(k, n) -> tuple[float, float]:
     var = float(p.var(ddof=1)) if p.size > 1 else 0.0
     s0 = m * (1 - m) / var - 1 if var > 0 else 100.0
     s0 = float(np.clip(s0, 0.5, 1e5))
-    from scipy import special
 
     # Parametrised by logit(mean) and log(alpha + beta), with the analytic gradient; the
     # binomial coefficient is constant in (alpha, beta) and left out of the likelihood.
+    # Units share few distinct k, n - k, n and (k, n): the special functions run once per distinct
+    # value and are spread back over the units, so every sum adds the same terms in the same order.
     x0 = np.array([np.log(m / (1 - m)), np.log(s0)])
-    n_minus_k = n_arr - k_arr
+    ik, uk = pd.factorize(k_arr)
+    ir, ur = pd.factorize(n_arr - k_arr)
+    in_, un = pd.factorize(n_arr)
+    ip, pairs = pd.factorize(ik * ur.size + ir)
+    pk, pr = uk[pairs // ur.size], ur[pairs % ur.size]
+    units = k_arr.size
 
     def nll(x):
         mu = special.expit(x[0])
         size = np.exp(x[1])
         a, b = mu * size, (1 - mu) * size
-        ll = np.sum(special.betaln(k_arr + a, n_minus_k + b)) - k_arr.size * special.betaln(a, b)
-        common = special.digamma(n_arr + size)
-        da = np.sum(special.digamma(k_arr + a) - common) - k_arr.size * (special.digamma(a) - special.digamma(size))
-        db = np.sum(special.digamma(n_minus_k + b) - common) - k_arr.size * (special.digamma(b) - special.digamma(size))
+        ll = special.betaln(pk + a, pr + b).take(ip).sum() - units * special.betaln(a, b)
+        common = special.digamma(un + size).take(in_)
+        dsize = special.digamma(size)
+        da = (special.digamma(uk + a).take(ik) - common).sum() - units * (special.digamma(a) - dsize)
+        db = (special.digamma(ur + b).take(ir) - common).sum() - units * (special.digamma(b) - dsize)
         g0 = (da - db) * size * mu * (1 - mu)
         g1 = da * a + db * b
         return -float(ll), -np.array([g0, g1])
@@ -786,7 +794,10 @@ def benjamini_hochberg(p_values, *, families=None) -> np.ndarray:
         if fam.shape != flat.shape:
             raise ValueError(f"families must have one label per p-value; got {fam.size} for {flat.size}.")
         codes, _ = pd.factorize(fam[ok])
-        order = np.lexsort((vals, codes))  # by family, then p (tied p-values get the same q either way)
+        # by family, then p: p sorted first, then the labels by a stable sort (a radix sort for up to
+        # 65,536 families); tied p-values get the same q in any order
+        by_p = np.argsort(vals)
+        order = by_p[np.argsort(codes.astype(np.min_scalar_type(codes.max()))[by_p], kind="stable")]
         c, ranked = codes[order], vals[order]
         m = np.bincount(c)
         first = np.r_[True, c[1:] != c[:-1]]
