@@ -233,7 +233,7 @@ def per_value(s: pd.Series, fn) -> pd.Series:
     codes, uniques = distinct(s)
     res = pd.Series(fn(pd.Series(uniques, dtype=uniques.dtype))).reset_index(drop=True)
     if (isinstance(s.dtype, pd.CategoricalDtype) and s.cat.categories.dtype == "str" and _is_text(res)
-            and _increasing(res) and np.array_equal(res.to_numpy(dtype=object), uniques.to_numpy(dtype=object))):
+            and np.array_equal(res.to_numpy(dtype=object), uniques.to_numpy(dtype=object)) and _increasing(res)):
         return s.rename(None)  # nothing changed and the categories are in order: the column as it is
     return take_codes(res, codes, s.index)
 
