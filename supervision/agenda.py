@@ -1,111 +1,226 @@
-"""The supervision agenda: every flag from the areas becomes an explained, ranked agenda item.
+"""The supervision agenda: what to look at first in a one-hour supervision meeting, and why.
 
-Each item says **what** was flagged (``flag``, ``area``), **how serious** it is (``severity``),
-the **evidence** (the numbers and dates behind it), **since when**, and a **suggested
-supervision question**. Items are ranked by a documented, configurable rule:
+Every flag the areas raise becomes an explained item (what, how serious, the numbers and dates
+behind it, since when, and a question to open the conversation). Items are then put in five
+**sections**, in this order, so that the hour starts with what matters most:
 
-    score = weight[flag] + recency_bonus
+``risk``
+    Every current client whose **latest** answer on a risk item is above the item's minimum
+    (PHQ-9 item 9 and CORE-10 item 6 by default: the instruments' ``risk_items``, so a user
+    instrument can declare its own). Never capped, never ranked below anything else. One row per
+    client, with the item, its answer, its date and the trend of that item.
+``today``
+    At most ``today_clients`` clients (default 5), **one row per client** carrying all its
+    flags, ranked clinical-first (see the score below): reliably worse or not on track
+    (including episodes that ended within ``recency_days`` while reliably worse), unrepaired and
+    open ruptures, falling low alliance, then the rest. Clients below ``today_min_score`` are
+    not "today" material and go to ``more``.
+``patterns``
+    At most ``patterns`` caseload-level items (default 3) from the workbook's areas, each only
+    when the supervisee's interval excludes the service's figure: check-in dominance, off-goal
+    work (drift and topics outside the agreed goals), engagement (unilateral endings, single
+    sessions, missed sessions) and adaptation gaps (one item per dimension and group, merged
+    over metrics, worded after the comparator each verdict rests on).
+``housekeeping``
+    Administrative items, never above a clinical one: episodes to close (no attended session
+    for more than ``lost_contact_decay_days``) and measures missing from recent sessions.
+``more``
+    Everything else, folded in the views.
 
-``weight`` comes from the ``[agenda.weights]`` settings (defaults below: unrepaired ruptures
-and lost contact first, ceiling scores last); ``recency_bonus`` is up to ``recency_points``
-points, falling linearly to 0 for flags older than ``recency_days`` days before the reference
-date (the last session in the export), so that of two equally serious items the fresher one
-comes first. Ties are broken by client id. Severity bands follow the score: ``high`` at or above
-``high_from``, ``medium`` at or above ``medium_from``, else ``low``.
+**The score** (one formula for every item; :func:`item_score`)::
 
-Only current clients get items: open episodes, and episodes that ended within ``recency_days``
-(see :func:`current_only`).
+    score = weight[flag] * 0.5 ** (age_days / half_life_days)
 
-The agenda works with whatever a service records: each area's flags are produced only when that
-area's data is present (no SRS: no alliance items; no focus codes: no focus items), never an
-error. Flag providers are plain functions from precomputed tables to item rows, so a new area
-adds one function to :data:`PROVIDERS`.
+``age_days`` is the time from the flag's ``since`` date to the reference date (the export's last
+session); caseload-level patterns have no date and do not decay. So a stale flag can never
+outrank a fresh one of the same kind, and a year-old item fades below a fresh one of a lower
+weight. A client's score is the best of its items' scores plus ``extra_flag_points`` for each
+other clinical flag it carries. The weights are ordered clinical-first in the defaults
+(``[agenda.weights]``); patterns add up to ``pattern_distance_points`` for how far the
+supervisee's interval lies from the service's figure (one point per percentage point).
+Severity follows the score: ``high`` from ``high_from``, ``medium`` from ``medium_from``.
+
+Only current clients get items: open episodes and episodes that ended within ``recency_days``.
+Every number above is a setting (``[agenda]`` in ``supervision/defaults.toml``, the only place a
+default is written); :class:`AgendaRules` reads and checks them once.
+
+Sources. The risk items: Kroenke, Spitzer & Williams (2001), PHQ-9; Barkham et al. (2013),
+CORE-10 (``supervision/instruments/instruments.toml``). The support prompts for clients off
+track (:func:`support_prompts`): the Clinical Support Tools of Lambert's OQ system (Whipple et
+al. 2003, J Couns Psychol 50:59-68; Harmon et al. 2007, Psychother Res 17:379-392), whose domains
+are the alliance, motivation, social support and life events, with a risk screen first; emotion
+regulation is added as the issue asks [U: not in the papers as read]. The weights, decay and caps
+are design choices [U].
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from supervision.caseload import Caseload
+from supervision.config import SettingsError, load_settings
 
-ITEM_COLUMNS = ["rank", "clinician_id", "client_id", "area", "flag", "severity", "score", "since", "evidence", "question"]
+SECTIONS = ("risk", "today", "patterns", "housekeeping", "more")
+ITEM_COLUMNS = ["rank", "section", "clinician_id", "client_id", "area", "flag", "flags", "severity", "score", "since",
+                "evidence", "question", "off_track"]
+CASELOAD_ITEM = "(caseload)"
 
-DEFAULT_WEIGHTS = {
-    "unrepaired_rupture": 90,
-    "lost_contact": 85,
-    "reliable_deterioration": 85,
-    "not_on_track": 80,
-    "open_rupture": 70,
-    "low_alliance_falling": 70,
-    "repeated_no_shows": 60,
-    "low_alliance": 55,
-    "neglected_goal": 50,
-    "check_in_dominance": 45,
-    "adaptation_gap": 55,
-    "low_item": 40,
-    "ceiling_only": 20,
+# What each flag is: its area, its kind (clinical items compete for "today"; admin items are
+# housekeeping; pattern items are about the caseload) and its plain-language name.
+FLAGS: dict[str, tuple[str, str, str]] = {
+    "risk_item": ("risk", "risk", "risk item answered"),
+    "reliable_deterioration": ("outcome", "clinical", "reliably worse than at intake"),
+    "ended_worse": ("outcome", "clinical", "ended reliably worse"),
+    "not_on_track": ("outcome", "clinical", "not on track"),
+    "unrepaired_rupture": ("alliance", "clinical", "unrepaired rupture"),
+    "open_rupture": ("alliance", "clinical", "recent rupture"),
+    "low_alliance_falling": ("alliance", "clinical", "low and falling alliance"),
+    "low_alliance": ("alliance", "clinical", "low alliance"),
+    "lost_contact": ("engagement", "clinical", "drifting away"),
+    "repeated_no_shows": ("engagement", "clinical", "missed sessions"),
+    "neglected_goal": ("focus", "clinical", "agreed goal not worked on"),
+    "check_in_dominance": ("focus", "clinical", "sessions mostly check-in"),
+    "low_item": ("alliance", "clinical", "low goals/approach rating"),
+    "ceiling_only": ("alliance", "clinical", "only maximum ratings"),
+    "episode_to_close": ("engagement", "admin", "episode to close"),
+    "measures_missing": ("measurement", "admin", "measures missing"),
+    "check_in_pattern": ("focus", "pattern", "check-in dominance across the caseload"),
+    "off_goal_pattern": ("focus", "pattern", "work off the agreed goals"),
+    "unilateral_endings": ("engagement", "pattern", "unilateral endings"),
+    "single_sessions": ("engagement", "pattern", "single-session endings"),
+    "missed_sessions": ("engagement", "pattern", "missed sessions"),
+    "adaptation_gap": ("adaptation", "pattern", "adaptation gap"),
 }
+OUTCOME_FLAGS = ("reliable_deterioration", "ended_worse", "not_on_track")
+
 QUESTIONS = {
+    "risk_item": "The client's latest answer on a risk item is above 0. Has risk been assessed since, what is the safety plan, and who else knows?",
     "unrepaired_rupture": "The alliance dipped sharply and has not come back. What happened in that session, and has it been talked about with the client?",
     "open_rupture": "The alliance dipped sharply recently. How could the next session invite the client to say what went wrong?",
     "low_alliance_falling": "The client's ratings of the session are low and falling. What might the client not be getting from the work?",
     "low_alliance": "The client rates the session at or below the cut-off. What does the client want more or less of?",
-    "low_item": "The goals/topics or approach item is low even if the total is not. Do you and the client agree on what to work on, and how?",
+    "low_item": "One part of the session rating is low even if the total is not. Do you and the client agree on what to work on, and how?",
     "ceiling_only": "Every rating is the maximum. How could you make it safe for the client to give critical feedback?",
     "neglected_goal": "An agreed goal has not been worked on for several sessions. Is it still the client's goal, and what is in the way?",
-    "check_in_dominance": "Most sessions are spent on the week's events. How could the session get to the client's goals sooner?",
-    "adaptation_gap": "Clients of this group fare worse with you than your other clients, beyond chance. What might they need that is different?",
+    "check_in_dominance": "Most of this client's sessions are spent on the week's events. How could the session get to the client's goals sooner?",
     "reliable_deterioration": "The client is reliably worse than at intake. What has changed, is there risk, and does the plan need to change?",
+    "ended_worse": "The episode ended with the client reliably worse than at intake. What happened, is the client safe, and is follow-up or a re-referral needed?",
     "not_on_track": "The client is improving less than most similar clients in this service by now. What might need to change in the work?",
-    "lost_contact": "The client has not attended for weeks and the episode is still open. Reach out, or close the episode with a planned ending?",
+    "lost_contact": "The client has not attended for {days} days and the episode is still open. What might be keeping them away, and how will you reach out?",
     "repeated_no_shows": "The client missed several recent sessions. What is getting in the way of coming, and is it about the therapy?",
+    "episode_to_close": "No attended session for {days} days. Close the episode with a planned-ending letter, or is there a reason to keep it open?",
+    "measures_missing": "Recent sessions have no measures. What gets in the way of asking for them?",
+    "check_in_pattern": "Across your caseload, more sessions are spent on the week's events than in the service. What makes it hard to move to the client's goals?",
+    "off_goal_pattern": "Across your caseload, sessions move off the agreed goals more often than in the service. How do you and your clients decide what a session is for?",
+    "unilateral_endings": "More of your clients end therapy without agreeing it than in the service. What do these endings have in common?",
+    "single_sessions": "More of your clients come only once than in the service. What happens in first sessions, and which of them got what they needed?",
+    "missed_sessions": "Your clients miss more booked sessions than the service's. What gets in the way, and how is it talked about?",
 }
 
 
 @dataclass(frozen=True)
-class AgendaOptions:
-    weights: dict
-    recency_days: int = 90
-    recency_points: float = 10.0
-    high_from: float = 80.0
-    medium_from: float = 50.0
-    no_show_run: int = 2
-    falling_trend: float = -0.5
-    check_in_share: float = 0.5
-    check_in_min_sessions: int = 4
+class AgendaRules:
+    """The agenda's rules, read once from ``[agenda]`` (defaults in ``supervision/defaults.toml``).
+
+    Build with :meth:`from_settings`; every value is range-checked there, and a wrong one raises
+    :class:`~supervision.config.SettingsError` naming the key, the allowed range and the value.
+    """
+
+    weights: dict = field(hash=False)
+    half_life_days: float
+    recency_days: int
+    today_clients: int
+    today_min_score: float
+    extra_flag_points: float
+    patterns: int
+    pattern_distance_points: float
+    pattern_confidence: float
+    pattern_min_clients: int
+    lost_contact_decay_days: int
+    measures_missing_sessions: int
+    high_from: float
+    medium_from: float
+    no_show_run: int
+    falling_trend: float
+    check_in_share: float
+    check_in_min_sessions: int
+
+    # (key, low, high, whole number?) for every scalar setting; weights are checked as a table
+    _RANGES = {
+        "half_life_days": (1, 3650, False), "recency_days": (0, 3650, True), "today_clients": (0, 50, True),
+        "today_min_score": (0, 1000, False), "extra_flag_points": (0, 100, False), "patterns": (0, 20, True),
+        "pattern_distance_points": (0, 100, False), "pattern_confidence": (0.5, 0.999, False),
+        "pattern_min_clients": (2, 1000, True), "lost_contact_decay_days": (1, 3650, True),
+        "measures_missing_sessions": (1, 50, True), "high_from": (0, 1000, False), "medium_from": (0, 1000, False),
+        "no_show_run": (1, 50, True), "falling_trend": (-40, 0, False), "check_in_share": (0, 1, False),
+        "check_in_min_sessions": (1, 100, True),
+    }
 
     @classmethod
-    def from_settings(cls, settings) -> AgendaOptions:
-        section = settings.get("agenda", {}) if settings is not None else {}
-        weights = {**DEFAULT_WEIGHTS, **(section.get("weights", {}) if isinstance(section, dict) else {})}
-        kw = {k: section[k] for k in ("recency_days", "recency_points", "high_from", "medium_from", "no_show_run",
-                                      "falling_trend", "check_in_share", "check_in_min_sessions")
-              if isinstance(section, dict) and k in section}
-        return cls(weights=weights, **kw)
+    def from_settings(cls, settings=None, **overrides) -> AgendaRules:
+        """The rules from the settings' ``[agenda]`` section, with keyword ``overrides`` on top."""
+        section = dict(load_settings(settings)["agenda"])
+        section.update(overrides)
+        source = getattr(settings, "source", "settings")
+        weights = dict(section.pop("weights"))
+        unknown = sorted(set(weights) - set(FLAGS))
+        if unknown:
+            raise SettingsError(f"{source}: unknown flag(s) in 'agenda.weights': {', '.join(unknown)}. "
+                                f"Allowed: {', '.join(FLAGS)}.")
+        for k, v in weights.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1000 or math.isnan(v):
+                raise SettingsError(f"{source}: 'agenda.weights.{k}' must be a number from 0 to 1000, got {v!r}.")
+        values = {}
+        for f in fields(cls):
+            if f.name == "weights":
+                continue
+            if f.name not in section:
+                raise SettingsError(f"{source}: 'agenda.{f.name}' is missing.")
+            v = section[f.name]
+            lo, hi, whole = cls._RANGES[f.name]
+            if (isinstance(v, bool) or not isinstance(v, int | float) or (whole and not float(v).is_integer())
+                    or not (lo <= v <= hi)):
+                kind = "a whole number" if whole else "a number"
+                raise SettingsError(f"{source}: 'agenda.{f.name}' must be {kind} from {lo} to {hi}, got {v!r}.")
+            values[f.name] = int(v) if whole else float(v)
+        if values["medium_from"] > values["high_from"]:
+            raise SettingsError(f"{source}: 'agenda.medium_from' ({values['medium_from']}) must not be above "
+                                f"'agenda.high_from' ({values['high_from']}).")
+        return cls(weights=weights, **values)
 
 
-def _items(frame: pd.DataFrame, area: str, flag: str, since, evidence) -> pd.DataFrame:
+def item_score(weight, age_days, rules: AgendaRules):
+    """``weight * 0.5 ** (age_days / half_life_days)``; no age (a pattern) means no decay."""
+    age = pd.Series(age_days, dtype="float64").clip(lower=0).fillna(0).to_numpy()
+    return np.asarray(weight, dtype="float64") * np.power(0.5, age / rules.half_life_days)
+
+
+# --------------------------------------------------------------------------- formatting helpers
+def _items(frame: pd.DataFrame, flag: str, since, evidence, question=None) -> pd.DataFrame:
+    area = FLAGS[flag][0]
     return pd.DataFrame({
         "clinician_id": frame["clinician_id"].to_numpy(), "client_id": frame["client_id"].to_numpy(),
         "area": area, "flag": flag, "since": pd.to_datetime(pd.Series(since).to_numpy()),
-        "evidence": pd.Series(evidence).to_numpy(), "question": QUESTIONS.get(flag, ""),
+        "evidence": pd.Series(evidence).astype("string").to_numpy(),
+        "question": (pd.Series(question).astype("string").to_numpy() if question is not None else QUESTIONS.get(flag, "")),
     })
 
 
 def _by_client(frame: pd.DataFrame, column: str) -> pd.Series:
-    """``column`` indexed by ``client_id`` (for ``Series.map``: a hashed lookup, not a dict built row by row)."""
+    """``column`` indexed by ``client_id`` (for ``Series.map``)."""
     return pd.Series(frame[column].to_numpy(), index=pd.Index(frame["client_id"]), name=column).loc[
         lambda x: ~x.index.duplicated()]
 
 
 def _per_value(s: pd.Series, text) -> pd.Series:
-    """``text(v)`` for each distinct value of ``s`` (a few hundred scores or dates), "–" where missing."""
+    """``text(v)`` for each distinct value of ``s``, "–" where missing (formats once per value)."""
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    words = np.array([text(v) for v in uniques] + ["–"], dtype=object)  # code -1 (missing) takes the dash
+    words = np.array([text(v) for v in uniques] + ["–"], dtype=object)
     return pd.Series(words[codes], index=s.index, dtype="string")
 
 
@@ -117,139 +232,413 @@ def _date(s: pd.Series) -> pd.Series:
     return _per_value(pd.to_datetime(s), lambda v: f"{v:%d %b %Y}")
 
 
-def alliance_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
+def _pct(v) -> str:
+    return "–" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
+
+
+def short_name(prefix: str) -> str:
+    """``phq9`` -> ``PHQ-9``, ``core10`` -> ``CORE-10`` (the way clinicians write them)."""
+    head = prefix.rstrip("0123456789")
+    return f"{head.upper()}-{prefix[len(head):]}" if head != prefix and head else prefix.upper()
+
+
+def _labels(settings) -> dict[str, str]:
+    return {c.code: c.label for c in settings.focus_codes}
+
+
+# --------------------------------------------------------------------------- client-level flags
+def risk_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
+    """Current clients whose latest answer on a risk item is above the item's minimum.
+
+    The risk items are instrument data (``risk_items`` in ``instruments.toml`` or a user's
+    ``[instruments.<prefix>]``): PHQ-9 item 9 and CORE-10 item 6 by default. "Latest" is the last
+    session with an answer on that item; the evidence gives the answer, its date and the item's
+    recent answers (the trend).
+    """
+    from supervision.instruments import instruments
+
+    s, settings = t.get("sessions"), t.get("settings")
+    if s is None or not len(s):
+        return []
+    out = []
+    for prefix, inst in instruments(settings).items():
+        for item in inst.risk_items:
+            col = f"{prefix}_{item}"
+            if col not in s.columns:
+                continue
+            a = s.loc[s[col].notna(), ["client_id", "clinician_id", "session_date", col]]
+            if a.empty:
+                continue
+            a = a.sort_values(["client_id", "session_date"], kind="stable")
+            last = a.groupby("client_id", sort=False).tail(1).set_index("client_id")
+            hot = last[last[col] > inst.item_min]
+            if hot.empty:
+                continue
+            tail = a[a["client_id"].isin(hot.index)].groupby("client_id", sort=False).tail(4)
+            g = tail.groupby("client_id", sort=False)[col]
+            recent = g.agg(list).reindex(hot.index)
+            prev = g.nth(-2).set_axis(tail.loc[g.nth(-2).index, "client_id"]).reindex(hot.index)
+
+            def trend(latest, before):
+                if pd.isna(before):
+                    return "the first answer on this item"
+                return "rising" if latest > before else "falling" if latest < before else "unchanged"
+
+            words = [f"{short_name(prefix)} item {item} answered "
+                     f"{v:g} (of {inst.item_max:g}) on {d:%d %b %Y}; last answers "
+                     f"{', '.join(f'{x:g}' for x in r)} ({trend(v, p)})"
+                     for v, d, r, p in zip(hot[col], hot["session_date"], recent, prev)]
+            frame = hot.reset_index()
+            out.append(_items(frame, "risk_item", frame["session_date"], words))
+    return out
+
+
+def alliance_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     """Unrepaired and open ruptures, low (and falling) latest alliance, low items, ceiling-only series."""
     rp, ca = t.get("alliance_ruptures"), t.get("alliance_clients")
     out = []
     if rp is not None and len(rp):
+        rp = rp[rp["criterion"] == rp["criterion"].iloc[0]] if "criterion" in rp.columns else rp
         for status, flag in (("unrepaired", "unrepaired_rupture"), ("open", "open_rupture")):
             part = rp[rp["status"] == status]
             ev = ("SRS fell from " + _num(part["pre_score"]) + " (session " + part["pre_session"].astype("string") + ") to "
                   + _num(part["rupture_score"]) + " (session " + part["rupture_session"].astype("string") + ", "
                   + _date(part["rupture_date"]) + "): " + _num(part["depth_sd"]) + " of the client's SDs; "
                   + ("no return to the earlier level" if status == "unrepaired" else "repair still possible"))
-            out.append(_items(part, "alliance", flag, part["rupture_date"], ev))
+            out.append(_items(part, flag, part["rupture_date"], ev))
     if ca is not None and len(ca):
         low = ca[ca["latest_low"].fillna(False).astype(bool)]
-        falling = low["trend"].fillna(0) <= opts.falling_trend
+        falling = low["trend"].fillna(0) <= rules.falling_trend
         for sub, flag in ((low[falling], "low_alliance_falling"), (low[~falling], "low_alliance")):
             ev = ("latest SRS " + _num(sub["latest_srs"]) + " on " + _date(sub["latest_date"]) + " (session "
                   + sub["latest_session"].astype("string") + "); first " + _num(sub["first_srs"]) + ", trend "
                   + _num(sub["trend"], "{:+.2f}") + " per session; " + _num(sub["share_low"] * 100, "{:.0f}") + " % of sessions low")
-            out.append(_items(sub, "alliance", flag, sub["latest_date"], ev))
+            out.append(_items(sub, flag, sub["latest_date"], ev))
         li = ca[ca["latest_low_item"].fillna(False).astype(bool) & ~ca["latest_low"].fillna(False).astype(bool)]
-        out.append(_items(li, "alliance", "low_item", li["latest_date"],
-                          "latest goals/topics or approach item below the threshold while the total is "
+        out.append(_items(li, "low_item", li["latest_date"],
+                          "an item of the latest session rating is below the item threshold while the total is "
                           + _num(li["latest_srs"]) + " (" + _date(li["latest_date"]) + ")"))
         ceil = ca[ca["ceiling_only"].fillna(False).astype(bool) & (ca["n_measured"] >= 3)]
-        out.append(_items(ceil, "alliance", "ceiling_only", ceil["latest_date"],
-                          "the maximum SRS (40) at all " + ceil["n_measured"].astype("string") + " rated sessions"))
+        out.append(_items(ceil, "ceiling_only", ceil["latest_date"],
+                          "the maximum SRS at all " + ceil["n_measured"].astype("string") + " rated sessions"))
     return out
 
 
-def engagement_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
-    """Lost contact and repeated recent no-shows (open episodes only)."""
+def engagement_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
+    """Lost contact (recent: clinical; older than ``lost_contact_decay_days``: an episode to close) and no-show runs."""
     ep, sessions = t.get("engagement_clients"), t.get("sessions")
     out = []
     if ep is None or not len(ep):
         return out
-    lost = ep[ep["lost_contact"]]
-    out.append(_items(lost, "engagement", "lost_contact", lost["last_attended"].fillna(lost["start_date"]),
-                      "open episode; last attended " + _date(lost["last_attended"]) + " ("
-                      + lost["days_since_contact"].astype("Int64").astype("string") + " days before the export's last session); "
-                      + lost["n_attended"].astype("string") + np.where(lost["n_attended"] == 1, " session", " sessions") + " attended"))
+    lost = ep[ep["lost_contact"].fillna(False).astype(bool)]
+    days = lost["days_since_contact"].astype("Int64")
+    old = (days > rules.lost_contact_decay_days).fillna(False).to_numpy()
+    ev = ("open episode; last attended " + _date(lost["last_attended"]) + " (" + days.astype("string")
+          + " days before the export's last session); " + lost["n_attended"].astype("string")
+          + np.where(lost["n_attended"] == 1, " session", " sessions") + " attended")
+    since = lost["last_attended"].fillna(lost["start_date"])
+    for mask, flag in ((~old, "lost_contact"), (old, "episode_to_close")):
+        q = [QUESTIONS[flag].format(days=d) for d in days[mask].fillna(0)]
+        out.append(_items(lost[mask], flag, since[mask], ev[mask], q))
     if sessions is not None and len(sessions):
         open_ids = ep.loc[~ep["ended"] & ~ep["lost_contact"], "client_id"]
         s = sessions[sessions["client_id"].isin(open_ids)].sort_values(["client_id", "session_date"])
-        # length of the run of no-shows at the end of each open client's schedule
         tail_ok = s["attendance"].ne("no_show")
         last_ok = s["session_date"].where(tail_ok).groupby(s["client_id"]).max()
         after = s[s["session_date"] > s["client_id"].map(last_ok).fillna(pd.Timestamp.min)]
         runs = after[after["attendance"] == "no_show"].groupby("client_id").agg(n=("session_date", "size"), since=("session_date", "min"))
-        runs = runs[runs["n"] >= opts.no_show_run].reset_index()
+        runs = runs[runs["n"] >= rules.no_show_run].reset_index()
         runs["clinician_id"] = runs["client_id"].map(_by_client(ep, "clinician_id"))
-        out.append(_items(runs, "engagement", "repeated_no_shows", runs["since"],
+        out.append(_items(runs, "repeated_no_shows", runs["since"],
                           runs["n"].astype("string") + " missed sessions in a row since " + _date(runs["since"])))
+        out.append(_measures_missing(sessions, ep, rules))
     return out
 
 
-def outcome_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
-    """Open clients not on track (below the service's failure band) or reliably deteriorated, per measure."""
-    tr = t.get("outcome_track")
-    if tr is None or not len(tr):
-        return []
-    tr = tr[tr["open"].fillna(False).astype(bool)]
+def _measures_missing(sessions: pd.DataFrame, ep: pd.DataFrame, rules: AgendaRules) -> pd.DataFrame:
+    """Open episodes whose last ``measures_missing_sessions`` attended sessions have no measure at all."""
+    total_cols = [c for c in sessions.columns if c.endswith("_total") and not c.endswith("_prorated")]
+    open_ids = ep.loc[~ep["ended"] & ~ep["lost_contact"].fillna(False).astype(bool), "client_id"]
+    att = sessions[(sessions["attendance"] == "attended") & sessions["client_id"].isin(open_ids)]
+    if att.empty or not total_cols:
+        return _items(att.head(0), "measures_missing", [], [])
+    att = att.assign(_m=att[total_cols].notna().any(axis=1)).sort_values(["client_id", "session_date"], kind="stable")
+    k = rules.measures_missing_sessions
+    tail = att.groupby("client_id", sort=False).tail(k)
+    g = tail.groupby("client_id", sort=False).agg(n=("_m", "size"), measured=("_m", "sum"), since=("session_date", "min"),
+                                                    clinician_id=("clinician_id", "first"))
+    ever = att.groupby("client_id", sort=False)["_m"].any()
+    g = g[(g["n"] >= k) & (g["measured"] == 0) & ever.reindex(g.index).to_numpy()].reset_index()
+    return _items(g, "measures_missing", g["since"],
+                  "no measure at the last " + g["n"].astype("string") + " attended sessions (since " + _date(g["since"]) + ")")
+
+
+def outcome_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
+    """Open clients not on track or reliably worse; episodes that ended reliably worse (recently)."""
     out = []
-    det = tr[tr["reliable_deterioration"].fillna(False).astype(bool)]
-    nat = tr[(tr["status"] == "not_on_track") & ~tr["reliable_deterioration"].fillna(False).astype(bool)]
-    for part, flag in ((det, "reliable_deterioration"), (nat, "not_on_track")):
-        ev = (part["instrument"].str.upper() + " " + _num(part["intake_score"]) + " at intake, " + _num(part["score"])
-              + " at session " + part["session_number"].astype("string") + ": " + part["reason"].astype("string"))
-        ep = t.get("engagement_clients")
-        since = (part["client_id"].map(_by_client(ep, "last_attended")) if ep is not None
-                 else pd.Series(pd.NaT, index=part.index))
-        out.append(_items(part, "outcome", flag, since, ev))
+    tr = t.get("outcome_track")
+    ep = t.get("engagement_clients")
+    if tr is not None and len(tr):
+        tr = tr[tr["open"].fillna(False).astype(bool)]
+        det = tr[tr["reliable_deterioration"].fillna(False).astype(bool)]
+        nat = tr[(tr["status"] == "not_on_track") & ~tr["reliable_deterioration"].fillna(False).astype(bool)]
+        for part, flag in ((det, "reliable_deterioration"), (nat, "not_on_track")):
+            ev = (part["instrument"].str.upper() + " " + _num(part["intake_score"]) + " at intake, " + _num(part["score"])
+                  + " at session " + part["session_number"].astype("string") + ": " + part["reason"].astype("string"))
+            since = (part["client_id"].map(_by_client(ep, "last_attended")) if ep is not None
+                     else pd.Series(pd.NaT, index=part.index))
+            out.append(_items(part, flag, since, ev))
+    oc = t.get("outcome_clients")
+    if oc is not None and len(oc):
+        ended = oc[~oc["open"].fillna(True).astype(bool) & oc["reliable_deterioration"].fillna(False).astype(bool)]
+        ev = (ended["instrument"].str.upper() + " " + _num(ended["first_score"]) + " at intake, " + _num(ended["latest_score"])
+              + " at the last measured session (" + _date(ended["latest_date"]) + "); the episode ended "
+              + _date(ended["end_date"]) + " (" + ended["end_reason"].astype("string").fillna("reason not recorded") + ")")
+        out.append(_items(ended, "ended_worse", ended["end_date"], ev))
     return out
 
 
-def focus_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
-    """Neglected agreed goals, and clients whose sessions are mostly week reviews."""
+def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
+    """Neglected agreed goals (with what the last sessions were about), and clients whose sessions are mostly check-ins."""
     fc = t.get("focus_clients")
     if fc is None or not len(fc):
         return []
     out = []
+    labels = _labels(t["settings"]) if t.get("settings") is not None else {}
     neg = fc[fc["n_neglected_goals"].fillna(0) > 0]
-    out.append(_items(neg, "focus", "neglected_goal", neg["last_session_date"],
-                      "agreed goal(s) " + neg["neglected_goals"].astype("string").str.replace(";", ", ")
-                      + " not worked on in the last sessions; " + _num(neg["goal_coverage"] * 100, "{:.0f}")
-                      + " % of sessions on an agreed goal"))
-    heavy = fc[(fc["check_in_share"].fillna(0) >= opts.check_in_share) & (fc["n_focus_recorded"] >= opts.check_in_min_sessions)]
-    out.append(_items(heavy, "focus", "check_in_dominance", heavy["last_session_date"],
+    fs = t.get("focus_sessions")
+    worked = pd.Series("", index=neg.index, dtype="string")
+    if fs is not None and len(neg):
+        n_last = int(load_settings(t.get("settings"))["focus_metrics"]["neglected_after_sessions"])
+        last = fs[fs["client_id"].isin(neg["client_id"])].sort_values(["client_id", "session_date"]).groupby("client_id").tail(n_last)
+        lab = last["focus_primary"].map(lambda c: labels.get(c, c) if isinstance(c, str) and c else "not recorded")
+        summary = lab.groupby(last["client_id"]).agg(lambda v: ", ".join(f"{k} ({n})" for k, n in v.value_counts().items()))
+        worked = neg["client_id"].map(summary).astype("string").fillna("–")
+    goals = neg["neglected_goals"].astype("string").map(
+        lambda g: ", ".join(labels.get(x, x) for x in str(g).split(";") if x), na_action="ignore")
+    out.append(_items(neg, "neglected_goal", neg["last_session_date"],
+                      "agreed goal(s) " + goals.fillna("–") + " not the focus of the last sessions, which were on: " + worked))
+    heavy = fc[(fc["check_in_share"].fillna(0) >= rules.check_in_share) & (fc["n_focus_recorded"] >= rules.check_in_min_sessions)]
+    out.append(_items(heavy, "check_in_dominance", heavy["last_session_date"],
                       _num(heavy["check_in_share"] * 100, "{:.0f}") + " % of " + heavy["n_focus_recorded"].astype("string")
                       + " sessions mainly a week review / check-in; " + _num(heavy["goal_coverage"] * 100, "{:.0f}")
                       + " % on an agreed goal"))
     return out
 
 
-def adaptation_items(t: dict, opts: AgendaOptions) -> list[pd.DataFrame]:
-    """A clear adaptation gap: one item per clinician, dimension and group (not per client)."""
+# --------------------------------------------------------------------------- caseload patterns
+def _client_mean_interval(values: pd.Series, confidence: float) -> tuple[float, float, float, int]:
+    """Mean of per-client values with a t interval (clients, not sessions, are the units)."""
+    from supervision.metrics.stats import mean_interval
+
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    n = len(v)
+    m = float(v.mean()) if n else np.nan
+    lo, hi = mean_interval(m, float(v.std(ddof=1)) if n > 1 else np.nan, n, confidence)
+    return m, lo, hi, n
+
+
+def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
+    from supervision.metrics.stats import wilson_interval
+
+    return wilson_interval(k, n, confidence)
+
+
+def _pattern(clin, flag, score_extra, evidence, question=None) -> dict:
+    return {"clinician_id": clin, "client_id": CASELOAD_ITEM, "area": FLAGS[flag][0], "flag": flag, "since": pd.NaT,
+            "evidence": evidence, "question": question or QUESTIONS.get(flag, ""), "_extra": score_extra}
+
+
+def pattern_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
+    """Caseload-level patterns where the supervisee's interval excludes the service's figure.
+
+    Focus (check-in share, drift and unagreed topics) and missed sessions are compared as the mean
+    of the clients' own shares with a t interval over clients, so that one client's many sessions do
+    not make the interval look precise; unilateral and single-session endings as rates over ended
+    episodes with Wilson intervals (Wilson 1927). The service figure is the whole service's.
+    """
+    rows: list[dict] = []
+    conf, k_min = rules.pattern_confidence, rules.pattern_min_clients
+    pts = rules.pattern_distance_points
+
+    def extra(distance):
+        return min(pts, 100 * abs(distance))
+
+    fc = t.get("focus_clients")
+    if fc is not None and len(fc):
+        f = fc[fc["n_focus_recorded"].fillna(0) >= rules.check_in_min_sessions]
+        for col, flag, what in (("check_in_share", "check_in_pattern", "of a client's sessions mainly a week review / check-in"),
+                                ("unagreed_goal_share", "off_goal_pattern", "of a client's sessions on a topic outside the agreed goals"),
+                                ("drift_rate", "off_goal_pattern", "of a client's sessions changing the main focus")):
+            if col not in f.columns:
+                continue
+            svc = f[col].mean()
+            for clin, g in f.groupby("clinician_id", sort=True, observed=True):
+                m, lo, hi, n = _client_mean_interval(g[col], conf)
+                if n >= k_min and pd.notna(lo) and lo > svc:
+                    rows.append(_pattern(clin, flag, extra(lo - svc),
+                                         f"on average {_pct(m)} {what} ({_pct(lo)}–{_pct(hi)}, {n} clients) against "
+                                         f"{_pct(svc)} in the service"))
+    ep = t.get("engagement_clients")
+    if ep is not None and len(ep):
+        ended = ep[ep["ended"].fillna(False).astype(bool)]
+        for col, flag, what in (("unilateral", "unilateral_endings", "ended unilaterally"),
+                                ("single_session", "single_sessions", "came only once")):
+            if col not in ended.columns:
+                continue
+            x = ended[col].fillna(False).astype(bool)
+            svc = x.mean() if len(x) else np.nan
+            for clin, g in x.groupby(ended["clinician_id"], sort=True, observed=True):
+                n, k = len(g), int(g.sum())
+                if n < k_min:
+                    continue
+                lo, hi = _wilson(k, n, conf)
+                if lo > svc:
+                    rows.append(_pattern(clin, flag, extra(lo - svc),
+                                         f"{k} of {n} ended episodes {what}: {_pct(k / n)} ({_pct(lo)}–{_pct(hi)}) against "
+                                         f"{_pct(svc)} in the service"))
+        sch = ep[ep["n_scheduled"].fillna(0) > 0]
+        dna = sch["n_no_show"] / sch["n_scheduled"]
+        svc = dna.mean() if len(dna) else np.nan
+        for clin, g in dna.groupby(sch["clinician_id"], sort=True, observed=True):
+            m, lo, hi, n = _client_mean_interval(g, conf)
+            if n >= k_min and pd.notna(lo) and lo > svc:
+                rows.append(_pattern(clin, "missed_sessions", extra(lo - svc),
+                                     f"on average {_pct(m)} of a client's booked sessions missed ({_pct(lo)}–{_pct(hi)}, "
+                                     f"{n} clients) against {_pct(svc)} in the service"))
+    rows.extend(_adaptation_patterns(t, rules))
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    # one off-goal item per clinician (drift and unagreed topics merged)
+    merged = (frame.groupby(["clinician_id", "flag"], sort=False, as_index=False)
+              .agg(client_id=("client_id", "first"), area=("area", "first"), since=("since", "first"),
+                   evidence=("evidence", "; ".join), question=("question", "first"), _extra=("_extra", "max")))
+    adapt = frame[frame["flag"] == "adaptation_gap"]
+    merged = pd.concat([merged[merged["flag"] != "adaptation_gap"], adapt], ignore_index=True)
+    return [merged]
+
+
+_METRIC_WORDS = {
+    "first_srs": ("first-session SRS", "lower"), "mean_srs": ("mean SRS", "lower"),
+    "unilateral": ("unilateral endings", "more"), "unplanned_single_session": ("unplanned single sessions", "more"),
+    "reliable_improvement": ("reliable improvement", "less"), "recovery": ("recovery", "less"),
+    "identity_addressed": ("sessions with identity addressed", "fewer"),
+}
+
+
+def _adaptation_patterns(t: dict, rules: AgendaRules) -> list[dict]:
+    """Clear adaptation gaps: one item per clinician, dimension and group, merged over metrics and comparators."""
     g = t.get("adaptation_gaps")
     if g is None or not len(g):
         return []
-    clear = g[(g["verdict"] == "clear gap")]
-    if clear.empty:
-        return []
-    pct = ~clear["metric"].isin(["first_srs", "mean_srs"])
-    val = lambda v: _num(v.where(~pct, v * 100), "{:.0f}").where(pct, _num(v))  # noqa: E731
-    ev = (clear["dimension"].str.replace("_", " ") + " = " + clear["group"].astype("string") + ": "
-          + clear["metric"].str.replace("_", " ") + " " + val(clear["value_group"]) + np.where(pct, " %", "")
-          + " (n=" + clear["n_group"].astype("string") + ") against " + val(clear["value_comparator"]) + np.where(pct, " %", "")
-          + " (n=" + clear["n_comparator"].astype("string") + ", " + clear["comparator"].astype("string") + " comparator)")
-    items = _items(clear.assign(client_id="(caseload)"), "adaptation", "adaptation_gap", pd.Series(pd.NaT, index=clear.index), ev)
-    return [items.drop_duplicates(["clinician_id", "evidence"])]
+    clear = g[g["verdict"] == "clear gap"]
+    rows = []
+    for (clin, dim, grp), part in clear.groupby(["clinician_id", "dimension", "group"], sort=True, observed=True):
+        bits, comps = [], set()
+        for r in part.itertuples():
+            name, _ = _METRIC_WORDS.get(r.metric, (r.metric.replace("_", " "), "different"))
+            val = (lambda v: f"{v:.1f}") if r.kind == "mean" and "srs" in r.metric else _pct
+            who = "your other clients" if r.comparator == "clinician" else "colleagues' clients of the same group"
+            comps.add(r.comparator)
+            bits.append(f"{name} {val(r.value_group)} (n={r.n_group}) against {val(r.value_comparator)} with {who} "
+                        f"(n={r.n_comparator})")
+        group = f"{dim.replace('_', ' ')} = {str(grp).replace('_', ' ')}"
+        if comps == {"clinician"}:
+            q = (f"Clients with {group} fare worse with you than your other clients, beyond chance. "
+                 "What might they need that is different?")
+        elif comps == {"service"}:
+            q = (f"Clients with {group} fare worse with you than with colleagues, beyond chance. "
+                 "What do colleagues do differently with them, and what might these clients need?")
+        else:
+            q = (f"Clients with {group} fare worse with you than both your other clients and colleagues' clients of "
+                 "the same group, beyond chance. What might they need that is different?")
+        diff = part["shrunken_difference"].abs().max() if "shrunken_difference" in part else 0
+        rows.append(_pattern(clin, "adaptation_gap", min(rules.pattern_distance_points, 100 * float(diff or 0)),
+                             f"{group}: " + "; ".join(bits), q))
+    return rows
 
 
-PROVIDERS: list[Callable[[dict, AgendaOptions], list[pd.DataFrame]]] = [alliance_items, engagement_items, outcome_items,
-                                                                         focus_items, adaptation_items]
+PROVIDERS: list[Callable[[dict, AgendaRules], list[pd.DataFrame]]] = [
+    risk_items, alliance_items, engagement_items, outcome_items, focus_items]
 
 
-def rank_items(items: pd.DataFrame, opts: AgendaOptions, reference_date: pd.Timestamp) -> pd.DataFrame:
-    """Score, band and rank items by the documented rule (see the module docstring)."""
-    if items.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ITEM_COLUMNS})
-    age = (reference_date - items["since"]).dt.days.clip(lower=0).fillna(opts.recency_days)
-    bonus = opts.recency_points * np.clip(1 - age / max(opts.recency_days, 1), 0, 1)
-    items = items.assign(score=items["flag"].map(opts.weights).fillna(0).astype(float) + bonus)
-    items["severity"] = np.select([items["score"] >= opts.high_from, items["score"] >= opts.medium_from], ["high", "medium"], "low")
-    items = items.sort_values(["score", "client_id", "flag"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
-    items["rank"] = np.arange(1, len(items) + 1)
-    items["score"] = items["score"].round(1)
-    return items[ITEM_COLUMNS]
+# --------------------------------------------------------------------------- sections and ranking
+def _empty() -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series(dtype=object) for c in ITEM_COLUMNS})
+    out["since"] = pd.Series(dtype="datetime64[ns]")
+    return out
+
+
+def _severity(score, rules: AgendaRules) -> np.ndarray:
+    return np.select([score >= rules.high_from, score >= rules.medium_from], ["high", "medium"], "low")
+
+
+def arrange(items: pd.DataFrame, patterns: pd.DataFrame, rules: AgendaRules, reference_date: pd.Timestamp) -> pd.DataFrame:
+    """Score the items, merge them into one row per client, and put every row in its section.
+
+    ``items`` are client-level flag rows (``clinician_id, client_id, area, flag, since, evidence,
+    question``); ``patterns`` caseload-level rows with ``_extra`` points. Returns the agenda
+    (:data:`ITEM_COLUMNS`), ranked within each clinician: risk, today, patterns, housekeeping, more.
+    """
+    rows = pd.DataFrame()
+    if len(items):
+        age = (reference_date - pd.to_datetime(items["since"])).dt.days
+        w = items["flag"].map(rules.weights).fillna(0).astype(float)
+        kind = items["flag"].map({f: v[1] for f, v in FLAGS.items()})
+        items = items.assign(score=item_score(w, age, rules), kind=kind,
+                             _k=kind.map({"risk": 0, "clinical": 1, "admin": 2}),
+                             _ev=items["flag"].map({f: v[2].capitalize() for f, v in FLAGS.items()}) + ": "
+                             + items["evidence"].astype("string"))
+        # within a client: risk first, then clinical, then admin; each by score (the lead flag is the first row)
+        items = items.sort_values(["clinician_id", "client_id", "_k", "score", "flag"],
+                                  ascending=[True, True, True, False, True], kind="stable")
+        key = ["clinician_id", "client_id"]
+        g = items.groupby(key, sort=False, observed=True)
+        lead = g.head(1).set_index(key)
+        n_clinical = items["kind"].eq("clinical").groupby([items[c] for c in key], sort=False, observed=True).sum()
+        n_other = (n_clinical - lead["kind"].eq("clinical").astype(int)).reindex(lead.index)
+        section = lead["_k"].map({0: "risk", 1: "candidate", 2: "housekeeping"})
+        bonus = np.where(section == "housekeeping", 0.0, rules.extra_flag_points * n_other.to_numpy())
+        flags = items.drop_duplicates(key + ["flag"]).groupby(key, sort=False, observed=True)["flag"].agg(", ".join)
+        rows = pd.DataFrame({
+            "section": section, "area": lead["area"], "flag": lead["flag"], "flags": flags.reindex(lead.index),
+            "score": lead["score"] + bonus, "since": lead["since"],
+            "evidence": g["_ev"].agg(" | ".join).reindex(lead.index), "question": lead["question"],
+            "off_track": items["flag"].isin(OUTCOME_FLAGS).groupby([items[c] for c in key], sort=False,
+                                                                   observed=True).any().reindex(lead.index),
+        }).reset_index()
+    if len(patterns):
+        p = patterns.assign(score=patterns["flag"].map(rules.weights).fillna(0).astype(float) + patterns["_extra"],
+                            section="pattern_candidate", flags=patterns["flag"], off_track=False).drop(columns="_extra")
+        rows = pd.concat([rows, p], ignore_index=True) if len(rows) else p
+    if rows.empty:
+        return _empty()
+    rows = rows.sort_values(["clinician_id", "score", "client_id"], ascending=[True, False, True], kind="stable")
+    # today: the best clinical clients of each clinician, up to the cap and above the minimum score
+    cand = rows["section"] == "candidate"
+    pos = rows[cand].groupby("clinician_id", observed=True).cumcount()
+    today = pd.Series(False, index=rows.index)
+    today[pos.index] = (pos < rules.today_clients) & (rows.loc[pos.index, "score"] >= rules.today_min_score)
+    rows.loc[cand, "section"] = np.where(today[cand], "today", "more")
+    pc = rows["section"] == "pattern_candidate"
+    ppos = rows[pc].groupby("clinician_id", observed=True).cumcount()
+    rows.loc[pc, "section"] = np.where(ppos < rules.patterns, "patterns", "more")
+    rows["severity"] = _severity(rows["score"].to_numpy(), rules)
+    rows.loc[rows["section"] == "risk", "severity"] = "high"  # any risk answer is for today
+    rows.loc[rows["section"] == "housekeeping", "severity"] = "low"
+    order = {s: i for i, s in enumerate(SECTIONS)}
+    rows = rows.assign(_o=rows["section"].map(order)).sort_values(
+        ["clinician_id", "_o", "score", "client_id"], ascending=[True, True, False, True], kind="stable")
+    rows["rank"] = rows.groupby("clinician_id", observed=True).cumcount() + 1
+    rows["score"] = rows["score"].astype(float).round(1)
+    rows["since"] = pd.to_datetime(rows["since"])
+    return rows[ITEM_COLUMNS].reset_index(drop=True)
 
 
 def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id: str | None = None,
-                 options: AgendaOptions | None = None) -> pd.DataFrame:
-    """The ranked agenda for one clinician (or the whole service when ``clinician_id`` is None).
+                 rules: AgendaRules | None = None, **overrides) -> pd.DataFrame:
+    """The agenda for one clinician (or every clinician when ``clinician_id`` is None), in sections.
 
     Parameters
     ----------
@@ -258,38 +647,135 @@ def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id
         Precomputed metric tables (:func:`supervision.metrics.tables.metric_tables`); computed
         when not given.
     clinician_id : str, optional
-        Keep only this clinician's items.
-    options : AgendaOptions, optional
-        Default: from the caseload's settings (``[agenda]``).
+        Keep only this clinician's rows.
+    rules : AgendaRules, optional
+        Default: from the caseload's settings (``[agenda]``); keyword ``overrides`` (for example
+        ``today_clients=3``) change single rules.
 
     Returns
     -------
     DataFrame
-        ``rank, clinician_id, client_id, area, flag, severity, score, since, evidence, question``,
-        one row per item, best first.
+        One row per client (or caseload pattern), ranked within each clinician:
+        ``rank`` (1 = first), ``section`` (``risk``, ``today``, ``patterns``, ``housekeeping``,
+        ``more``), ``clinician_id``, ``client_id`` (``"(caseload)"`` for patterns), ``area`` and
+        ``flag`` of the leading flag, ``flags`` (every flag of the row, comma-separated),
+        ``severity`` (``high``, ``medium``, ``low``), ``score`` (see the module docstring),
+        ``since`` (the leading flag's date), ``evidence`` (every flag's numbers and dates,
+        separated by `` | ``), ``question`` (for the leading flag), ``off_track`` (the client is
+        not on track or reliably worse: see :func:`support_prompts`).
     """
     from supervision.metrics.tables import metric_tables
 
+    if rules is None:
+        rules = AgendaRules.from_settings(caseload.settings, **overrides)
+    elif overrides:
+        from dataclasses import replace
+
+        rules = replace(rules, **overrides)
     tables = dict(tables if tables is not None else metric_tables(caseload))
     tables.setdefault("sessions", caseload.sessions)
-    opts = options or AgendaOptions.from_settings(caseload.settings)
-    parts = [p for provider in PROVIDERS for p in provider(tables, opts) if len(p)]
-    items = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ITEM_COLUMNS)
+    tables.setdefault("settings", caseload.settings)
+    if not len(caseload.sessions):
+        return _empty()
+    ref = caseload.sessions["session_date"].max()
+    parts = [p for provider in PROVIDERS for p in provider(tables, rules) if len(p)]
+    items = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["clinician_id", "client_id", "flag", "since"])
+    items = current_only(items, caseload.clients, ref, rules)
+    found = pattern_items(tables, rules)
+    patterns = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=["clinician_id", "flag", "_extra"])
     if clinician_id is not None:
         items = items[items["clinician_id"] == clinician_id]
-    ref = caseload.sessions["session_date"].max() if len(caseload.sessions) else pd.Timestamp.today().normalize()
-    return rank_items(current_only(items, caseload.clients, ref, opts), opts, ref)
+        patterns = patterns[patterns["clinician_id"] == clinician_id] if len(patterns) else patterns
+    return arrange(items, patterns, rules, ref)
 
 
-def current_only(items: pd.DataFrame, clients: pd.DataFrame, reference_date: pd.Timestamp, opts: AgendaOptions) -> pd.DataFrame:
-    """Keep items of open episodes and of episodes that ended within ``recency_days``.
+def current_only(items: pd.DataFrame, clients: pd.DataFrame, reference_date: pd.Timestamp, rules: AgendaRules) -> pd.DataFrame:
+    """Keep items of open episodes, and the outcome, rupture and risk items of episodes ended within ``recency_days``.
 
     Supervision looks at the clients a therapist is seeing now; an episode that ended long ago
-    is history (it still counts in the per-clinician rates), not an agenda item.
+    is history (it still counts in the per-clinician rates). Of a recently ended episode only
+    what is still worth discussing is kept: how it ended (reliably worse), an alliance that broke
+    and was not repaired, a risk answer.
     """
     if items.empty or "end_date" not in clients.columns:
         return items
     end = items["client_id"].map(_by_client(clients, "end_date"))
-    caseload_wide = items["client_id"].eq("(caseload)")  # adaptation gaps are about the caseload, not one episode
-    recent = caseload_wide | end.isna() | (end >= reference_date - pd.Timedelta(days=opts.recency_days))
-    return items[recent.to_numpy()]
+    open_ = end.isna()
+    recent = end >= reference_date - pd.Timedelta(days=rules.recency_days)
+    still = items["flag"].isin(["ended_worse", "unrepaired_rupture", "risk_item", "reliable_deterioration"])
+    keep = open_ | (recent & still)
+    return items[keep.to_numpy()]
+
+
+# --------------------------------------------------------------------------- support prompts
+SUPPORT_FIELDS = ("risk and crisis", "motivation and goals", "the relationship", "social support and life events",
+                  "emotion regulation")
+
+
+def support_prompts(caseload: Caseload, tables: dict, client_id: str) -> pd.DataFrame:
+    """For a client off track: the five fields a clinical support tool asks about, with the export's data.
+
+    Fields after the Clinical Support Tools of the OQ system (Whipple et al. 2003, J Couns Psychol
+    50:59-68; Harmon et al. 2007, Psychother Res 17:379-392): a risk screen, the therapeutic
+    alliance, motivation, social support and life events; emotion regulation added as issue #20
+    asks [U]. Where the export holds nothing on a field, the row says so rather than guess.
+
+    Returns
+    -------
+    DataFrame
+        ``field, data, question``, one row per field in :data:`SUPPORT_FIELDS` order.
+    """
+    t = dict(tables)
+    t.setdefault("sessions", caseload.sessions)
+    t.setdefault("settings", caseload.settings)
+    rules = AgendaRules.from_settings(caseload.settings)
+    labels = _labels(caseload.settings)
+    data = {}
+    risk = [r for r in risk_items({**t, "sessions": caseload.sessions[caseload.sessions["client_id"] == client_id]}, rules)]
+    crisis = None
+    fs = t.get("focus_sessions")
+    if fs is not None and len(fs):
+        mine = fs[fs["client_id"] == client_id]
+        crisis = int(mine["crisis"].fillna(False).astype(bool).sum()) if "crisis" in mine else None
+    data["risk and crisis"] = ("; ".join(r["evidence"].iloc[0] for r in risk) if risk else "no risk item above 0 in the latest answers"
+                               ) + ("" if crisis is None else f"; {crisis} session(s) mainly on crisis / risk")
+    fc = t.get("focus_clients")
+    r = fc[fc["client_id"] == client_id] if fc is not None else pd.DataFrame()
+    ep = t.get("engagement_clients")
+    e = ep[ep["client_id"] == client_id] if ep is not None else pd.DataFrame()
+    if len(r):
+        r = r.iloc[0]
+        goals = ", ".join(labels.get(g, g) for g in str(r["agreed_goals"] or "").split(";") if g) or "none recorded"
+        data["motivation and goals"] = (f"agreed goals: {goals}; {_pct(r['goal_coverage'])} of sessions on an agreed goal"
+                                        + (f"; not worked on lately: {', '.join(labels.get(g, g) for g in str(r['neglected_goals']).split(';') if g)}"
+                                           if pd.notna(r.get("n_neglected_goals")) and r["n_neglected_goals"] > 0 else ""))
+    else:
+        data["motivation and goals"] = "no session focus recorded"
+    if len(e):
+        e = e.iloc[0]
+        data["motivation and goals"] += (f"; attendance: {e['n_attended']} attended, {e['n_cancelled']} cancelled, "
+                                         f"{e['n_no_show']} missed")
+    ca = t.get("alliance_clients")
+    a = ca[ca["client_id"] == client_id] if ca is not None else pd.DataFrame()
+    if len(a) and pd.notna(a.iloc[0]["latest_srs"]):
+        a = a.iloc[0]
+        judged = pd.notna(a["n_ruptures"])
+        data["the relationship"] = (f"latest SRS {a['latest_srs']:.1f} (first {a['first_srs']:.1f}); "
+                                    + (f"{int(a['n_ruptures'])} rupture(s), {int(a['n_repaired'])} repaired" if judged
+                                       else "too few rated sessions to judge ruptures")
+                                    + ("; a session-rating item below the threshold at the latest session"
+                                       if bool(pd.notna(a["latest_low_item"]) and a["latest_low_item"]) else ""))
+    else:
+        data["the relationship"] = "no alliance measure recorded"
+    data["social support and life events"] = "the export holds no data on this"
+    data["emotion regulation"] = "the export holds no data on this"
+    questions = {
+        "risk and crisis": "Has risk been asked about since the client went off track, and what is the plan if it rises?",
+        "motivation and goals": "Are the goals still the client's own, and does the client want what the work is offering?",
+        "the relationship": "Has the client been asked, directly, what is not working for them in the sessions?",
+        "social support and life events": "Has something changed in the client's life or support, and who can help outside the sessions?",
+        "emotion regulation": "Is the client overwhelmed by feelings between or in sessions, and would skills for that help first?",
+    }
+    return pd.DataFrame({"field": list(SUPPORT_FIELDS), "data": [data[f] for f in SUPPORT_FIELDS],
+                         "question": [questions[f] for f in SUPPORT_FIELDS]})
+

@@ -195,7 +195,7 @@ __all__ = [
 
 DEFAULT_SEED = 20261126
 DEFAULT_START = "2024-06-01"
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 FOCUS_CODES = (
     "check_in",  # 0
@@ -390,6 +390,14 @@ class SynthParams:
     gap_alliance_factor: float = 2.5
     gap_dropout_logodds: float = 1.4
     gap_slope_penalty: float = 1.2
+    # risk items (PHQ-9 item 9, CORE-10 item 6): rare, clustered in clients who get worse [U].
+    # In primary-care depression samples about 1 in 5 answer item 9 above 0 at some point (Simon
+    # et al. 2013, not re-read); here a client "gets worse" when the true ORS falls risk_worse_points
+    # below intake at some session.
+    p_risk_base: float = 0.03
+    p_risk_worse: float = 0.55
+    risk_worse_points: float = 3.0
+    p_risk_answer: float = 0.75
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,7 +532,7 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
 
     root = np.random.default_rng(seed)
     (r_clin, r_client, r_ident, r_course, r_alliance, r_slots, r_dates, r_focus, r_meas,
-     r_missing, r_messy) = root.spawn(11)
+     r_missing, r_messy, r_risk) = root.spawn(12)  # spawn(12) keeps the first 11 streams as spawn(11) made them
 
     # ---------------------------------------------------------------- clinicians
     n = int(n_clinicians)
@@ -901,6 +909,20 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         sessions[f"wai_{i + 1}"] = _on_attended(wai[:, i], wai_miss, "Int64")
     sessions = sessions[SESSION_COLUMNS]
 
+    # ---------------------------------------------------------------- risk items
+    # A client at risk answers the risk items above 0 from an onset session on (at most sessions);
+    # everyone else answers 0. Risk is rare, and far more likely in clients who get worse.
+    worst = np.full(N, np.inf)
+    np.minimum.at(worst, ac, dW)
+    worse = worst <= -p.risk_worse_points
+    at_risk = r_risk.random(N) < np.where(worse, p.p_risk_worse, p.p_risk_base)
+    first_worse = np.full(N, np.iinfo(np.int64).max)
+    np.minimum.at(first_worse, ac, np.where(dW <= -p.risk_worse_points, ak, np.iinfo(np.int64).max))
+    onset = np.where(worse, first_worse, 1 + (r_risk.random(N) * np.maximum(A, 1)).astype(np.int64))
+    risk_on = at_risk[ac] & (ak >= onset[ac]) & (r_risk.random(M) < p.p_risk_answer)
+    risk_answer = np.where(risk_on, _draw_categorical(r_risk, np.array([0.65, 0.27, 0.08]), M) + 1, 0)
+    _risk_item = {"phq9": 9, "core10": 6}
+
     # ---------------------------------------------------------------- scores (long)
     parts = []
     for code_i, (name, (n_items, top, weights)) in enumerate(_LONG_INSTRUMENTS.items()):
@@ -913,6 +935,8 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         ir = rows[~tot]
         it = T[~tot]
         item_vals = np.clip(np.round(it[:, None] * wts[None, :] + r_meas.normal(0, 0.35, (ir.size, n_items))), 0, top)
+        if name in _risk_item:
+            item_vals[:, _risk_item[name] - 1] = risk_answer[ir]
         if name == "core10":
             for j in _CORE10_REVERSED:
                 item_vals[:, j - 1] = top - item_vals[:, j - 1]
@@ -1046,6 +1070,18 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         "planted_sudden_gain": np.isin(np.arange(N), gc),
         "days_since_last_attended": period_days - last_att_day,
         "open": ~closed,
+        "planted_risk": at_risk,
+    })
+    # clients whose recorded risk items were answered above 0 (what the data can show)
+    rk_rows = np.flatnonzero(risk_on & np.isin(mset[ac], (1, 2)))
+    risk_first = pd.DataFrame({"c": ac[rk_rows], "k": ak[rk_rows]}).groupby("c")["k"].min()
+    rcl = risk_first.index.to_numpy()
+    risk_truth = pd.DataFrame({
+        "client_id": client_ids[rcl],
+        "clinician_id": clin_ids[clin[rcl]],
+        "gets_worse": worse[rcl],
+        "first_risk_session": risk_first.to_numpy(),
+        "instrument": np.array(["", "phq9", "core10"], dtype=object)[mset[rcl]],
     })
     meta = {
         "generator_version": GENERATOR_VERSION,
@@ -1072,6 +1108,7 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         "ruptures": ruptures,
         "sudden_gains": sudden,
         "clients": gt_clients,
+        "risk": risk_truth,
         "defects": pd.DataFrame(columns=_DEFECT_COLUMNS),
     }
     out = {"clients": clients, "sessions": sessions, "clinicians": clinicians, "scores": scores,

@@ -51,7 +51,7 @@ REQUIRED_KEYS: dict[str, str] = {
 OPTIONAL_KEYS: dict[str, str] = {
     "item_labels": "a list of text", "cutoff": "a number", "cutoff_inclusive": "true/false",
     "reliable_change": "a number", "reliable_change_confidence": "a number between 0 and 1",
-    "reversed_items": "a list of item numbers", "subscales": "a table of {name = [item numbers]}",
+    "reversed_items": "a list of item numbers", "risk_items": "a list of item numbers", "subscales": "a table of {name = [item numbers]}",
     "max_missing": "a whole number", "subscale_max_missing": "a whole number", "missing_rule": "text",
     "clinical_mean": "a number", "clinical_sd": "a number", "functional_mean": "a number",
     "functional_sd": "a number",
@@ -86,6 +86,8 @@ class Instrument:
     reliable_change: float | None = None
     reliable_change_confidence: float | None = None
     reversed_items: tuple[int, ...] = ()
+    #: Items asking about risk to self (any answer above the item's minimum goes to the agenda's risk band).
+    risk_items: tuple[int, ...] = ()
     subscales: dict[str, tuple[int, ...]] = field(default_factory=dict)
     max_missing: int = 0
     subscale_max_missing: int = 0
@@ -227,7 +229,7 @@ def instrument_from_spec(prefix: str, spec: dict, source: str = "instruments.tom
     labels = values.get("item_labels", ())
     if labels and len(labels) != n:
         raise _error(f"{key}.item_labels' must name all {n} items; got {len(labels)} names.")
-    for name in ("reversed_items",):
+    for name in ("reversed_items", "risk_items"):
         bad = [i for i in values.get(name, ()) if not 1 <= i <= n]
         if bad:
             raise _error(f"{key}.{name}' must be item numbers from 1 to {n}; got {bad}.")
