@@ -311,8 +311,8 @@ def alliance_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
         falling = low["trend"].fillna(0) <= rules.falling_trend
         for sub, flag in ((low[falling], "low_alliance_falling"), (low[~falling], "low_alliance")):
             ev = ("latest SRS " + _num(sub["latest_srs"]) + " on " + _date(sub["latest_date"]) + " (session "
-                  + sub["latest_session"].astype("string") + "); first " + _num(sub["first_srs"]) + ", trend "
-                  + _num(sub["trend"], "{:+.2f}") + " per session; " + _num(sub["share_low"] * 100, "{:.0f}") + " % of sessions low")
+                  + sub["latest_session"].astype("string") + "); first " + _num(sub["first_srs"]) + "; "
+                  + (_num(sub["trend"], "trend {:+.2f} per session")).replace("–", "too few sessions for a trend") + "; " + _num(sub["share_low"] * 100, "{:.0f}") + " % of sessions low")
             out.append(_items(sub, flag, sub["latest_date"], ev))
         li = ca[ca["latest_low_item"].fillna(False).astype(bool) & ~ca["latest_low"].fillna(False).astype(bool)]
         out.append(_items(li, "low_item", li["latest_date"],
@@ -543,15 +543,15 @@ def _adaptation_patterns(t: dict, rules: AgendaRules) -> list[dict]:
             comps.add(r.comparator)
             bits.append(f"{name} {val(r.value_group)} (n={r.n_group}) against {val(r.value_comparator)} with {who} "
                         f"(n={r.n_comparator})")
-        group = f"{dim.replace('_', ' ')} = {str(grp).replace('_', ' ')}"
+        group = f"{dim.replace('_', ' ')}: {str(grp).replace('_', ' ')}"
         if comps == {"clinician"}:
-            q = (f"Clients with {group} fare worse with you than your other clients, beyond chance. "
+            q = (f"Clients recorded as {group} fare worse with you than your other clients, beyond chance. "
                  "What might they need that is different?")
         elif comps == {"service"}:
-            q = (f"Clients with {group} fare worse with you than with colleagues, beyond chance. "
+            q = (f"Clients recorded as {group} fare worse with you than with colleagues, beyond chance. "
                  "What do colleagues do differently with them, and what might these clients need?")
         else:
-            q = (f"Clients with {group} fare worse with you than both your other clients and colleagues' clients of "
+            q = (f"Clients recorded as {group} fare worse with you than both your other clients and colleagues' clients of "
                  "the same group, beyond chance. What might they need that is different?")
         diff = part["shrunken_difference"].abs().max() if "shrunken_difference" in part else 0
         rows.append(_pattern(clin, "adaptation_gap", min(rules.pattern_distance_points, 100 * float(diff or 0)),

@@ -44,7 +44,7 @@ body { font-family: Arial, Helvetica, sans-serif; font-size: 14px; color: #111; 
 h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; border-bottom: 2px solid #0072B2; padding-bottom: 3px; margin-top: 32px; }
 table { border-collapse: collapse; margin: 8px 0 12px; } th, td { border: 1px solid #bbb; padding: 4px 7px; text-align: left; vertical-align: top; }
 th { background: #eef3f8; } .meta { color: #444; } .note { color: #444; font-style: italic; }
-.sev-high { border-left: 6px solid #D55E00; } .sev-medium { border-left: 6px solid #E69F00; } .sev-low { border-left: 6px solid #56B4E9; }
+h3.risk { color: #B00020; } .sev-high { border-left: 6px solid #D55E00; } .sev-medium { border-left: 6px solid #E69F00; } .sev-low { border-left: 6px solid #56B4E9; }
 .chart { page-break-inside: avoid; break-inside: avoid; margin: 10px 0 20px; }
 @media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; } a { color: inherit; text-decoration: none; } }
 """
@@ -73,6 +73,33 @@ def _figure(fig: go.Figure, caption: str) -> str:
 
 def _pct(v) -> str:
     return "–" if v is None or pd.isna(v) else f"{v:.0%}"
+
+
+def _agenda_section(agenda: pd.DataFrame) -> str:
+    """The agenda in its sections, as the dashboard shows it: risk, today, patterns; housekeeping and more folded."""
+    from supervision.agenda import FLAGS
+
+    if agenda.empty:
+        return "<p>No agenda items.</p>"
+    ag = agenda.assign(since=agenda["since"].dt.strftime("%d %b %Y").fillna(""),
+                       flag=agenda["flag"].map(lambda f: FLAGS.get(f, ("", "", f))[2]),
+                       evidence=agenda["evidence"].str.replace(" | ", "; ", regex=False))
+    out = []
+    risk = ag[ag["section"] == "risk"]
+    out.append("<h3 class='risk'>Risk: discuss first</h3>" + (
+        "<p>No current client's latest answer on a risk item (PHQ-9 item 9, CORE-10 item 6) is above 0.</p>" if risk.empty
+        else _table(risk[["rank", "client_id", "since", "evidence", "question"]], lambda r: "sev-high")))
+    for section, title, cols in (("today", "Today's clients", ["rank", "severity", "client_id", "flag", "since", "evidence", "question"]),
+                                 ("patterns", "Patterns in the caseload", ["rank", "flag", "evidence", "question"])):
+        part = ag[ag["section"] == section]
+        out.append(f"<h3>{title} ({len(part)})</h3>" + ("<p>None.</p>" if part.empty else _table(
+            part[cols], lambda r: f"sev-{r['severity']}" if "severity" in r else "")))
+    for section, title in (("housekeeping", "Housekeeping"), ("more", "More items")):
+        part = ag[ag["section"] == section]
+        if len(part):
+            out.append(f"<details><summary>{title} ({len(part)})</summary>"
+                       + _table(part[["rank", "client_id", "flag", "since", "evidence"]]) + "</details>")
+    return "".join(out)
 
 
 def _overview(ep_me: pd.DataFrame, ep_svc: pd.DataFrame, al: pd.DataFrame, me: str) -> str:
@@ -162,10 +189,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         f"<p class='meta'>Caseload {period_text}: {len(data.clients)} clients, {len(data.sessions)} scheduled sessions. "
         f"Made on {datetime.now(timezone.utc):%d %b %Y %H:%M} UTC by the supervision workbook {__version__} from "
         f"<code>{_esc(Path(caseload.source).name)}</code>. Identifiers are the export's pseudonymous ids.</p>",
-        "<h2>Agenda</h2>" + ("<p>No agenda items.</p>" if agenda.empty else _table(
-            agenda.assign(since=agenda["since"].dt.strftime("%d %b %Y"), flag=agenda["flag"].str.replace("_", " "))
-            [["rank", "severity", "client_id", "flag", "since", "evidence", "question"]],
-            lambda r: f"sev-{r['severity']}")),
+        "<h2>Agenda</h2>" + _agenda_section(agenda),
         "<h2>Caseload compared with the service</h2>" + _overview(ep_me, ep_svc, al, clinician_id),
     ]
     charts = [_figure(session_count_comparison(eng.session_count_distribution(ep_me), eng.session_count_distribution(ep_svc),
@@ -175,7 +199,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     if len(sa_me) and sa_me["srs_total"].notna().any():
         charts.append(_figure(srs_heatmap(sa_me, rp[rp["client_id"].isin(ids)], title=f"Caseload alliance (SRS), {clinician_id}"),
                               "One row per client, one column per attended session; marked cells are at or below the cut-off."))
-        flagged = agenda.loc[agenda["area"] == "alliance", "client_id"].drop_duplicates().head(12).tolist()
+        flagged = agenda.loc[agenda["flags"].str.contains("rupture|alliance|low_item|ceiling"), "client_id"].drop_duplicates().head(12).tolist()
         if flagged:
             charts.append(_figure(srs_small_multiples(sa_me, rp, clients=flagged, title="SRS of the clients on the agenda"),
                                   "A rupture is a question to ask, not a finding."))

@@ -15,13 +15,16 @@ def test_agenda_item_opens_the_client_and_a_note_survives_a_reload(caseload, tmp
     db = tmp_path / "notes.sqlite"
     dash = supervision_dashboard(caseload, notes_path=db).dashboard
     agenda = dash.views[0]
-    assert agenda.items.options, "the demo supervisee has agenda items"
-    agenda.items.value = 1
-    client = agenda.agenda.iloc[1]["client_id"]
-    assert "Evidence" in agenda.detail.value and client in agenda.detail.value
-    agenda.open_button.click()
+    today = agenda.agenda[agenda.agenda["section"] == "today"]
+    assert 0 < len(agenda.today.children) == len(today) <= 5, "the demo supervisee has clients for today, as cards"
+    assert len(agenda.risk.children) >= 2 and "Risk: 1 client" in agenda.risk.children[0].value  # T01: the planted risk answer
+    client = today.iloc[1]["client_id"]
+    card = agenda.today.children[1]
+    assert client in card.children[0].value and today.iloc[1]["question"] in card.children[0].value
+    card.children[1].click()
     assert dash.selection.client == client and dash.body.selected_index == 3
     assert f"Client {client}" in dash.views[3].html.value
+    assert today.iloc[1]["evidence"].split(" | ")[0] in dash.views[3].html.value
     assert dash.views[3].chart.figure is None or client in dash.views[3].chart.figure.layout.title.text
 
     dash.body.selected_index = 4

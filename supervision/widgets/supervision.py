@@ -52,64 +52,158 @@ def _ci(row, name) -> str:
     return f"{_pct(row[name])} ({_pct(row[name + '_lower'])}–{_pct(row[name + '_upper'])})"
 
 
+SECTION_TITLES = {
+    "risk": "Risk: discuss first",
+    "today": "Today's clients",
+    "patterns": "Patterns in the caseload",
+    "housekeeping": "Housekeeping",
+    "more": "More items",
+}
+RISK_COLOUR = "#B00020"
+
+
+def _esc(v) -> str:
+    return html.escape("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+
+
+def _flag_name(flag: str) -> str:
+    from supervision.agenda import FLAGS
+
+    return FLAGS.get(flag, ("", "", flag.replace("_", " ")))[2]
+
+
+def _evidence_list(evidence) -> str:
+    return "<ul class='sw-evidence'>" + "".join(f"<li>{_esc(e)}</li>" for e in str(evidence).split(" | ")) + "</ul>"
+
+
+def support_html(prompts: pd.DataFrame) -> str:
+    """The support prompts for a client off track, as a folded block."""
+    rows = "".join(f"<tr><td><b>{_esc(r.field)}</b></td><td>{_esc(r.data)}</td><td><i>{_esc(r.question)}</i></td></tr>"
+                   for r in prompts.itertuples())
+    return ("<details class='sw-support'><summary>Support prompts (client off track)</summary>"
+            "<table style='font-size:12px' cellpadding='3'><thead><tr><th>field</th><th>what the data says</th>"
+            f"<th>a question</th></tr></thead><tbody>{rows}</tbody></table></details>")
+
+
 class AgendaView(View):
+    """The agenda in its sections: risk band, today's cards, patterns, housekeeping and more (folded).
+
+    CSS classes: ``sw-agenda-summary``; ``sw-agenda-risk`` (one ``sw-agenda-risk-row`` per client);
+    ``sw-agenda-today`` (one ``sw-agenda-card`` per client, each with a ``sw-agenda-open`` button
+    and the class ``sw-client-<id>``); ``sw-agenda-patterns``; ``sw-agenda-housekeeping`` and
+    ``sw-agenda-more`` (folded accordions).
+    """
+
     css_class = "sw-agenda"
 
     def __init__(self, dashboard_ref):
         super().__init__()
         self._dash = dashboard_ref
         self.header = w.HTML()
-        self.items = w.Select(options=[], rows=12, layout=w.Layout(width="100%"))
-        self.items.add_class("sw-agenda-list")
-        self.detail = w.HTML()
-        self.detail.add_class("sw-agenda-detail")
-        self.open_button = w.Button(description="Discuss this client", icon="user", button_style="info")
-        self.open_button.add_class("sw-agenda-open")
-        self.items.observe(lambda ch: self._dash.guard(self._show_item)(), names="value")
-        self.open_button.on_click(lambda _b: self._dash.guard(self._open_client)())
-        self.widget.children = (self.header, self.items, self.detail, self.open_button)
+        self.header.add_class("sw-agenda-summary")
+        self.risk = w.VBox()
+        self.risk.add_class("sw-agenda-risk")
+        self.today_title = w.HTML()
+        self.today = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap", align_items="stretch", width="100%"))
+        self.today.add_class("sw-agenda-today")
+        self.patterns = w.HTML()
+        self.patterns.add_class("sw-agenda-patterns")
+        self.housekeeping_html, self.more_html = w.HTML(), w.HTML()
+        self.housekeeping = w.Accordion(children=[self.housekeeping_html])
+        self.housekeeping.add_class("sw-agenda-housekeeping")
+        self.more = w.Accordion(children=[self.more_html])
+        self.more.add_class("sw-agenda-more")
+        self.widget.children = (self.header, self.risk, self.today_title, self.today, self.patterns, self.housekeeping,
+                                self.more)
         self.agenda = pd.DataFrame()
+        self.open_buttons: dict[str, w.Button] = {}
+
+    def _button(self, cid: str) -> w.Button:
+        b = w.Button(description=f"Discuss {cid}", icon="user", button_style="info", tooltip=f"Open client {cid}",
+                     layout=w.Layout(width="auto", min_width="150px", flex="0 0 auto"))
+        b.add_class("sw-agenda-open")
+        b.add_class(f"sw-client-{cid}")
+        b.on_click(lambda _b, c=cid: self._dash.guard(self._dash.open_client)(c))
+        self.open_buttons[cid] = b
+        return b
 
     def update(self, data: Slice) -> None:
         ag = data.extras["agenda"]
         ids = set(data.clients["client_id"])
-        mine = ag["clinician_id"] == data.selection.supervisee
-        ag = ag[mine & (ag["client_id"].isin(ids) | (ag["client_id"] == CASELOAD_ITEM))].reset_index(drop=True)
-        ag["rank"] = range(1, len(ag) + 1)  # ranked within this supervisee's agenda
+        me = data.selection.supervisee
+        ag = ag[(ag["clinician_id"] == me) & (ag["client_id"].isin(ids) | (ag["client_id"] == CASELOAD_ITEM))].reset_index(drop=True)
         self.agenda = ag
-        counts = ag["severity"].value_counts()
+        self.open_buttons = {}
+        by = {s: ag[ag["section"] == s] for s in SECTION_TITLES}
+        n = {s: len(v) for s, v in by.items()}
         self.header.value = (
-            f"<h3>Agenda for {html.escape(str(data.selection.supervisee))}: {len(ag)} items</h3>"
-            f"<p><b style='color:{SEVERITY_COLOUR['high']}'>{counts.get('high', 0)} high</b>, "
-            f"<b style='color:{SEVERITY_COLOUR['medium']}'>{counts.get('medium', 0)} medium</b>, {counts.get('low', 0)} low. "
-            "Ranked by seriousness, then by how recent (see <i>How the agenda is ranked</i> below). Pick an item to see "
-            "the evidence.</p>")
-        opts = [(f"{r.rank}. [{r.severity}] {r.client_id}: {r.flag.replace('_', ' ')}{_since(r.since)}", i)
-                for i, r in enumerate(ag.itertuples())]
-        self.items.options = opts
-        self.items.value = 0 if opts else None  # the first item is shown at once
-        self._show_item()
+            f"<h3>Agenda for {_esc(me)}</h3><p>{n['risk']} client(s) with a risk answer, {n['today']} client(s) for today, "
+            f"{n['patterns']} pattern(s) in the caseload; {n['housekeeping']} housekeeping and {n['more']} further item(s) "
+            "folded below. Risk first; then the clients ranked clinical-first (see <i>How the agenda is ranked</i> below).</p>")
+        # risk band: always shown, so that "no risk" is a finding too
+        rows = []
+        if by["risk"].empty:
+            rows.append(w.HTML("<div style='border:2px solid #2e7d32;padding:6px 10px;border-radius:4px'>"
+                               "<b>Risk:</b> no current client's latest answer on a risk item (PHQ-9 item 9, CORE-10 "
+                               "item 6) is above 0.</div>"))
+        else:
+            rows.append(w.HTML(f"<div style='color:{RISK_COLOUR};font-weight:bold;font-size:15px'>"
+                               f"Risk: {len(by['risk'])} client(s) whose latest risk-item answer is above 0. "
+                               "Discuss first.</div>"))
+            for r in by["risk"].itertuples():
+                body = w.HTML(f"<div><b>{_esc(r.client_id)}</b>{_evidence_list(r.evidence)}"
+                              f"<p style='margin:2px 0'><i>{_esc(r.question)}</i></p></div>",
+                              layout=w.Layout(flex="1 1 auto"))
+                row = w.HBox([body, self._button(r.client_id)],
+                             layout=w.Layout(border=f"2px solid {RISK_COLOUR}", padding="4px 8px", margin="2px 0",
+                                             align_items="center", width="100%"))
+                row.add_class("sw-agenda-risk-row")
+                rows.append(row)
+        self.risk.children = tuple(rows)
+        # today's cards
+        self.today_title.value = (f"<h4 style='margin:10px 0 4px'>{SECTION_TITLES['today']} ({n['today']})</h4>"
+                                  + ("" if n["today"] else "<p>No client has a clinical flag strong enough for today.</p>"))
+        cards = []
+        for r in by["today"].itertuples():
+            support = ""
+            if r.off_track:
+                from supervision.agenda import support_prompts
 
-    def _show_item(self) -> None:
-        i = self.items.value
-        if i is None or self.agenda.empty:
-            self.detail.value = "<p>No agenda items for this selection.</p>"
-            self.open_button.disabled = True
-            return
-        r = self.agenda.iloc[i]
-        self.open_button.disabled = r["client_id"] == CASELOAD_ITEM  # an item about the whole caseload
-        self.detail.value = (
-            f"<div style='border-left:6px solid {SEVERITY_COLOUR[r['severity']]};padding:4px 10px'>"
-            f"<p><b>{html.escape(str(r['client_id']))}</b>: {html.escape(r['flag'].replace('_', ' '))} "
-            f"({html.escape(r['area'])}, {r['severity']}, score {r['score']:.0f}){_since(r['since'], ',')}.</p>"
-            f"<p><b>Evidence:</b> {html.escape(str(r['evidence']))}</p>"
-            f"<p><b>A question for supervision:</b> {html.escape(str(r['question']))}</p></div>")
+                support = support_html(support_prompts(self._dash._caseload, self._dash._tables, r.client_id))
+            colour = SEVERITY_COLOUR[r.severity]
+            body = w.HTML(
+                f"<div style='font-size:13px;line-height:1.35'><div><b class='sw-card-client' style='font-size:15px'>"
+                f"{_esc(r.client_id)}</b> <span class='sw-card-severity' style='background:{colour};color:#fff;"
+                f"border-radius:3px;padding:0 5px'>{_esc(r.severity)}</span></div>"
+                f"<div><b class='sw-card-flag'>{_esc(_flag_name(r.flag).capitalize())}</b><span class='sw-card-since'>"
+                f"{'' if pd.isna(r.since) else f' since {r.since:%d %b %Y}'}</span></div>{_evidence_list(r.evidence)}"
+                f"<p style='margin:2px 0'><i>{_esc(r.question)}</i></p>{support}</div>")
+            card = w.VBox([body, self._button(r.client_id)],
+                          layout=w.Layout(width="calc(33% - 10px)", min_width="260px", margin="3px",
+                                          padding="6px 8px", border=f"1px solid {colour}", border_left=f"6px solid {colour}"))
+            card.add_class("sw-agenda-card")
+            card.add_class(f"sw-severity-{r.severity}")
+            cards.append(card)
+        self.today.children = tuple(cards)
+        # patterns
+        lis = "".join(f"<li><b>{_esc(_flag_name(r.flag)).capitalize()}</b>: {_esc(r.evidence)}<br><i>{_esc(r.question)}</i></li>"
+                      for r in by["patterns"].itertuples())
+        self.patterns.value = (f"<h4 style='margin:10px 0 4px'>{SECTION_TITLES['patterns']} ({n['patterns']})</h4>"
+                               + (f"<ul>{lis}</ul>" if lis else "<p>No pattern in this caseload differs from the service "
+                                  "beyond chance (check-in, off-goal work, endings, missed sessions, adaptation).</p>"))
 
-    def _open_client(self) -> None:
-        i = self.items.value
-        if i is None or self.agenda.empty or self.agenda.iloc[i]["client_id"] == CASELOAD_ITEM:
-            return
-        self._dash.open_client(str(self.agenda.iloc[i]["client_id"]))
+        def listing(rows_: pd.DataFrame) -> str:
+            if rows_.empty:
+                return "<p>Nothing here.</p>"
+            return "<ul>" + "".join(
+                f"<li><b>{_esc(r.client_id)}</b>: {_esc(_flag_name(r.flag))}{_since(r.since)}. {_esc(r.evidence)}</li>"
+                for r in rows_.itertuples()) + "</ul>"
+        self.housekeeping_html.value = listing(by["housekeeping"])
+        self.more_html.value = listing(by["more"])
+        self.housekeeping.set_title(0, f"Housekeeping ({n['housekeeping']}): episodes to close, measures missing")
+        self.more.set_title(0, f"More items ({n['more']})")
+        self.housekeeping.selected_index = None
+        self.more.selected_index = None
 
 
 class CaseloadView(View):
@@ -186,10 +280,16 @@ class ClientView(View):
         facts = ("" if r is None else
                  f"<p>Episode from {r['start_date']:%d %b %Y}" + (f" to {r['end_date']:%d %b %Y} ({r['end_reason']})" if r["ended"] else ", open")
                  + f"; {r['n_attended']} attended, {r['n_cancelled']} cancelled, {r['n_no_show']} missed.</p>")
-        lis = "".join(f"<li><b>{html.escape(i.flag.replace('_', ' '))}</b> ({i.severity}): {html.escape(str(i.evidence))}</li>"
+        lis = "".join(f"<p><b>{_esc(SECTION_TITLES.get(i.section, i.section))}</b> ({i.severity}): "
+                      f"{_esc(i.flags.replace('_', ' '))}</p>{_evidence_list(i.evidence)}<p><i>{_esc(i.question)}</i></p>"
                       for i in items.itertuples())
+        support = ""
+        if len(items) and bool(items["off_track"].any()):
+            from supervision.agenda import support_prompts
+
+            support = support_html(support_prompts(data.extras["caseload"], data.extras["tables"], cid))
         self.html.value = (f"<h3>Client {html.escape(cid)}</h3>{facts}"
-                           + (f"<p>Agenda items:</p><ul>{lis}</ul>" if lis else "<p>No agenda items for this client.</p>"))
+                           + (f"<p>On the agenda:</p>{lis}{support}" if lis else "<p>No agenda items for this client.</p>"))
         m = data.extras["alliance"]
         if (m.sessions["client_id"] == cid).any():
             self.chart.show(client_alliance_detail(m.sessions, m.ruptures, client_id=cid, srs_cutoff=m.options.srs_cutoff,
@@ -376,10 +476,10 @@ class SupervisionDashboard(Dashboard):
 
     def enrich(self, data: Slice) -> None:
         data.extras.update(tables=self._tables, agenda=self._agenda, alliance=self._alliance,
-                           supervisor_of=self._supervisor_of)
+                           supervisor_of=self._supervisor_of, caseload=self._caseload)
 
     def open_client(self, client_id: str) -> None:
-        """Drill down: pick ``client_id`` and show the Client tab."""
+        """Drill down (*Discuss*): pick ``client_id`` and show the Client tab."""
         self.client.value = client_id
         self.body.selected_index = 3
 

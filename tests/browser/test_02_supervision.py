@@ -13,8 +13,10 @@ test's tmp dir (the real notebook is not touched), and the test checks the repos
 Dashboard (outer classes ``sw-dashboard sw-supervision``): pickers ``sw-supervisee``, ``sw-period``,
 ``sw-episodes``, ``sw-client``; panes ``sw-status``, ``sw-error``; *Save report*
 (``sw-report-save``, feedback ``sw-report-feedback``); Tab ``sw-tabs`` ("Agenda", "Caseload",
-"Alliance", "Client", "Notes"), only the visible tab drawn. Agenda: ``sw-agenda-list`` (a Select),
-``sw-agenda-detail``, ``sw-agenda-open``. Caseload: table ``sw-caseload-table``, chart
+"Alliance", "Client", "Notes"), only the visible tab drawn. Agenda: ``sw-agenda-summary``, the risk band
+``sw-agenda-risk`` (rows ``sw-agenda-risk-row``), today's cards ``sw-agenda-card`` (each with a
+``sw-agenda-open`` button carrying ``sw-client-<id>``), ``sw-agenda-patterns``, and the folded
+``sw-agenda-housekeeping`` and ``sw-agenda-more``. Caseload: table ``sw-caseload-table``, chart
 ``sw-chart-sessions``. Alliance: ``sw-chart-heatmap``. Client: ``sw-client-view`` with chart
 ``sw-chart-client``. Notes: ``sw-supervisor``, ``sw-meeting-start``, ``sw-note-text``,
 ``sw-note-save``, ``sw-note-feedback``, ``sw-notes-list``, ``sw-action-text``, ``sw-action-owner``,
@@ -47,7 +49,8 @@ SUPERVISEE, PERIOD, EPISODES, CLIENT = (f"{D} .sw-supervisee", f"{D} .sw-period"
 STATUS, ERROR, TABS = f"{D} .sw-status", f"{D} .sw-error", f"{D} .sw-tabs"
 REPORT_SAVE, REPORT_FEEDBACK = f"{D} .sw-report-save", f"{D} .sw-report-feedback"
 AGENDA = f"{D} .sw-agenda"
-AGENDA_LIST, AGENDA_DETAIL, AGENDA_OPEN = f"{D} .sw-agenda-list", f"{D} .sw-agenda-detail", f"{D} .sw-agenda-open"
+AGENDA_SUMMARY, AGENDA_RISK, AGENDA_CARD = f"{D} .sw-agenda-summary", f"{D} .sw-agenda-risk", f"{D} .sw-agenda-card"
+AGENDA_PATTERNS, AGENDA_HOUSEKEEPING = f"{D} .sw-agenda-patterns", f"{D} .sw-agenda-housekeeping"
 CASELOAD_TABLE, SESSIONS = f"{D} .sw-caseload-table", f"{D} .sw-chart.sw-chart-sessions"
 HEATMAP = f"{D} .sw-chart.sw-chart-heatmap"
 CLIENT_VIEW, CLIENT_CHART = f"{D} .sw-client-view", f"{D} .sw-chart.sw-chart-client"
@@ -58,10 +61,8 @@ NOTES_LIST = f"{D} .sw-notes-list"
 ACTION_TEXT, ACTION_OWNER, ACTION_ADD = f"{D} .sw-action-text", f"{D} .sw-action-owner", f"{D} .sw-action-add"
 
 T_AGENDA, T_CASELOAD, T_ALLIANCE, T_CLIENT, T_NOTES = "Agenda", "Caseload", "Alliance", "Client", "Notes"
-# "4. [high] C00378: lost contact (since 16 Oct 2025)"; items about the whole caseload have the client
-# "(caseload)" and may have no date.
 CASELOAD_ITEM = "(caseload)"
-ITEM_LABEL = re.compile(r"^(\d+)\. \[(high|medium|low)\] (C\d+|\(caseload\)): (.+?)(?: \(since (\d\d \w{3} \d{4})\))?$")
+CLIENT_ID = re.compile(r"^C\d+$")
 
 
 @pytest.fixture(scope="module")
@@ -105,29 +106,58 @@ status_clients = partial(dash.status_clients, status=STATUS)
 assert_no_dashboard_error = partial(dash.assert_no_dashboard_error, error=ERROR)
 
 
-def agenda_items(lab) -> list[dict]:
-    items = []
-    for o in lab.options(AGENDA_LIST):
-        m = ITEM_LABEL.match(o["label"].strip())
-        assert m, f"agenda item label not understood: {o['label']!r}"
-        items.append({"value": o["value"], "label": o["label"].strip(), "rank": int(m.group(1)),
-                      "severity": m.group(2), "client": m.group(3), "flag": m.group(4), "since": m.group(5),
-                      "selected": o["selected"]})
-    return items
+def agenda_cards(lab) -> list[dict]:
+    """Today's cards, in order: client, severity, leading flag, since (or None), the card's text."""
+    cards = lab.page.evaluate(
+        "sel => Array.from(document.querySelectorAll(sel)).map(c => { const t = q => (c.querySelector(q) || {}).textContent;"
+        " return {client: t('.sw-card-client'), severity: t('.sw-card-severity'), flag: t('.sw-card-flag'),"
+        " since: t('.sw-card-since'), text: c.innerText.replace(/\\s+/g, ' ').trim()}; })", AGENDA_CARD)
+    for c in cards:
+        assert c["client"] and CLIENT_ID.match(c["client"]) and c["severity"] in ("high", "medium", "low"), c
+        assert c["flag"] and c["text"].endswith(f"Discuss {c['client']}"), c
+        since = (c["since"] or "").strip()
+        assert not since or re.fullmatch(r"since \d\d \w{3} \d{4}", since), c
+        c["since"] = since[6:] or None
+    return cards
+
+
+def risk_oracle(raw, supervisee: str) -> set[str]:
+    """Current clients of the supervisee whose latest PHQ-9 item 9 / CORE-10 item 6 answer is above 0 (raw files)."""
+    sc = raw["scores"]
+    mine = oracle.caseload_clients(raw, supervisee)
+    out = set()
+    for inst, item in (("phq9", "9"), ("core10", "6")):
+        x = sc[(sc["instrument"] == inst) & (sc["item"] == item) & sc["client_id"].isin(mine)].sort_values("date")
+        last = x.groupby("client_id")["value"].last().astype(float)
+        out |= set(last[last > 0].index)
+    cl = raw["clients"].set_index("client_id")
+    ref = raw["sessions"]["date"].max()
+    import pandas as pd
+
+    return {c for c in out if pd.isna(cl.at[c, "end_date"]) or pd.Timestamp(cl.at[c, "end_date"]) >= ref - pd.Timedelta(days=90)}
 
 
 def check_agenda(lab, raw, supervisee: str) -> list[dict]:
-    header = lab.wait_for_text(f"{AGENDA} h3", rf"^Agenda for {re.escape(supervisee)}: \d+ items")
-    n = int(re.search(r": (\d+) items", header).group(1))
-    items = agenda_items(lab)
-    assert n > 0, f"the agenda of {supervisee} is empty"
-    assert len(items) == n, (header, len(items))
-    ranks = [i["rank"] for i in items]
-    assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks), ranks
+    """The agenda's sections for ``supervisee``: summary, risk band (against the raw files), at most five cards."""
+    summary = lab.wait_for_text(AGENDA_SUMMARY, rf"^Agenda for {re.escape(supervisee)}\s*(\d+) client\(s\) with a risk answer")
+    n_risk, n_today = (int(x) for x in re.match(
+        rf"^Agenda for {re.escape(supervisee)}\s*(\d+) client\(s\) with a risk answer, (\d+) client\(s\) for today",
+        summary).groups())
+    expected_risk = risk_oracle(raw, supervisee)
+    assert n_risk == len(expected_risk), (summary, expected_risk)
+    band = lab.text(AGENDA_RISK)
+    for c in expected_risk:
+        assert c in band, f"risk client {c} of {supervisee} not in the risk band: {band[:500]!r}"
+    if not expected_risk:
+        assert "no current client" in band.lower(), band
+    cards = agenda_cards(lab)
+    assert len(cards) == n_today <= 5, (summary, [c["client"] for c in cards])
+    assert len({c["client"] for c in cards}) == len(cards), "a client appears on two cards"
     theirs = oracle.caseload_clients(raw, supervisee)
-    strangers = sorted({i["client"] for i in items} - theirs - {CASELOAD_ITEM})
+    strangers = sorted({c["client"] for c in cards} - theirs)
     assert not strangers, f"the agenda of {supervisee} lists clients of someone else: {strangers}"
-    return items
+    assert lab.text(AGENDA_PATTERNS).startswith("Patterns in the caseload")
+    return cards
 
 
 def sessions_bars(data) -> dict[str, str]:
@@ -158,7 +188,7 @@ def test_supervision(lab, raw, tmp_path, workspace, browser_timings):
     lab.assert_no_widget_fallback()
     assert lab.page.locator(D).count() == 1, "expected exactly one supervision dashboard"
     for sel in (SUPERVISEE, PERIOD, EPISODES, CLIENT, STATUS, ERROR, TABS, REPORT_SAVE, REPORT_FEEDBACK,
-                AGENDA_LIST, AGENDA_DETAIL, AGENDA_OPEN, SESSIONS, HEATMAP, CLIENT_VIEW, CLIENT_CHART, NOTE_TEXT,
+                AGENDA_SUMMARY, AGENDA_RISK, AGENDA_PATTERNS, AGENDA_HOUSEKEEPING, SESSIONS, HEATMAP, CLIENT_VIEW, CLIENT_CHART, NOTE_TEXT,
                 NOTE_SAVE, NOTES_LIST, SUPERVISOR, MEETING_START, ACTION_TEXT, ACTION_OWNER, ACTION_ADD):
         assert lab.page.locator(sel).count() == 1, f"{sel} not found (once) in the dashboard"
     assert_no_dashboard_error(lab)
@@ -175,20 +205,8 @@ def test_supervision(lab, raw, tmp_path, workspace, browser_timings):
 
     # --- the agenda of the first supervisee ----------------------------------------------------
     items_first = check_agenda(lab, raw, first_id)
-    shown = lab.text(AGENDA_DETAIL)
-    if re.search(r"No agenda items", shown):
-        product.append(
-            f"Agenda tab on opening: the list shows {len(items_first)} items for {first_id} but none is selected, "
-            f"and the detail says {shown!r} ('Discuss this client' disabled). AgendaView.update sets "
-            "`self.items.options = opts` expecting ipywidgets to select the first item; ipywidgets 8's Select "
-            "leaves value None. Set `self.items.value = 0 if opts else None` (or `index`) after the options.")
-    ranks = [i["rank"] for i in items_first]
-    if ranks != list(range(1, len(ranks) + 1)):
-        product.append(
-            f"Agenda numbering: 'Agenda for {first_id}: {len(ranks)} items' lists ranks {ranks[:6]}..., the ranks "
-            "among all clinicians' items; the saved report of the same supervisee numbers them 1..n. AgendaView "
-            "filters the service-wide agenda (SupervisionDashboard._agenda); rank within the supervisee as the "
-            "report does (build_agenda(..., clinician_id=...)) or show position i + 1.")
+    assert risk_oracle(raw, first_id), f"the demo plants a risk answer for {first_id}: the risk band should show it"
+    assert items_first, f"no card for today in {first_id}'s agenda"
     lab.screenshot(f"agenda-{first_id}", D)
 
     # --- Caseload tab, then another supervisee: the chart and the agenda follow ---------------
@@ -231,32 +249,23 @@ def test_supervision(lab, raw, tmp_path, workspace, browser_timings):
 
     lab.open_tab(TABS, T_AGENDA)
     items = check_agenda(lab, raw, sup)
-    assert [i["label"] for i in items] != [i["label"] for i in items_first], "the agenda did not change"
+    assert [i["text"] for i in items] != [i["text"] for i in items_first], "the agenda did not change"
+    lab.screenshot(f"agenda-{sup}", D)
 
-    # --- open an agenda item: its evidence ------------------------------------------------------
-    # an alliance item (its evidence quotes the latest SRS, checked against the raw file), not the first
+    # --- a card: its evidence (an alliance card quotes the latest SRS: checked against the raw file) ----
     def n_srs(i):
         return sum(v is not None for v in oracle.srs_series(raw, i["client"])[1])
-    alliance = [i for i in items[1:] if i["flag"].startswith("low alliance") and n_srs(i) > 0]
-    pick = max(alliance, key=n_srs, default=None) or next((i for i in items[1:] + items[:1] if n_srs(i) > 0), None)
-    assert pick is not None, f"no agenda item of {sup} is about a client with SRS scores"
+    pick = max((i for i in items if n_srs(i) > 0), key=lambda i: ("SRS" in i["text"], n_srs(i)), default=None)
+    assert pick is not None, f"no card of {sup} is about a client with SRS scores"
     client = pick["client"]
-    before = lab.text(AGENDA_DETAIL)
-    lab.select(AGENDA_LIST, pick["value"])
-    detail = lab.wait_for_text(AGENDA_DETAIL, rf"^{client}: {re.escape(pick['flag'])} \(")
-    if not pick["selected"]:
-        assert detail != before
-    if pick["since"]:
-        assert f"since {pick['since']}" in detail, detail
-    evidence = re.search(r"Evidence:\s*(.+?)\s*A question for supervision:\s*(.+)$", detail)
-    assert evidence and evidence.group(1).strip() and evidence.group(2).strip(), detail
-    evidence_text = evidence.group(1).strip()
-    m = re.search(r"latest SRS ([\d.]+) on (\d\d \w{3} \d{4})", evidence_text)
+    m = re.search(r"latest SRS ([\d.]+) on (\d\d \w{3} \d{4})", pick["text"])
     if m:
         value, when = oracle.last_srs(raw, client)
-        assert (round(float(m.group(1)), 1), m.group(2)) == (round(value, 1), when), (evidence_text, value, when)
-    assert lab.page.locator(f"{AGENDA_OPEN} button, {AGENDA_OPEN}:is(button)").first.is_enabled()
-    lab.screenshot(f"agenda-item-{client}", D)
+        assert (round(float(m.group(1)), 1), m.group(2)) == (round(value, 1), when), (pick["text"], value, when)
+    evidence_text = lab.text(f"{AGENDA_CARD}:has(.sw-client-{client}) .sw-evidence li")
+    assert evidence_text, pick["text"]
+    AGENDA_OPEN = f"{D} .sw-agenda-open.sw-client-{client}"
+    assert lab.page.locator(f"{AGENDA_OPEN}:is(button), {AGENDA_OPEN} button").first.is_enabled()
 
     # --- Discuss this client: the Client tab, on that client ------------------------------------
     t0 = time.monotonic()
