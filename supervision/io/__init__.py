@@ -181,7 +181,16 @@ def _validate_clients(t: TableResult, clinicians: pd.DataFrame | None, settings:
         if settings["validation"]["end_reason_without_end_date"] == "error":
             err |= no_end
     _check_codes("clients", c, None, "agreed_goals", settings.focus_code_set, rep, multi=True)
+    from supervision.config import _defaults
+
+    optional = set(_defaults()["identity"]["dimensions"])
     for dim in settings.identity_dimensions:
+        if dim not in c.columns and dim not in optional:  # named in the user's settings: expected in the data
+            rep.add(_problem("clients", pd.NA, dim, pd.NA,
+                             f"The settings name the identity dimension '{dim}', but clients has no such column; "
+                             "no adaptation gap can be estimated for it.",
+                             "Check the spelling in [identity] dimensions against the clients columns, or add the "
+                             "column to the export.", "warning", "unknown_dimension"))
         if dim in c.columns:
             v = per_value(c[dim], lambda u: u.map(
                 lambda x: x.lower().replace(" ", "_") if x.lower().replace(" ", "_") in IDENTITY_MISSING else x).astype(object))
@@ -580,6 +589,8 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
         q = rt.frame.loc[res.error.to_numpy()].reset_index(drop=True)
         q = text_frame(q)
         if rt.bad_rows is not None:
+            if not q.columns.is_unique:  # a repeated column name (reported): numbered, so the lines can be added
+                q.columns = _numbered(list(q.columns))
             q = pd.concat([q, rt.bad_rows], ignore_index=True)
         quarantine[name] = q
         read = len(rt.frame) + (0 if rt.bad_rows is None else len(rt.bad_rows))
@@ -591,6 +602,17 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
     }
     return Caseload(tables["clients"], tables["sessions"], tables["clinicians"], quarantine, rep.frame(),
                     pd.DataFrame(counts, columns=["table", "read", "loaded", "quarantined"]), True, source, fmt, settings)
+
+
+def _numbered(names: list) -> list:
+    """Column names made unique: a repeated name gets ``.1``, ``.2``, ... (as pandas names them)."""
+    seen: dict = {}
+    out = []
+    for name in names:
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        out.append(name if k == 0 else f"{name}.{k}")
+    return out
 
 
 def load_caseload(path=None, settings=None) -> Caseload:

@@ -122,6 +122,15 @@ def _csv_by_line(text: str, sep: str) -> tuple[list[str], list[list[str]], list[
     return header or [], rows, lines
 
 
+def _maybe_short(text: str, sep: str) -> bool:
+    """Whether some non-blank line may have fewer fields than the header (always, with quotes)."""
+    if '"' in text:
+        return True
+    lines = text.split("\n")
+    width = lines[0].count(sep)
+    return any(line.count(sep) < width and line.strip("\r\t ") for line in lines[1:])
+
+
 def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     """Parse CSV text into a raw table, reporting lines with more fields than the header."""
     sep = _sniff_delimiter(text)
@@ -135,7 +144,11 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
         columns = [str(c).strip() for c in every.iloc[0].astype(object).fillna("")]
         frame = every.iloc[1:].reset_index(drop=True)
         n_body = text.rstrip("\r\n").count("\n")
-        if len(frame) == n_body and len(set(columns)) == len(columns):
+        # a line with fewer fields than the header comes padded with empty cells: such a file
+        # takes the careful path, which reports the line (with quotes, a separator may be inside
+        # a value, so only the csv module can count the fields)
+        short = _maybe_short(text, sep)
+        if len(frame) == n_body and len(set(columns)) == len(columns) and not short:
             frame.columns = columns
             blank = _blank_rows(frame, columns)
             frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
@@ -146,15 +159,23 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     header, rows, lines = _csv_by_line(text, sep)
     header = [h.strip() for h in header]
     width = len(header)
+    # fields a line needs: up to the last named column (a header may end in unnamed empty fields)
+    needed = max((i + 1 for i, h in enumerate(header) if h), default=0)
     good, good_lines, bad = [], [], []
     for record, line in zip(rows, lines):
-        if len(record) > width:
+        if not needed <= len(record) <= width:
+            # too many fields: a separator inside a value; too few: a cut or hand-edited line.
+            # Either way the values cannot be matched to their columns: the line is quarantined.
             bad.append({SOURCE_ROW: line, "raw": sep.join(record)})
+            more = len(record) > width
             problems.append(_problem(
                 table, line, pd.NA, sep.join(record)[:200],
                 f"Line {line} of {file} has {len(record)} fields but the header has {width}.",
                 "An unquoted separator is probably inside a value: put that value in double quotes, "
-                "or remove the extra separator.", "error", "ragged_line"))
+                "or remove the extra separator." if more else
+                "The line is cut short or a separator is missing: restore the missing fields "
+                f"(a line needs {needed} fields, empty ones included), or export the file again.",
+                "error", "ragged_line"))
             continue
         good.append(record + [""] * (width - len(record)))
         good_lines.append(line)
