@@ -65,3 +65,69 @@ def test_mistyped_notes_path_is_refused(tmp_path):
     r = run("report", data, "--clinician", "T01", "--out", tmp_path / "r.html", "--notes", tmp_path / "nope.sqlite")
     assert r.returncode == 2 and "nope.sqlite" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+# --- loader: ragged lines, encodings, look-alike ids, shadowed files -------------------------------------------------
+
+def test_a_cut_short_line_is_quarantined_and_reported(tmp_path):
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    lines = (data / "sessions.csv").read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if k and line.split(",")[9])  # a line with SRS scores
+    lines[i] = ",".join(lines[i].split(",")[:6])  # cut to 6 of 31 fields
+    (data / "sessions.csv").write_text("\n".join(lines) + "\n")
+    r = run("validate", data)
+    assert r.returncode == 1, r.stdout
+    assert "no problems found" not in r.stdout and "ragged_line" in r.stdout and "Traceback" not in r.stderr
+    from supervision.io import load_caseload
+
+    cl = load_caseload(data)
+    rep = cl.report[cl.report["check"] == "ragged_line"]
+    assert rep["row"].tolist() == [i + 1]
+    counts = cl.counts.set_index("table")
+    assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()
+    assert counts.loc["sessions", "read"] == len(lines) - 1 and counts.loc["sessions", "quarantined"] == 1
+
+
+# --- settings: every number has a checked range ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("section, key, value", [
+    ("outcome", "confidence", 1.5), ("outcome", "min_attended", -2), ("alliance", "srs_cutoff", 1e308),
+    ("alliance", "sd_criterion", float("inf")), ("alliance", "sd_criterion", float("nan")),
+    ("adaptation", "min_n", -1), ("adaptation", "fdr_q", 2.0), ("outcome", "intake_bands", 100_000_000),
+    ("outcome", "percentiles", [10.0, 120.0]), ("privacy", "nhs_rounding", 0), ("privacy", "min_key_bytes", 1),
+])
+def test_out_of_range_settings_are_refused_in_a_sentence(section, key, value):
+    from supervision.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as err:
+        load_settings({section: {key: value}})
+    assert f"{section}.{key}" in str(err.value)
+
+
+def test_the_defaults_are_within_their_ranges():
+    from supervision.config import _defaults, _merge
+
+    _merge(_defaults(), _defaults(), "", "defaults")  # every default passes its own checks
+
+
+def test_unknown_identity_dimensions_are_refused_or_reported(tmp_path):
+    from supervision.config import SettingsError, load_settings
+    from supervision.io import load_caseload
+
+    with pytest.raises(SettingsError, match="identity.dimensions"):
+        load_settings({"identity": {"dimensions": ["gender identity"]}})
+    with pytest.raises(SettingsError, match="twice"):
+        load_settings({"identity": {"dimensions": ["age_band", "age_band"]}})
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    cl = load_caseload(data, settings={"identity": {"dimensions": ["gender_identiy"]}})
+    assert "gender_identiy" in set(cl.report.loc[cl.report["check"] == "unknown_dimension", "column"])
+
+
+@pytest.mark.parametrize("text", ["[outcome]\nintake_bands = 100000000\n", "[adaptation]\nmin_n = -3\n",
+                                  "[adaptation]\nfdr_q = 2\n", "[alliance]\nsd_criterion = inf\n"])
+def test_cli_refuses_out_of_range_settings_with_exit_2(tmp_path, text):
+    s = tmp_path / "s.toml"
+    s.write_text(text)
+    r = run("validate", demo_path(), "--settings", s)
+    assert r.returncode == 2 and "Settings problem" in r.stderr and "Traceback" not in r.stderr
+    assert "went wrong" not in r.stderr
