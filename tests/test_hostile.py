@@ -131,3 +131,91 @@ def test_cli_refuses_out_of_range_settings_with_exit_2(tmp_path, text):
     r = run("validate", demo_path(), "--settings", s)
     assert r.returncode == 2 and "Settings problem" in r.stderr and "Traceback" not in r.stderr
     assert "went wrong" not in r.stderr
+
+
+# --- notes: history cannot be rewritten, tampering is detected ----------------------------------------------------------
+
+def _notes_db(tmp_path):
+    from supervision.notes import NotesStore
+
+    db = tmp_path / "notes.sqlite"
+    with NotesStore(db) as s:
+        m = s.start_meeting("S1", "T01", date="2025-03-04")
+        nid = s.add_note("first words", author="S1", meeting_id=m)
+        s.edit_note(nid, "second words", "S1")
+        s.add_action(m, "read the chapter", owner="T01")
+    return db, nid
+
+
+def _raw(db):
+    import sqlite3
+
+    return sqlite3.connect(db, isolation_level=None)
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT OR REPLACE INTO note_version (note_id, version, text, deleted, change, author, recorded_at) "
+    "VALUES (1, 1, 'rewritten', 0, 'created', 'S1', '2025-01-01T00:00:00.000000+00:00')",
+    "REPLACE INTO note (note_id, meeting_id, client_id, created_at, created_by) VALUES (1, 1, NULL, 'x', 'y')",
+    "INSERT INTO note_version (note_id, version, text, deleted, change, author, recorded_at) "
+    "VALUES (1, 2, 'x', 0, 'edited', 'S1', 'x') ON CONFLICT DO UPDATE SET text = 'rewritten'",
+    "INSERT INTO note_version (note_id, version, text, deleted, change, author, recorded_at) "
+    "VALUES (1, 9, 'a later version out of order', 0, 'edited', 'S1', 'x')",
+    "INSERT OR REPLACE INTO version_chain (seq, kind, record_id, version, digest) VALUES (1, 'note', 1, 1, '"
+    + "0" * 64 + "')",
+])
+def test_notes_history_cannot_be_replaced_by_hand(tmp_path, sql):
+    import sqlite3
+
+    from supervision.notes import NotesStore
+
+    db, nid = _notes_db(tmp_path)
+    with _raw(db) as c:
+        with pytest.raises(sqlite3.IntegrityError, match="supervision notes"):
+            c.execute(sql)
+    with NotesStore(db) as s:
+        assert s.history("note", nid)["text"].tolist() == ["first words", "second words"]
+        assert s.integrity_check() == "ok"
+
+
+def test_tampering_after_dropping_the_triggers_is_detected(tmp_path):
+    from supervision.notes import NotesStore
+
+    db, nid = _notes_db(tmp_path)
+    c = _raw(db)
+    c.execute("DROP TRIGGER note_version_no_update")
+    c.execute("UPDATE note_version SET text = 'rewritten' WHERE note_id = 1 AND version = 1")
+    c.close()
+    with NotesStore(db) as s:
+        found = s.integrity_check()
+    assert "note_version_no_update is missing" in found and "note 1 version 1 does not match" in found
+
+    (tmp_path / "b").mkdir()
+    db, nid = _notes_db(tmp_path / "b")
+    c = _raw(db)
+    for t in ("note_version_next_version", "note_version_no_replace"):
+        c.execute(f"DROP TRIGGER {t}")
+    c.execute("INSERT INTO note_version (note_id, version, text, deleted, change, author, recorded_at) "
+              "VALUES (1, 3, 'slipped in', 0, 'edited', 'S1', '2025-01-01T00:00:00.000000+00:00')")
+    c.execute("CREATE TRIGGER note_version_next_version BEFORE INSERT ON note_version BEGIN SELECT 1; END")
+    c.execute("CREATE TRIGGER note_version_no_replace BEFORE INSERT ON note_version BEGIN SELECT 1; END")
+    c.close()
+    with NotesStore(db) as s:
+        assert "note 1 version 3 is not in the hash chain" in s.integrity_check()
+
+
+def test_a_notes_file_of_schema_1_is_chained_on_upgrade(tmp_path, monkeypatch):
+    import supervision.notes as notes_mod
+    from supervision.notes import NotesStore
+
+    monkeypatch.setattr(notes_mod, "_MIGRATIONS", notes_mod._MIGRATIONS[:1])
+    monkeypatch.setattr(notes_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(notes_mod, "_chain_link", lambda *a: None)  # the release before the chain
+    db, nid = _notes_db(tmp_path)
+    monkeypatch.undo()
+    with NotesStore(db) as s:
+        assert s.integrity_check() == "ok"
+        s.edit_note(nid, "third words", "S1")
+        assert s.integrity_check() == "ok"
+    with _raw(db) as c:
+        assert c.execute("SELECT count(*) FROM version_chain").fetchone()[0] == 5
