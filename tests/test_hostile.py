@@ -219,3 +219,57 @@ def test_a_notes_file_of_schema_1_is_chained_on_upgrade(tmp_path, monkeypatch):
         assert s.integrity_check() == "ok"
     with _raw(db) as c:
         assert c.execute("SELECT count(*) FROM version_chain").fetchone()[0] == 5
+
+
+# --- pseudonymisation: no key in the output, no name through free-text columns, key file permissions ------------------
+
+def _key_file(path: Path, mode: int = 0o600) -> Path:
+    import secrets
+
+    path.write_text(secrets.token_hex(32))
+    path.chmod(mode)
+    return path
+
+
+def test_a_key_pasted_into_the_data_is_caught_in_xlsx_output(tmp_path):
+    from supervision.privacy import PseudonymiseError, pseudonymise
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    key = _key_file(tmp_path / "k.txt")
+    clients = pd.read_csv(data / "clients.csv", dtype=str, keep_default_na=False)
+    clients["memo"] = key.read_text()  # a column outside the contract, kept on request
+    clients.to_csv(data / "clients.csv", index=False)
+    with pytest.raises(PseudonymiseError, match="key was found"):
+        pseudonymise(data, tmp_path / "out.xlsx", key, settings={"privacy": {"keep_unknown_columns": True}})
+    assert not (tmp_path / "out.xlsx").exists()
+
+
+def test_names_in_free_text_contract_columns_do_not_pass_through(tmp_path):
+    from supervision.privacy import pseudonymise
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    sessions = pd.read_csv(data / "sessions.csv", dtype=str, keep_default_na=False)
+    sessions.loc[0, "modality"] = "Seen with Qzjane Doe"
+    sessions.to_csv(data / "sessions.csv", index=False)
+    clients = pd.read_csv(data / "clients.csv", dtype=str, keep_default_na=False)
+    clients.loc[0, "primary_language"] = "Qzinterpreter Mr Smith"
+    clients.to_csv(data / "clients.csv", index=False)
+    clinicians = pd.read_csv(data / "clinicians.csv", dtype=str, keep_default_na=False)
+    clinicians.loc[0, "role"] = "Trainee (Qzalice Brown)"
+    clinicians.to_csv(data / "clinicians.csv", index=False)
+    s = pseudonymise(data, tmp_path / "out", _key_file(tmp_path / "k.txt"))
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir())
+    assert b"Qz" not in blob
+    assert any("sessions.modality" in n for n in s.notes) and any("clinicians.role" in n for n in s.notes)
+    out = pd.read_csv(tmp_path / "out" / "sessions.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert set(out["modality"]) <= {"in_person", "video", "phone", "other", ""}  # codes pass unchanged
+
+
+def test_a_world_readable_key_file_is_warned_about(tmp_path):
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    key = _key_file(tmp_path / "k.txt", 0o644)
+    r = run("pseudonymise", data, tmp_path / "out", "--key-file", key)
+    assert r.returncode == 0 and "chmod 600" in r.stdout and "Traceback" not in r.stderr
+    key.chmod(0o600)
+    r = run("pseudonymise", data, tmp_path / "out2", "--key-file", key)
+    assert r.returncode == 0 and "chmod" not in r.stdout
