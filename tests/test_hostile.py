@@ -273,3 +273,135 @@ def test_a_world_readable_key_file_is_warned_about(tmp_path):
     key.chmod(0o600)
     r = run("pseudonymise", data, tmp_path / "out2", "--key-file", key)
     assert r.returncode == 0 and "chmod" not in r.stdout
+
+
+# --- file bombs: refused within declared limits, under a 1 GiB address-space cap ---------------------------------------
+
+GIB = 2**30
+
+_CAPPED = r"""
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+from supervision.io import load_caseload
+cl = load_caseload(sys.argv[1])
+print(json.dumps({{"status": cl.status, "problems": cl.report["problem"].astype(str).tolist(),
+                  "checks": cl.report["check"].astype(str).tolist(),
+                  "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}}))
+"""
+
+
+def load_capped(path: Path, cap: int = GIB) -> dict:
+    """Load ``path`` in a child process whose address space is capped at ``cap`` bytes (RLIMIT_AS)."""
+    import json
+    import os
+
+    r = subprocess.run([sys.executable, "-c", _CAPPED.format(cap=cap), str(path)], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _sparse_bomb(path: Path) -> Path:
+    """An .xlsx of a few KB whose sessions sheet has a cell at XFD1 and one at A200000 (pandas pads every row
+    to 16,384 columns: 3.3 billion cells)."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "sessions"
+    ws.append(["client_id", "clinician_id", "session_date", "attendance"])
+    ws.cell(row=1, column=16384, value="x")
+    ws.cell(row=200_000, column=1, value="C1")
+    clients = wb.create_sheet("clients")
+    clients.append(["client_id", "clinician_id", "start_date"])
+    clients.append(["C1", "T1", "2025-01-01"])
+    wb.save(path)
+    return path
+
+
+def _string_bomb(path: Path, mib: int = 600) -> Path:
+    """A valid small workbook plus, in an unused sheet, one cell of ``mib`` MiB of text (deflated to ~1 MB)."""
+    import zipfile
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "clients"
+    ws.append(["client_id", "clinician_id", "start_date"])
+    ws.append(["C1", "T1", "2025-01-01"])
+    s = wb.create_sheet("sessions")
+    s.append(["client_id", "clinician_id", "session_date", "attendance"])
+    s.append(["C1", "T1", "2025-01-08", "attended"])
+    wb.create_sheet("unused").append(["x"])
+    wb.save(path)
+    with zipfile.ZipFile(path) as z:
+        parts = {i.filename: z.read(i) for i in z.infolist()}
+    sheet = "xl/worksheets/sheet3.xml"
+    head, tail = parts[sheet].split(b"<sheetData>")[0], b"</sheetData>" + parts[sheet].split(b"</sheetData>")[1]
+    chunk = b"A" * 2**20
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            if name != sheet:
+                z.writestr(name, data)
+        with z.open(sheet, "w", force_zip64=True) as f:
+            f.write(head + b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>')
+            for _ in range(mib):
+                f.write(chunk)
+            f.write(b"</t></is></c></row>" + tail)
+    return path
+
+
+def test_a_sparse_xlsx_bomb_is_refused_under_1_gib(tmp_path):
+    path = _sparse_bomb(tmp_path / "bomb.xlsx")
+    assert path.stat().st_size < 100_000
+    got = load_capped(path)
+    assert got["status"] == "unusable"
+    assert any("column 16384" in p and "beyond" in p for p in got["problems"]), got["problems"]
+    print("sparse bomb: peak RSS", got["maxrss_mib"], "MiB")
+
+
+def test_a_long_string_xlsx_bomb_is_refused_under_1_gib(tmp_path):
+    path = _string_bomb(tmp_path / "bomb.xlsx")
+    assert path.stat().st_size < 3_000_000
+    got = load_capped(path)
+    assert got["status"] == "unusable"
+    assert any("unpacks to 600 MiB" in p for p in got["problems"]), got["problems"]
+    print("string bomb: peak RSS", got["maxrss_mib"], "MiB")
+
+
+def test_the_same_workbooks_without_the_bomb_load_under_the_cap(tmp_path):
+    import openpyxl
+
+    path = _sparse_bomb(tmp_path / "ok.xlsx")
+    wb = openpyxl.load_workbook(path)
+    wb["sessions"].cell(row=1, column=16384).value = None
+    wb["sessions"].cell(row=200_000, column=1).value = None
+    wb["sessions"].append(["C1", "T1", "2025-01-08", "attended"])
+    wb.save(path)
+    got = load_capped(path)
+    assert got["status"] in ("clean", "problems"), got
+    small = _string_bomb(tmp_path / "small.xlsx", mib=1)
+    got = load_capped(small)
+    assert got["status"] in ("clean", "problems"), got
+
+
+def test_a_formula_without_a_stored_value_is_reported(tmp_path):
+    import openpyxl
+
+    from supervision.io import load_caseload
+
+    frames = {t: pd.read_csv(small_export(tmp_path / "d", clinicians=("T01",)) / f"{t}.csv", dtype=str,
+                             keep_default_na=False) for t in ("clients", "sessions", "clinicians")}
+    path = tmp_path / "f.xlsx"
+    with pd.ExcelWriter(path) as xw:
+        for t, f in frames.items():
+            f.to_excel(xw, sheet_name=t, index=False)
+    wb = openpyxl.load_workbook(path)
+    ws = wb["sessions"]
+    col = [c.value for c in ws[1]].index("srs_1") + 1
+    ws.cell(row=2, column=col).value = "=4+5"  # openpyxl stores no result: as a script or a web export would
+    wb.save(path)
+    cl = load_caseload(path)
+    rep = cl.report[cl.report["check"] == "formula_without_value"]
+    assert len(rep) == 1 and rep["row"].tolist() == [2] and rep["table"].tolist() == ["sessions"]

@@ -352,20 +352,141 @@ def _read_parquet_file(path: Path, table: str) -> RawTable:
     return RawTable(table, frame, path.name)
 
 
-def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
-    sheets = pd.read_excel(path, sheet_name=None, dtype=object)
-    out = {}
-    for sheet, frame in sheets.items():
-        name = str(sheet).strip().lower()
-        if name not in TABLES:
-            problems.append(_problem(
-                name, pd.NA, pd.NA, pd.NA, f"Sheet '{sheet}' in {path.name} is not a table of the data contract; it was ignored.",
-                f"Name the sheets {', '.join(TABLES)} (clinicians and scores are optional).", "warning", "unknown_table"))
+# Limits of what an .xlsx workbook may make the reader hold (a small file can unpack to gigabytes):
+# refused with a message when exceeded. Larger exports are read as CSV or Parquet.
+XLSX_MAX_MEMBER_BYTES = 256 * 2**20   # one part of the workbook (a sheet's XML, the shared strings), unpacked
+XLSX_MAX_TOTAL_BYTES = 512 * 2**20    # all parts together, unpacked
+XLSX_MAX_COLUMNS = 512                # cells beyond this column
+XLSX_MAX_CELLS = 10_000_000           # rows x columns of one sheet
+XLSX_MAX_TEXT = 32_767                # characters in one cell (Excel's own limit)
+
+
+class WorkbookLimit(ValueError):
+    """A workbook beyond the reader's limits; the message says which and what to do."""
+
+
+def _check_zip(path: Path) -> None:
+    import zipfile
+
+    try:
+        z = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise WorkbookLimit(f"{path.name} is not an .xlsx workbook (not a zip container).") from None
+    with z:
+        total = 0
+        for info in z.infolist():
+            total += info.file_size
+            if info.file_size > XLSX_MAX_MEMBER_BYTES:
+                raise WorkbookLimit(
+                    f"{path.name}: its part '{info.filename}' unpacks to {info.file_size / 2**20:,.0f} MiB, more than "
+                    f"the {XLSX_MAX_MEMBER_BYTES // 2**20} MiB the reader accepts (a workbook this large, or built to "
+                    "exhaust memory).")
+        if total > XLSX_MAX_TOTAL_BYTES:
+            raise WorkbookLimit(f"{path.name} unpacks to {total / 2**20:,.0f} MiB, more than the "
+                                f"{XLSX_MAX_TOTAL_BYTES // 2**20} MiB the reader accepts.")
+
+
+def _sheet_rows(ws, wb, name: str, formulas: list):
+    """The rows of a read-only sheet as (row number, sparse list of (column, value)), without
+    padding rows to the sheet's declared size; formula cells without a stored value go to ``formulas``."""
+    from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+
+    class Parser(WorkSheetParser):
+        def parse_cell(self, element):
+            cell = super().parse_cell(element)
+            if element.find(FORMULA_TAG) is not None and not element.findtext(VALUE_TAG):
+                formulas.append((cell["row"], cell["column"]))
+            return cell
+
+    with ws._get_source() as src:
+        parser = Parser(src, ws._shared_strings, data_only=True, epoch=wb.epoch, date_formats=wb._date_formats,
+                        timedelta_formats=wb._timedelta_formats)
+        for idx, cells in parser.parse():
+            yield idx, [(c["column"], c["value"], c["data_type"]) for c in cells]
+
+
+def _excel_value(value, data_type):
+    """A cell as pandas' Excel reader gives it (whole numbers as int, error cells as missing)."""
+    if value is None:
+        return ""
+    if data_type == "e":
+        return np.nan
+    if data_type == "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value) if float(value).is_integer() else float(value)
+    return value
+
+
+def _sheet_frame(ws, wb, sheet: str, file: str, problems: list, table: str) -> pd.DataFrame:
+    """One sheet as a frame of objects (header = row 1), within the limits above."""
+    formulas: list = []
+    rows: list[list] = []
+    width = 0
+    for idx, cells in _sheet_rows(ws, wb, sheet, formulas):
+        if not cells:
             continue
-        frame.columns = [str(c).strip() for c in frame.columns]
-        frame[SOURCE_ROW] = range(2, len(frame) + 2)
-        blank = frame.drop(columns=SOURCE_ROW).isna().all(axis=1)
-        out[name] = RawTable(name, frame.loc[~blank].reset_index(drop=True), f"{path.name}[{sheet}]")
+        last = max(c for c, _, _ in cells)
+        if last > XLSX_MAX_COLUMNS:
+            raise WorkbookLimit(f"{file}: a cell in column {last} (row {idx}) is beyond the {XLSX_MAX_COLUMNS} "
+                                "columns the reader accepts; delete the stray cells or export CSV files.")
+        values = [""] * last
+        for col, value, data_type in cells:
+            if isinstance(value, str) and len(value) > XLSX_MAX_TEXT:
+                raise WorkbookLimit(f"{file}: the cell in row {idx}, column {col} holds {len(value):,} characters, more "
+                                    f"than Excel's own limit of {XLSX_MAX_TEXT:,}.")
+            values[col - 1] = _excel_value(value, data_type)
+        while len(rows) < idx - 1:  # empty rows keep their place (row numbers as in Excel)
+            rows.append([])
+        rows.append(values)
+        width = max(width, last)
+        if len(rows) * width > XLSX_MAX_CELLS:
+            raise WorkbookLimit(f"{file}: the sheet reaches row {idx} and column {width}, more than the "
+                                f"{XLSX_MAX_CELLS:,} cells the reader accepts from a workbook; export CSV or "
+                                "Parquet files for a table this large.")
+    for row, col in formulas:
+        from openpyxl.utils import get_column_letter
+
+        problems.append(_problem(
+            table, row, pd.NA, f"{get_column_letter(col)}{row}",
+            f"Cell {get_column_letter(col)}{row} of {file} holds a formula without a stored result, so its value "
+            "cannot be read (the file was not last saved by a spreadsheet program that calculates).",
+            "Open the workbook in Excel or LibreOffice and save it (results are then stored), or replace the "
+            "formula by its value.", "warning", "formula_without_value"))
+    if not rows:
+        return pd.DataFrame()
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    from pandas.io.parsers import TextParser
+
+    return TextParser(rows, header=0, dtype=object, skip_blank_lines=False).read()
+
+
+def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
+    import openpyxl
+
+    _check_zip(path)
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    out = {}
+    try:
+        for sheet in wb.sheetnames:
+            name = str(sheet).strip().lower()
+            if name not in TABLES:
+                problems.append(_problem(
+                    name, pd.NA, pd.NA, pd.NA, f"Sheet '{sheet}' in {path.name} is not a table of the data contract; it was ignored.",
+                    f"Name the sheets {', '.join(TABLES)} (clinicians and scores are optional).", "warning", "unknown_table"))
+                continue
+            if name in out:
+                problems.append(_problem(
+                    name, pd.NA, pd.NA, pd.NA, f"{path.name} has two sheets named '{name}' (apart from capitals or "
+                    f"spaces); only the first ({out[name].file}) was read.",
+                    "Delete or rename the other sheet.", "warning", "shadowed_table"))
+                continue
+            file = f"{path.name}[{sheet}]"
+            frame = _sheet_frame(wb[sheet], wb, sheet, file, problems, name)
+            frame.columns = [str(c).strip() for c in frame.columns]
+            frame[SOURCE_ROW] = range(2, len(frame) + 2)
+            blank = frame.drop(columns=SOURCE_ROW).isna().all(axis=1)
+            out[name] = RawTable(name, frame.loc[~blank].reset_index(drop=True), file)
+    finally:
+        wb.close()
     return out
 
 
@@ -382,6 +503,12 @@ def read_export(path: str | Path, problems: list,
     if path.is_file() and path.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             return _read_excel(path, problems), "xlsx"
+        except WorkbookLimit as exc:
+            problems.append(_problem(pd.NA, pd.NA, pd.NA, path.name, f"{exc} Nothing was read from it.",
+                                     "Export the tables as CSV or Parquet files instead (no size limit but the "
+                                     "computer's), or remove what makes the workbook this large.",
+                                     "error", "unreadable_file"))
+            return {}, "xlsx"
         except Exception as exc:  # noqa: BLE001 - any failure of the Excel reader is a user-facing problem
             problems.append(_problem(pd.NA, pd.NA, pd.NA, path.name, f"{path.name} cannot be read as an Excel workbook: {exc}",
                                      "Open it in Excel and save it again as .xlsx, or export CSV files instead.",
