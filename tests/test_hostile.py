@@ -405,3 +405,75 @@ def test_a_formula_without_a_stored_value_is_reported(tmp_path):
     cl = load_caseload(path)
     rep = cl.report[cl.report["check"] == "formula_without_value"]
     assert len(rep) == 1 and rep["row"].tolist() == [2] and rep["table"].tolist() == ["sessions"]
+
+
+# --- FHIR: one bad line never aborts the import ------------------------------------------------------------------------
+
+def _qr(rid: str, subject: str, scores=(1, 2, 1, 0, 1, 2, 1, 0, 0), decimal: float | None = None) -> dict:
+    codes = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
+    items = [{"linkId": "/" + c, "answer": [{"valueInteger": s}]} for c, s in zip(codes, scores)]
+    if decimal is not None:
+        items[2]["answer"] = [{"valueDecimal": decimal}]
+    return {"resourceType": "QuestionnaireResponse", "id": rid, "questionnaire": "http://loinc.org/q/44249-1",
+            "status": "completed", "subject": {"reference": f"Patient/{subject}"},
+            "author": {"reference": "Practitioner/T01"}, "authored": "2025-02-03T10:00:00Z", "item": items}
+
+
+def _ndjson(resources: list) -> bytes:
+    import json
+
+    return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in resources)
+
+
+def test_a_deeply_nested_ndjson_line_is_reported_and_the_rest_imported(tmp_path):
+    deep = b'{"resourceType": "QuestionnaireResponse", "item": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    medium = {"resourceType": "QuestionnaireResponse", "id": "m", "item": []}
+    node = medium
+    for _ in range(200):  # deep enough for a recursive walk, too shallow for json's own limit
+        node["item"] = [{"linkId": "x", "item": []}]
+        node = node["item"][0]
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(_ndjson([_qr("a", "P1"), deep, medium, _qr("b", "P2")]))
+    out = tmp_path / "out"
+    r = run("import", "fhir", path, "--out", out)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "went wrong" not in r.stderr
+    rep = pd.read_csv(out / "import_report.csv", encoding="utf-8-sig")
+    assert sorted(rep.loc[rep["check"] == "too_deep", "row"].tolist()) == [2, 3]
+    assert len(pd.read_csv(out / "clients.csv", encoding="utf-8-sig")) == 2
+
+
+def test_a_truncated_gz_keeps_what_was_read_and_reports_the_rest(tmp_path):
+    import gzip
+
+    data = gzip.compress(_ndjson([_qr(f"r{i}", f"P{i}") for i in range(400)]))
+    path = tmp_path / "export.ndjson.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "out"
+    r = run("import", "fhir", path, "--out", out)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "went wrong" not in r.stderr
+    rep = pd.read_csv(out / "import_report.csv", encoding="utf-8-sig")
+    assert "unreadable_file" in set(rep["check"])
+    assert 0 < len(pd.read_csv(out / "clients.csv", encoding="utf-8-sig")) < 400
+
+
+def test_a_line_longer_than_the_limit_is_skipped_without_holding_it(tmp_path, monkeypatch):
+    import supervision.io.fhir as fhir
+
+    monkeypatch.setattr(fhir, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(_ndjson([_qr("a", "P1"), b'{"x": "' + b"y" * 5000 + b'"}', _qr("b", "P2")]))
+    tables, problems = fhir.read_fhir(path)
+    assert [p["check"] for p in problems if p["severity"] == "error"] == ["line_too_long"]
+    assert len(tables["clients"].frame) == 2
+
+
+def test_a_fractional_phq9_answer_is_not_imported_silently(tmp_path):
+    from supervision.io.fhir import read_fhir
+
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(_ndjson([_qr("a", "P1", decimal=2.5)]))
+    tables, problems = read_fhir(path)
+    hit = [p for p in problems if "2.5" in str(p["value"]) or "2.5" in p["problem"]]
+    assert hit and "whole number" in hit[0]["problem"]
