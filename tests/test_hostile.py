@@ -477,3 +477,71 @@ def test_a_fractional_phq9_answer_is_not_imported_silently(tmp_path):
     tables, problems = read_fhir(path)
     hit = [p for p in problems if "2.5" in str(p["value"]) or "2.5" in p["problem"]]
     assert hit and "whole number" in hit[0]["problem"]
+
+
+# --- lesser loader points ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("twin", ["\u0422" + "01", "T0\u200b1"])  # Cyrillic Te; a zero-width space
+def test_lookalike_clinician_ids_are_reported(tmp_path, twin):
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    clients = pd.read_csv(data / "clients.csv", dtype=str, keep_default_na=False)
+    sessions = pd.read_csv(data / "sessions.csv", dtype=str, keep_default_na=False)
+    first = clients.loc[0, "client_id"]
+    clients.loc[0, "clinician_id"] = twin
+    sessions.loc[sessions["client_id"] == first, "clinician_id"] = twin
+    clients.to_csv(data / "clients.csv", index=False)
+    sessions.to_csv(data / "sessions.csv", index=False)
+    cl = load_caseload(data)
+    rep = cl.report[cl.report["check"] == "lookalike_id"]
+    assert len(rep) and "T01" in " ".join(rep["problem"]) and cl.status == "problems"
+    counts = cl.counts.set_index("table")
+    assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()
+
+
+def test_plain_ascii_ids_are_not_flagged():
+    from supervision.io import load_caseload
+
+    cl = load_caseload(demo_path())
+    assert "lookalike_id" not in set(cl.report["check"])
+
+
+def test_a_parquet_beside_a_csv_is_reported(tmp_path):
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    pd.read_csv(data / "clients.csv", dtype=str).head(3).to_parquet(data / "clients.parquet")
+    cl = load_caseload(data)
+    rep = cl.report[cl.report["check"] == "shadowed_table"]
+    assert len(rep) == 1 and "clients.csv was ignored" in rep["problem"].iloc[0]
+
+
+@pytest.mark.parametrize("encoding, sep", [("utf-16", ","), ("utf-16-le", ","), ("utf-16", "\t")])
+def test_utf16_files_are_read_as_utf16(tmp_path, encoding, sep):
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    text = (data / "clinicians.csv").read_text().replace(",", sep)
+    (data / "clinicians.csv").write_bytes(text.encode(encoding))
+    cl = load_caseload(data)
+    assert "missing_column" not in set(cl.report["check"])
+    enc = cl.report[cl.report["check"] == "encoding"]
+    assert len(enc) == 1 and "UTF-16" in enc["problem"].iloc[0]
+    assert cl.clinicians["clinician_id"].tolist() == ["T01"]
+
+
+def test_an_unreadable_end_date_quarantines_the_episode(tmp_path):
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    clients = pd.read_csv(data / "clients.csv", dtype=str, keep_default_na=False)
+    i = clients.index[clients["end_date"] != ""][0]
+    clients.loc[i, "end_date"] = "31/02/2025x"
+    clients.to_csv(data / "clients.csv", index=False)
+    cl = load_caseload(data)
+    rep = cl.report[(cl.report["check"] == "bad_date") & (cl.report["column"] == "end_date")]
+    assert rep["severity"].tolist() == ["error"]
+    assert clients.loc[i, "client_id"] not in set(cl.clients["client_id"])  # not loaded as an open episode
+    counts = cl.counts.set_index("table")
+    assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()

@@ -39,9 +39,33 @@ def _problem(table, row, column, value, problem, fix, severity, check):
             "fix": fix, "severity": severity, "check": check}
 
 
+def _utf16(data: bytes) -> str | None:
+    """'utf-16' when the bytes are UTF-16 text (a byte-order mark, or every other byte zero in the
+    first line, as Excel's 'Unicode text' and PowerShell write it), else None."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    head = data[:4096]
+    if len(head) >= 4 and head[1::2].count(0) > 0.9 * len(head[1::2]) and not head[0::2].count(0):
+        return "utf-16-le"
+    if len(head) >= 4 and head[0::2].count(0) > 0.9 * len(head[0::2]) and not head[1::2].count(0):
+        return "utf-16-be"
+    return None
+
+
 def _decode(data: bytes, file: str, table: str, problems: list) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="strict")
+    wide = _utf16(data)
+    if wide:
+        try:
+            text = data.decode(wide)
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            problems.append(_problem(
+                table, pd.NA, pd.NA, pd.NA, f"{file} is UTF-16 text; it was read as UTF-16.",
+                "Nothing is lost; save the file as 'CSV UTF-8' to avoid this note.", "warning", "encoding"))
+            return text.lstrip("\ufeff")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -55,6 +79,8 @@ def _decode(data: bytes, file: str, table: str, problems: list) -> str:
 
 def _sniff_delimiter(text: str) -> str:
     header = text.split("\n", 1)[0]
+    if header.count("\t") > max(header.count(","), header.count(";")):  # Excel's "Unicode text" is tab-separated
+        return "\t"
     return ";" if header.count(";") > header.count(",") else ","
 
 
@@ -326,6 +352,8 @@ def _read_csv_file(path: Path, table: str, problems: list, kinds: dict[str, str]
     # one pass over the file in chunks first: a file of millions of lines is not held in memory
     # beside the table Arrow makes of it
     scan = _scan(_file_chunks(path))
+    if scan.utf8 and b"\x00" in scan.head:
+        scan.utf8 = False  # UTF-16 without a byte-order mark is valid UTF-8 byte by byte: the careful path
     if scan.utf8:  # anything else takes the careful path (which reports the encoding)
         fast = _read_csv_arrow(path, _sniff_delimiter(scan.head.decode("utf-8", errors="ignore")), table, path.name, scan,
                                kinds)
@@ -523,6 +551,14 @@ def read_export(path: str | Path, problems: list,
     tables: dict[str, RawTable] = {}
     formats = set()
     for name in TABLES:
+        both = [path / f"{name}.{ext}" for ext in ("parquet", "csv") if (path / f"{name}.{ext}").exists()]
+        if len(both) > 1:
+            problems.append(_problem(
+                name, pd.NA, pd.NA, both[1].name,
+                f"The folder holds both {both[0].name} and {both[1].name}; {both[0].name} was read and "
+                f"{both[1].name} was ignored.",
+                f"Keep one file per table: remove (or move away) the one that is out of date.", "warning",
+                "shadowed_table"))
         for ext in ("parquet", "csv"):
             file = path / f"{name}.{ext}"
             if not file.exists():
