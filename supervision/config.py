@@ -30,6 +30,106 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 # Keys that must not be negative.
 _NON_NEGATIVE = {"data.future_tolerance_days", "data.after_end_tolerance_days"}
 
+# Allowed range of each number (a list: of each of its numbers): dotted key -> (low, high, open)
+# where ``open`` says the bounds themselves are excluded and None is no bound. A ``*.`` key applies
+# to that name in every section. Every number must in any case be finite (no inf, no nan). Add a
+# line here for every new numeric setting.
+_OPEN, _CLOSED = True, False
+_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "*.confidence": (0, 1, _OPEN),
+    "*.effect_confidence": (0, 1, _OPEN),
+    "data.future_tolerance_days": (0, 3650, _CLOSED),
+    "data.after_end_tolerance_days": (0, 3650, _CLOSED),
+    "privacy.nhs_max_suppressed": (0, 1000, _CLOSED),
+    "privacy.nhs_rounding": (1, 1000, _CLOSED),
+    "privacy.cms_max_suppressed": (0, 1000, _CLOSED),
+    "privacy.cms_rounding": (1, 1000, _CLOSED),
+    "privacy.min_key_bytes": (16, 4096, _CLOSED),
+    "privacy.id_hex_chars": (8, 64, _CLOSED),
+    "privacy.age_band_edges": (0, 130, _CLOSED),
+    "alliance.srs_cutoff": (0, 40, _CLOSED),
+    "alliance.drop_points": (0, 40, _CLOSED),
+    "alliance.low_item_threshold": (0, 10, _CLOSED),
+    "alliance.sd_criterion": (0, 10, _OPEN),
+    "alliance.sd_floor": (0, 40, _OPEN),
+    "alliance.min_sessions": (1, 1000, _CLOSED),
+    "alliance.max_decline_sessions": (1, 1000, _CLOSED),
+    "alliance.repair_window": (1, 1000, _CLOSED),
+    "alliance.repair_tolerance": (0, 40, _CLOSED),
+    "alliance.min_trend_sessions": (2, 1000, _CLOSED),
+    "notes.lock_timeout_seconds": (0, 3600, _CLOSED),
+    "outcome.critical_value": (0, 10, _OPEN),
+    "outcome.sg_crit2_pct": (0, 1, _CLOSED),
+    "outcome.sg_crit3_alpha": (0, 1, _OPEN),
+    "outcome.sg_crit3_critical_value": (0, 100, _OPEN),
+    "outcome.phq9_caseness": (0, 27, _CLOSED),
+    "outcome.gad7_caseness": (0, 21, _CLOSED),
+    "outcome.phq9_reliable_change": (0, 27, _OPEN),
+    "outcome.gad7_reliable_change": (0, 21, _OPEN),
+    "outcome.min_attended": (1, 1000, _CLOSED),
+    "outcome.intake_bands": (1, 20, _CLOSED),
+    "outcome.min_reference": (1, 1_000_000, _CLOSED),
+    "outcome.percentiles": (0, 100, _OPEN),
+    "outcome.failure_percentile": (0, 100, _OPEN),
+    "outcome.risk_percentile": (0, 100, _OPEN),
+    "outcome.min_cases": (1, 1_000_000, _CLOSED),
+    "focus_metrics.neglected_after_sessions": (1, 1000, _CLOSED),
+    "focus_metrics.link_min_sessions": (1, 1000, _CLOSED),
+    "adaptation.min_n": (1, 100_000, _CLOSED),
+    "adaptation.min_n_comparator": (1, 100_000, _CLOSED),
+    "adaptation.fdr_q": (0, 1, _OPEN),
+    "adaptation.variance_prior_df": (0, 1e6, _OPEN),
+    "adaptation.practical.first_srs": (0, 40, _CLOSED),
+    "adaptation.practical.mean_srs": (0, 40, _CLOSED),
+    "adaptation.practical.unilateral": (0, 1, _CLOSED),
+    "adaptation.practical.unplanned_single_session": (0, 1, _CLOSED),
+    "adaptation.practical.reliable_improvement": (0, 1, _CLOSED),
+    "adaptation.practical.recovery": (0, 1, _CLOSED),
+    "adaptation.practical.identity_addressed": (0, 1, _CLOSED),
+}
+
+
+def _check_range(dotted: str, value: Any, source: str) -> None:
+    """Refuse a number outside its declared range (and any inf or nan) in a sentence."""
+    import math
+
+    numbers = value if isinstance(value, list) else [value]
+    numbers = [v for v in numbers if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for v in numbers:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SettingsError(f"{source}: '{dotted}' must be a finite number, got {v!r}.")
+    rule = _RANGES.get(dotted) or _RANGES.get("*." + dotted.rsplit(".", 1)[-1])
+    if rule is None:
+        return
+    lo, hi, open_ = rule
+    for v in numbers:
+        below = lo is not None and (v <= lo if open_ else v < lo)
+        above = hi is not None and (v >= hi if open_ else v > hi)
+        if below or above:
+            if hi is None:
+                allowed = f"more than {lo:g}" if open_ else f"{lo:g} or more"
+            else:
+                allowed = (f"between {lo:g} and {hi:g}" + (" (both excluded)" if open_ else " (both included)"))
+            what = "every number of " if isinstance(value, list) else ""
+            raise SettingsError(f"{source}: {what}'{dotted}' must be {allowed}, got {v!r}. "
+                                "See supervision/defaults.toml for what the setting means.")
+
+
+def _check_dimensions(dims: Any, source: str) -> None:
+    """Identity dimensions are column names of clients: snake_case, each once, not a core column."""
+    import re
+
+    core = {"client_id", "clinician_id", "start_date", "end_date", "end_reason", "agreed_goals"}
+    seen = set()
+    for d in dims:
+        if not isinstance(d, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", d) or d in core:
+            raise SettingsError(
+                f"{source}: 'identity.dimensions' has {d!r}, which is not a possible column of clients. "
+                "Use snake_case column names (letters, digits, _) other than the contract's core columns.")
+        if d in seen:
+            raise SettingsError(f"{source}: 'identity.dimensions' names {d!r} twice.")
+        seen.add(d)
+
 
 class SettingsError(ValueError):
     """A settings file that cannot be used; the message names the key and the fix."""
@@ -88,6 +188,9 @@ def _merge(default: dict, given: dict, prefix: str, source: str) -> dict:
             )
         if dotted in _NON_NEGATIVE and value < 0:
             raise SettingsError(f"{source}: '{dotted}' must be 0 or more, got {value!r}.")
+        _check_range(dotted, value, source)
+        if dotted == "identity.dimensions":
+            _check_dimensions(value, source)
         out[key] = value
     return out
 

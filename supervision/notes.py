@@ -6,8 +6,16 @@ service's export, so this module is built so that nothing written is ever lost:
 * **Append-only.** Every change is an ``INSERT`` of a new *version* row: editing a note adds a
   version with the new text, deleting adds a version marked ``deleted`` (the text is kept),
   restoring adds another. Triggers in the database refuse ``UPDATE`` and ``DELETE`` on every
-  table that holds what was written, so not even a future bug (or a hand-written SQL statement)
+  table that holds what was written, and refuse an ``INSERT`` whose key is already there (an
+  ``INSERT OR REPLACE`` deletes the old row without firing delete triggers) or a version that
+  does not follow the latest one, so not even a future bug (or a hand-written SQL statement)
   can overwrite history. Readers see the latest version; :meth:`NotesStore.history` shows all.
+* **Tamper-evident.** Every version is linked into a SHA-256 hash chain (``version_chain``: each
+  link covers the version's stored fields, its record and the previous link).
+  :meth:`NotesStore.integrity_check` recomputes it and checks that every protective trigger is
+  still there, so a version changed, removed or added by hand (after dropping the triggers) is
+  named. The chain has no secret key: it detects edits made with SQL tools, not a forger who
+  recomputes every later link; keep backups elsewhere for that.
 * **One transaction per change.** Each write runs inside ``BEGIN IMMEDIATE`` ... ``COMMIT``: the
   write lock is taken before anything is read, so two notebooks writing at once are serialised
   instead of failing half-way, and a change is either wholly saved or not at all (an exception,
@@ -214,9 +222,92 @@ _SCHEMA_V1 = [
     *[t for table in _APPEND_ONLY_TABLES for t in _append_only_triggers(table)],
 ]
 
-# (version, description, statements). Append new migrations; never edit a released one.
-_MIGRATIONS: list[tuple[int, str, list[str]]] = [
+_KEYS = {"meeting": ("meeting_id",), "note": ("note_id",), "action": ("action_id",),
+         "meeting_version": ("meeting_id", "version"), "note_version": ("note_id", "version"),
+         "action_version": ("action_id", "version"), "schema_version": ("version",),
+         "version_chain": ("seq",)}
+
+
+def _no_replace_trigger(table: str) -> str:
+    """``INSERT OR REPLACE`` deletes the old row without firing the delete trigger (recursive
+    triggers are off): refuse any insert whose key is already there, before SQLite resolves it."""
+    keys = _KEYS[table]
+    same = " AND ".join(f"{k} = NEW.{k}" for k in keys)
+    message = (f"supervision notes are append-only: a {table} row with this key already exists and is never "
+               "replaced (a change is a new version)")
+    return (f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {same}) BEGIN SELECT RAISE(ABORT, '{message}'); END")
+
+
+def _next_version_trigger(table: str, idcol: str) -> str:
+    """A version row must be the next version of its record (1, 2, 3, ... without gaps)."""
+    return (f"CREATE TRIGGER {table}_next_version BEFORE INSERT ON {table} "
+            f"WHEN NEW.version IS NOT (SELECT coalesce(max(version), 0) + 1 FROM {table} WHERE {idcol} = NEW.{idcol}) "
+            f"BEGIN SELECT RAISE(ABORT, 'supervision notes: a version must follow the latest one of its record'); END")
+
+
+_GENESIS = "0" * 64
+
+
+def _version_digest(conn: sqlite3.Connection, kind: str, record_id: int, version: int, prev: str) -> str | None:
+    """SHA-256 over the previous link and every stored field of one version and of its record."""
+    import hashlib
+    import json
+
+    table, vtable, idcol, _ = _KIND_TABLES[kind]
+    record = conn.execute(f"SELECT * FROM {table} WHERE {idcol} = ?", (record_id,)).fetchone()
+    row = conn.execute(f"SELECT * FROM {vtable} WHERE {idcol} = ? AND version = ?", (record_id, version)).fetchone()
+    if record is None or row is None:
+        return None
+    payload = json.dumps([kind, list(record), list(row)], ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev + payload).encode("utf-8")).hexdigest()
+
+
+def _chain_link(conn: sqlite3.Connection, kind: str, record_id: int, version: int) -> None:
+    """Append one version to the hash chain (inside the transaction that wrote it)."""
+    last = conn.execute("SELECT digest FROM version_chain ORDER BY seq DESC LIMIT 1").fetchone()
+    digest = _version_digest(conn, kind, record_id, version, last[0] if last else _GENESIS)
+    conn.execute("INSERT INTO version_chain (kind, record_id, version, digest) VALUES (?, ?, ?, ?)",
+                 (kind, record_id, version, digest))
+
+
+def _chain_existing(conn: sqlite3.Connection) -> None:
+    """Migration 2: chain the versions written before the chain existed, oldest first."""
+    rows = []
+    for kind, (_, vtable, idcol, _) in _KIND_TABLES.items():
+        rows += [(r[0], kind, r[1], r[2]) for r in conn.execute(f"SELECT recorded_at, {idcol}, version FROM {vtable}")]
+    for _, kind, record_id, version in sorted(rows, key=lambda r: (r[0], KINDS.index(r[1]), r[2], r[3])):
+        _chain_link(conn, kind, record_id, version)
+
+
+_SCHEMA_V2 = [
+    """CREATE TABLE version_chain (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind      TEXT NOT NULL CHECK (kind IN ('meeting', 'note', 'action')),
+        record_id INTEGER NOT NULL,
+        version   INTEGER NOT NULL,
+        digest    TEXT NOT NULL CHECK (length(digest) = 64),
+        UNIQUE (kind, record_id, version)
+    )""",
+    *_append_only_triggers("version_chain"),
+    *[_no_replace_trigger(t) for t in (*_APPEND_ONLY_TABLES, "version_chain")],
+    _next_version_trigger("meeting_version", "meeting_id"),
+    _next_version_trigger("note_version", "note_id"),
+    _next_version_trigger("action_version", "action_id"),
+    _chain_existing,
+]
+
+# Triggers that must be present (a missing one means someone removed a protection by hand).
+_REQUIRED_TRIGGERS = frozenset(
+    [f"{t}_no_{op}" for t in (*_APPEND_ONLY_TABLES, "version_chain") for op in ("update", "delete")]
+    + [f"{t}_no_replace" for t in (*_APPEND_ONLY_TABLES, "version_chain")]
+    + [f"{t}_next_version" for t in ("meeting_version", "note_version", "action_version")])
+
+# (version, description, statements). Append new migrations; never edit a released one. A
+# statement is SQL, or a function of the connection (run in the same transaction).
+_MIGRATIONS: list[tuple[int, str, list]] = [
     (1, "meetings, notes and action items as append-only versions", _SCHEMA_V1),
+    (2, "no INSERT OR REPLACE of a stored row, versions in order, SHA-256 chain over every version", _SCHEMA_V2),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -678,7 +769,7 @@ class NotesStore:
             if version <= current:
                 continue
             for statement in statements:
-                conn.execute(statement)
+                statement(conn) if callable(statement) else conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
                          (version, description, _now()))
             conn.execute(f"PRAGMA user_version = {version}")
@@ -704,6 +795,7 @@ class NotesStore:
         cols = [idcol, "version", *fields, "change", "author", "recorded_at"]
         row = [record_id, version, *[values[f] for f in fields], change, author, _now()]
         conn.execute(f"INSERT INTO {vtable} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", row)
+        _chain_link(conn, kind, record_id, version)
         return version
 
     def _change(self, kind: str, record_id: Any, author: Any, change: str,
@@ -1180,14 +1272,47 @@ class NotesStore:
     # -- maintenance ------------------------------------------------------------------------
 
     def integrity_check(self) -> str:
-        """Run SQLite's ``PRAGMA integrity_check`` and foreign-key check; ``'ok'`` when all is well,
-        otherwise the problems found, one per line."""
+        """Check the file and its history; ``'ok'`` when all is well, otherwise the problems found,
+        one per line.
+
+        Runs SQLite's ``PRAGMA integrity_check`` and foreign-key check, checks that every
+        append-only trigger is still in place, and recomputes the SHA-256 chain over every version
+        (each link covers the previous one): a version changed, removed, replaced or added by hand
+        outside this module breaks the chain from that version on, and is named here.
+        """
         def tx(conn: sqlite3.Connection) -> str:
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
             problems += [f"foreign key: {r}" for r in conn.execute("PRAGMA foreign_key_check").fetchall()]
+            triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+            problems += [f"protection removed: trigger {t} is missing (history could have been rewritten)"
+                         for t in sorted(_REQUIRED_TRIGGERS - triggers)]
+            problems += self._chain_problems(conn)
             return "\n".join(problems) or "ok"
 
         return self._run(tx)
+
+    @staticmethod
+    def _chain_problems(conn: sqlite3.Connection) -> list[str]:
+        """Versions whose stored content no longer matches the hash chain, and versions not in it."""
+        problems, prev = [], _GENESIS
+        chained = set()
+        for seq, kind, record_id, version, digest in conn.execute(
+                "SELECT seq, kind, record_id, version, digest FROM version_chain ORDER BY seq").fetchall():
+            chained.add((kind, record_id, version))
+            got = _version_digest(conn, kind, record_id, version, prev)
+            if got is None:
+                problems.append(f"tampering: {kind} {record_id} version {version} is in the hash chain but no longer "
+                                "in the database (removed by hand)")
+            elif got != digest:
+                problems.append(f"tampering: {kind} {record_id} version {version} does not match the hash chain "
+                                f"(link {seq}): it was changed after it was written, or the chain was")
+            prev = digest
+        for kind, (_, vtable, idcol, _) in _KIND_TABLES.items():
+            for record_id, version in conn.execute(f"SELECT {idcol}, version FROM {vtable}").fetchall():
+                if (kind, record_id, version) not in chained:
+                    problems.append(f"tampering: {kind} {record_id} version {version} is not in the hash chain "
+                                    "(added by hand, outside the workbook)")
+        return problems
 
     def backup(self, target: str | Path) -> Path:
         """Copy the whole database, consistently, to ``target`` (a new file) and return its path.

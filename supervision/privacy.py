@@ -138,6 +138,37 @@ def read_key(key_file, min_bytes: int = 32) -> bytes:
     return key
 
 
+def _key_permissions_warning(key_file) -> str | None:
+    """A warning when others on this computer may read the key file (group or world permissions)."""
+    import os
+    import stat
+
+    if os.name != "posix":
+        return None
+    mode = Path(key_file).stat().st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
+        return (f"WARNING: the key file '{key_file}' can be read or changed by other users of this computer "
+                f"(permissions {stat.filemode(mode)}). Anyone with the key can re-identify the ids: "
+                f"restrict it with `chmod 600 {key_file}`.")
+    return None
+
+
+# Free-text columns of the contract (kind "text") keep a value only when it is written as a code
+# (lowercase letters, digits, _ - + .; at most 40 characters), as the data contract asks; any
+# other value (capitals, spaces, punctuation: how a person's name is written) becomes "other".
+_CODE_LIKE = r"[a-z0-9][a-z0-9_+\-.]{0,39}"
+
+
+def _codes_only(s: pd.Series) -> tuple[pd.Series, int]:
+    """``s`` with values that are not code-like replaced by ``other``; and how many were replaced."""
+    text = s.astype("string")
+    bad = text.notna() & (text.str.strip() != "") & ~text.str.fullmatch(_CODE_LIKE).fillna(False).astype(bool)
+    n = int(bad.sum())
+    if not n:
+        return s, 0
+    return s.astype(object).where(~bad.to_numpy(), "other"), n
+
+
 def _key_fingerprint(key: bytes) -> str:
     """A short tag that identifies the key (same key, same tag) without revealing it."""
     return hmac.new(key, b"supervision-workbook key fingerprint", hashlib.sha256).hexdigest()[:12]
@@ -335,6 +366,7 @@ def pseudonymise(in_path, out_path, key_file, settings=None, *, as_of=None,
     if min_bytes < 16:
         raise PseudonymiseError(f"privacy.min_key_bytes must be at least 16; got {min_bytes}.")
     key = read_key(key_file, min_bytes)
+    key_warning = _key_permissions_warning(key_file)
     hex_chars = int(_priv(settings, "id_hex_chars"))
     if not 8 <= hex_chars <= 64:
         raise PseudonymiseError(f"privacy.id_hex_chars must be between 8 and 64; got {hex_chars}.")
@@ -387,10 +419,15 @@ def pseudonymise(in_path, out_path, key_file, settings=None, *, as_of=None,
     dob_cols = {_norm(c) for c in _priv(settings, "date_of_birth_columns")}
     keep_unknown = bool(_priv(settings, "keep_unknown_columns"))
     known = {t: {c.name for c in cols} for t, cols in contract(settings).items()}
+    # free-text columns: a name typed into them must not pass through (scores.item is an item number)
+    text_cols = {t: {c.name: c.kind == "text" and not (t == "scores" and c.name == "item") for c in cols}
+                 for t, cols in contract(settings).items()}
     day_first = settings["data"]["day_first"]
     ref_default = pd.Timestamp(as_of).normalize() if as_of is not None else pd.Timestamp.today().normalize()
 
     summary = PseudonymiseSummary(in_path.name, out_path, report_path, _key_fingerprint(key))
+    if key_warning:
+        summary.notes.append(key_warning)
     summary.id_formats = {"client": f"{hasher.prefixes['client']}<{hex_chars} hex>",
                           "staff": f"{hasher.prefixes['staff']}<{hex_chars} hex>"}
     for p in problems:
@@ -448,6 +485,14 @@ def pseudonymise(in_path, out_path, key_file, settings=None, *, as_of=None,
             elif c not in contract_cols and not keep_unknown:
                 drop_unknown.append(c)
         frame = frame.drop(columns=drop_ident + drop_unknown)
+        for c in frame.columns:
+            if text_cols.get(name, {}).get(c):
+                frame[c], n_replaced = _codes_only(frame[c])
+                if n_replaced:
+                    summary.notes.append(
+                        f"{name}.{c}: {n_replaced} value(s) not written as a code (capital letters, spaces or "
+                        "punctuation, as a name would be) were replaced by 'other'. If they are categories, recode "
+                        "them in the source as lowercase codes (e.g. in_person) and run again.")
         if drop_ident:
             summary.dropped_identifiers.setdefault(name, []).extend(str(c) for c in drop_ident)
         if drop_unknown:
@@ -483,9 +528,20 @@ def _check_no_key(key: bytes, files: Iterable[Path]) -> None:
         needles.add(key.decode("ascii").encode("utf-8"))
     except UnicodeDecodeError:
         pass
+    import html as _html
+    import zipfile
+
+    for n in list(needles):  # as XML writes text (an .xlsx cell): & < > " ' escaped
+        try:
+            needles.add(_html.escape(n.decode("utf-8"), quote=True).encode("utf-8"))
+        except UnicodeDecodeError:
+            pass
     for f in files:
-        data = Path(f).read_bytes()
-        if any(n and n in data for n in needles):
+        blobs = [Path(f).read_bytes()]
+        if zipfile.is_zipfile(f):  # .xlsx: the cells are inside compressed XML, not in the file's bytes
+            with zipfile.ZipFile(f) as z:
+                blobs += [z.read(info) for info in z.infolist()]
+        if any(n and n in data for n in needles for data in blobs):
             for g in files:
                 Path(g).unlink(missing_ok=True)
             raise PseudonymiseError(

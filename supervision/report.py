@@ -54,6 +54,44 @@ class ReportError(RuntimeError):
     """A report that cannot be built (unknown supervisee, no Chromium for PDF, unwritable file)."""
 
 
+def safe_file_part(name: str, *, max_len: int = 80) -> str:
+    """``name`` (an id from the data) made safe as part of a file name.
+
+    Only letters, digits, ``-``, ``_`` and ``.`` are kept (anything else, path separators
+    included, becomes ``_``); leading dots are dropped so no hidden or ``..`` name results;
+    the result is never empty and at most ``max_len`` characters.
+    """
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", str(name))
+    text = re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")
+    text = re.sub(r"\.{2,}", ".", text)[:max_len] or "_"
+    if text != str(name):  # changed: a short hash of the id keeps two ids from sharing one file
+        import hashlib
+
+        text += "-" + hashlib.sha256(str(name).encode("utf-8")).hexdigest()[:8]
+    return text
+
+
+def report_target(folder: Path, name: str) -> Path:
+    """The file ``folder/name`` after checking that it stays inside ``folder``.
+
+    Raises
+    ------
+    ReportError
+        When the resolved path would leave ``folder`` (a name from the data must never
+        choose where a file is written).
+    """
+    folder = Path(folder)
+    target = folder / name
+    root = folder.resolve()
+    if target.resolve().parent != root or Path(name).name != name:
+        raise ReportError(f"the report name {name!r} would be written outside {folder}; "
+                          "it was refused. Report this clinician id to the service's data team.")
+    return target
+
+
 def _esc(v) -> str:
     return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else html.escape(str(v))
 
@@ -317,15 +355,18 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
                   pdf: bool = False, progress: Callable[[int, int, str, float], None] | None = None,
                   policy: str | None = None) -> list[Path]:
     """Write one report per supervisee (``out`` is a file for one, a folder for several); metrics computed once."""
-    tables = metric_tables(caseload)
     out = Path(out)
+    if notes_path is not None and not Path(notes_path).is_file():
+        raise ReportError(f"the notes database {str(notes_path)!r} does not exist. Check the path given to --notes "
+                          "(or leave it out to use the settings' notes path).")
+    tables = metric_tables(caseload)
     paths = []
     many = len(clinician_ids) > 1
     if many:
         out.mkdir(parents=True, exist_ok=True)
     for i, cid in enumerate(clinician_ids, start=1):
         t0 = time.perf_counter()
-        target = out / f"supervision-report-{cid}.html" if many else out
+        target = report_target(out, f"supervision-report-{safe_file_part(cid)}.html") if many else out
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(build_report(caseload, cid, period=period, notes_path=notes_path, tables=tables, policy=policy),
                           encoding="utf-8")

@@ -334,6 +334,11 @@ _FIX = {
 }
 
 
+# Optional dates whose unreadable value quarantines the row instead of being cleared: an empty
+# end_date means "ongoing", so clearing an unreadable one would turn an ended episode into an open one.
+_STRICT_DATES = {("clients", "end_date")}
+
+
 def _unless_missing(name: str, test) -> pa.Check:
     """A check that passes empty cells, without pandera's copy of the column minus its empty cells
     (``ignore_na``): a measure column of a service is mostly empty and a million rows long."""
@@ -433,10 +438,11 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
             parsed = parse_dates(s, day_first)
             text = s if pd.api.types.is_datetime64_any_dtype(s) else _clean_text(s)
             bad = parsed.isna() & text.notna()
-            sev = "error" if col.nonnull else "warning"
+            strict = col.nonnull or (table, col.name) in _STRICT_DATES
+            sev = "error" if strict else "warning"
             rep.add_many(table, raw, bad, col.name, text, f"'{col.name}' is not a valid date.",
-                         _FIX["bad_date"] + ("" if col.nonnull else " The cell was cleared."), sev, "bad_date")
-            if col.nonnull:
+                         _FIX["bad_date"] + ("" if strict else " The cell was cleared."), sev, "bad_date")
+            if strict:
                 error |= bad
             out[col.name] = parsed
         elif col.kind == "number":

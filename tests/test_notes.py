@@ -478,29 +478,30 @@ def test_schema_version_table_and_migrations(db, monkeypatch):
     with NotesStore(db):
         pass
     with raw(db) as c:
-        assert c.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert c.execute("SELECT version FROM schema_version").fetchall() == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
         assert c.execute("PRAGMA application_id").fetchone()[0] == notes_mod.APPLICATION_ID
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # A later release adds a migration: applied once, in order, recorded.
-    extra = (2, "test: index on note authors", ["CREATE INDEX note_by_author ON note(created_by)"])
+    n = SCHEMA_VERSION
+    extra = (n + 1, "test: index on note authors", ["CREATE INDEX note_by_author ON note(created_by)"])
     monkeypatch.setattr(notes_mod, "_MIGRATIONS", [*notes_mod._MIGRATIONS, extra])
-    monkeypatch.setattr(notes_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(notes_mod, "SCHEMA_VERSION", n + 1)
     for _ in range(2):
         with NotesStore(db) as s:
             assert not s.created
     with raw(db) as c:
-        assert [r[0] for r in c.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert [r[0] for r in c.execute("SELECT version FROM schema_version ORDER BY version")] == list(range(1, n + 2))
+        assert c.execute("PRAGMA user_version").fetchone()[0] == n + 1
     # A file from the future is refused, unchanged.
-    monkeypatch.setattr(notes_mod, "_MIGRATIONS", notes_mod._MIGRATIONS[:1])
-    monkeypatch.setattr(notes_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(notes_mod, "_MIGRATIONS", notes_mod._MIGRATIONS[:n])
+    monkeypatch.setattr(notes_mod, "SCHEMA_VERSION", n)
     digest = sha(db)
     for read_only in (False, True):
         with pytest.raises(NotesError, match="newer version of the supervision workbook") as err:
             NotesStore(db, read_only=read_only)
         assert "Update the supervision-workbook package" in str(err.value)
     assert sha(db) == digest
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
 
 
 def test_settings_choose_the_path_and_timeout(tmp_path):
@@ -623,7 +624,7 @@ def test_two_processes_writing_at_once_lose_nothing(db):
     with raw(db) as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         texts = [r[0] for r in c.execute("SELECT text FROM note_version")]
-        assert c.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1  # set up once
+        assert c.execute("SELECT count(*) FROM schema_version").fetchone()[0] == SCHEMA_VERSION  # set up once
     expected = {f"{tag}-{i}" for tag in ("w1", "w2") for i in range(n)}
     assert len(texts) == 2 * n and set(texts) == expected  # every note exactly once
     with NotesStore(db) as s:

@@ -181,7 +181,16 @@ def _validate_clients(t: TableResult, clinicians: pd.DataFrame | None, settings:
         if settings["validation"]["end_reason_without_end_date"] == "error":
             err |= no_end
     _check_codes("clients", c, None, "agreed_goals", settings.focus_code_set, rep, multi=True)
+    from supervision.config import _defaults
+
+    optional = set(_defaults()["identity"]["dimensions"])
     for dim in settings.identity_dimensions:
+        if dim not in c.columns and dim not in optional:  # named in the user's settings: expected in the data
+            rep.add(_problem("clients", pd.NA, dim, pd.NA,
+                             f"The settings name the identity dimension '{dim}', but clients has no such column; "
+                             "no adaptation gap can be estimated for it.",
+                             "Check the spelling in [identity] dimensions against the clients columns, or add the "
+                             "column to the export.", "warning", "unknown_dimension"))
         if dim in c.columns:
             v = per_value(c[dim], lambda u: u.map(
                 lambda x: x.lower().replace(" ", "_") if x.lower().replace(" ", "_") in IDENTITY_MISSING else x).astype(object))
@@ -557,6 +566,7 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
     _validate_clients(cl, clinicians_ok, settings, rep, raw["clients"].file)
     clients_ok, clients_bad = cl.frame[~cl.error], cl.frame[cl.error]
 
+    _lookalike_ids(results, rep)
     se = results["sessions"]
     _validate_sessions(se, clients_ok, clients_bad, settings, rep)
     sessions_ok = _in_session_order(se.frame, ~se.error.to_numpy())
@@ -580,6 +590,8 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
         q = rt.frame.loc[res.error.to_numpy()].reset_index(drop=True)
         q = text_frame(q)
         if rt.bad_rows is not None:
+            if not q.columns.is_unique:  # a repeated column name (reported): numbered, so the lines can be added
+                q.columns = _numbered(list(q.columns))
             q = pd.concat([q, rt.bad_rows], ignore_index=True)
         quarantine[name] = q
         read = len(rt.frame) + (0 if rt.bad_rows is None else len(rt.bad_rows))
@@ -591,6 +603,79 @@ def load_tables(raw: dict[str, RawTable], settings=None, source: str = "", fmt: 
     }
     return Caseload(tables["clients"], tables["sessions"], tables["clinicians"], quarantine, rep.frame(),
                     pd.DataFrame(counts, columns=["table", "read", "loaded", "quarantined"]), True, source, fmt, settings)
+
+
+# Letters of other scripts that look like Latin ones (Cyrillic, Greek): an id typed with one of
+# them is a different id that nobody can tell apart on screen.
+_CONFUSABLE = str.maketrans(
+    "АВЕКМНОРСТХУаеорсухіјѕІЈЅԁɡΑΒΕΖΗΙΚΜΝΟΡΤΥΧοϲ",
+    "ABEKMHOPCTXYaeopcyxijsIJSdgABEZHIKMNOPTYXoc")
+
+
+def _invisible(text: str) -> list[str]:
+    import unicodedata
+
+    return [f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) in ("Cf", "Cc", "Zs", "Zl", "Zp", "Mn")
+            and ch != " "]
+
+
+def _skeleton(text: str) -> str:
+    """What an id looks like on screen: NFKC, invisible characters dropped, look-alike letters as Latin."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc", "Mn"))
+    return text.translate(_CONFUSABLE).strip()
+
+
+def _lookalike_ids(results: dict, rep: Collector) -> None:
+    """Warn about ids holding invisible characters, or looking like another id of the export (a
+    Cyrillic 'Т01' beside 'T01'): each would silently be a second client or clinician."""
+    families = {"client": [("clients", "client_id"), ("sessions", "client_id"), ("scores", "client_id")],
+                "staff": [("clients", "clinician_id"), ("sessions", "clinician_id"), ("clinicians", "clinician_id"),
+                          ("clinicians", "supervisor_id")]}
+    for family in families.values():
+        cols = [(t, c) for t, c in family if results.get(t) is not None and c in results[t].frame.columns]
+        values: set[str] = set()
+        for t, c in cols:
+            s = results[t].frame[c]
+            uniq = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else pd.unique(s.dropna())
+            values.update(str(v) for v in uniq)
+        if not values or all(v.isascii() and v.isprintable() for v in values):
+            continue  # the usual case: plain ASCII ids, nothing can look alike
+        by_look: dict[str, set[str]] = {}
+        for v in values:
+            by_look.setdefault(_skeleton(v), set()).add(v)
+        why: dict[str, str] = {}
+        for v in values:
+            odd = _invisible(v)
+            twins = sorted(by_look[_skeleton(v)] - {v})
+            if odd:
+                why[v] = f"This id contains invisible or unusual characters ({', '.join(odd)})"
+            if twins:
+                why[v] = (why.get(v, "This id") + (" and" if v in why else "") +
+                          f" looks the same as {', '.join(repr(x) for x in twins)} but is a different id")
+        if not why:
+            continue
+        for t, c in cols:
+            frame = results[t].frame
+            text = frame[c].astype(object)
+            mask = text.isin(list(why)).to_numpy()
+            rep.add_many(t, frame, mask, c, text.map(lambda v: ascii(v) if isinstance(v, str) else v),
+                         lambda text=text, mask=mask: text.map(why).fillna("") + ": it counts as a separate person.",
+                         "Retype the id with plain letters and digits (a look-alike letter from another alphabet, or a "
+                         "zero-width space pasted from a document, makes a second person).", "warning", "lookalike_id")
+
+
+def _numbered(names: list) -> list:
+    """Column names made unique: a repeated name gets ``.1``, ``.2``, ... (as pandas names them)."""
+    seen: dict = {}
+    out = []
+    for name in names:
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        out.append(name if k == 0 else f"{name}.{k}")
+    return out
 
 
 def load_caseload(path=None, settings=None) -> Caseload:

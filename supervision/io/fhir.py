@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import zlib
 import json
 import math
 import re
@@ -452,6 +453,9 @@ def _questionnaire_response(acc: _Accumulator, res: dict, row, path: str, where:
                                           "warning", "multiple_answers"))
             continue
         value, suffix, shown, why = _score_answer(scorable[0], number == "total")
+        if value is not None and number != "total" and not float(value).is_integer():
+            # PHQ-9 and GAD-7 answers score 0, 1, 2 or 3: a fraction is not an answer of the questionnaire
+            value, why = None, f"the answer score {shown!r} is not a whole number (the answers score 0, 1, 2 or 3)"
         apath = f"{ipath}.answer[0]" + (f".{suffix}" if suffix else "")
         if value is None:
             item_problems.append(_problem(row, apath, shown,
@@ -584,6 +588,51 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
 
 
+# Limits of what one input may make the reader hold; beyond them a resource (or file) is refused
+# with a report row, and the rest is read.
+MAX_LINE_BYTES = 16 * 2**20        # one NDJSON line (one resource)
+MAX_JSON_BYTES = 256 * 2**20       # one whole JSON file or Bundle, unpacked
+MAX_DEPTH = 64                     # nesting of objects and arrays in one resource
+_READ_ERRORS = (OSError, EOFError, zlib.error)  # unreadable, or a corrupt or truncated .gz
+
+
+def _lines(fh):
+    """(line number, bytes) of a binary file; bytes is None for a line longer than MAX_LINE_BYTES
+    (whose rest is skipped without being held in memory)."""
+    lineno = 0
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = fh.readline(MAX_LINE_BYTES)
+            yield lineno, None
+            continue
+        yield lineno, raw
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values() if isinstance(x, (dict, list)))
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v if isinstance(x, (dict, list)))
+    return False
+
+
+def _deep_problem(row, where: str) -> dict:
+    return _problem(row, "$", where, f"{where} nests objects or arrays more than {MAX_DEPTH} levels deep (a FHIR "
+                    "QuestionnaireResponse needs a few); it was skipped.",
+                    "Check the export: this is not a resource the exporting system writes.", "error", "too_deep")
+
+
 def _base_suffix(path: Path) -> str:
     name = path.name.lower()
     return Path(name[:-3]).suffix if name.endswith(".gz") else path.suffix.lower()
@@ -594,14 +643,16 @@ def _looks_ndjson(path: Path) -> bool:
         return True
     with _open(path) as fh:
         first = None
-        for raw in fh:
+        for _, raw in _lines(fh):
+            if raw is None:
+                return True  # a line too long for one JSON document: read line by line (and reported)
             if raw.strip():
                 if first is None:
                     first = raw
                     try:
                         if not isinstance(json.loads(first.removeprefix(b"\xef\xbb\xbf")), dict):
                             return False
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         return False
                 else:
                     return True
@@ -610,14 +661,27 @@ def _looks_ndjson(path: Path) -> bool:
 
 def _read_ndjson(acc: _Accumulator, path: Path) -> None:
     with _open(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
+        for lineno, raw in _lines(fh):
+            where = f"line {lineno} of {path.name}"
+            if raw is None:
+                acc.n_resources += 1
+                acc.problems.append(_problem(lineno, "$", where, f"{where} is longer than {MAX_LINE_BYTES // 2**20} MiB "
+                                             "(one resource); it was skipped.",
+                                             "Check the export: a QuestionnaireResponse is a few KB.", "error",
+                                             "line_too_long"))
+                continue
             if lineno == 1:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
                 continue
-            where = f"line {lineno} of {path.name}"
             try:
                 res = json.loads(raw.strip())
+                if _too_deep(res):
+                    raise RecursionError
+            except RecursionError:
+                acc.n_resources += 1
+                acc.problems.append(_deep_problem(lineno, where))
+                continue
             except UnicodeDecodeError:
                 acc.n_resources += 1
                 acc.problems.append(_problem(lineno, "$", raw[:200].decode("utf-8", "replace"),
@@ -638,7 +702,20 @@ def _read_ndjson(acc: _Accumulator, path: Path) -> None:
 def _read_json(acc: _Accumulator, path: Path) -> None:
     try:
         with _open(path) as fh:
-            data = json.load(fh)
+            text = fh.read(MAX_JSON_BYTES + 1)
+        if len(text) > MAX_JSON_BYTES:
+            acc.problems.append(_problem(pd.NA, "$", path.name, f"{path.name} is larger than {MAX_JSON_BYTES // 2**20} "
+                                         "MiB (unpacked); it was not read.",
+                                         "Export large volumes as NDJSON (one resource per line), which is read line by "
+                                         "line, or split the Bundle.", "error", "file_too_large"))
+            return
+        data = json.loads(text)
+        del text
+        if _too_deep(data, MAX_DEPTH + 2):  # a Bundle adds two levels (entry, resource)
+            raise RecursionError
+    except RecursionError:
+        acc.problems.append(_deep_problem(pd.NA, path.name))
+        return
     except UnicodeDecodeError:
         acc.problems.append(_problem(pd.NA, "$", path.name, f"{path.name} is not UTF-8 text; it was not read.",
                                      "Export the JSON as UTF-8.", "error", "malformed_json"))
@@ -787,9 +864,11 @@ def _read(path, default_clinician) -> tuple[dict[str, RawTable], list[dict], dic
                 _read_ndjson(acc, f)
             else:
                 _read_json(acc, f)
-        except OSError as exc:  # unreadable, or a corrupt .gz
-            acc.problems.append(_problem(pd.NA, "$", f.name, f"{f.name} cannot be read: {exc}",
-                                         "Check the file (and that a .gz file is complete).", "error", "unreadable_file"))
+        except _READ_ERRORS as exc:  # unreadable, or a corrupt or truncated .gz: what was read before is kept
+            acc.problems.append(_problem(pd.NA, "$", f.name, f"{f.name} cannot be read to its end ({exc}); the "
+                                         "resources before that point were imported.",
+                                         "Check the file (a .gz file may have been cut short when copied) and import "
+                                         "it again.", "error", "unreadable_file"))
     for (file, rtype), (count, row, p, first) in acc.ignored.items():
         acc.problems.append(_problem(row, f"{p}resourceType" if p != "$" else "resourceType", rtype,
                                      f"{file}: {count:,} {rtype} resource{'s' if count != 1 else ''} (the first: "

@@ -39,9 +39,33 @@ def _problem(table, row, column, value, problem, fix, severity, check):
             "fix": fix, "severity": severity, "check": check}
 
 
+def _utf16(data: bytes) -> str | None:
+    """'utf-16' when the bytes are UTF-16 text (a byte-order mark, or every other byte zero in the
+    first line, as Excel's 'Unicode text' and PowerShell write it), else None."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    head = data[:4096]
+    if len(head) >= 4 and head[1::2].count(0) > 0.9 * len(head[1::2]) and not head[0::2].count(0):
+        return "utf-16-le"
+    if len(head) >= 4 and head[0::2].count(0) > 0.9 * len(head[0::2]) and not head[1::2].count(0):
+        return "utf-16-be"
+    return None
+
+
 def _decode(data: bytes, file: str, table: str, problems: list) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="strict")
+    wide = _utf16(data)
+    if wide:
+        try:
+            text = data.decode(wide)
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            problems.append(_problem(
+                table, pd.NA, pd.NA, pd.NA, f"{file} is UTF-16 text; it was read as UTF-16.",
+                "Nothing is lost; save the file as 'CSV UTF-8' to avoid this note.", "warning", "encoding"))
+            return text.lstrip("\ufeff")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -55,6 +79,8 @@ def _decode(data: bytes, file: str, table: str, problems: list) -> str:
 
 def _sniff_delimiter(text: str) -> str:
     header = text.split("\n", 1)[0]
+    if header.count("\t") > max(header.count(","), header.count(";")):  # Excel's "Unicode text" is tab-separated
+        return "\t"
     return ";" if header.count(";") > header.count(",") else ","
 
 
@@ -122,6 +148,15 @@ def _csv_by_line(text: str, sep: str) -> tuple[list[str], list[list[str]], list[
     return header or [], rows, lines
 
 
+def _maybe_short(text: str, sep: str) -> bool:
+    """Whether some non-blank line may have fewer fields than the header (always, with quotes)."""
+    if '"' in text:
+        return True
+    lines = text.split("\n")
+    width = lines[0].count(sep)
+    return any(line.count(sep) < width and line.strip("\r\t ") for line in lines[1:])
+
+
 def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     """Parse CSV text into a raw table, reporting lines with more fields than the header."""
     sep = _sniff_delimiter(text)
@@ -135,7 +170,11 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
         columns = [str(c).strip() for c in every.iloc[0].astype(object).fillna("")]
         frame = every.iloc[1:].reset_index(drop=True)
         n_body = text.rstrip("\r\n").count("\n")
-        if len(frame) == n_body and len(set(columns)) == len(columns):
+        # a line with fewer fields than the header comes padded with empty cells: such a file
+        # takes the careful path, which reports the line (with quotes, a separator may be inside
+        # a value, so only the csv module can count the fields)
+        short = _maybe_short(text, sep)
+        if len(frame) == n_body and len(set(columns)) == len(columns) and not short:
             frame.columns = columns
             blank = _blank_rows(frame, columns)
             frame[SOURCE_ROW] = np.arange(2, len(frame) + 2)
@@ -146,15 +185,23 @@ def read_csv_text(text: str, table: str, file: str, problems: list) -> RawTable:
     header, rows, lines = _csv_by_line(text, sep)
     header = [h.strip() for h in header]
     width = len(header)
+    # fields a line needs: up to the last named column (a header may end in unnamed empty fields)
+    needed = max((i + 1 for i, h in enumerate(header) if h), default=0)
     good, good_lines, bad = [], [], []
     for record, line in zip(rows, lines):
-        if len(record) > width:
+        if not needed <= len(record) <= width:
+            # too many fields: a separator inside a value; too few: a cut or hand-edited line.
+            # Either way the values cannot be matched to their columns: the line is quarantined.
             bad.append({SOURCE_ROW: line, "raw": sep.join(record)})
+            more = len(record) > width
             problems.append(_problem(
                 table, line, pd.NA, sep.join(record)[:200],
                 f"Line {line} of {file} has {len(record)} fields but the header has {width}.",
                 "An unquoted separator is probably inside a value: put that value in double quotes, "
-                "or remove the extra separator.", "error", "ragged_line"))
+                "or remove the extra separator." if more else
+                "The line is cut short or a separator is missing: restore the missing fields "
+                f"(a line needs {needed} fields, empty ones included), or export the file again.",
+                "error", "ragged_line"))
             continue
         good.append(record + [""] * (width - len(record)))
         good_lines.append(line)
@@ -305,6 +352,8 @@ def _read_csv_file(path: Path, table: str, problems: list, kinds: dict[str, str]
     # one pass over the file in chunks first: a file of millions of lines is not held in memory
     # beside the table Arrow makes of it
     scan = _scan(_file_chunks(path))
+    if scan.utf8 and b"\x00" in scan.head:
+        scan.utf8 = False  # UTF-16 without a byte-order mark is valid UTF-8 byte by byte: the careful path
     if scan.utf8:  # anything else takes the careful path (which reports the encoding)
         fast = _read_csv_arrow(path, _sniff_delimiter(scan.head.decode("utf-8", errors="ignore")), table, path.name, scan,
                                kinds)
@@ -331,20 +380,141 @@ def _read_parquet_file(path: Path, table: str) -> RawTable:
     return RawTable(table, frame, path.name)
 
 
-def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
-    sheets = pd.read_excel(path, sheet_name=None, dtype=object)
-    out = {}
-    for sheet, frame in sheets.items():
-        name = str(sheet).strip().lower()
-        if name not in TABLES:
-            problems.append(_problem(
-                name, pd.NA, pd.NA, pd.NA, f"Sheet '{sheet}' in {path.name} is not a table of the data contract; it was ignored.",
-                f"Name the sheets {', '.join(TABLES)} (clinicians and scores are optional).", "warning", "unknown_table"))
+# Limits of what an .xlsx workbook may make the reader hold (a small file can unpack to gigabytes):
+# refused with a message when exceeded. Larger exports are read as CSV or Parquet.
+XLSX_MAX_MEMBER_BYTES = 256 * 2**20   # one part of the workbook (a sheet's XML, the shared strings), unpacked
+XLSX_MAX_TOTAL_BYTES = 512 * 2**20    # all parts together, unpacked
+XLSX_MAX_COLUMNS = 512                # cells beyond this column
+XLSX_MAX_CELLS = 10_000_000           # rows x columns of one sheet
+XLSX_MAX_TEXT = 32_767                # characters in one cell (Excel's own limit)
+
+
+class WorkbookLimit(ValueError):
+    """A workbook beyond the reader's limits; the message says which and what to do."""
+
+
+def _check_zip(path: Path) -> None:
+    import zipfile
+
+    try:
+        z = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise WorkbookLimit(f"{path.name} is not an .xlsx workbook (not a zip container).") from None
+    with z:
+        total = 0
+        for info in z.infolist():
+            total += info.file_size
+            if info.file_size > XLSX_MAX_MEMBER_BYTES:
+                raise WorkbookLimit(
+                    f"{path.name}: its part '{info.filename}' unpacks to {info.file_size / 2**20:,.0f} MiB, more than "
+                    f"the {XLSX_MAX_MEMBER_BYTES // 2**20} MiB the reader accepts (a workbook this large, or built to "
+                    "exhaust memory).")
+        if total > XLSX_MAX_TOTAL_BYTES:
+            raise WorkbookLimit(f"{path.name} unpacks to {total / 2**20:,.0f} MiB, more than the "
+                                f"{XLSX_MAX_TOTAL_BYTES // 2**20} MiB the reader accepts.")
+
+
+def _sheet_rows(ws, wb, name: str, formulas: list):
+    """The rows of a read-only sheet as (row number, sparse list of (column, value)), without
+    padding rows to the sheet's declared size; formula cells without a stored value go to ``formulas``."""
+    from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+
+    class Parser(WorkSheetParser):
+        def parse_cell(self, element):
+            cell = super().parse_cell(element)
+            if element.find(FORMULA_TAG) is not None and not element.findtext(VALUE_TAG):
+                formulas.append((cell["row"], cell["column"]))
+            return cell
+
+    with ws._get_source() as src:
+        parser = Parser(src, ws._shared_strings, data_only=True, epoch=wb.epoch, date_formats=wb._date_formats,
+                        timedelta_formats=wb._timedelta_formats)
+        for idx, cells in parser.parse():
+            yield idx, [(c["column"], c["value"], c["data_type"]) for c in cells]
+
+
+def _excel_value(value, data_type):
+    """A cell as pandas' Excel reader gives it (whole numbers as int, error cells as missing)."""
+    if value is None:
+        return ""
+    if data_type == "e":
+        return np.nan
+    if data_type == "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value) if float(value).is_integer() else float(value)
+    return value
+
+
+def _sheet_frame(ws, wb, sheet: str, file: str, problems: list, table: str) -> pd.DataFrame:
+    """One sheet as a frame of objects (header = row 1), within the limits above."""
+    formulas: list = []
+    rows: list[list] = []
+    width = 0
+    for idx, cells in _sheet_rows(ws, wb, sheet, formulas):
+        if not cells:
             continue
-        frame.columns = [str(c).strip() for c in frame.columns]
-        frame[SOURCE_ROW] = range(2, len(frame) + 2)
-        blank = frame.drop(columns=SOURCE_ROW).isna().all(axis=1)
-        out[name] = RawTable(name, frame.loc[~blank].reset_index(drop=True), f"{path.name}[{sheet}]")
+        last = max(c for c, _, _ in cells)
+        if last > XLSX_MAX_COLUMNS:
+            raise WorkbookLimit(f"{file}: a cell in column {last} (row {idx}) is beyond the {XLSX_MAX_COLUMNS} "
+                                "columns the reader accepts; delete the stray cells or export CSV files.")
+        values = [""] * last
+        for col, value, data_type in cells:
+            if isinstance(value, str) and len(value) > XLSX_MAX_TEXT:
+                raise WorkbookLimit(f"{file}: the cell in row {idx}, column {col} holds {len(value):,} characters, more "
+                                    f"than Excel's own limit of {XLSX_MAX_TEXT:,}.")
+            values[col - 1] = _excel_value(value, data_type)
+        while len(rows) < idx - 1:  # empty rows keep their place (row numbers as in Excel)
+            rows.append([])
+        rows.append(values)
+        width = max(width, last)
+        if len(rows) * width > XLSX_MAX_CELLS:
+            raise WorkbookLimit(f"{file}: the sheet reaches row {idx} and column {width}, more than the "
+                                f"{XLSX_MAX_CELLS:,} cells the reader accepts from a workbook; export CSV or "
+                                "Parquet files for a table this large.")
+    for row, col in formulas:
+        from openpyxl.utils import get_column_letter
+
+        problems.append(_problem(
+            table, row, pd.NA, f"{get_column_letter(col)}{row}",
+            f"Cell {get_column_letter(col)}{row} of {file} holds a formula without a stored result, so its value "
+            "cannot be read (the file was not last saved by a spreadsheet program that calculates).",
+            "Open the workbook in Excel or LibreOffice and save it (results are then stored), or replace the "
+            "formula by its value.", "warning", "formula_without_value"))
+    if not rows:
+        return pd.DataFrame()
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    from pandas.io.parsers import TextParser
+
+    return TextParser(rows, header=0, dtype=object, skip_blank_lines=False).read()
+
+
+def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
+    import openpyxl
+
+    _check_zip(path)
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    out = {}
+    try:
+        for sheet in wb.sheetnames:
+            name = str(sheet).strip().lower()
+            if name not in TABLES:
+                problems.append(_problem(
+                    name, pd.NA, pd.NA, pd.NA, f"Sheet '{sheet}' in {path.name} is not a table of the data contract; it was ignored.",
+                    f"Name the sheets {', '.join(TABLES)} (clinicians and scores are optional).", "warning", "unknown_table"))
+                continue
+            if name in out:
+                problems.append(_problem(
+                    name, pd.NA, pd.NA, pd.NA, f"{path.name} has two sheets named '{name}' (apart from capitals or "
+                    f"spaces); only the first ({out[name].file}) was read.",
+                    "Delete or rename the other sheet.", "warning", "shadowed_table"))
+                continue
+            file = f"{path.name}[{sheet}]"
+            frame = _sheet_frame(wb[sheet], wb, sheet, file, problems, name)
+            frame.columns = [str(c).strip() for c in frame.columns]
+            frame[SOURCE_ROW] = range(2, len(frame) + 2)
+            blank = frame.drop(columns=SOURCE_ROW).isna().all(axis=1)
+            out[name] = RawTable(name, frame.loc[~blank].reset_index(drop=True), file)
+    finally:
+        wb.close()
     return out
 
 
@@ -361,6 +531,12 @@ def read_export(path: str | Path, problems: list,
     if path.is_file() and path.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             return _read_excel(path, problems), "xlsx"
+        except WorkbookLimit as exc:
+            problems.append(_problem(pd.NA, pd.NA, pd.NA, path.name, f"{exc} Nothing was read from it.",
+                                     "Export the tables as CSV or Parquet files instead (no size limit but the "
+                                     "computer's), or remove what makes the workbook this large.",
+                                     "error", "unreadable_file"))
+            return {}, "xlsx"
         except Exception as exc:  # noqa: BLE001 - any failure of the Excel reader is a user-facing problem
             problems.append(_problem(pd.NA, pd.NA, pd.NA, path.name, f"{path.name} cannot be read as an Excel workbook: {exc}",
                                      "Open it in Excel and save it again as .xlsx, or export CSV files instead.",
@@ -375,6 +551,14 @@ def read_export(path: str | Path, problems: list,
     tables: dict[str, RawTable] = {}
     formats = set()
     for name in TABLES:
+        both = [path / f"{name}.{ext}" for ext in ("parquet", "csv") if (path / f"{name}.{ext}").exists()]
+        if len(both) > 1:
+            problems.append(_problem(
+                name, pd.NA, pd.NA, both[1].name,
+                f"The folder holds both {both[0].name} and {both[1].name}; {both[0].name} was read and "
+                f"{both[1].name} was ignored.",
+                f"Keep one file per table: remove (or move away) the one that is out of date.", "warning",
+                "shadowed_table"))
         for ext in ("parquet", "csv"):
             file = path / f"{name}.{ext}"
             if not file.exists():

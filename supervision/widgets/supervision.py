@@ -462,12 +462,13 @@ class SupervisionDashboard(Dashboard):
 
     def save_report(self) -> Path:
         """Write the supervisee's report for the current period into ``report_dir``; say where."""
-        from supervision.report import build_report
+        from supervision.report import build_report, report_target, safe_file_part
 
         sel = self.selection
         self.report_feedback.value = "<span>Writing the report…</span>"
         self.report_dir.mkdir(parents=True, exist_ok=True)
-        path = self.report_dir / f"supervision-report-{sel.supervisee}-{date.today():%Y-%m-%d}.html"
+        path = report_target(self.report_dir,
+                             f"supervision-report-{safe_file_part(sel.supervisee)}-{date.today():%Y-%m-%d}.html")
         path.write_text(build_report(self._caseload, sel.supervisee, period=sel.period, notes_path=self.notes_path,
                                      tables=self._tables), encoding="utf-8")
         self.report_feedback.value = (f"<span style='color:#060'>Saved: <code>{html.escape(str(path))}</code> "
