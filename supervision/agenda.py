@@ -150,48 +150,27 @@ class AgendaRules:
     check_in_share: float
     check_in_min_sessions: int
 
-    # (key, low, high, whole number?) for every scalar setting; weights are checked as a table
-    _RANGES = {
-        "half_life_days": (1, 3650, False), "recency_days": (0, 3650, True), "today_clients": (0, 50, True),
-        "today_min_score": (0, 1000, False), "extra_flag_points": (0, 100, False), "patterns": (0, 20, True),
-        "pattern_distance_points": (0, 100, False), "pattern_confidence": (0.5, 0.999, False),
-        "pattern_min_clients": (2, 1000, True), "lost_contact_decay_days": (1, 3650, True),
-        "measures_missing_sessions": (1, 50, True), "high_from": (0, 1000, False), "medium_from": (0, 1000, False),
-        "no_show_run": (1, 50, True), "falling_trend": (-40, 0, False), "check_in_share": (0, 1, False),
-        "check_in_min_sessions": (1, 100, True),
-    }
-
     @classmethod
     def from_settings(cls, settings=None, **overrides) -> AgendaRules:
-        """The rules from the settings' ``[agenda]`` section, with keyword ``overrides`` on top."""
-        section = dict(load_settings(settings)["agenda"])
-        section.update(overrides)
-        source = getattr(settings, "source", "settings")
-        weights = dict(section.pop("weights"))
-        unknown = sorted(set(weights) - set(FLAGS))
-        if unknown:
-            raise SettingsError(f"{source}: unknown flag(s) in 'agenda.weights': {', '.join(unknown)}. "
-                                f"Allowed: {', '.join(FLAGS)}.")
-        for k, v in weights.items():
-            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1000 or math.isnan(v):
-                raise SettingsError(f"{source}: 'agenda.weights.{k}' must be a number from 0 to 1000, got {v!r}.")
-        values = {}
-        for f in fields(cls):
-            if f.name == "weights":
-                continue
-            if f.name not in section:
-                raise SettingsError(f"{source}: 'agenda.{f.name}' is missing.")
-            v = section[f.name]
-            lo, hi, whole = cls._RANGES[f.name]
-            if (isinstance(v, bool) or not isinstance(v, int | float) or (whole and not float(v).is_integer())
-                    or not (lo <= v <= hi)):
-                kind = "a whole number" if whole else "a number"
-                raise SettingsError(f"{source}: 'agenda.{f.name}' must be {kind} from {lo} to {hi}, got {v!r}.")
-            values[f.name] = int(v) if whole else float(v)
-        if values["medium_from"] > values["high_from"]:
-            raise SettingsError(f"{source}: 'agenda.medium_from' ({values['medium_from']}) must not be above "
-                                f"'agenda.high_from' ({values['high_from']}).")
-        return cls(weights=weights, **values)
+        """The rules from the settings' ``[agenda]`` section, with keyword ``overrides`` on top.
+
+        The settings loader has checked every value's type and range (``supervision/config.py``);
+        overrides are checked the same way here.
+        """
+        from supervision.config import _check_range
+
+        settings = load_settings(settings)
+        section = dict(settings["agenda"])
+        names = {f.name for f in fields(cls)}
+        for k, v in overrides.items():
+            if k not in names:
+                raise SettingsError(f"unknown agenda rule {k!r}; the rules are {', '.join(sorted(names))}.")
+            _check_range(f"agenda.{k}", v, "agenda rules")
+            section[k] = v
+        if section["medium_from"] > section["high_from"]:
+            raise SettingsError(f"{settings.source}: 'agenda.medium_from' ({section['medium_from']}) must not be above "
+                                f"'agenda.high_from' ({section['high_from']}).")
+        return cls(**{k: (dict(v) if k == "weights" else v) for k, v in section.items() if k in names})
 
 
 def item_score(weight, age_days, rules: AgendaRules):

@@ -86,6 +86,24 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "adaptation.practical.reliable_improvement": (0, 1, _CLOSED),
     "adaptation.practical.recovery": (0, 1, _CLOSED),
     "adaptation.practical.identity_addressed": (0, 1, _CLOSED),
+    "agenda.half_life_days": (1, 3650, _CLOSED),
+    "agenda.recency_days": (0, 3650, _CLOSED),
+    "agenda.today_clients": (0, 50, _CLOSED),
+    "agenda.today_min_score": (0, 1000, _CLOSED),
+    "agenda.extra_flag_points": (0, 100, _CLOSED),
+    "agenda.patterns": (0, 20, _CLOSED),
+    "agenda.pattern_distance_points": (0, 100, _CLOSED),
+    "agenda.pattern_confidence": (0.5, 1, _OPEN),
+    "agenda.pattern_min_clients": (2, 100_000, _CLOSED),
+    "agenda.lost_contact_decay_days": (1, 3650, _CLOSED),
+    "agenda.measures_missing_sessions": (1, 50, _CLOSED),
+    "agenda.high_from": (0, 1000, _CLOSED),
+    "agenda.medium_from": (0, 1000, _CLOSED),
+    "agenda.no_show_run": (1, 50, _CLOSED),
+    "agenda.falling_trend": (-40, 0, _CLOSED),
+    "agenda.check_in_share": (0, 1, _CLOSED),
+    "agenda.check_in_min_sessions": (1, 1000, _CLOSED),
+    "agenda.weights.*": (0, 1000, _CLOSED),
 }
 
 
@@ -98,7 +116,8 @@ def _check_range(dotted: str, value: Any, source: str) -> None:
     for v in numbers:
         if isinstance(v, float) and not math.isfinite(v):
             raise SettingsError(f"{source}: '{dotted}' must be a finite number, got {v!r}.")
-    rule = _RANGES.get(dotted) or _RANGES.get("*." + dotted.rsplit(".", 1)[-1])
+    rule = (_RANGES.get(dotted) or _RANGES.get(dotted.rsplit(".", 1)[0] + ".*")
+            or _RANGES.get("*." + dotted.rsplit(".", 1)[-1]))
     if rule is None:
         return
     lo, hi, open_ = rule

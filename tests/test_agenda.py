@@ -140,13 +140,21 @@ def test_agenda_settings_are_honoured(tmp_path):
     ({"half_life_days": 0}, "agenda.half_life_days"),
     ({"pattern_confidence": 1.5}, "agenda.pattern_confidence"),
     ({"today_clients": 2.5}, "whole number"),
-    ({"weights": {"no_such_flag": 3}}, "agenda.weights.no_such_flag"),
+    ({"weights": {"no_such_flag": 3.0}}, "agenda.weights.no_such_flag"),
+    ({"weights": {"low_alliance": float("inf")}}, "agenda.weights.low_alliance"),
     ({"weights": {"low_alliance": -5}}, "agenda.weights.low_alliance"),
     ({"medium_from": 90.0, "high_from": 50.0}, "medium_from"),
 ])
 def test_bad_agenda_settings_are_refused_with_the_key(given, words):
-    with pytest.raises(SettingsError, match=words):
+    with pytest.raises(SettingsError, match=words):  # refused when the settings are read, before any agenda
         AgendaRules.from_settings(load_settings({"agenda": given}))
+
+
+def test_bad_rule_overrides_are_refused_too(clinic):
+    with pytest.raises(SettingsError, match="agenda.today_clients"):
+        build_agenda(clinic, today_clients=-3)
+    with pytest.raises(SettingsError, match="unknown agenda rule"):
+        build_agenda(clinic, today_cleints=3)
 
 
 def test_unknown_agenda_key_is_refused_by_the_settings_loader():
