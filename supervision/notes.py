@@ -74,12 +74,18 @@ __all__ = [
     "NotesLockedError",
     "NotesInputError",
     "ACTION_STATUSES",
+    "REVIEW_STATUSES",
+    "GOAL_STATUSES",
     "SCHEMA_VERSION",
     "default_notes_path",
 ]
 
 ACTION_STATUSES = ("open", "done", "dropped")
-KINDS = ("meeting", "note", "action")
+KINDS = ("meeting", "note", "action", "item", "review", "goal")
+#: How an earlier action, discussed item or practice goal was followed up in a later meeting.
+REVIEW_STATUSES = ("done", "carried_over", "dropped")
+#: A practice goal's status; metrics a goal can be tied to are in :mod:`supervision.followup`.
+GOAL_STATUSES = ("active", "achieved", "not_achieved", "dropped")
 # "SUPN" in the SQLite header: marks a file as a supervision-notes database.
 APPLICATION_ID = 0x5355504E
 DEFAULT_FILE = Path("data") / "notes" / "supervision-notes.sqlite"
@@ -263,18 +269,31 @@ def _version_digest(conn: sqlite3.Connection, kind: str, record_id: int, version
     return hashlib.sha256((prev + payload).encode("utf-8")).hexdigest()
 
 
+def _chain_tables(conn: sqlite3.Connection) -> list[str]:
+    """The chain's tables in order: ``version_chain`` (schema 2) and, from schema 3, ``version_chain3``,
+    which continues the same chain (its first link covers the last link of the first table)."""
+    have = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('version_chain', 'version_chain3')")}
+    return [t for t in ("version_chain", "version_chain3") if t in have]
+
+
 def _chain_link(conn: sqlite3.Connection, kind: str, record_id: int, version: int) -> None:
     """Append one version to the hash chain (inside the transaction that wrote it)."""
-    last = conn.execute("SELECT digest FROM version_chain ORDER BY seq DESC LIMIT 1").fetchone()
+    tables = _chain_tables(conn)
+    last = None
+    for table in reversed(tables):
+        last = conn.execute(f"SELECT digest FROM {table} ORDER BY seq DESC LIMIT 1").fetchone()
+        if last:
+            break
     digest = _version_digest(conn, kind, record_id, version, last[0] if last else _GENESIS)
-    conn.execute("INSERT INTO version_chain (kind, record_id, version, digest) VALUES (?, ?, ?, ?)",
+    conn.execute(f"INSERT INTO {tables[-1]} (kind, record_id, version, digest) VALUES (?, ?, ?, ?)",
                  (kind, record_id, version, digest))
 
 
 def _chain_existing(conn: sqlite3.Connection) -> None:
     """Migration 2: chain the versions written before the chain existed, oldest first."""
     rows = []
-    for kind, (_, vtable, idcol, _) in _KIND_TABLES.items():
+    for kind, (_, vtable, idcol, _) in list(_KIND_TABLES.items())[:3]:  # the kinds of schema 1
         rows += [(r[0], kind, r[1], r[2]) for r in conn.execute(f"SELECT recorded_at, {idcol}, version FROM {vtable}")]
     for _, kind, record_id, version in sorted(rows, key=lambda r: (r[0], KINDS.index(r[1]), r[2], r[3])):
         _chain_link(conn, kind, record_id, version)
@@ -297,17 +316,125 @@ _SCHEMA_V2 = [
     _chain_existing,
 ]
 
+_V3_TABLES = ("item", "item_version", "review", "review_version", "goal", "goal_version", "version_chain3")
+_KEYS.update({"item": ("item_id",), "item_version": ("item_id", "version"), "review": ("review_id",),
+              "review_version": ("review_id", "version"), "goal": ("goal_id",),
+              "goal_version": ("goal_id", "version"), "version_chain3": ("seq",)})
+_DATE_CHECK = "CHECK ({c} IS NULL OR date({c}) IS {c})"
+_SCHEMA_V3 = [
+    # an agenda item discussed in a meeting, with the evidence as it stood then
+    """CREATE TABLE item (
+        item_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        meeting_id  INTEGER NOT NULL REFERENCES meeting(meeting_id),
+        client_id   TEXT CHECK (client_id IS NULL OR length(client_id) > 0),
+        flag        TEXT NOT NULL CHECK (length(flag) > 0),
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL
+    )""",
+    f"""CREATE TABLE item_version (
+        item_id     INTEGER NOT NULL REFERENCES item(item_id),
+        version     INTEGER NOT NULL CHECK (version >= 1),
+        evidence    TEXT NOT NULL,
+        data_date   TEXT {_DATE_CHECK.format(c='data_date')},
+        deleted     INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+        change      TEXT NOT NULL,
+        author      TEXT NOT NULL CHECK (length(author) > 0),
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (item_id, version)
+    )""",
+    # what a later meeting decided about an earlier action, item or goal
+    """CREATE TABLE review (
+        review_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        meeting_id  INTEGER NOT NULL REFERENCES meeting(meeting_id),
+        target_kind TEXT NOT NULL CHECK (target_kind IN ('action', 'item', 'goal')),
+        target_id   INTEGER NOT NULL,
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL,
+        UNIQUE (meeting_id, target_kind, target_id)
+    )""",
+    """CREATE TABLE review_version (
+        review_id   INTEGER NOT NULL REFERENCES review(review_id),
+        version     INTEGER NOT NULL CHECK (version >= 1),
+        status      TEXT NOT NULL CHECK (status IN ('done', 'carried_over', 'dropped')),
+        comment     TEXT,
+        change      TEXT NOT NULL,
+        author      TEXT NOT NULL CHECK (length(author) > 0),
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (review_id, version)
+    )""",
+    # a practice goal agreed in supervision, tied to one metric of the workbook
+    """CREATE TABLE goal (
+        goal_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        meeting_id    INTEGER NOT NULL REFERENCES meeting(meeting_id),
+        created_at    TEXT NOT NULL,
+        created_by    TEXT NOT NULL
+    )""",
+    f"""CREATE TABLE goal_version (
+        goal_id        INTEGER NOT NULL REFERENCES goal(goal_id),
+        version        INTEGER NOT NULL CHECK (version >= 1),
+        text           TEXT NOT NULL CHECK (length(trim(text)) > 0),
+        metric         TEXT NOT NULL CHECK (length(metric) > 0),
+        direction      TEXT NOT NULL CHECK (direction IN ('increase', 'decrease')),
+        baseline_start TEXT NOT NULL {_DATE_CHECK.format(c='baseline_start')},
+        baseline_end   TEXT NOT NULL {_DATE_CHECK.format(c='baseline_end')},
+        review_date    TEXT NOT NULL {_DATE_CHECK.format(c='review_date')},
+        status         TEXT NOT NULL CHECK (status IN ('active', 'achieved', 'not_achieved', 'dropped')),
+        change         TEXT NOT NULL,
+        author         TEXT NOT NULL CHECK (length(author) > 0),
+        recorded_at    TEXT NOT NULL,
+        PRIMARY KEY (goal_id, version)
+    )""",
+    "CREATE INDEX item_by_meeting ON item(meeting_id)",
+    "CREATE INDEX review_by_target ON review(target_kind, target_id)",
+    "CREATE INDEX goal_by_meeting ON goal(meeting_id)",
+    """CREATE VIEW item_current AS
+        SELECT i.item_id, i.meeting_id, i.client_id, i.flag, i.created_at, i.created_by, v.version,
+               v.evidence, v.data_date, v.deleted, v.author AS updated_by, v.recorded_at AS updated_at
+        FROM item i JOIN item_version v ON v.item_id = i.item_id
+        WHERE v.version = (SELECT max(version) FROM item_version WHERE item_id = i.item_id)""",
+    """CREATE VIEW review_current AS
+        SELECT r.review_id, r.meeting_id, r.target_kind, r.target_id, r.created_at, r.created_by, v.version,
+               v.status, v.comment, v.author AS updated_by, v.recorded_at AS updated_at
+        FROM review r JOIN review_version v ON v.review_id = r.review_id
+        WHERE v.version = (SELECT max(version) FROM review_version WHERE review_id = r.review_id)""",
+    """CREATE VIEW goal_current AS
+        SELECT g.goal_id, g.meeting_id, g.created_at, g.created_by, v.version, v.text, v.metric, v.direction,
+               v.baseline_start, v.baseline_end, v.review_date, v.status, v.author AS updated_by,
+               v.recorded_at AS updated_at
+        FROM goal g JOIN goal_version v ON v.goal_id = g.goal_id
+        WHERE v.version = (SELECT max(version) FROM goal_version WHERE goal_id = g.goal_id)""",
+    # the chain goes on in a table that knows the new kinds (SQLite cannot widen a CHECK in place)
+    """CREATE TABLE version_chain3 (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind      TEXT NOT NULL CHECK (kind IN ('meeting', 'note', 'action', 'item', 'review', 'goal')),
+        record_id INTEGER NOT NULL,
+        version   INTEGER NOT NULL,
+        digest    TEXT NOT NULL CHECK (length(digest) = 64),
+        UNIQUE (kind, record_id, version)
+    )""",
+    *[t for table in _V3_TABLES for t in _append_only_triggers(table)],
+    *[_no_replace_trigger(t) for t in _V3_TABLES],
+    _next_version_trigger("item_version", "item_id"),
+    _next_version_trigger("review_version", "review_id"),
+    _next_version_trigger("goal_version", "goal_id"),
+    # the first chain table is closed: every new link goes to version_chain3
+    "CREATE TRIGGER version_chain_closed BEFORE INSERT ON version_chain BEGIN SELECT RAISE(ABORT, "
+    "'supervision notes: the chain goes on in version_chain3; version_chain takes no new links'); END",
+]
+
 # Triggers that must be present (a missing one means someone removed a protection by hand).
 _REQUIRED_TRIGGERS = frozenset(
-    [f"{t}_no_{op}" for t in (*_APPEND_ONLY_TABLES, "version_chain") for op in ("update", "delete")]
-    + [f"{t}_no_replace" for t in (*_APPEND_ONLY_TABLES, "version_chain")]
-    + [f"{t}_next_version" for t in ("meeting_version", "note_version", "action_version")])
+    [f"{t}_no_{op}" for t in (*_APPEND_ONLY_TABLES, "version_chain", *_V3_TABLES) for op in ("update", "delete")]
+    + [f"{t}_no_replace" for t in (*_APPEND_ONLY_TABLES, "version_chain", *_V3_TABLES)]
+    + [f"{t}_next_version" for t in ("meeting_version", "note_version", "action_version", "item_version",
+                                     "review_version", "goal_version")] + ["version_chain_closed"])
 
 # (version, description, statements). Append new migrations; never edit a released one. A
 # statement is SQL, or a function of the connection (run in the same transaction).
 _MIGRATIONS: list[tuple[int, str, list]] = [
     (1, "meetings, notes and action items as append-only versions", _SCHEMA_V1),
     (2, "no INSERT OR REPLACE of a stored row, versions in order, SHA-256 chain over every version", _SCHEMA_V2),
+    (3, "discussed agenda items, reviews of earlier actions and items, practice goals", _SCHEMA_V3),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -317,6 +444,10 @@ _KIND_TABLES = {
                 ("meeting_date", "supervisor_id", "supervisee_id", "deleted")),
     "note": ("note", "note_version", "note_id", ("text", "deleted")),
     "action": ("action", "action_version", "action_id", ("text", "owner", "due", "status")),
+    "item": ("item", "item_version", "item_id", ("evidence", "data_date", "deleted")),
+    "review": ("review", "review_version", "review_id", ("status", "comment")),
+    "goal": ("goal", "goal_version", "goal_id", ("text", "metric", "direction", "baseline_start", "baseline_end",
+                                                 "review_date", "status")),
 }
 
 
@@ -1039,6 +1170,236 @@ class NotesStore:
             changes["due"] = _check_date(due, "due", optional=True)
         return self._change("action", action_id, author, "edited", lambda cur, conn: changes)
 
+    # -- follow-through: discussed items, reviews, practice goals ---------------------------
+
+    def record_item(self, meeting_id: int, flag: str, evidence: str, *, client_id: str | None = None,
+                    data_date: Any = None, author: str | None = None) -> int:
+        """Record that an agenda item was discussed in a meeting; returns its ``item_id``.
+
+        ``evidence`` is the item's evidence as it stood (kept, so the next meeting can say what
+        changed since); ``data_date`` is the export's last session date at the time.
+        """
+        meeting_id = _check_id(meeting_id, "meeting_id")
+        flag = _check_label(flag, "flag")
+        evidence = _check_text(evidence, "evidence")
+        client_id = _check_label(client_id, "client_id", optional=True)
+        data_date = _check_date(data_date, "data_date", optional=True)
+        author = None if author is None else _check_label(author, "author")
+
+        def tx(conn: sqlite3.Connection) -> int:
+            meeting = self._live_meeting(conn, meeting_id)
+            who = author or meeting["supervisor_id"]
+            same = conn.execute("SELECT item_id FROM item_current WHERE meeting_id = ? AND flag = ? AND "
+                                "client_id IS ? AND deleted = 0", (meeting_id, flag, client_id)).fetchone()
+            if same:  # discussed twice in one meeting: one record
+                return int(same[0])
+            iid = conn.execute("INSERT INTO item (meeting_id, client_id, flag, created_at, created_by) "
+                               "VALUES (?, ?, ?, ?, ?)", (meeting_id, client_id, flag, _now(), who)).lastrowid
+            self._append(conn, "item", iid, {"evidence": evidence, "data_date": data_date, "deleted": 0},
+                         1, "created", who)
+            return int(iid)
+
+        return self._run(tx, write=True)
+
+    def review(self, meeting_id: int, target_kind: str, target_id: int, status: str, *,
+               comment: str | None = None, author: str | None = None) -> int:
+        """Record in ``meeting_id`` what became of an earlier action, discussed item or goal.
+
+        ``status`` is ``done``, ``carried_over`` (still to follow up next time) or ``dropped``.
+        Reviewing an action ``done`` or ``dropped`` also sets the action's own status, in the same
+        transaction; a second review of the same target in the same meeting is a new version of it.
+        Returns the ``review_id``.
+        """
+        meeting_id = _check_id(meeting_id, "meeting_id")
+        if target_kind not in ("action", "item", "goal"):
+            raise NotesInputError(f"target_kind must be action, item or goal; got {target_kind!r}.",
+                                  fix="Review an action item, a discussed agenda item or a practice goal.")
+        target_id = _check_id(target_id, f"{target_kind}_id")
+        if not isinstance(status, str) or status.strip().lower() not in REVIEW_STATUSES:
+            raise NotesInputError(f"status must be one of {', '.join(REVIEW_STATUSES)}; got {status!r}.",
+                                  fix="'done' = it happened, 'carried_over' = follow it up next time, 'dropped' = no longer needed.")
+        status = status.strip().lower()
+        comment = None if comment is None or not str(comment).strip() else _check_text(comment, "comment")
+        author = None if author is None else _check_label(author, "author")
+
+        def tx(conn: sqlite3.Connection) -> int:
+            meeting = self._live_meeting(conn, meeting_id)
+            who = author or meeting["supervisor_id"]
+            target = self._current(conn, target_kind, target_id)
+            if target_kind == "action" and status in ("done", "dropped") and target["status"] != status:
+                self._append(conn, "action", target_id, {**target, "status": status}, int(target["version"]) + 1,
+                             "status", who)
+            if target_kind == "goal" and status == "dropped" and target["status"] != "dropped":
+                self._append(conn, "goal", target_id, {**target, "status": "dropped"}, int(target["version"]) + 1,
+                             "status", who)
+            row = conn.execute("SELECT review_id FROM review WHERE meeting_id = ? AND target_kind = ? AND target_id = ?",
+                               (meeting_id, target_kind, target_id)).fetchone()
+            if row:
+                cur = self._current(conn, "review", int(row[0]))
+                if (cur["status"], cur["comment"]) != (status, comment):
+                    self._append(conn, "review", int(row[0]), {"status": status, "comment": comment},
+                                 int(cur["version"]) + 1, "edited", who)
+                return int(row[0])
+            rid = conn.execute("INSERT INTO review (meeting_id, target_kind, target_id, created_at, created_by) "
+                               "VALUES (?, ?, ?, ?, ?)", (meeting_id, target_kind, target_id, _now(), who)).lastrowid
+            self._append(conn, "review", rid, {"status": status, "comment": comment}, 1, "created", who)
+            return int(rid)
+
+        return self._run(tx, write=True)
+
+    def add_goal(self, meeting_id: int, text: str, metric: str, *, direction: str, baseline_start: Any,
+                 baseline_end: Any, review_date: Any, author: str | None = None) -> int:
+        """Record a practice goal agreed in a meeting; returns its ``goal_id`` (status ``active``).
+
+        ``metric`` names one metric of :data:`supervision.followup.GOAL_METRICS`; ``direction``
+        (``increase`` or ``decrease``) says what counts as progress; the baseline window is compared
+        with the time from the meeting to ``review_date``.
+        """
+        meeting_id = _check_id(meeting_id, "meeting_id")
+        text = _check_text(text)
+        metric = _check_label(metric, "metric")
+        if direction not in ("increase", "decrease"):
+            raise NotesInputError(f"direction must be increase or decrease; got {direction!r}.",
+                                  fix="Say which way the metric should move for the goal to count as met.")
+        start = _check_date(baseline_start, "baseline_start")
+        end = _check_date(baseline_end, "baseline_end")
+        review = _check_date(review_date, "review_date")
+        if not start < end:
+            raise NotesInputError(f"the baseline must start before it ends; got {start} to {end}.",
+                                  fix="Give baseline_start before baseline_end.")
+        author = None if author is None else _check_label(author, "author")
+
+        def tx(conn: sqlite3.Connection) -> int:
+            meeting = self._live_meeting(conn, meeting_id)
+            if not review > meeting["meeting_date"]:
+                raise self._err(f"the review date {review} must come after the meeting ({meeting['meeting_date']}).",
+                                "Give a review date after the meeting; nothing was saved.", NotesInputError)
+            who = author or meeting["supervisor_id"]
+            gid = conn.execute("INSERT INTO goal (meeting_id, created_at, created_by) VALUES (?, ?, ?)",
+                               (meeting_id, _now(), who)).lastrowid
+            self._append(conn, "goal", gid, {"text": text, "metric": metric, "direction": direction,
+                                             "baseline_start": start, "baseline_end": end, "review_date": review,
+                                             "status": "active"}, 1, "created", who)
+            return int(gid)
+
+        return self._run(tx, write=True)
+
+    def set_goal_status(self, goal_id: int, status: str, author: str) -> int:
+        """Mark a practice goal ``active``, ``achieved``, ``not_achieved`` or ``dropped``."""
+        if not isinstance(status, str) or status.strip().lower() not in GOAL_STATUSES:
+            raise NotesInputError(f"status must be one of {', '.join(GOAL_STATUSES)}; got {status!r}.",
+                                  fix="Use achieved / not_achieved after the review, dropped to stop following it.")
+        return self._change("goal", goal_id, author, "status", lambda cur, conn: {"status": status.strip().lower()})
+
+    def items(self, supervisee_id: str | None = None, meeting_id: int | None = None) -> "pd.DataFrame":
+        """Discussed agenda items (not deleted), oldest meeting first; with the latest review, if any.
+
+        Returns
+        -------
+        DataFrame
+            ``item_id, meeting_id, meeting_date, supervisee_id, client_id, flag, evidence, data_date,
+            review_status`` (``done``, ``carried_over``, ``dropped`` or empty when never reviewed),
+            ``reviewed_on`` (date of that review's meeting).
+        """
+        where, args = self._filters("i", supervisee_id, None, meeting_id)
+        sql = f"""
+            SELECT i.item_id, i.meeting_id, m.meeting_date, m.supervisee_id, i.client_id, i.flag, i.evidence,
+                   i.data_date, r.status, rm.meeting_date
+            FROM item_current i JOIN meeting_current m ON m.meeting_id = i.meeting_id
+            LEFT JOIN review_current r ON r.review_id = (
+                SELECT r2.review_id FROM review r2 JOIN meeting_current m2 ON m2.meeting_id = r2.meeting_id
+                WHERE r2.target_kind = 'item' AND r2.target_id = i.item_id AND m2.deleted = 0
+                ORDER BY m2.meeting_date DESC, r2.review_id DESC LIMIT 1)
+            LEFT JOIN meeting_current rm ON rm.meeting_id = r.meeting_id
+            WHERE {' AND '.join(where)} AND i.deleted = 0 AND m.deleted = 0
+            ORDER BY m.meeting_date, i.item_id"""
+        rows = self._run(lambda conn: conn.execute(sql, args).fetchall())
+        return _frame(rows, _ITEM_COLUMNS)
+
+    def goals(self, supervisee_id: str | None = None, *, status: str | None = None) -> "pd.DataFrame":
+        """Practice goals, newest first: ``goal_id, meeting_id, meeting_date, supervisor_id, supervisee_id, text,
+        metric, direction, baseline_start, baseline_end, review_date, status``."""
+        where, args = self._filters("g", supervisee_id, None, None)
+        if status is not None:
+            where.append("g.status = ?")
+            args.append(status)
+        sql = f"""
+            SELECT g.goal_id, g.meeting_id, m.meeting_date, m.supervisor_id, m.supervisee_id, g.text, g.metric,
+                   g.direction, g.baseline_start, g.baseline_end, g.review_date, g.status
+            FROM goal_current g JOIN meeting_current m ON m.meeting_id = g.meeting_id
+            WHERE {' AND '.join(where)} AND m.deleted = 0
+            ORDER BY m.meeting_date DESC, g.goal_id DESC"""
+        rows = self._run(lambda conn: conn.execute(sql, args).fetchall())
+        return _frame(rows, _GOAL_COLUMNS)
+
+    def reviews(self, supervisee_id: str | None = None, meeting_id: int | None = None) -> "pd.DataFrame":
+        """Reviews (latest version each): ``review_id, meeting_id, meeting_date, target_kind, target_id, status, comment``."""
+        where, args = self._filters("r", supervisee_id, None, meeting_id)
+        sql = f"""
+            SELECT r.review_id, r.meeting_id, m.meeting_date, r.target_kind, r.target_id, r.status, r.comment
+            FROM review_current r JOIN meeting_current m ON m.meeting_id = r.meeting_id
+            WHERE {' AND '.join(where)} AND m.deleted = 0 ORDER BY m.meeting_date, r.review_id"""
+        rows = self._run(lambda conn: conn.execute(sql, args).fetchall())
+        return _frame(rows, _REVIEW_COLUMNS)
+
+    def to_follow_up(self, supervisee_id: str, meeting_id: int | None = None) -> "pd.DataFrame":
+        """What a meeting with ``supervisee_id`` starts from: the earlier meetings' actions, discussed
+        items and active goals that are not closed yet.
+
+        An action is still to follow up while its status is ``open``; a discussed item while it was
+        never reviewed as ``done`` or ``dropped`` in a later meeting (``carried_over`` keeps it);
+        a goal while it is ``active``. Only meetings before ``meeting_id`` (when given) count, and the
+        review made *in* ``meeting_id`` is shown as ``decided``.
+
+        Returns
+        -------
+        DataFrame
+            ``kind`` (``action``, ``item``, ``goal``), ``id``, ``meeting_id``, ``meeting_date``,
+            ``client_id``, ``what`` (the action's text, the item's flag or the goal's text), ``detail``
+            (owner and due date, the item's evidence then, or the goal's metric), ``decided`` (this
+            meeting's review status, empty when not yet decided).
+        """
+        import pandas as pd
+
+        supervisee_id = _check_label(supervisee_id, "supervisee_id")
+        meetings = self.meetings(supervisee_id)
+        if meeting_id is not None:
+            meeting_id = _check_id(meeting_id, "meeting_id")
+            this = meetings[meetings["meeting_id"] == meeting_id]
+            if len(this):
+                d = this["meeting_date"].iloc[0]
+                meetings = meetings[(meetings["meeting_date"] < d)
+                                    | ((meetings["meeting_date"] == d) & (meetings["meeting_id"] < meeting_id))]
+        earlier = set(meetings["meeting_id"])
+        decided = {}
+        if meeting_id is not None:
+            rv = self.reviews(meeting_id=meeting_id)
+            decided = {(k, int(t)): st for k, t, st in zip(rv["target_kind"], rv["target_id"], rv["status"])}
+        rows = []
+        acts = self.actions(supervisee_id)
+        for a in acts.itertuples():
+            if a.meeting_id in earlier and (a.status == "open" or ("action", a.action_id) in decided):
+                due = "" if pd.isna(a.due) else f", due {a.due:%d %b %Y}"
+                rows.append(("action", a.action_id, a.meeting_id, a.meeting_date, a.client_id, a.text,
+                             f"owner {a.owner}{due}", decided.get(("action", a.action_id), "")))
+        its = self.items(supervisee_id)
+        for i in its.itertuples():
+            closed = i.review_status in ("done", "dropped") and ("item", i.item_id) not in decided
+            if i.meeting_id in earlier and not closed:
+                rows.append(("item", i.item_id, i.meeting_id, i.meeting_date, i.client_id, i.flag, i.evidence,
+                             decided.get(("item", i.item_id), "")))
+        gs = self.goals(supervisee_id)
+        for g in gs.itertuples():
+            if g.meeting_id in earlier and (g.status == "active" or ("goal", g.goal_id) in decided):
+                rows.append(("goal", g.goal_id, g.meeting_id, g.meeting_date, None, g.text,
+                             f"{g.metric} ({g.direction}); review on {g.review_date:%d %b %Y}",
+                             decided.get(("goal", g.goal_id), "")))
+        cols = ["kind", "id", "meeting_id", "meeting_date", "client_id", "what", "detail", "decided"]
+        out = pd.DataFrame.from_records(rows, columns=cols)
+        if len(out):
+            out["client_id"] = out["client_id"].where(out["client_id"].notna() & (out["client_id"] != "nan"), None)
+        return out
+
     # -- reading ----------------------------------------------------------------------------
 
     def meetings(self, supervisee_id: str | None = None, *, supervisor_id: str | None = None,
@@ -1296,8 +1657,9 @@ class NotesStore:
         """Versions whose stored content no longer matches the hash chain, and versions not in it."""
         problems, prev = [], _GENESIS
         chained = set()
-        for seq, kind, record_id, version, digest in conn.execute(
-                "SELECT seq, kind, record_id, version, digest FROM version_chain ORDER BY seq").fetchall():
+        links = [row for table in _chain_tables(conn) for row in conn.execute(
+            f"SELECT seq, kind, record_id, version, digest FROM {table} ORDER BY seq").fetchall()]
+        for seq, kind, record_id, version, digest in links:
             chained.add((kind, record_id, version))
             got = _version_digest(conn, kind, record_id, version, prev)
             if got is None:
@@ -1347,7 +1709,9 @@ def _today() -> date:
 # Output frames
 
 _FIELD_TYPES = {"meeting_date": "date", "supervisor_id": "str", "supervisee_id": "str", "deleted": "bool",
-                "text": "str", "owner": "str", "due": "date", "status": "str"}
+                "text": "str", "owner": "str", "due": "date", "status": "str", "evidence": "str", "data_date": "date",
+                "comment": "str", "metric": "str", "direction": "str", "baseline_start": "date",
+                "baseline_end": "date", "review_date": "date"}
 _AUDIT = [("version", "int"), ("created_at", "utc"), ("created_by", "str"), ("updated_at", "utc"),
           ("updated_by", "str")]
 _MEETING_COLUMNS = [("meeting_id", "int"), ("meeting_date", "date"), ("supervisor_id", "str"),
@@ -1360,6 +1724,16 @@ _NOTE_COLUMNS = [("note_id", "int"), ("meeting_id", "Int64"), ("meeting_date", "
 _ACTION_COLUMNS = [("action_id", "int"), ("meeting_id", "int"), ("meeting_date", "date"), ("supervisor_id", "str"),
                    ("supervisee_id", "str"), ("client_id", "str"), ("text", "str"), ("owner", "str"),
                    ("due", "date"), ("status", "str"), ("overdue", "bool"), *_AUDIT]
+
+
+_ITEM_COLUMNS = [("item_id", "int"), ("meeting_id", "int"), ("meeting_date", "date"), ("supervisee_id", "str"),
+                 ("client_id", "str"), ("flag", "str"), ("evidence", "str"), ("data_date", "date"),
+                 ("review_status", "str"), ("reviewed_on", "date")]
+_GOAL_COLUMNS = [("goal_id", "int"), ("meeting_id", "int"), ("meeting_date", "date"), ("supervisor_id", "str"),
+                 ("supervisee_id", "str"), ("text", "str"), ("metric", "str"), ("direction", "str"),
+                 ("baseline_start", "date"), ("baseline_end", "date"), ("review_date", "date"), ("status", "str")]
+_REVIEW_COLUMNS = [("review_id", "int"), ("meeting_id", "int"), ("meeting_date", "date"), ("target_kind", "str"),
+                   ("target_id", "int"), ("status", "str"), ("comment", "str")]
 
 
 def _frame(rows: list, columns: list[tuple[str, str]]) -> "pd.DataFrame":

@@ -398,6 +398,12 @@ class SynthParams:
     p_risk_worse: float = 0.55
     risk_worse_points: float = 3.0
     p_risk_answer: float = 0.75
+    # practice goals set in supervision (ground truth only: goals live in the notes database): on
+    # the check-in share, set goal_days_before_end days before the as-of date. Slot 4's check-in
+    # share falls to goal_check_in_after from then (a planted improvement); slots 10 and 0 have a
+    # goal and no change [U: design choices].
+    goal_days_before_end: int = 182
+    goal_check_in_after: float = 0.06
 
 
 # --------------------------------------------------------------------------------------------
@@ -771,6 +777,9 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     repair_session = rupt[ac] & r_repair[ac] & (ak == rk_a + lag_a)
     after_unrep = rupt[ac] & ~r_repair[ac] & (ak == rk_a + 1)
     p_ci = np.where(first, 0.02, p_checkin[ajc] * red)
+    goal_day = period_days - p.goal_days_before_end
+    goal_improver, goal_null = slot == 4, np.isin(slot, [10, 0])
+    p_ci = np.where(goal_improver[ajc] & (day[att_idx] > goal_day) & ~first, p.goal_check_in_after * red, p_ci)
     p_dr = np.where(first, 0.03, p_drift[ajc] * red)
     p_te = np.where(first, 0.08, 0.13)
     p_pr = np.where(first, 0.0, 0.02 + 0.5 * repair_session + 0.15 * after_unrep)
@@ -1101,6 +1110,20 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
                   "are listed only when they happened inside the data (the client attended the "
                   "rupture session / the postgain session before the as-of date)."),
     }
+    goal_rows = np.flatnonzero(goal_improver | goal_null)
+    goal_date = start_date + _dt.timedelta(days=int(goal_day))
+    practice_goals = pd.DataFrame({
+        "clinician_id": clin_ids[goal_rows],
+        "metric": "check_in_share",
+        "direction": "decrease",
+        "baseline_start": start_date.isoformat(),
+        "baseline_end": (goal_date - _dt.timedelta(days=1)).isoformat(),
+        "set_on": goal_date.isoformat(),
+        "review_date": (as_of - _dt.timedelta(days=1)).isoformat(),
+        "planted_change": goal_improver[goal_rows],
+        "check_in_rate_before": np.round(p_checkin[goal_rows], 3),
+        "check_in_rate_after": np.round(np.where(goal_improver[goal_rows], p.goal_check_in_after, p_checkin[goal_rows]), 3),
+    })
     truth: dict[str, Any] = {
         "meta": meta,
         "clinicians": gt_clin,
@@ -1109,6 +1132,7 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         "sudden_gains": sudden,
         "clients": gt_clients,
         "risk": risk_truth,
+        "practice_goals": practice_goals,
         "defects": pd.DataFrame(columns=_DEFECT_COLUMNS),
     }
     out = {"clients": clients, "sessions": sessions, "clinicians": clinicians, "scores": scores,

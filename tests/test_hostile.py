@@ -163,6 +163,8 @@ def _raw(db):
     "VALUES (1, 9, 'a later version out of order', 0, 'edited', 'S1', 'x')",
     "INSERT OR REPLACE INTO version_chain (seq, kind, record_id, version, digest) VALUES (1, 'note', 1, 1, '"
     + "0" * 64 + "')",
+    "INSERT OR REPLACE INTO version_chain3 (seq, kind, record_id, version, digest) VALUES (1, 'note', 1, 1, '"
+    + "0" * 64 + "')",
 ])
 def test_notes_history_cannot_be_replaced_by_hand(tmp_path, sql):
     import sqlite3
@@ -218,7 +220,9 @@ def test_a_notes_file_of_schema_1_is_chained_on_upgrade(tmp_path, monkeypatch):
         s.edit_note(nid, "third words", "S1")
         assert s.integrity_check() == "ok"
     with _raw(db) as c:
-        assert c.execute("SELECT count(*) FROM version_chain").fetchone()[0] == 5
+        # schema 2 chained the 4 old versions; the edit's link goes on in schema 3's table
+        assert c.execute("SELECT count(*) FROM version_chain").fetchone()[0] == 4
+        assert c.execute("SELECT count(*) FROM version_chain3").fetchone()[0] == 1
 
 
 # --- pseudonymisation: no key in the output, no name through free-text columns, key file permissions ------------------

@@ -501,7 +501,7 @@ def test_schema_version_table_and_migrations(db, monkeypatch):
             NotesStore(db, read_only=read_only)
         assert "Update the supervision-workbook package" in str(err.value)
     assert sha(db) == digest
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
 
 def test_settings_choose_the_path_and_timeout(tmp_path):

@@ -104,7 +104,7 @@ def test_tables_and_columns(demo):
             "agenda_set", "identity_addressed", "srs_total", "ors_total"} <= cols
     assert {f"wai_{i}" for i in range(1, 13)} <= cols
     assert set(demo["ground_truth"]) == {"meta", "clinicians", "adaptation_gaps", "ruptures", "sudden_gains",
-                                         "clients", "risk", "defects"}
+                                         "clients", "risk", "practice_goals", "defects"}
 
 
 def test_pseudonymous_ids(demo):
