@@ -147,3 +147,20 @@ def test_cli_publish(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "T05" / "manifest.json").read_text())["policy"] == "cms"
     assert main(["publish", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 2
     assert "Publish problem" in capsys.readouterr().err
+
+
+def test_a_hosted_workbook_opens_the_folder_named_by_supervision_data(published, monkeypatch, tmp_path):
+    """The hub sets SUPERVISION_DATA to the user's folder: the default data and the start page open it."""
+    from supervision.notes import default_notes_path
+    from supervision.widgets.start import start_here
+
+    out, _, _ = published
+    monkeypatch.delenv("SUPERVISION_DATA", raising=False)
+    assert load_caseload().source == str(demo_path())  # unset: the demo, as before
+    monkeypatch.setenv("SUPERVISION_DATA", str(out / "T02"))
+    assert set(load_caseload().clients["clinician_id"]) == {"T02"}
+    dash = start_here().dashboard
+    assert dash.state.source == "folder" and dash.state.path == out / "T02"
+    assert set(dash.state.caseload.clients["clinician_id"]) == {"T02"}
+    monkeypatch.setenv("SUPERVISION_NOTES", str(tmp_path / "n.sqlite"))
+    assert default_notes_path() == tmp_path / "n.sqlite"
