@@ -133,6 +133,9 @@ def place(published, accounts_csv, root, *, analyst: str = "root", export=None, 
     bad_roles = sorted({a["role"] for a in accounts} - {"clinician", "supervisor"})
     if bad_roles:
         raise PlaceError(f"Unknown role(s) {bad_roles} in {accounts_csv}: use 'clinician' or 'supervisor'.")
+    upper = sorted(u for u in [*clinician_user.values(), *supervisor_user.values()] if u != u.lower())
+    if upper:
+        raise PlaceError(f"JupyterHub logs users in by lower-case names; these are not: {', '.join(upper)}.")
     unknown = sorted(u for u in [*clinician_user.values(), *supervisor_user.values(), analyst] if not _user_exists(u))
     if unknown:
         raise PlaceError(f"These accounts do not exist on this system: {', '.join(unknown)}. Create them (or connect "

@@ -164,7 +164,8 @@ def publish(export, out, settings=None, *, policy: str | None = None,
     export : folder or .xlsx
         The whole service export (read once, whole, whatever ``privacy.self_review_clinician`` says).
     out : folder
-        Created if needed. Existing clinician folders are overwritten file by file.
+        Created if needed, readable by its owner only (mode 0700: it holds every clinician's
+        folder). Existing clinician folders are overwritten file by file.
     settings : path, dict or Settings, optional
     policy : ``"nhs"``, ``"cms"`` or ``"none"``, optional
         The disclosure-control policy of the benchmarks (default: the settings'); ``"none"`` is
@@ -194,7 +195,7 @@ def publish(export, out, settings=None, *, policy: str | None = None,
     if not cl.usable:
         raise PublishError(f"{export} cannot be used: run `supervision validate {export}` to see why.")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new output folder is the analyst's alone
     ids = sorted(set(cl.clinicians["clinician_id"].dropna().astype(str)) | set(cl.clients["clinician_id"].dropna().astype(str)))
     names: dict[str, str] = {}
     for cid in ids:
@@ -231,6 +232,8 @@ def publish(export, out, settings=None, *, policy: str | None = None,
         index.append({"clinician_id": cid, "folder": folder.name, "supervisor_id": s, "clients": manifest["clients"]})
         if progress:
             progress(i, len(ids), cid, time.perf_counter() - t1)
-    write_safe_csv(pd.DataFrame(index, columns=["clinician_id", "folder", "supervisor_id", "clients"]), out / INDEX_FILE)
+    # read by deploy/place_data.py: ids written exactly as they are (no spreadsheet escaping)
+    pd.DataFrame(index, columns=["clinician_id", "folder", "supervisor_id", "clients"]).to_csv(
+        out / INDEX_FILE, index=False, encoding="utf-8")
     summary.seconds = time.perf_counter() - t0
     return summary

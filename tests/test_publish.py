@@ -119,7 +119,7 @@ def _export_with_ids(tmp: Path, rename: dict[str, str]) -> Path:
 
 
 def test_unsafe_clinician_ids_stay_inside_the_output_folder(tmp_path):
-    rename = {"T01": "../../escaped", "T02": "/tmp/abs", "T03": "..", "T04": "a/b", "T05": "a_b"}
+    rename = {"T01": "../../escaped", "T02": "/tmp/abs", "T03": "..", "T04": "a/b", "T05": "a_b", "T06": "=1+1"}
     src = _export_with_ids(tmp_path, rename)
     out = tmp_path / "out"
     summary = publish(src, out)
@@ -131,6 +131,9 @@ def test_unsafe_clinician_ids_stay_inside_the_output_folder(tmp_path):
     assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("*escaped*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "out"]
     assert len({f.name for f in summary.folders.values()}) == 12
+    index = pd.read_csv(out / "publish_index.csv", dtype=str, keep_default_na=False)
+    assert set(rename.values()) <= set(index["clinician_id"])  # the ids exactly, for place_data.py
+    assert dict(zip(index["clinician_id"], index["folder"])) == {c: f.name for c, f in summary.folders.items()}
 
 
 def test_publish_refuses_no_policy_and_unusable_exports(tmp_path):
@@ -164,3 +167,8 @@ def test_a_hosted_workbook_opens_the_folder_named_by_supervision_data(published,
     assert set(dash.state.caseload.clients["clinician_id"]) == {"T02"}
     monkeypatch.setenv("SUPERVISION_NOTES", str(tmp_path / "n.sqlite"))
     assert default_notes_path() == tmp_path / "n.sqlite"
+
+
+def test_a_new_output_folder_is_private(tmp_path):
+    publish(demo_path(), tmp_path / "new")
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
