@@ -377,6 +377,16 @@ def test_supervisor_s_sees_exactly_their_supervisees(hub, chromium):
     # the notes folder is S's alone
     st = (d / "notes" / hub["users"]["S"]).stat()
     assert st.st_uid == pwd.getpwnam(hub["users"]["S"]).pw_uid and st.st_mode & 0o777 == 0o700
+    # S's notes, written through the workbook's notes store in S's kernel, land in S's private folder
+    notes = json.loads(_kernel_run(hub, "S", (
+        "import json\nfrom supervision.notes import NotesStore\nstore = NotesStore()\n"
+        f"m = store.start_meeting({S_ID!r}, {A_ID!r})\nstore.add_note('e2e note', author={S_ID!r}, meeting_id=m)\n"
+        "print(json.dumps({'path': str(store.path), 'notes': len(store.notes())}))")).strip().splitlines()[-1])
+    assert notes == {"path": got["notes"], "notes": 1}
+    assert Path(notes["path"]).stat().st_uid == pwd.getpwnam(hub["users"]["S"]).pw_uid
+    r = subprocess.run(["runuser", "-u", hub["users"]["A"], "--", str(PREFIX / "venv" / "bin" / "python"), "-c",
+                        f"open({notes['path']!r}, 'rb')"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "PermissionError" in r.stderr  # not even S's supervisee can read them
     out = os.environ.get("SW_HUB_METRICS")
     if out:
         Path(out).write_text(json.dumps({"hub_start_s": round(hub["hub_start_s"], 1), **hub["metrics"]}, indent=2))
