@@ -25,7 +25,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test browser hub-env
+install-test: $(VENV)/.installed-test browser
 
 # Debian's Chromium for the real-browser tests (Playwright never downloads a browser here).
 browser:
@@ -62,7 +62,7 @@ lab: install
 app: install-test
 	$(BIN)/voila notebooks/00-start-here.ipynb --Voila.ip=127.0.0.1 --port=$(PORT)
 
-test: install-test
+test: install-test hub-env
 	$(BIN)/python -m pytest
 
 demo: install
