@@ -6,6 +6,7 @@
     supervision import fhir PATH --out DIR [--default-clinician ID]
     supervision import mapped PATH --mapping FILE.toml --out DIR
     supervision pseudonymise IN OUT --key-file K
+    supervision publish EXPORT --out DIR [--policy nhs|cms] [--settings FILE.toml]
     supervision demo [--out DIR] [--seed N] [--clinicians N] [--months N] [--episodes N] [--format csv|parquet] [--messy]
 
 Exit codes of ``validate``: 0 clean, 1 loaded with problems, 2 unusable (or a usage error).
@@ -149,6 +150,25 @@ def _pseudonymise(args) -> int:
     return cli_pseudonymise(args.input, args.output, args.key_file, settings=args.settings)
 
 
+def _publish(args) -> int:
+    from supervision.config import SettingsError
+    from supervision.publish import PublishError, publish
+
+    def progress(i, n, cid, took):
+        if n <= 20 or i == n or i % max(1, n // 20) == 0:
+            print(f"[{i}/{n}] published {cid} ({took:.2f} s)", flush=True)
+
+    try:
+        summary = publish(args.path, args.out, settings=args.settings, policy=args.policy, progress=progress)
+    except (PublishError, SettingsError) as exc:
+        print(f"Publish problem: {exc}", file=sys.stderr)
+        return 2
+    print(summary)
+    print(f"Each folder holds one clinician's own clients and the service benchmarks; {args.out}/publish_index.csv "
+          "(for the analyst only) maps clinicians to folders and supervisors.")
+    return 0
+
+
 def _demo(args) -> int:
     from supervision import synth
 
@@ -200,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--key-file", required=True, help="secret key file (at least 32 random bytes); never written out")
     ps.add_argument("--settings", help="settings file (TOML): [privacy] direct_identifiers, age bands")
     ps.set_defaults(func=_pseudonymise)
+    pb = sub.add_parser("publish", help="one folder per clinician: their own clients plus suppressed service benchmarks")
+    pb.add_argument("path", help="the whole export (folder or .xlsx)")
+    pb.add_argument("--out", required=True, help="folder to write the per-clinician folders into")
+    pb.add_argument("--policy", choices=["nhs", "cms"], help="small-numbers policy of the benchmarks (default: the settings')")
+    pb.add_argument("--settings", help="settings file (TOML)")
+    pb.set_defaults(func=_publish)
     d = sub.add_parser("demo", help="generate the synthetic demo clinic")
     d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")
     d.add_argument("--seed", type=int, default=20261126)

@@ -456,9 +456,12 @@ _KIND_TABLES = {
 
 
 def default_notes_path() -> Path:
-    """Where notes are kept when ``[notes] path`` is empty: ``data/notes/supervision-notes.sqlite``
-    under the project folder (git-ignored; created on first use)."""
-    return Path(__file__).resolve().parents[1] / DEFAULT_FILE
+    """Where notes are kept when ``[notes] path`` is empty: the file named by the
+    ``SUPERVISION_NOTES`` environment variable (a hosted workbook sets it to the supervisor's
+    private notes folder), else ``data/notes/supervision-notes.sqlite`` under the project folder
+    (git-ignored; created on first use)."""
+    env = os.environ.get("SUPERVISION_NOTES", "").strip()
+    return Path(env) if env else Path(__file__).resolve().parents[1] / DEFAULT_FILE
 
 
 def _now() -> str:

@@ -6,6 +6,7 @@ their input into the contract's tables and then go through the same validation.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,13 +25,23 @@ from supervision.schema import (
     per_value, take_codes,
 )
 
-__all__ = ["load_caseload", "load_tables", "demo_path"]
+__all__ = ["load_caseload", "load_tables", "demo_path", "env_data_path"]
+
+#: Environment variable naming the data a hosted workbook opens by default (set per user by the
+#: JupyterHub deployment in ``deploy/``: the user's own published folder).
+DATA_ENV = "SUPERVISION_DATA"
 
 
 def demo_path() -> Path:
     """The bundled demo clinic: ``data/demo`` of the source checkout (an editable install)."""
     here = Path(__file__).resolve().parents[2] / "data" / "demo"
     return here
+
+
+def env_data_path() -> Path | None:
+    """The folder named by the ``SUPERVISION_DATA`` environment variable, or None when it is unset or empty."""
+    value = os.environ.get(DATA_ENV, "").strip()
+    return Path(value) if value else None
 
 
 def _code_list(v) -> list[str]:
@@ -686,7 +697,8 @@ def load_caseload(path=None, settings=None) -> Caseload:
     path : str or Path, optional
         A folder of CSV or Parquet files (``clients``, ``sessions``, optional ``clinicians`` and
         ``scores``) or one ``.xlsx`` workbook with a sheet per table. Default: the ``data.path``
-        setting, or the bundled demo clinic when that is empty.
+        setting; when that is empty, the ``SUPERVISION_DATA`` environment variable (a hosted
+        workbook sets it to the user's own folder); else the bundled demo clinic.
     settings : path, dict or Settings, optional
         See :func:`supervision.config.load_settings`. With ``[privacy] self_review_clinician`` set,
         only that clinician's own clients are kept (:func:`supervision.privacy.apply_scope`), so
@@ -701,7 +713,7 @@ def load_caseload(path=None, settings=None) -> Caseload:
     """
     settings = load_settings(settings)
     if path is None:
-        path = settings["data"]["path"] or demo_path()
+        path = settings["data"]["path"] or env_data_path() or demo_path()
     problems: list = []
     kinds = {table: {c.name: c.kind for c in cols if c.kind in ("number", "date")} for table, cols in contract(settings).items()}
     raw, fmt = read_export(path, problems, kinds)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from supervision.caseload import Caseload
 from supervision.figures.caseload import sessions_per_month
-from supervision.io import demo_path, load_caseload
+from supervision.io import demo_path, env_data_path, load_caseload
 from supervision.widgets.framework import FigureBox, error_html
 
 REPORT_ROWS_SHOWN = 100
@@ -98,6 +98,8 @@ class StartHere:
 
     def __init__(self, data: str | Path | None = None, settings=None):
         self.settings = settings
+        if data is None:
+            data = env_data_path()  # a hosted workbook (deploy/) names the user's own folder; unset: the demo
         self.state = StartState(source="demo" if data is None else "folder", folder="" if data is None else str(data))
         self.source = w.Dropdown(options=[("The bundled demo clinic", "demo"), ("A folder of my own", "folder")],
                                  value=self.state.source, description="Data:")
@@ -201,7 +203,8 @@ def start_here(data: str | Path | None = None, settings=None, load: bool = True)
     Parameters
     ----------
     data : folder or .xlsx path, optional
-        Your export; ``None`` for the bundled demo clinic.
+        Your export; ``None`` for the folder named by the ``SUPERVISION_DATA`` environment variable
+        when it is set (a hosted workbook), else the bundled demo clinic.
     """
     dash = StartHere(data, settings=settings)
     if load:

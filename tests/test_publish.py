@@ -1,0 +1,174 @@
+"""`supervision publish`: one folder per clinician, own clients only, suppressed whole-service benchmarks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from supervision.cli import main
+from supervision.io import demo_path, load_caseload
+from supervision.publish import PublishError, publish, safe_name
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_caseload(demo_path())
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, demo):
+    out = tmp_path_factory.mktemp("published")
+    seen = []
+    summary = publish(demo_path(), out, progress=lambda i, n, cid, s: seen.append((i, n, cid)))
+    return out, summary, seen
+
+
+def test_one_folder_per_clinician_each_with_only_its_own_clients(published, demo):
+    out, summary, seen = published
+    ids = sorted(demo.clinicians["clinician_id"])
+    assert sorted(summary.folders) == ids
+    assert [s[2] for s in seen] == ids and seen[-1][:2] == (len(ids), len(ids))  # progress for every clinician
+    all_clients = set()
+    for cid in ids:
+        folder = out / cid
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "clients.parquet", "clinicians.parquet", "manifest.json", "service_benchmarks.csv", "sessions.parquet"]
+        cl = load_caseload(folder)
+        assert cl.status == "clean", cl.report
+        expected = set(demo.clients.loc[demo.clients["clinician_id"] == cid, "client_id"])
+        assert set(cl.clients["client_id"]) == expected
+        assert set(cl.clients["clinician_id"]) == {cid}
+        assert list(cl.clinicians["clinician_id"]) == [cid]
+        assert set(cl.sessions["client_id"]) <= expected
+        assert len(cl.sessions) == int(demo.sessions["client_id"].isin(expected).sum())
+        assert not (set(cl.clients["client_id"]) & all_clients)
+        all_clients |= set(cl.clients["client_id"])
+        m = json.loads((folder / "manifest.json").read_text())
+        assert m["clinician_id"] == cid and m["policy"] == "nhs" and m["clients"] == len(expected)
+        assert m["export"] == "demo" and m["published_at"].endswith("+00:00")
+        assert m["supervisor_id"] == demo.clinicians.set_index("clinician_id").loc[cid, "supervisor_id"]
+    assert all_clients == set(demo.clients["client_id"])
+    index = pd.read_csv(out / "publish_index.csv", encoding="utf-8-sig")
+    assert list(index["clinician_id"]) == ids and list(index["folder"]) == ids
+
+
+def test_published_tables_reload_to_the_scoped_caseload(published, demo):
+    from supervision.privacy import apply_scope
+
+    out, _, _ = published
+    for name in ("clients", "sessions", "clinicians"):
+        got = getattr(load_caseload(out / "T03"), name).drop(columns="source_row")
+        want = getattr(apply_scope(demo, "T03"), name).drop(columns="source_row")
+        # a measure this clinician never recorded is an empty column, which the loader leaves out
+        gone = want.drop(columns=list(got.columns))
+        assert gone.drop(columns=[c for c in gone if c.endswith("_prorated")]).isna().all().all()
+        assert not gone[[c for c in gone if c.endswith("_prorated")]].fillna(False).any().any()
+        want = want[list(got.columns)]
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+
+
+def test_benchmarks_come_from_the_whole_export_and_are_suppressed(published, demo):
+    out, summary, _ = published
+    b = pd.read_csv(out / "T01" / "service_benchmarks.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert "n" not in b.columns and "events" not in b.columns  # raw counts never leave the analyst
+    total = b[(b["benchmark"] == "clients") & (b["dimension"] == "all")]
+    assert len(total) == 1
+    n_all = len(demo.clients)  # the whole service, not T01's own clients
+    assert int(total["n_display"].iloc[0]) == 5 * round(n_all / 5)
+    assert int(total["n_display"].iloc[0]) != len(demo.clients[demo.clients["clinician_id"] == "T01"])
+    # every published count is either the marker or a multiple of 5 above the NHS threshold (1-7 hidden)
+    shown = b["n_display"]
+    counts = pd.to_numeric(shown[shown != "*"])
+    assert ((counts == 0) | ((counts > 7) & (counts % 5 == 0))).all()
+    # plain-pandas oracle for one group: women in the whole export
+    women = int((demo.clients["gender_identity"] == "woman").sum())
+    row = b[(b["benchmark"] == "clients") & (b["dimension"] == "gender_identity") & (b["group"] == "woman")]
+    assert int(row["n_display"].iloc[0]) == 5 * round(women / 5)
+    # a group of 1-7 clients is hidden, and its complement too (complementary suppression)
+    assert (b["n_suppressed"] == "True").any()
+    # same benchmarks in every folder
+    for cid in ("T02", "T12"):
+        assert (out / cid / "service_benchmarks.csv").read_bytes() == (out / "T01" / "service_benchmarks.csv").read_bytes()
+    kinds = set(zip(b["benchmark"], b["kind"]))
+    assert {("clients", "count"), ("single_session", "rate"), ("srs_total", "mean")} <= kinds
+
+
+def test_safe_name_keeps_ids_inside_the_folder():
+    assert safe_name("T01") == "T01"
+    for bad in ("../evil", "..", ".", "/etc/passwd", "a/b", "a\\b", "", " ", "x\x00y", ".hidden", "é"):
+        name = safe_name(bad)
+        assert name and "/" not in name and "\\" not in name and not name.startswith(".") and "\x00" not in name
+        assert len(name) <= 64
+    assert safe_name("a/b") != safe_name("a_b")
+    assert len(safe_name("x" * 500)) <= 64
+
+
+def _export_with_ids(tmp: Path, rename: dict[str, str]) -> Path:
+    src = tmp / "export"
+    shutil.copytree(demo_path(), src, ignore=shutil.ignore_patterns("*.json", "*.md"))
+    for name in ("clients", "sessions", "clinicians"):
+        f = src / f"{name}.csv"
+        t = pd.read_csv(f, dtype=str, keep_default_na=False)
+        t["clinician_id"] = t["clinician_id"].replace(rename)
+        t.to_csv(f, index=False)
+    return src
+
+
+def test_unsafe_clinician_ids_stay_inside_the_output_folder(tmp_path):
+    rename = {"T01": "../../escaped", "T02": "/tmp/abs", "T03": "..", "T04": "a/b", "T05": "a_b", "T06": "=1+1"}
+    src = _export_with_ids(tmp_path, rename)
+    out = tmp_path / "out"
+    summary = publish(src, out)
+    assert len(summary.folders) == 12
+    for cid, folder in summary.folders.items():
+        assert folder.parent == out.resolve()
+        cl = load_caseload(folder)
+        assert set(cl.clients["clinician_id"]) == {cid}
+    assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("*escaped*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "out"]
+    assert len({f.name for f in summary.folders.values()}) == 12
+    index = pd.read_csv(out / "publish_index.csv", dtype=str, keep_default_na=False)
+    assert set(rename.values()) <= set(index["clinician_id"])  # the ids exactly, for place_data.py
+    assert dict(zip(index["clinician_id"], index["folder"])) == {c: f.name for c, f in summary.folders.items()}
+
+
+def test_publish_refuses_no_policy_and_unusable_exports(tmp_path):
+    with pytest.raises(PublishError, match="disclosure policy"):
+        publish(demo_path(), tmp_path / "a", policy="none")
+    with pytest.raises(PublishError, match="cannot be used"):
+        publish(tmp_path / "missing", tmp_path / "b")
+
+
+def test_cli_publish(tmp_path, capsys):
+    assert main(["publish", str(demo_path()), "--out", str(tmp_path / "out"), "--policy", "cms"]) == 0
+    text = capsys.readouterr().out
+    assert "[12/12] published T12" in text and "Published 12 clinician folder(s)" in text
+    assert json.loads((tmp_path / "out" / "T05" / "manifest.json").read_text())["policy"] == "cms"
+    assert main(["publish", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 2
+    assert "Publish problem" in capsys.readouterr().err
+
+
+def test_a_hosted_workbook_opens_the_folder_named_by_supervision_data(published, monkeypatch, tmp_path):
+    """The hub sets SUPERVISION_DATA to the user's folder: the default data and the start page open it."""
+    from supervision.notes import default_notes_path
+    from supervision.widgets.start import start_here
+
+    out, _, _ = published
+    monkeypatch.delenv("SUPERVISION_DATA", raising=False)
+    assert load_caseload().source == str(demo_path())  # unset: the demo, as before
+    monkeypatch.setenv("SUPERVISION_DATA", str(out / "T02"))
+    assert set(load_caseload().clients["clinician_id"]) == {"T02"}
+    dash = start_here().dashboard
+    assert dash.state.source == "folder" and dash.state.path == out / "T02"
+    assert set(dash.state.caseload.clients["clinician_id"]) == {"T02"}
+    monkeypatch.setenv("SUPERVISION_NOTES", str(tmp_path / "n.sqlite"))
+    assert default_notes_path() == tmp_path / "n.sqlite"
+
+
+def test_a_new_output_folder_is_private(tmp_path):
+    publish(demo_path(), tmp_path / "new")
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
