@@ -52,6 +52,7 @@ def _ci(row, name) -> str:
     return f"{_pct(row[name])} ({_pct(row[name + '_lower'])}–{_pct(row[name + '_upper'])})"
 
 
+TABS = ["Agenda", "Follow-up", "Caseload", "Alliance", "Client", "Notes"]
 SECTION_TITLES = {
     "risk": "Risk: discuss first",
     "today": "Today's clients",
@@ -123,7 +124,7 @@ class AgendaView(View):
                      layout=w.Layout(width="auto", min_width="150px", flex="0 0 auto"))
         b.add_class("sw-agenda-open")
         b.add_class(f"sw-client-{cid}")
-        b.on_click(lambda _b, c=cid: self._dash.guard(self._dash.open_client)(c))
+        b.on_click(lambda _b, c=cid: self._dash.guard(self._dash.discuss)(c))
         self.open_buttons[cid] = b
         return b
 
@@ -298,6 +299,187 @@ class ClientView(View):
             self.chart.clear()
 
 
+class FollowUpView(View):
+    """Since the last meeting: earlier actions, discussed items and practice goals, each with what the
+    data shows since, to mark done / carried over / dropped in today's meeting; practice goals
+    (set, judged against chance); the supervisee's development by quarter.
+
+    CSS classes: ``sw-followup-summary``, ``sw-followup-row`` (buttons ``sw-followup-done``,
+    ``sw-followup-carry``, ``sw-followup-drop``), ``sw-goals-list``, the goal form (``sw-goal-text``,
+    ``sw-goal-metric``, ``sw-goal-direction``, ``sw-goal-start``, ``sw-goal-end``, ``sw-goal-review``,
+    ``sw-goal-add``), ``sw-followup-feedback``, ``sw-development-metric`` and chart ``sw-chart-development``.
+    """
+
+    css_class = "sw-followup"
+
+    def __init__(self, dashboard_ref):
+        from supervision.followup import DEVELOPMENT_METRICS, GOAL_METRICS
+
+        super().__init__()
+        self._dash = dashboard_ref
+        self._data: Slice | None = None
+        self.summary = w.HTML()
+        self.summary.add_class("sw-followup-summary")
+        self.rows = w.VBox()
+        self.goals_html = w.HTML()
+        self.goals_html.add_class("sw-goals-list")
+        wide = w.Layout(width="auto")
+        self.goal_text = w.Text(placeholder="The practice goal in the supervisee's words", layout=w.Layout(width="60%"))
+        self.goal_text.add_class("sw-goal-text")
+        self.goal_metric = w.Dropdown(options=[(v[0].capitalize(), k) for k, v in GOAL_METRICS.items()],
+                                      description="Measured by:", style={"description_width": "initial"},
+                                      layout=w.Layout(width="60%"))
+        self.goal_metric.add_class("sw-goal-metric")
+        self.goal_direction = w.Dropdown(options=[("should go down", "decrease"), ("should go up", "increase")],
+                                         layout=wide)
+        self.goal_direction.add_class("sw-goal-direction")
+        self.goal_start = w.DatePicker(description="Baseline from", style={"description_width": "initial"}, layout=wide)
+        self.goal_end = w.DatePicker(description="to", style={"description_width": "initial"}, layout=wide)
+        self.goal_review = w.DatePicker(description="Review on", style={"description_width": "initial"}, layout=wide)
+        for x, c in ((self.goal_start, "sw-goal-start"), (self.goal_end, "sw-goal-end"), (self.goal_review, "sw-goal-review")):
+            x.add_class(c)
+        self.goal_add = w.Button(description="Set practice goal", icon="bullseye", button_style="success",
+                                 layout=w.Layout(width="auto"))
+        self.goal_add.add_class("sw-goal-add")
+        self.goal_add.on_click(lambda _b: self._dash.guard(self._add_goal)())
+        self.feedback = w.HTML()
+        self.feedback.add_class("sw-followup-feedback")
+        self.dev_metric = w.Dropdown(options=[(GOAL_METRICS[k][0].capitalize(), k) for k in DEVELOPMENT_METRICS],
+                                     description="Development:", style={"description_width": "initial"},
+                                     layout=w.Layout(width="60%"))
+        self.dev_metric.add_class("sw-development-metric")
+        self.dev_metric.observe(lambda _ch: self._dash.guard(self._draw_development)(), names="value")
+        self.chart = FigureBox("sw-chart-development")
+        self._dev: pd.DataFrame | None = None
+        self.widget.children = (
+            self.summary, self.rows, w.HTML("<h4 style='margin:12px 0 4px'>Practice goals</h4>"), self.goals_html,
+            w.HTML("<p style='margin:6px 0 2px'><b>Agree a new practice goal</b> (tied to one metric, re-measured "
+                   "at the review date):</p>"),
+            self.goal_text, w.HBox([self.goal_metric, self.goal_direction]),
+            w.HBox([self.goal_start, self.goal_end, self.goal_review, self.goal_add]), self.feedback,
+            w.HTML("<h4 style='margin:12px 0 4px'>The supervisee's development</h4>"), self.dev_metric, self.chart.widget)
+
+    def _store(self) -> NotesStore:
+        return self._dash.notes_store()
+
+    def update(self, data: Slice) -> None:
+        from supervision.followup import development, follow_up_table
+
+        self._data = data
+        me = data.selection.supervisee
+        meeting = self._dash.current_meeting()
+        end = data.reference_date
+        if self.goal_end.value is None and end is not None:
+            self.goal_start.value = (end - pd.DateOffset(months=6)).date()
+            self.goal_end.value = end.date()
+            self.goal_review.value = (pd.Timestamp.today() + pd.DateOffset(months=3)).date()
+        tables = data.extras["tables"]
+        try:
+            with self._store() as store:
+                todo = follow_up_table(data.extras["caseload"], tables, store, me, meeting)
+                goals = store.goals(me)
+        except NotesError as exc:
+            self.summary.value = f"<p style='color:#a00'>The notes cannot be read: {_esc(exc)}</p>"
+            return
+        last = todo["meeting_date"].max() if len(todo) else None
+        self.summary.value = (
+            f"<h3>Since the last meeting with {_esc(me)}</h3>"
+            + ("<p>Nothing carried over: no open action, discussed item or active goal from an earlier meeting.</p>"
+               if todo.empty else
+               f"<p>{len(todo)} thing(s) from earlier meetings (the latest on {last:%d %b %Y}), each with what the data "
+               "shows since. " + ("Mark each <b>done</b>, <b>carried over</b> (follow up next time) or <b>dropped</b>."
+                                  if meeting else "<b>Start today's meeting</b> (Notes tab) to record what happened.")
+               + "</p>"))
+        rows = []
+        kinds = {"action": "Action", "item": "Discussed", "goal": "Practice goal"}
+        for r in todo.itertuples():
+            who = "" if not r.client_id else f" <b>{_esc(r.client_id)}</b>"
+            what = _flag_name(r.what) if r.kind == "item" else r.what
+            body = w.HTML(
+                f"<div><b>{kinds[r.kind]}</b> ({r.meeting_date:%d %b %Y}){who}: {_esc(what)}"
+                f"<div style='color:#555;font-size:12px'>{_esc(r.detail)}</div>"
+                f"<div><i>Since:</i> {_esc(r.since)}</div>"
+                + (f"<div><b>Today: {_esc(r.decided.replace('_', ' '))}</b></div>" if r.decided else "") + "</div>",
+                layout=w.Layout(flex="1 1 auto"))
+            buttons = []
+            for label, status, cls in (("Done", "done", "sw-followup-done"), ("Carry over", "carried_over", "sw-followup-carry"),
+                                       ("Drop", "dropped", "sw-followup-drop")):
+                b = w.Button(description=label, disabled=meeting is None, layout=w.Layout(width="auto"),
+                             button_style="success" if r.decided == status else "")
+                b.add_class(cls)
+                b.on_click(lambda _b, k=r.kind, i=r.id, st=status: self._dash.guard(self._decide)(k, i, st))
+                buttons.append(b)
+            row = w.HBox([body, *buttons], layout=w.Layout(border="1px solid #ccc", padding="4px 8px", margin="2px 0",
+                                                          align_items="center", width="100%"))
+            row.add_class("sw-followup-row")
+            row.add_class(f"sw-followup-{r.kind}-{r.id}")
+            rows.append(row)
+        self.rows.children = tuple(rows)
+        self._goals(goals, tables)
+        self._dev = development(data.extras["caseload"], tables, me)
+        self._draw_development()
+
+    def _goals(self, goals: pd.DataFrame, tables: dict) -> None:
+        from supervision.followup import evaluate_goal
+
+        if goals.empty:
+            self.goals_html.value = "<p>No practice goal yet.</p>"
+            return
+        tables = {**tables, "sessions": self._dash._caseload.sessions}
+        end = self._data.reference_date
+        lis = []
+        for g in goals.itertuples():
+            res = evaluate_goal(tables, g.supervisee_id, g.metric, g.direction, g.baseline_start, g.baseline_end,
+                                g.meeting_date, g.review_date)
+            due = " <b style='color:#B00020'>(due for review)</b>" if g.status == "active" and end is not None and g.review_date <= end else ""
+            lis.append(f"<li><b>{_esc(g.text)}</b> [{_esc(g.status)}], set {g.meeting_date:%d %b %Y}, review "
+                       f"{g.review_date:%d %b %Y}{due}.<br>{_esc(res.sentence)}</li>")
+        self.goals_html.value = "<ul>" + "".join(lis) + "</ul>"
+
+    def _draw_development(self) -> None:
+        from supervision.figures.development import development_chart
+
+        if self._dev is None or self._dev.empty:
+            self.chart.clear()
+            return
+        self.chart.show(development_chart(self._dev, self.dev_metric.value, label=str(self._data.selection.supervisee)))
+
+    def _decide(self, kind: str, target_id: int, status: str) -> None:
+        meeting = self._dash.current_meeting()
+        if meeting is None:
+            self.feedback.value = "<p style='color:#a00'>Start today's meeting first (Notes tab): nothing was saved.</p>"
+            return
+        try:
+            with self._store() as store:
+                store.review(meeting, kind, int(target_id), status, author=self._dash.supervisor_name())
+        except NotesError as exc:
+            self.feedback.value = f"<p style='color:#a00'>Not saved: {_esc(exc)}</p>"
+            return
+        self.feedback.value = f"<p style='color:#060'>Saved: {kind} {target_id} {status.replace('_', ' ')}.</p>"
+        self.update(self._data)
+
+    def _add_goal(self) -> None:
+        meeting = self._dash.current_meeting()
+        if meeting is None:
+            self.feedback.value = "<p style='color:#a00'>Start today's meeting first (Notes tab): a goal belongs to a meeting.</p>"
+            return
+        text = self.goal_text.value.strip()
+        if not text:
+            self.feedback.value = "<p style='color:#a00'>Write the goal first: nothing was saved.</p>"
+            return
+        try:
+            with self._store() as store:
+                gid = store.add_goal(meeting, text, self.goal_metric.value, direction=self.goal_direction.value,
+                                     baseline_start=self.goal_start.value, baseline_end=self.goal_end.value,
+                                     review_date=self.goal_review.value, author=self._dash.supervisor_name())
+        except NotesError as exc:
+            self.feedback.value = f"<p style='color:#a00'>Not saved: {_esc(exc)} Your text is still in the box.</p>"
+            return
+        self.goal_text.value = ""
+        self.feedback.value = f"<p style='color:#060'>Practice goal {gid} saved.</p>"
+        self.update(self._data)
+
+
 class NotesView(View):
     css_class = "sw-notes"
 
@@ -360,6 +542,8 @@ class NotesView(View):
         self._refresh_listing()
 
     def _start(self) -> None:
+        if self._data is None:  # the tab was never drawn: take the dashboard's current selection
+            self._data = self._dash.last_slice
         sup = self.supervisor.value.strip()
         if not sup:
             self.feedback.value = "<p style='color:#a00'>Type your supervisor id first.</p>"
@@ -369,6 +553,7 @@ class NotesView(View):
         self._meeting_supervisee = self._data.selection.supervisee
         self.feedback.value = f"<p style='color:#060'>Meeting {self.meeting_id} started and saved.</p>"
         self.update(self._data)
+        self._dash.meeting_changed()
 
     _meeting_supervisee: str | None = None
 
@@ -449,14 +634,14 @@ class SupervisionDashboard(Dashboard):
         clin = caseload.clinicians
         self._supervisor_of = dict(zip(clin["clinician_id"], clin["supervisor_id"])) if "supervisor_id" in clin else {}
         self.notes_path = notes_path
-        views = [AgendaView(self), CaseloadView(), HeatmapView(), ClientView(),
-                 NotesView(lambda: NotesStore(self.notes_path, settings=caseload.settings), self)]
+        self.notes_view = NotesView(lambda: NotesStore(self.notes_path, settings=caseload.settings), self)
+        views = [AgendaView(self), FollowUpView(self), CaseloadView(), HeatmapView(), ClientView(), self.notes_view]
         self.report_button = w.Button(description="Save report", icon="file", tooltip="Write this supervisee's report (HTML)")
         self.report_button.add_class("sw-report-save")
         self.report_feedback = w.HTML()
         self.report_feedback.add_class("sw-report-feedback")
         self.report_dir = Path(report_dir) if report_dir else REPORT_DIR
-        super().__init__(caseload, views, tabs=["Agenda", "Caseload", "Alliance", "Client", "Notes"], supervisee=supervisee,
+        super().__init__(caseload, views, tabs=TABS, supervisee=supervisee,
                          extra_controls=[w.HBox([self.report_button, self.report_feedback])])
         self.report_button.on_click(lambda _b: self.guard(self.save_report)())
 
@@ -482,7 +667,38 @@ class SupervisionDashboard(Dashboard):
     def open_client(self, client_id: str) -> None:
         """Drill down (*Discuss*): pick ``client_id`` and show the Client tab."""
         self.client.value = client_id
-        self.body.selected_index = 3
+        self.body.selected_index = TABS.index("Client")
+
+    def discuss(self, client_id: str) -> None:
+        """*Discuss* on an agenda row: record it as discussed in today's meeting (when one is started), open the client."""
+        meeting = self.current_meeting()
+        if meeting is not None:
+            ag = self._agenda
+            row = ag[(ag["clinician_id"] == self.selection.supervisee) & (ag["client_id"] == client_id)]
+            if len(row):
+                r = row.iloc[0]
+                with self.notes_store() as store:
+                    store.record_item(meeting, r["flag"], r["evidence"], client_id=client_id,
+                                      data_date=self._caseload.sessions["session_date"].max(),
+                                      author=self.supervisor_name())
+        self.open_client(client_id)
+
+    def notes_store(self) -> NotesStore:
+        return NotesStore(self.notes_path, settings=self._caseload.settings)
+
+    def current_meeting(self) -> int | None:
+        """Today's meeting with the selected supervisee (started in the Notes tab), or None."""
+        nv = self.notes_view
+        return nv.meeting_id if nv.meeting_id is not None and nv._meeting_supervisee == self.selection.supervisee else None
+
+    def supervisor_name(self) -> str | None:
+        return self.notes_view.supervisor.value.strip() or None
+
+    def meeting_changed(self) -> None:
+        """A meeting was started: the follow-up view can now record decisions."""
+        self._stale.add(TABS.index("Follow-up"))
+        if self.body.selected_index == TABS.index("Follow-up"):
+            self._draw(TABS.index("Follow-up"))
 
 
 def supervision_dashboard(caseload: Caseload | None = None, supervisee: str | None = None, notes_path=None,

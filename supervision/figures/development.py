@@ -1,0 +1,42 @@
+"""The supervisee's development over quarters: one practice metric against their own start and the service."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from supervision.figures.theme import OKABE_ITO, layout, need_columns, subtitle
+
+
+def development_chart(dev: pd.DataFrame, metric: str, *, label: str = "this supervisee") -> go.Figure:
+    """One metric of :func:`supervision.followup.development` by quarter.
+
+    The supervisee's value with its 95 % interval (quarters with too few clients left empty and
+    said so), the service's value that quarter (dashed) and the supervisee's first measured
+    quarter (dotted), so a change can be read against both.
+    """
+    need_columns(dev, "dev", ["quarter", "metric", "label", "value", "lower", "upper", "n_clients", "service",
+                              "baseline", "too_few"], "supervision.followup.development")
+    d = dev[dev["metric"] == metric].sort_values("quarter")
+    fig = go.Figure()
+    x = d["quarter"].dt.strftime("%Y Q") + d["quarter"].dt.quarter.astype(str)
+    shown = d["value"].notna()
+    fig.add_trace(go.Scatter(
+        x=x[shown], y=d.loc[shown, "value"] * 100, mode="lines+markers", name=label,
+        line={"color": OKABE_ITO["blue"], "width": 3},
+        error_y={"type": "data", "symmetric": False, "array": (d.loc[shown, "upper"] - d.loc[shown, "value"]) * 100,
+                 "arrayminus": (d.loc[shown, "value"] - d.loc[shown, "lower"]) * 100, "color": OKABE_ITO["blue"]},
+        customdata=d.loc[shown, ["n_clients", "n_units"]].to_numpy(),
+        hovertemplate="%{x}: %{y:.0f} %<br>%{customdata[0]} clients, %{customdata[1]} sessions or endings<extra></extra>"))
+    fig.add_trace(go.Scatter(x=x, y=d["service"] * 100, mode="lines", name="service",
+                             line={"color": OKABE_ITO["grey"], "dash": "dash"}))
+    if d["baseline"].notna().any():
+        fig.add_trace(go.Scatter(x=x, y=d["baseline"] * 100, mode="lines", name=f"{label}'s first quarter",
+                                 line={"color": OKABE_ITO["orange"], "dash": "dot"}))
+    few = ", ".join(x[d["too_few"]].tolist())
+    title = d["label"].iloc[0].capitalize() if len(d) else metric
+    layout(fig, f"{title}, by quarter", height=340)
+    subtitle(fig, "Dots: the supervisee, with a 95 % interval over clients; dashed: the service; dotted: the "
+                  "supervisee's first quarter with enough clients." + (f" Too few clients to show: {few}." if few else ""))
+    fig.update_yaxes(title_text="%", rangemode="tozero")
+    return fig
