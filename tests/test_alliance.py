@@ -317,9 +317,9 @@ def test_dropout_definition_uses_end_reason_and_single_sessions():
     ca = client_alliance(session_alliance(make_sessions(series)), clients=clients).set_index("client_id")
     # A: unilateral; B: single session but planned; C: unilateral; D: mutual; E: still open
     assert ca["dropout"].to_dict() == {"A": True, "B": False, "C": True, "D": False, "E": False}
-    clients.loc[clients.client_id == "B", "end_reason"] = None          # single session, no reason: unplanned
-    assert bool(client_alliance(session_alliance(make_sessions(series)), clients=clients)
-                .set_index("client_id").loc["B", "dropout"])
+    clients.loc[clients.client_id == "B", "end_reason"] = None          # single session, no reason: unknown
+    b = client_alliance(session_alliance(make_sessions(series)), clients=clients).set_index("client_id").loc["B"]
+    assert not bool(b["dropout"]) and bool(b["ending_unknown"])         # issue #19: DEFINITIONS §2.7 "unknown"
 
 
 def test_client_alliance_refuses_several_criteria():

@@ -585,9 +585,11 @@ def client_alliance(
           ``unrepaired_rupture``, ``open_rupture``, ``ceiling_only`` ("" when none)
         - with ``clients``: ``end_date``, ``end_reason``, ``dropout`` (bool): the episode ended
           with ``end_reason == "unilateral"``, or ended after exactly one attended session with a
-          reason not in ``planned_reasons`` (missing reason counts as unplanned). Unilateral
-          termination = dropout (DEFINITIONS.md §2.7 [V]; OpenFIT: unplanned closure [V]); the
-          single-session rule is a design choice [U]. Without ``clients`` these are missing.
+          reason not in ``planned_reasons``. Unilateral termination = dropout (DEFINITIONS.md
+          §2.7 [V]; OpenFIT: unplanned closure [V]); the single-session rule is a design choice
+          [U]. An ended episode with **no** end reason is not counted as dropout but as
+          ``ending_unknown`` (bool): DEFINITIONS.md §2.7 asks for an explicit "unknown" ending type.
+          Without ``clients`` these are missing.
     """
     _require(alliance, "alliance",
              ["client_id", "clinician_id", "session_date", "session_number", "srs_total", "low", "drop",
@@ -698,16 +700,19 @@ def client_alliance(
                  "Pass the canonical clients table (supervision.load_caseload().clients).")
         c = reindex_first(clients, "client_id", ids, ["end_date", "end_reason"])
         ended = c["end_date"].notna().to_numpy()
-        reason = c["end_reason"].astype("str").where(c["end_reason"].notna(), "")
+        reason = c["end_reason"].astype("str").where(c["end_reason"].notna(), "").str.strip()
         unilateral = (reason == "unilateral").to_numpy()
-        unplanned = ~reason.isin(list(planned_reasons)).to_numpy()
+        unknown = (reason == "").to_numpy()
+        unplanned = ~reason.isin(list(planned_reasons)).to_numpy() & ~unknown
         out["end_date"] = c["end_date"].to_numpy()
         out["end_reason"] = as_column(c["end_reason"])
         out["dropout"] = ended & (unilateral | ((out["n_sessions"].to_numpy() == 1) & unplanned))
+        out["ending_unknown"] = ended & unknown
     else:
         out["end_date"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
         out["end_reason"] = pd.Series(pd.NA, index=out.index, dtype="str")
         out["dropout"] = pd.array([pd.NA] * len(out), dtype="boolean")
+        out["ending_unknown"] = pd.array([pd.NA] * len(out), dtype="boolean")
     return sort_frame(out, ["client_id"]).reset_index(drop=True)
 
 

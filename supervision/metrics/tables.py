@@ -36,7 +36,8 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
                                   **alliance.alliance_options(opts, alliance.client_alliance))
     cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca,
                                      **alliance.alliance_options(opts, alliance.clinician_alliance))
-    ep = engagement.episode_engagement(caseload.clients, caseload.sessions)
+    ep = engagement.episode_engagement(caseload.clients, caseload.sessions,
+                                       **engagement.engagement_options(opts, engagement.episode_engagement))
     out = {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
             "engagement_clients": ep, "engagement_clinicians": engagement.clinician_engagement(ep),
             "engagement_session_counts": engagement.session_count_distribution(ep)}
