@@ -131,16 +131,37 @@ def test_low_item_flag_goals_or_approach_below_threshold():
     s = make_sessions({"A": [36, 36, 36, 36]})
     s[["srs_1", "srs_2", "srs_3", "srs_4"]] = [[5.0, 9.0, 9.0, 9.0], [9.0, 8.9, 9.5, 9.0],
                                                [9.0, 9.5, np.nan, 9.0], [9.0, 8.0, np.nan, 9.0]]
-    out = session_alliance(s)
+    two = ("goals_topics", "approach_method")
+    out = session_alliance(s, low_item_items=two)
     # relationship is not one of the two items; "below" is strict; unknown stays <NA>
     assert out["low_item"].tolist() == [False, True, pd.NA, True]
-    assert session_alliance(s, low_item_threshold=8.0)["low_item"].tolist() == [False, False, pd.NA, pd.NA]
+    assert session_alliance(s, low_item_threshold=8.0, low_item_items=two)["low_item"].tolist() == [False, False, pd.NA, pd.NA]
+
+
+def test_low_item_checks_every_item_by_default():
+    """Issue #19: a relationship item of 7/10 inside a total of 37 is a low item (DEFINITIONS §2.5/§1.2: any item)."""
+    s = make_sessions({"A": [37, 37, 37]})
+    s[["srs_1", "srs_2", "srs_3", "srs_4"]] = [[7.0, 10.0, 10.0, 10.0], [9.5, 9.5, 9.0, 8.5], [9.0, 9.0, 9.5, 9.5]]
+    out = session_alliance(s)
+    assert out["low_item"].tolist() == [True, True, False]
+    assert out["low_items"].tolist() == ["relationship", "overall", ""]
+    with pytest.raises(ValueError, match="low_item_items"):
+        session_alliance(s, low_item_items=("bond",))
 
 
 def test_ceiling_flag_and_unmeasured_flags_are_missing():
-    out = session_alliance(make_sessions({"A": [40, 39.9, None]}))
+    out = session_alliance(make_sessions({"A": [40, 39.9, None]}), ceiling_at=40.0)
     assert out["ceiling"].tolist() == [True, False, pd.NA]
     assert out["low"].tolist()[2] is pd.NA
+
+
+def test_ceiling_is_a_band_from_39_by_default():
+    """Issue #19: a client rating 39, 40, 39.5 is as uninformative as one rating 40 throughout."""
+    series = {"A": [39, 40, 39.5], "B": [40, 40, 40], "C": [38.9, 40, 40]}
+    sa = session_alliance(make_sessions(series))
+    assert sa["ceiling"].tolist() == [True, True, True, True, True, True, False, True, True]
+    ca = client_alliance(sa).set_index("client_id")
+    assert ca["ceiling_only"].to_dict() == {"A": True, "B": True, "C": False}
 
 
 def test_session_alliance_refuses_bad_input_with_a_useful_message():
@@ -438,11 +459,12 @@ def test_function_defaults_are_the_settings_defaults():
         params = inspect.signature(fn).parameters
         for key, value in alliance_options(None, fn).items():
             assert params[key].default == value, (fn.__name__, key)
-    assert set(opts) == {"srs_cutoff", "inclusive", "drop_points", "low_item_threshold", "sd_criterion", "sd_floor",
+    assert set(opts) == {"srs_cutoff", "inclusive", "drop_points", "low_item_threshold", "low_item_items",
+                         "ceiling_at", "sd_criterion", "sd_floor",
                          "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance",
                          "min_trend_sessions"}
     assert set(alliance_options(None, session_alliance)) == {"srs_cutoff", "inclusive", "drop_points",
-                                                            "low_item_threshold"}
+                                                            "low_item_threshold", "low_item_items", "ceiling_at"}
 
 
 def test_user_settings_reach_the_functions():

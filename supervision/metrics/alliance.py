@@ -132,6 +132,8 @@ def session_alliance(
     inclusive: bool = True,
     drop_points: float = 1.0,
     low_item_threshold: float = 9.0,
+    low_item_items: Sequence[str] = SRS_ITEM_NAMES,
+    ceiling_at: float = 39.0,
 ) -> pd.DataFrame:
     """Alliance per attended session: SRS total and items, WAI-SR total and subscales, flags.
 
@@ -152,9 +154,17 @@ def session_alliance(
         ``drop``. OpenFIT alerts flag any drop of >= 1 point since the last session [V2]
         (support.openfit.care alerts page, quoted in ../shared/SYNTH_PARAMETERS.md §2).
     low_item_threshold : float, default 9
-        ``low_item`` when the goals-and-topics or approach/method item is strictly below this.
+        ``low_item`` when any of ``low_item_items`` is strictly below this.
         Uncertain [V2]: hiboop says "any item below 8-9/10" prompts a conversation, so 8 is as
         defensible as 9; the default 9 is the more sensitive reading.
+    low_item_items : sequence of str, default all four SRS items
+        Which items are checked (names of :data:`SRS_ITEM_NAMES`). DEFINITIONS.md §1.2: "any item
+        below ~9 prompts a conversation" [V2], so every item by default; a relationship item of
+        7/10 inside a total of 37 is exactly the quiet signal the total hides.
+    ceiling_at : float, default 39
+        ``ceiling`` when the total is at or above this. The SRS ceiling is a band, not a point:
+        the non-official banding "39-40 good" [V2] (cindyhansencft.com, DEFINITIONS.md §1.2) and
+        the ceiling-effect review (SYNTH_PARAMETERS.md §2 [V]); 40 restores the exact-maximum rule.
 
     Returns
     -------
@@ -179,10 +189,11 @@ def session_alliance(
         - ``srs_change``: ``srs_total - prev_srs_total``.
         - ``low`` (nullable bool): total at or below (``inclusive``) / below the cut-off.
         - ``drop`` (nullable bool): ``srs_change <= -drop_points``; <NA> at the first measured session.
-        - ``low_item`` (nullable bool): goals & topics or approach/method below ``low_item_threshold``
-          (<NA> when the items needed to decide are missing).
-        - ``ceiling`` (nullable bool): total at the scale maximum (40): uninformative, not reassuring
-          (ceiling effects in client-rated alliance: ../shared/SYNTH_PARAMETERS.md §2 [V]).
+        - ``low_item`` (nullable bool): any of ``low_item_items`` below ``low_item_threshold``
+          (<NA> when no checked item is low and some are missing).
+        - ``low_items``: the names of the low items, ``;``-separated ("" when none).
+        - ``ceiling`` (nullable bool): total at or above ``ceiling_at`` (39 by default): uninformative,
+          not reassuring (ceiling effects in client-rated alliance: ../shared/SYNTH_PARAMETERS.md §2 [V]).
         - ``source_row``: the line in the user's file, when the input has it.
 
         Flags are <NA> on sessions without an SRS total.
@@ -197,6 +208,12 @@ def session_alliance(
     _check_number("srs_cutoff", srs_cutoff, minimum=0)
     _check_number("drop_points", drop_points, minimum=0, strict=True)
     _check_number("low_item_threshold", low_item_threshold, minimum=0)
+    _check_number("ceiling_at", ceiling_at, minimum=0)
+    checked_items = [low_item_items] if isinstance(low_item_items, str) else list(low_item_items)
+    unknown_items = [i for i in checked_items if i not in SRS_ITEM_NAMES]
+    if not checked_items or unknown_items:
+        raise ValueError(f"low_item_items must be a non-empty list of {', '.join(SRS_ITEM_NAMES)}; "
+                         f"got {low_item_items!r}.")
     if not isinstance(inclusive, (bool, np.bool_)):
         raise ValueError(f"inclusive must be True (low when <= cut-off) or False (< cut-off); got {inclusive!r}.")
 
@@ -247,13 +264,19 @@ def session_alliance(
     with np.errstate(invalid="ignore"):
         low = total <= srs_cutoff if inclusive else total < srs_cutoff
         drop = change <= -float(drop_points) + _EPS
-        ceiling = total >= srs.total_max - _EPS
+        ceiling = total >= min(float(ceiling_at), srs.total_max) - _EPS
     out["low"] = _bool_na(low, measured)
     out["drop"] = _bool_na(drop, ~np.isnan(change))
-    goals = pd.array(out["goals_topics"].to_numpy(), dtype="Float64")
-    approach = pd.array(out["approach_method"].to_numpy(), dtype="Float64")
-    low_item = (goals < low_item_threshold) | (approach < low_item_threshold)  # Kleene logic: NA if unknown
+    low_item = pd.array(np.zeros(len(out), dtype=bool), dtype="boolean")
+    names = np.full(len(out), "", dtype=object)
+    for name in checked_items:
+        v = pd.array(out[name].to_numpy(), dtype="Float64")
+        below = v < low_item_threshold
+        low_item = low_item | below  # Kleene logic: NA if unknown and no other item is low
+        hit = below.fillna(False).to_numpy(dtype=bool)
+        names[hit] = np.where(names[hit] == "", name, names[hit] + ";" + name)
     out["low_item"] = pd.array(low_item, dtype="boolean")
+    out["low_items"] = pd.array(names.astype(str), dtype="str")
     out["ceiling"] = _bool_na(ceiling, measured)
     if "source_row" in sessions.columns:
         out["source_row"] = sessions["source_row"].to_numpy()[rows]
@@ -575,8 +598,9 @@ def client_alliance(
           fewer than ``min_trend_sessions`` measured sessions
         - ``n_low``, ``share_low``: measured sessions flagged ``low`` and their share
         - ``n_drop``, ``n_low_item``, ``n_ceiling``: counts of the session flags
-        - ``ceiling_only``: every measured total at the maximum (40): the SRS cannot show a problem
-          here, so this is uninformative rather than reassuring
+        - ``ceiling_only``: every measured total at the ceiling (``ceiling_at`` of
+          :func:`session_alliance`, 39 by default): the SRS cannot show a problem here, so this is
+          uninformative rather than reassuring
         - ``latest_low``, ``latest_drop``, ``latest_low_item`` (nullable bool): flags of the last
           measured session
         - ``rupture_judged``: ``n_measured >= min_sessions``

@@ -44,11 +44,12 @@ class AllianceModel:
     def __init__(self, caseload: Caseload, options: AllianceOptions, settings_kwargs: dict, tables: dict | None = None):
         self.options = options
         self.low_item_threshold = settings_kwargs.get("low_item_threshold", 9.0)
+        self.ceiling_at = settings_kwargs.get("ceiling_at", 39.0)
         names = ("alliance_sessions", "alliance_ruptures", "alliance_clients", "alliance_clinicians")
         if tables is not None and all(n in tables for n in names):
             self.sessions, self.ruptures, self.clients, self.clinicians = (tables[n] for n in names)
             return
-        sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold",)},
+        sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold", "low_item_items", "ceiling_at")},
                    "srs_cutoff": options.srs_cutoff, "inclusive": options.inclusive, "drop_points": options.drop_points}
         rup_kw = {k: v for k, v in settings_kwargs.items()
                   if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance")}
@@ -102,8 +103,8 @@ class SummaryView(View):
                 f"<li><b>{_n(low_latest, 'client')}</b>: latest SRS {op} the cut-off of {m.options.srs_cutoff:g}.</li>"
                 f"<li><b>{_n(unrep, 'client')}</b> with a rupture that was not repaired, <b>{open_}</b> with one whose repair "
                 f"is still possible ({m.options.sd_criterion:g}-SD rule; {_n(judged, 'client')} had enough sessions to judge).</li>"
-                f"<li><b>{_n(ceiling, 'client')}</b> scored the maximum every time: uninformative, worth exploring, "
-                "not reassuring.</li></ul>")
+                f"<li><b>{_n(ceiling, 'client')}</b> scored at the ceiling ({m.ceiling_at:g} or more) every time: "
+                "uninformative, worth exploring, not reassuring.</li></ul>")
         flagged = _by_concern(ca[(ca["flags"].fillna("") != "") | (ca["n_unrepaired"].fillna(0) > 0)]).head(25)
         rows = "".join(
             f"<tr><td>{html.escape(str(r.client_id))}</td><td>{r.n_measured}</td><td>{_fmt(r.first_srs)}</td>"
