@@ -938,3 +938,32 @@ def test_client_outcomes_with_a_given_score_table_in_any_row_order(demo):
         oc.client_outcomes(s, instrument="ors", scores=dup)
     with pytest.raises(ValueError, match="scores has no column"):
         oc.client_outcomes(s, instrument="ors", scores=ss.drop(columns="score"))
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: reversal search from n + 3 as R suddengains (setting sg_reversal_start)
+# --------------------------------------------------------------------------------------------
+
+def test_reversal_search_starts_at_n_plus_3_as_the_package():
+    # pregain session 3 (20) -> postgain 4 (10): magnitude 10, reversal value 15. Session 5 (= n + 2) is 16,
+    # beyond 15; from session 6 (n + 3) on the client stays at 10. suddengains (identify_sg_1to2 = FALSE)
+    # starts at n + 3: no reversal. With sg_reversal_start = 2 the fall-back at n + 2 counts.
+    data = pd.DataFrame({"client_id": "A", "session_number": range(1, 8), "score": [20, 21, 20, 10, 16, 10, 10]})
+    ev = oc.sudden_gains(data, sg_crit1_cutoff=6, id="client_id", time="session_number", score="score")
+    assert ev["pregain_time"].tolist() == [3] and ev["reversal_value"].tolist() == [15.0]
+    assert not ev["reversal"].item() and pd.isna(ev["reversal_time"].item())
+    ev2 = oc.sudden_gains(data, sg_crit1_cutoff=6, sg_reversal_start=2)
+    assert ev2["reversal"].item() and ev2["reversal_time"].item() == 5
+    # a fall-back at n + 3 counts under both
+    late = data.assign(score=[20, 21, 20, 10, 10, 16, 10])
+    assert oc.sudden_gains(late, sg_crit1_cutoff=6)["reversal_time"].item() == 6
+    # the per-client table follows the same setting
+    s = pd.DataFrame({"client_id": "A", "clinician_id": "T1", "attendance": "attended",
+                      "session_date": pd.date_range("2025-01-06", periods=7, freq="7D"),
+                      "phq9_total": [20, 21, 20, 10, 16, 10, 10]})
+    co = oc.client_outcomes(s, instrument="phq9").set_index("client_id")
+    assert co.loc["A", "n_sudden_gains"] == 1 and not co.loc["A", "gain_reversed"]
+    assert oc.client_outcomes(s, instrument="phq9", sg_reversal_start=2).set_index("client_id").loc["A", "gain_reversed"]
+    assert oc.outcome_options(None, oc.client_outcomes)["sg_reversal_start"] == 3
+    with pytest.raises(ValueError, match="sg_reversal_start"):
+        oc.sudden_gains(data, sg_crit1_cutoff=6, sg_reversal_start=1)

@@ -460,7 +460,7 @@ def _sudden_intervals(x: np.ndarray, *, s: float, cut1: float | None, pct: float
 
 
 def _event_details(x: np.ndarray, tmin: int, s: float, code: np.ndarray, col: np.ndarray,
-                   score_n: np.ndarray, score_np1: np.ndarray) -> dict[str, np.ndarray]:
+                   score_n: np.ndarray, score_np1: np.ndarray, reversal_start: int = 3) -> dict[str, np.ndarray]:
     """Magnitude, the person's first and last score, and reversal of the events at (code, col)."""
     n_ids, width = x.shape
     # person's first and last score, vectorised over the matrix
@@ -477,9 +477,9 @@ def _event_details(x: np.ndarray, tmin: int, s: float, code: np.ndarray, col: np
     with np.errstate(invalid="ignore", divide="ignore"):
         prop = magnitude / tx_change
     rev_value = score_np1 - s * magnitude / 2.0
-    # reversal: any score from n + 2 on strictly beyond the reversal value (back towards x_n)
+    # reversal: any score from n + reversal_start on strictly beyond the reversal value (back towards x_n)
     cols = np.arange(width)
-    start = col.astype(np.int64) + 2
+    start = col.astype(np.int64) + int(reversal_start)
     later = x[code] if len(code) else np.zeros((0, width))
     with np.errstate(invalid="ignore"):
         beyond = (s * (later - rev_value[:, None]) < -_EPS) & (cols[None, :] >= start[:, None])
@@ -504,6 +504,7 @@ def sudden_gains(
     sg_crit3_alpha: float = 0.05,
     sg_crit3_adjust: bool = True,
     sg_crit3_critical_value: float = 2.776,
+    sg_reversal_start: int = 3,
     identify: str = "gains",
     intervals: bool = False,
 ) -> pd.DataFrame:
@@ -550,6 +551,11 @@ def sudden_gains(
         Adjust the critical value for missing values (df = n_pre + n_post - 2).
     sg_crit3_critical_value : float, default 2.776
         The fixed critical value used when ``sg_crit3_adjust`` is False.
+    sg_reversal_start : int, default 3
+        The reversal search starts at occasion n + this. R suddengains 0.7.2 R/create_bysg.R
+        starts at n + 3 (with ``identify_sg_1to2 = FALSE``, its default) and at n + 2 with a
+        baseline (DEFINITIONS.md §2.3 quirk [V code reading]); 3 follows the package's default,
+        2 also counts a fall-back at the first session after the postgain session.
     identify : {"gains", "losses"}
         Sudden losses mirror the gains (criterion 1 a rise of at least the cut-off, criterion 3
         mean_post - mean_pre). Criterion 2 for losses is a rise of at least ``sg_crit2_pct`` of the
@@ -576,10 +582,9 @@ def sudden_gains(
           ``tx_change``: total change in the direction of the event (gains: improvement);
           ``change_proportion``: magnitude / tx_change (NaN when tx_change is 0)
         - ``reversal_value``: x_{n+1} plus half the magnitude back towards x_n
-        - ``reversal`` (bool): a later score (from n + 2 on) lies strictly beyond
-          ``reversal_value`` (Tang & DeRubeis: lost >= 50 % of the gain; package
-          R/create_bysg.R [V]; the package starts at n + 3 when no baseline is used, a quirk that
-          does not change its example data [R]); ``reversal_time``: the first such occasion
+        - ``reversal`` (bool): a later score (from n + ``sg_reversal_start`` on, n + 3 as the
+          package by default) lies strictly beyond ``reversal_value`` (Tang & DeRubeis: lost
+          >= 50 % of the gain; package R/create_bysg.R [V]); ``reversal_time``: the first such occasion
         - ``n_events``: gains (losses) of this person (the package's ``sg_freq_byperson``)
 
         With ``intervals=True``: one row per person and testable interval with ``id``,
@@ -623,8 +628,9 @@ def sudden_gains(
 
     ev = allv[allv["event"].fillna(False).to_numpy(dtype=bool)].copy()
     code = ev["_code"].to_numpy(dtype=np.int64)
+    _check_number("sg_reversal_start", sg_reversal_start, minimum=2, integer=True)
     det = _event_details(x, tmin, s, code, ev["pregain_time"].to_numpy(dtype=np.int64) - tmin,
-                         ev["score_n"].to_numpy(), ev["score_np1"].to_numpy())
+                         ev["score_n"].to_numpy(), ev["score_np1"].to_numpy(), sg_reversal_start)
     ev["kind"] = "gain" if identify == "gains" else "loss"
     for c in ("magnitude", "tx_start", "tx_end", "tx_change", "change_proportion", "reversal_value", "reversal"):
         ev[c] = det[c]
@@ -1039,6 +1045,7 @@ def client_outcomes(
     sg_crit3_alpha: float = 0.05,
     sg_crit3_adjust: bool = True,
     sg_crit3_critical_value: float = 2.776,
+    sg_reversal_start: int = 3,
     scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per client: first and latest score, change, Jacobson-Truax category, sudden gains and losses.
@@ -1061,7 +1068,7 @@ def client_outcomes(
         to it is clinical per the spec's ``cutoff_inclusive``).
     sg_crit1_cutoff : float, optional
         Sudden-gain criterion 1; default the instrument's reliable-change value.
-    sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value
+    sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value, sg_reversal_start
         As in :func:`sudden_gains`.
     scores : DataFrame, optional
         The instrument's :func:`session_scores` of ``sessions`` (or its :func:`outcome_scores`
@@ -1150,7 +1157,9 @@ def client_outcomes(
     g_code = gains["code"]
     out["n_sudden_gains"] = np.bincount(g_code, minlength=k).astype(np.int64)
     out["n_sudden_losses"] = np.bincount(losses["code"], minlength=k).astype(np.int64)
-    det = _event_details(x, tmin, sg["s"], g_code, gains["col"], gains["pre"][:, 2], gains["post"][:, 0])
+    _check_number("sg_reversal_start", sg_reversal_start, minimum=2, integer=True)
+    det = _event_details(x, tmin, sg["s"], g_code, gains["col"], gains["pre"][:, 2], gains["post"][:, 0],
+                         sg_reversal_start)
     g_first, _ = _first_last(g_code, k)  # events are in client, then pregain order
     got = g_first >= 0
     gi = np.maximum(g_first, 0)
