@@ -967,3 +967,23 @@ def test_reversal_search_starts_at_n_plus_3_as_the_package():
     assert oc.outcome_options(None, oc.client_outcomes)["sg_reversal_start"] == 3
     with pytest.raises(ValueError, match="sg_reversal_start"):
         oc.sudden_gains(data, sg_crit1_cutoff=6, sg_reversal_start=1)
+
+
+def test_core10_reliable_change_is_labelled_90_percent_or_rescaled():
+    """Issue #19: CORE-10's reliable-change value of 6 is a 90 % value (Barkham et al. 2013); it is labelled,
+    and can be rescaled to 95 % (6 x 1.96 / 1.645 = 7.15) so 'reliable' means one thing across instruments."""
+    from scipy.stats import norm
+    s = pd.DataFrame({"client_id": ["A", "A", "B", "B"], "clinician_id": "T1", "attendance": "attended",
+                      "session_date": pd.to_datetime(["2025-01-06", "2025-02-03"] * 2),
+                      "core10_total": [25.0, 18.0, 25.0, 15.0], "phq9_total": [20.0, 13.0, 20.0, 13.0]})
+    co = oc.client_outcomes(s, instrument="core10").set_index("client_id")
+    assert (co["reliable_change_confidence"] == 0.90).all() and (co["reliable_change"] == 6.0).all()
+    assert co["reliable_improvement"].tolist() == [True, True]  # 7 and 10 points >= 6
+    assert oc.clinician_outcomes(co.reset_index()).set_index("scope").loc["service", "reliable_change_confidence"] == 0.90
+    ph = oc.client_outcomes(s, instrument="phq9")
+    assert (ph["reliable_change_confidence"] == 0.95).all()
+    r = oc.client_outcomes(s, instrument="core10", rescale_reliable_change=True).set_index("client_id")
+    assert r["reliable_change"].iloc[0] == pytest.approx(6 * norm.ppf(0.975) / norm.ppf(0.95))  # 7.15
+    assert (r["reliable_change_confidence"] == 0.95).all()
+    assert r["reliable_improvement"].tolist() == [False, True]  # 7 < 7.15 <= 10
+    assert oc.outcome_options(None, oc.client_outcomes)["rescale_reliable_change"] is False

@@ -1046,6 +1046,7 @@ def client_outcomes(
     sg_crit3_adjust: bool = True,
     sg_crit3_critical_value: float = 2.776,
     sg_reversal_start: int = 3,
+    rescale_reliable_change: bool = False,
     scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per client: first and latest score, change, Jacobson-Truax category, sudden gains and losses.
@@ -1068,6 +1069,13 @@ def client_outcomes(
         to it is clinical per the spec's ``cutoff_inclusive``).
     sg_crit1_cutoff : float, optional
         Sudden-gain criterion 1; default the instrument's reliable-change value.
+    rescale_reliable_change : bool, default False
+        The published reliable-change values are not all at one confidence level: CORE-10's 6
+        points is a **90 %** value (Barkham et al. 2013 [V], the instrument spec's
+        ``reliable_change_confidence``), the others 95 %. False (default) uses each value as
+        published and labels it (``reliable_change_confidence``); True rescales a value published
+        at level c to 95 % two-sided: RC x 1.96 / z_{(1+c)/2} (CORE-10: 6 x 1.96 / 1.645 = 7.15),
+        so "reliable" means the same in every row [U: assumes the published value is z x S_diff].
     sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value, sg_reversal_start
         As in :func:`sudden_gains`.
     scores : DataFrame, optional
@@ -1092,6 +1100,8 @@ def client_outcomes(
           cut-off; see :func:`jacobson_truax`); <NA> with fewer than two measured sessions
         - ``n_sudden_gains``, ``n_sudden_losses``; ``first_gain_session`` (pregain session of the
           first gain), ``first_gain_magnitude``, ``gain_reversed`` (any gain reversed)
+        - ``reliable_change`` (points used), ``reliable_change_confidence`` (the level it stands for:
+          0.90 for CORE-10 as published, NaN when unknown, e.g. a value given by hand)
         - with ``clients``: ``open`` (no end date), ``end_date``, ``end_reason``
     """
     inst = _instrument(instrument, settings)
@@ -1099,6 +1109,13 @@ def client_outcomes(
     if rc is None:
         raise ValueError(f"{inst.prefix} has no reliable-change value; give reliable_change=... (points) or add "
                          f"reliable_change to [instruments.{inst.prefix}] in the settings.")
+    _check_bool("rescale_reliable_change", rescale_reliable_change)
+    rc_conf = inst.reliable_change_confidence if reliable_change is None else None
+    if rescale_reliable_change and rc_conf is not None and abs(rc_conf - 0.95) > 1e-9:
+        from scipy.stats import norm
+
+        rc = float(rc) * float(norm.ppf(0.975)) / float(norm.ppf((1 + rc_conf) / 2))
+        rc_conf = 0.95
     cut = inst.cutoff if cutoff is None else cutoff
     sg = _sg_options(float(rc) if sg_crit1_cutoff is None else sg_crit1_cutoff, sg_crit2_pct, sg_crit3,
                      sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value, inst.higher_is_better, "gains")
@@ -1167,6 +1184,8 @@ def client_outcomes(
     out["first_gain_session"] = pd.arrays.IntegerArray(pregain.astype(np.int64), ~got)
     out["first_gain_magnitude"] = np.append(det["magnitude"], np.nan)[np.where(got, gi, len(g_code))]
     out["gain_reversed"] = np.bincount(g_code, weights=det["reversal"], minlength=k) > 0
+    out["reliable_change"] = float(rc)
+    out["reliable_change_confidence"] = np.nan if rc_conf is None else float(rc_conf)
     if clients is not None:
         _require(clients, "clients", ["client_id", "end_date"],
                  "Pass the canonical clients table (supervision.load_caseload().clients).")
@@ -1200,7 +1219,9 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
         and for each of ``recovered``, ``improved``, ``unchanged``, ``deteriorated``, ``harmed``
         and ``reliably_improved`` (recovered or improved): ``n_<c>``, ``<c>_rate``, ``<c>_lower``,
         ``<c>_upper``; then ``mean_improvement`` and ``median_improvement`` (points, positive =
-        better) and ``n_sudden_gains`` (clients with at least one).
+        better) and ``n_sudden_gains`` (clients with at least one); ``reliable_change_confidence``
+        (the level of the reliable-change value behind the rates, e.g. 0.90 for CORE-10; NaN if
+        mixed or unknown) when the client table has it.
     """
     _require(client_outcomes, "client_outcomes", ["clinician_id", "category", "improvement", "n_sudden_gains"],
              "Pass the output of client_outcomes(sessions, ...).")
@@ -1228,6 +1249,9 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
     g = co["n_sudden_gains"].to_numpy() > 0
     out["n_sudden_gains"] = np.append(np.bincount(code[code >= 0], weights=g[code >= 0], minlength=k),
                                       g.sum()).astype(int)
+    if "reliable_change_confidence" in co.columns:  # the level "reliable" stands for (CORE-10: 0.90)
+        levels = pd.unique(co["reliable_change_confidence"].dropna())
+        out["reliable_change_confidence"] = float(levels[0]) if len(levels) == 1 else np.nan
     return out.reset_index()
 
 
