@@ -187,8 +187,12 @@ def test_v_rupture_found_at_the_bottom_session_and_repaired():
     assert (row.rupture_session, row.pre_session, row.repair_session) == (4, 3, 5)
     assert (row.pre_score, row.rupture_score, row.repair_score) == (38.4, 30.0, 38.2)
     assert row.depth == pytest.approx(8.4)
-    assert row.client_sd == pytest.approx(sd(V))
-    assert row.depth_sd == pytest.approx(8.4 / sd(V))
+    # the client SD is that of the scores before the rupture session (sd_basis="before_rupture"), floored at 1
+    assert row.client_sd == pytest.approx(sd(V[:3]))
+    assert row.sd_used == pytest.approx(max(sd(V[:3]), 1.0))
+    assert row.depth_sd == pytest.approx(8.4 / row.sd_used)
+    whole = rupt({"A": V}, sd_basis="whole_series").iloc[0]
+    assert whole.client_sd == pytest.approx(sd(V)) and whole.depth_sd == pytest.approx(8.4 / sd(V))
     assert row.rupture_date == pd.Timestamp("2025-01-06") + pd.Timedelta(weeks=3)
     assert bool(row.repaired) and row.status == "repaired" and row.criterion == "2sd"
 
@@ -237,7 +241,9 @@ def test_sd_floor_is_what_keeps_a_tiny_wobble_quiet():
     series = [38, 38.2, 37.9, 38.1, 38, 37.5, 38.1]  # SD 0.21; the 0.6 fall is > 2 SD but < 2 x floor
     assert 0.6 > 2 * sd(series)
     assert rupt({"A": series}).empty
-    assert rupt({"A": series}, sd_floor=0.1)["rupture_session"].tolist() == [6]
+    assert rupt({"A": series}, sd_floor=0.1, sd_basis="whole_series")["rupture_session"].tolist() == [6]
+    # as of each session the early fall 38.2 -> 37.9 is measured against the SD of [38, 38.2] (0.14)
+    assert rupt({"A": series}, sd_floor=0.1)["rupture_session"].tolist() == [3, 6]
 
 
 def test_too_short_series_are_not_judged():
@@ -460,7 +466,7 @@ def test_function_defaults_are_the_settings_defaults():
         for key, value in alliance_options(None, fn).items():
             assert params[key].default == value, (fn.__name__, key)
     assert set(opts) == {"srs_cutoff", "inclusive", "drop_points", "low_item_threshold", "low_item_items",
-                         "ceiling_at", "sd_criterion", "sd_floor",
+                         "ceiling_at", "sd_criterion", "sd_floor", "sd_basis", "lost_contact_days",
                          "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance",
                          "min_trend_sessions"}
     assert set(alliance_options(None, session_alliance)) == {"srs_cutoff", "inclusive", "drop_points",
@@ -629,3 +635,53 @@ def test_two_hundred_thousand_sessions_in_seconds():
     clinician_alliance(sa, ruptures=rp[rp.criterion == "2sd"])
     assert time.perf_counter() - t0 < 20
     assert len(sa) == len(s) and len(rp) > 0
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: flags as of each session; open ruptures close after the lost-contact window
+# --------------------------------------------------------------------------------------------
+
+def test_a_rupture_flag_does_not_change_as_later_sessions_accrue():
+    """Decided as of the rupture session, a flag shown at a meeting is reproduced from the data up to it."""
+    full = [38, 36, 38, 37, 33, 38, 38, 30, 38, 38]
+    seen = {}
+    for n in range(6, len(full) + 1):
+        r = rupt({"A": full[:n]})
+        for row in r.itertuples():
+            seen.setdefault(row.rupture_session, set()).add((row.threshold, row.depth))
+        assert 5 in r["rupture_session"].tolist()  # the first V (37 -> 33) stays, whatever comes later
+    assert all(len(v) == 1 for v in seen.values())
+    # under the whole-series SD the first V vanishes once the second, deeper one inflates the SD
+    assert rupt({"A": full[:7]}, sd_basis="whole_series")["rupture_session"].tolist() == [5]
+    assert rupt({"A": full[:8]}, sd_basis="whole_series")["rupture_session"].tolist() == [8]
+    # the issue's example: [38, 38, 38, 30, 38] and four more 38s give one threshold under the default
+    a = rupt({"A": [38, 38, 38, 30, 38]})
+    b = rupt({"A": [38, 38, 38, 30, 38, 38, 38, 38, 38]})
+    assert a["threshold"].tolist() == b["threshold"].tolist() == [2.0]
+    w = rupt({"A": [38, 38, 38, 30, 38]}, sd_basis="whole_series")["threshold"].item()
+    w2 = rupt({"A": [38, 38, 38, 30, 38, 38, 38, 38, 38]}, sd_basis="whole_series")["threshold"].item()
+    assert (round(w, 2), round(w2, 2)) == (7.16, 5.33)
+    with pytest.raises(ValueError, match="sd_basis"):
+        rupt({"A": full}, sd_basis="all")
+
+
+def test_an_open_rupture_ends_without_repair_after_the_lost_contact_window():
+    """C00109-like: rupture at the last session, no end date, no session for months: not "open" for ever."""
+    series = {"A": [38, 38.5, 38, 37.8, 30], "B": [38, 38, 38.5, 38, 38, 38]}
+    s = make_sessions(series)
+    s.loc[s["client_id"] == "B", "session_date"] += pd.Timedelta(weeks=20)  # the export runs on
+    sa = session_alliance(s)
+    # the export's last session is B's, 20 weeks after A's rupture: A is lost contact (>= 42 days)
+    r = ruptures(sa)
+    assert r["status"].tolist() == ["unrepaired"] and r["status_reason"].tolist() == ["lost_contact"]
+    # within the window (reference date a week after A's last session) it is still open
+    soon = ruptures(sa, reference_date=s.loc[s["client_id"] == "A", "session_date"].max() + pd.Timedelta(weeks=1))
+    assert soon["status"].tolist() == ["open"] and soon["status_reason"].tolist() == ["window_open"]
+    assert ruptures(sa, lost_contact_days=365)["status"].tolist() == ["open"]
+    # and it now counts in the repair-rate denominator: 0 of 1 repaired, not "no closed rupture"
+    cn = clinician_alliance(sa, ruptures=r).set_index("scope")
+    assert cn.loc["T01", "n_unrepaired"] == 1 and cn.loc["T01", "repair_rate"] == 0.0
+    assert np.isnan(clinician_alliance(sa, ruptures=soon).set_index("scope").loc["T01", "repair_rate"])
+    # the engagement setting reaches the rupture rule
+    opts = alliance_options(load_settings({"engagement": {"lost_contact_days": 365}}), ruptures)
+    assert opts["lost_contact_days"] == 365 and ruptures(sa, **opts)["status"].tolist() == ["open"]

@@ -39,6 +39,8 @@ SRS_ITEM_NAMES = ("relationship", "goals_topics", "approach_method", "overall")
 #: Values of ``ruptures(...)["status"]``.
 RUPTURE_STATUSES = ("repaired", "unrepaired", "open")
 _PLANNED_REASONS = ("planned", "mutual", "referred_on")
+#: Values of the ``sd_basis`` option of :func:`ruptures`.
+SD_BASES = ("before_rupture", "through_rupture", "whole_series")
 _EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow floating-point noise
 
 
@@ -290,7 +292,7 @@ def session_alliance(
 _RUPTURE_COLUMNS = [
     "client_id", "clinician_id", "criterion", "sd_criterion", "n_measured", "client_sd", "sd_used", "threshold",
     "pre_session", "pre_date", "pre_score", "rupture_session", "rupture_date", "rupture_score", "depth", "depth_sd",
-    "decline_sessions", "repair_session", "repair_date", "repair_score", "repaired", "status",
+    "decline_sessions", "repair_session", "repair_date", "repair_score", "repaired", "status", "status_reason",
 ]
 
 
@@ -307,6 +309,7 @@ def _empty_ruptures() -> pd.DataFrame:
         "decline_sessions": pd.Series(dtype=int), "repair_session": pd.Series(dtype="Int64"),
         "repair_date": pd.Series(dtype="datetime64[ns]"), "repair_score": pd.Series(dtype=float),
         "repaired": pd.Series(dtype=bool), "status": pd.Series(dtype="str"),
+        "status_reason": pd.Series(dtype="str"),
     })[_RUPTURE_COLUMNS]
 
 
@@ -319,6 +322,9 @@ def ruptures(
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
+    sd_basis: str = "before_rupture",
+    lost_contact_days: int = 42,
+    reference_date: pd.Timestamp | str | None = None,
     clients: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Rupture-repair episodes found in each client's own SRS series.
@@ -334,12 +340,20 @@ def ruptures(
        sessions (a longer slide is measured from ``max_decline_sessions`` back).
     3. The bottom is a rupture when ``depth = pre_score - rupture_score`` is strictly greater than
        ``sd_criterion x sd_used``, where ``sd_used = max(client SD, sd_floor)`` and the client SD
-       is the sample SD (ddof 1) of all the client's measured totals.
+       is the sample SD (ddof 1) of the client's measured totals **before the rupture session**
+       (``sd_basis="before_rupture"``, the default): the flag is decided as of that session, from
+       the data up to it, so it does not appear or vanish as later sessions accrue, and the
+       trough does not inflate its own yardstick. ``"through_rupture"`` includes the trough;
+       ``"whole_series"`` is the first wave's retrospective SD of the whole series.
     4. Repaired when a later measured score reaches ``pre_score - repair_tolerance`` within
        ``repair_window`` attended sessions after the rupture session (by session number).
        Otherwise ``open`` while the window has not yet passed (the client's last attended
        session is before the window's end and, when ``clients`` is given, the episode has no
-       end date), else ``unrepaired``.
+       end date), else ``unrepaired``. A rupture whose client has not attended for
+       ``lost_contact_days`` (by ``reference_date``) is ``unrepaired`` ("ended without repair",
+       ``status_reason == "lost_contact"``) even if the window has not passed in sessions: a
+       client who stopped coming without an end date cannot repair, and leaving the rupture
+       "open" for ever would keep it out of the repair-rate denominator.
     5. A further bottom that falls inside an earlier episode (before that episode's repair
        session or, if unrepaired, within its repair window) belongs to that episode and is not
        counted again.
@@ -370,6 +384,16 @@ def ruptures(
         exact windowing was not read (DEFINITIONS.md §2.5, open item 6).
     repair_tolerance : float, default 1
         Points below ``pre_score`` that still count as a return [U], for measurement noise.
+    sd_basis : {"before_rupture", "through_rupture", "whole_series"}, default "before_rupture"
+        Which of the client's scores give the client SD (point 3). Stiles et al. (2004) speak of
+        the SD of the client's own session-to-session scores without (in what we could read) fixing
+        the window [U]; "before_rupture" is the reading under which a flag shown in a supervision
+        meeting is reproduced later from the data up to that meeting.
+    lost_contact_days : int, default 42
+        The ``[engagement]`` lost-contact window (days without an attended session; design
+        choice [U], as :func:`supervision.metrics.engagement.episode_engagement`).
+    reference_date : date, optional
+        "Now" for lost contact; default the latest session date in ``alliance``.
     clients : DataFrame, optional
         The ``clients`` table. When given, a rupture of a client whose episode has ended
         (``end_date`` set) is ``unrepaired`` rather than ``open`` even if the window had not
@@ -392,6 +416,11 @@ def ruptures(
         - ``decline_sessions``: sessions from ``pre_session`` to ``rupture_session``
         - ``repair_session``, ``repair_date``, ``repair_score``: first return (missing if none)
         - ``repaired`` (bool), ``status``: ``repaired``, ``unrepaired`` or ``open``
+        - ``status_reason``: ``repaired``, ``window_open``, ``window_passed`` (attended on, no
+          return), ``episode_ended`` or ``lost_contact`` (ended without repair before the window
+          passed)
+        - ``n_measured`` is the client's whole series; ``client_sd``, ``sd_used``, ``threshold`` are
+          those of the rupture session (``sd_basis``)
 
     Notes
     -----
@@ -399,10 +428,11 @@ def ruptures(
     Stiles et al. (2004) J Couns Psychol 51:81-92 defined a rupture-repair sequence as a
     V-shaped deflection deeper than 2 SDs of the client's own session-to-session alliance
     scores, followed by a return, and called the criterion ad hoc and preliminary; Strauss et
-    al. (2006) JCCP used a similar method with 1 SD. Everything else here (the SD including the
-    trough, the look-back, the window, the tolerance, the floor, the merging) is [U]: a
-    documented design choice to check against Stiles et al. (2004) pp. 84-85. The SD is the
-    client's whole series, so the measure is retrospective and a trough inflates its own SD.
+    al. (2006) JCCP used a similar method with 1 SD. Everything else here (the SD of the scores
+    before the trough, the look-back, the window, the tolerance, the floor, the merging, the
+    lost-contact closure) is [U]: a documented design choice to check against Stiles et al. (2004)
+    pp. 84-85. Under ``sd_basis="whole_series"`` the measure is retrospective and a trough
+    inflates its own SD ([38, 38, 38, 30, 38] gives a 2-SD threshold of 7.16, four more 38s 5.33).
 
     Base rate: the rule is relative to the client's own variability, so on pure session-to-session
     noise it still fires. On simulated i.i.d. normal series of 10 sessions it flags about 11
@@ -418,11 +448,14 @@ def ruptures(
     _require(alliance, "alliance", ["client_id", "clinician_id", "session_date", "session_number", "srs_total"],
              "Pass the output of session_alliance(sessions).")
     crits = _criteria(sd_criterion)
+    if sd_basis not in SD_BASES:
+        raise ValueError(f"sd_basis must be one of {', '.join(SD_BASES)}; got {sd_basis!r}.")
     _check_number("sd_floor", sd_floor, minimum=0, strict=True)
     _check_number("min_sessions", min_sessions, minimum=2, integer=True)
     _check_number("max_decline_sessions", max_decline_sessions, minimum=1, integer=True)
     _check_number("repair_window", repair_window, minimum=1, integer=True)
     _check_number("repair_tolerance", repair_tolerance, minimum=0)
+    _check_number("lost_contact_days", lost_contact_days, minimum=1, integer=True)
     if clients is not None:
         _require(clients, "clients", ["client_id", "end_date"], "Pass the canonical clients table or None.")
     W, L = int(repair_window), int(max_decline_sessions)
@@ -430,6 +463,9 @@ def ruptures(
     a = sort_frame(alliance, ["client_id", "session_number"])
     codes_all, ids_all = block_codes(a["client_id"])
     last_sn_all = pd.Series(a["session_number"].to_numpy()).groupby(codes_all).max()  # per client code
+    last_date_all = pd.Series(a["session_date"].to_numpy()).groupby(codes_all).max()
+    ref = (pd.Timestamp(reference_date) if reference_date is not None
+           else (a["session_date"].max() if len(a) else pd.NaT))
     x_all = pd.to_numeric(a["srs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     m = a.loc[~np.isnan(x_all)]
     if m.empty:
@@ -452,7 +488,23 @@ def ruptures(
     dev2 = np.bincount(codes, weights=(x - mean[codes]) ** 2, minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         sd_g = np.sqrt(dev2 / (counts - 1))
-    sd_i = sd_g[codes]
+    if sd_basis == "whole_series":
+        sd_i = sd_g[codes]
+    else:
+        # as of each session: the SD of the client's scores before it ("before_rupture") or up to and
+        # including it ("through_rupture"), from running sums centred on the client's mean
+        xc = x - mean[codes]
+        c1, c2 = np.cumsum(xc), np.cumsum(xc * xc)
+        base1 = np.r_[0.0, c1][starts][codes]
+        base2 = np.r_[0.0, c2][starts][codes]
+        shift = 0 if sd_basis == "through_rupture" else 1
+        end = idx - shift  # last position included
+        m_n = (pos + 1 - shift).astype(float)
+        r1 = np.where(end >= 0, c1[np.maximum(end, 0)], 0.0) - base1
+        r2 = np.where(end >= 0, c2[np.maximum(end, 0)], 0.0) - base2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (r2 - r1 * r1 / m_n) / (m_n - 1)
+        sd_i = np.where(m_n >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
     sd_used = np.maximum(np.nan_to_num(sd_i, nan=0.0), float(sd_floor))
 
     prev = np.empty(N)
@@ -472,6 +524,9 @@ def ruptures(
         ended_ids = clients.loc[clients["end_date"].notna(), "client_id"]
         client_ended = isin(uniques, ended_ids)
     last_sn_g = last_sn_all.reindex(of_all).to_numpy(dtype=np.int64)
+    quiet_days = (ref - pd.DatetimeIndex(last_date_all.reindex(of_all).to_numpy())).days.to_numpy(dtype=float,
+                                                                                                 na_value=np.nan)
+    lost_contact = np.nan_to_num(quiet_days, nan=-1) >= int(lost_contact_days)
 
     frames = []
     for k in crits:
@@ -497,8 +552,11 @@ def ruptures(
         keep = ~(sn[c] <= prev_cover)
         c, pre_c, rep, repaired = c[keep], pre_c[keep], rep[keep], repaired[keep]
         g = codes[c]
-        window_open = (last_sn_g[g] < sn[c] + W) & ~client_ended[g]
+        in_window = last_sn_g[g] < sn[c] + W
+        window_open = in_window & ~client_ended[g] & ~lost_contact[g]
         status = np.where(repaired, "repaired", np.where(window_open, "open", "unrepaired"))
+        reason = np.select([repaired, window_open, in_window & client_ended[g], in_window & lost_contact[g]],
+                           ["repaired", "window_open", "episode_ended", "lost_contact"], default="window_passed")
         r = np.maximum(rep, 0)
         p = pre_idx[c]
         frames.append(pd.DataFrame({
@@ -524,6 +582,7 @@ def ruptures(
             "repair_score": np.where(repaired, x[r], np.nan),
             "repaired": repaired,
             "status": status,
+            "status_reason": reason,
         }))
     if not frames:
         return _empty_ruptures()
@@ -540,7 +599,8 @@ _find_ruptures = ruptures  # the summaries below take a ``ruptures`` keyword tha
 
 def _rupture_opts(kwargs: dict) -> dict:
     return {k: kwargs[k] for k in ("sd_criterion", "sd_floor", "min_sessions", "max_decline_sessions",
-                                   "repair_window", "repair_tolerance")}
+                                   "repair_window", "repair_tolerance", "sd_basis", "lost_contact_days",
+                                   "reference_date")}
 
 
 def _single_criterion(rp: pd.DataFrame) -> None:
@@ -561,6 +621,9 @@ def client_alliance(
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
+    sd_basis: str = "before_rupture",
+    lost_contact_days: int = 42,
+    reference_date: pd.Timestamp | str | None = None,
     min_trend_sessions: int = 3,
     planned_reasons: Sequence[str] = _PLANNED_REASONS,
 ) -> pd.DataFrame:
@@ -756,6 +819,9 @@ def clinician_alliance(
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
+    sd_basis: str = "before_rupture",
+    lost_contact_days: int = 42,
+    reference_date: pd.Timestamp | str | None = None,
     planned_reasons: Sequence[str] = _PLANNED_REASONS,
     client_alliance_frame: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -901,8 +967,12 @@ def alliance_options(settings=None, function: Callable | None = None) -> dict:
     -------
     dict
         ``{keyword: value}``; the keys are the setting names of ``[alliance]`` in
-        ``supervision/defaults.toml``, which are also the keyword names of the functions here.
+        ``supervision/defaults.toml``, which are also the keyword names of the functions here,
+        and ``lost_contact_days`` from ``[engagement]``.
     """
     from supervision.config import section_options
 
-    return section_options(settings, "alliance", function)
+    opts = section_options(settings, "alliance", function)
+    # the lost-contact window is the engagement setting (one definition of "lost contact")
+    lost = section_options(settings, "engagement", function)
+    return {**opts, **lost} if function is not None else {**opts, "lost_contact_days": lost["lost_contact_days"]}

@@ -31,7 +31,9 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
     """
     opts = caseload.settings
     sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
-    rp = alliance.ruptures(sa, clients=caseload.clients, **alliance.alliance_options(opts, alliance.ruptures))
+    now = caseload.sessions["session_date"].max() if len(caseload.sessions) else None  # as engagement's lost contact
+    rp = alliance.ruptures(sa, clients=caseload.clients, reference_date=now,
+                           **alliance.alliance_options(opts, alliance.ruptures))
     ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp,
                                   **alliance.alliance_options(opts, alliance.client_alliance))
     cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca,

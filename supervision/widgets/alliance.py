@@ -52,7 +52,8 @@ class AllianceModel:
         sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold", "low_item_items", "ceiling_at")},
                    "srs_cutoff": options.srs_cutoff, "inclusive": options.inclusive, "drop_points": options.drop_points}
         rup_kw = {k: v for k, v in settings_kwargs.items()
-                  if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance")}
+                  if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance",
+                           "sd_basis", "lost_contact_days")}
         self.sessions = metrics.session_alliance(caseload.sessions, **sess_kw)
         self.ruptures = metrics.ruptures(self.sessions, sd_criterion=options.sd_criterion, clients=caseload.clients, **rup_kw)
         def opts(fn):  # the settings' other options of fn (trend length, confidence), the live threshold
