@@ -483,18 +483,23 @@ def etr_tables():
 
 def test_expected_trajectories_hand_case():
     s, clients = etr_tables()
-    ref = oc.expected_trajectories(s, clients=clients, intake_bands=1, min_reference=20)
+    ref = oc.expected_trajectories(s, clients=clients, intake_bands=1, min_reference=20, pool_later_sessions=False)
     r2 = ref[ref["session_number"] == 2].iloc[0]
     assert (r2["n_reference"], r2["enough"]) == (20, True)
     assert (r2["p10"], r2["p25"], r2["p50"], r2["p75"], r2["p90"]) == pytest.approx((1.9, 4.75, 9.5, 14.25, 17.1))
     r3 = ref[ref["session_number"] == 3].iloc[0]
     assert r3["n_reference"] == 5 and not r3["enough"] and np.isnan(r3[["p10", "p50", "p90"]].astype(float)).all()
     assert ref.attrs["n_reference_episodes"] == 20  # open clients are never reference
+    # pooled (the default): session 3 takes every episode from session 2 on, each at its session nearest 3
+    pooled = oc.expected_trajectories(s, clients=clients, intake_bands=1, min_reference=20)
+    p3 = pooled[pooled["session_number"] == 3].iloc[0]
+    assert p3["pooled"] and p3["enough"] and p3["n_reference"] == 20 and (p3["pooled_from"], p3["pooled_to"]) == (2, 3)
 
 
 def test_track_status_hand_cases():
     s, clients = etr_tables()
-    ts = oc.track_status(s, clients=clients, intake_bands=1, min_reference=20).set_index("client_id")
+    ts = oc.track_status(s, clients=clients, intake_bands=1, min_reference=20,
+                         pool_later_sessions=False).set_index("client_id")
     want = {"A": "not_on_track", "B": "at_risk", "C": "at_risk", "D": "on_track", "E": "not_on_track",
             "F": "not_enough_reference_data", "G": "not_on_track", "H": "too_early", "I": "not_measured"}
     assert ts["status"].to_dict() == want
@@ -505,6 +510,9 @@ def test_track_status_hand_cases():
     assert ts.loc["A", "expected_median"] == pytest.approx(24.5)
     assert ts.loc["G", "reliable_deterioration"] and not ts.loc["A", "reliable_deterioration"]
     assert set(ts.index) == set(want)  # closed reference clients are left out (open_only)
+    pooled = oc.track_status(s, clients=clients, intake_bands=1, min_reference=20).set_index("client_id")
+    assert pooled.loc["F", "status"] != "not_enough_reference_data" and pooled.loc["F", "n_reference"] == 20
+    assert pooled.drop(index="F")["status"].to_dict() == {k: v for k, v in want.items() if k != "F"}
 
 
 def test_track_status_lower_is_better_and_bands():
@@ -561,7 +569,14 @@ def test_demo_track_status_matches_a_plain_recomputation(demo):
     checked = 0
     for _, row in ts[ts["status"].isin(["on_track", "at_risk", "not_on_track"])].iterrows():
         band = np.searchsorted(edges, row["intake_score"], side="right")
-        same = ref[(np.searchsorted(edges, ref["intake"], side="right") == band) & (ref["k"] == row["session_number"])]
+        in_band = ref[np.searchsorted(edges, ref["intake"], side="right") == band]
+        same = in_band[in_band["k"] == row["session_number"]]
+        if len(same) < 20:  # pooled later sessions: from J (20th-latest last session) on, one per episode
+            J = np.sort(in_band.groupby("client_id")["k"].max().to_numpy())[::-1][19]
+            pool = in_band[in_band["k"] >= min(row["session_number"], J)].assign(
+                d=lambda f: (f["k"] - row["session_number"]).abs(), neg=lambda f: -f["k"])
+            same = pool.sort_values(["client_id", "d", "neg"]).groupby("client_id").head(1)
+            assert len(same) == row["n_reference"]
         imp = same["ors_total"] - same["intake"]
         improvement = row["score"] - row["intake_score"]
         if improvement <= -5:
@@ -987,3 +1002,74 @@ def test_core10_reliable_change_is_labelled_90_percent_or_rescaled():
     assert (r["reliable_change_confidence"] == 0.95).all()
     assert r["reliable_improvement"].tolist() == [False, True]  # 7 < 7.15 <= 10
     assert oc.outcome_options(None, oc.client_outcomes)["rescale_reliable_change"] is False
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: expected bands cover long episodes (pooled later sessions); ended-while-worse listed
+# --------------------------------------------------------------------------------------------
+
+def _long_clinic(n_ref=30, ref_len=6, open_len=14, open_scores=None):
+    """ORS: n_ref closed episodes of ref_len sessions improving 1 point a session from intake 15; one open
+    client (O) with intake 15 measured for open_len sessions."""
+    rows, clients = [], []
+    for i in range(n_ref):
+        cid = f"R{i:02d}"
+        clients.append((cid, pd.Timestamp("2025-06-01")))
+        for k in range(ref_len):
+            rows.append((cid, k, 15.0 + k + (i % 5) * 0.2))
+    clients.append(("O", pd.NaT))
+    scores = open_scores or [15.0] * open_len
+    for k, v in enumerate(scores):
+        rows.append(("O", k, v))
+    s = pd.DataFrame(rows, columns=["client_id", "k", "ors_total"])
+    s["clinician_id"] = "T1"
+    s["attendance"] = "attended"
+    s["session_date"] = pd.Timestamp("2025-01-06") + pd.to_timedelta(s["k"] * 7, "D")
+    c = pd.DataFrame(clients, columns=["client_id", "end_date"]).assign(clinician_id="T1", end_reason="planned",
+                                                                         start_date=pd.Timestamp("2025-01-01"))
+    return s.drop(columns="k"), c
+
+
+def test_long_episodes_get_a_pooled_band_with_its_reference_n():
+    s, c = _long_clinic(open_scores=[15.0] * 9 + [12.0])  # O: session 10, 3 points worse than intake
+    ref = oc.expected_trajectories(s, clients=c, intake_bands=1, min_reference=20)
+    r = ref.set_index("session_number")
+    assert not r.loc[6, "pooled"] and r.loc[6, "n_reference"] == 30 and r.loc[6, "pooled_from"] == 6
+    # every reference episode stops at session 6: from session 7 on the band pools sessions >= 6
+    assert r.loc[10, "pooled"] and r.loc[10, "enough"] and r.loc[10, "n_reference"] == 30
+    assert (r.loc[10, "pooled_from"], r.loc[10, "pooled_to"]) == (6, 6)
+    assert r.loc[10, "p50"] == pytest.approx(r.loc[6, "p50"])
+    ts = oc.track_status(s, clients=c, intake_bands=1, min_reference=20).set_index("client_id")
+    assert ts.loc["O", "status"] == "not_on_track" and ts.loc["O", "n_reference"] == 30  # the C00330 case
+    old = oc.track_status(s, clients=c, intake_bands=1, min_reference=20, pool_later_sessions=False)
+    assert old.set_index("client_id").loc["O", "status"] == "not_enough_reference_data"
+    # too few episodes in the band at all: still no invented band
+    s2, c2 = _long_clinic(n_ref=12)
+    assert oc.track_status(s2, clients=c2, intake_bands=1, min_reference=20).set_index("client_id").loc[
+        "O", "status"] == "not_enough_reference_data"
+
+
+def test_pooled_percentiles_use_each_episode_once_nearest_the_session():
+    # 20 episodes measured at sessions 1..6 and 10 of them also at 7..8: at session 8 (10 episodes at 8,
+    # fewer than 20) the pool is sessions >= 6 (J = 6), each episode once, at 8 when it has it, else at 6
+    s, c = _long_clinic(n_ref=20, ref_len=6)
+    sixth = pd.Timestamp("2025-01-06") + pd.Timedelta(days=35)
+    extra = s[s["client_id"].isin([f"R{i:02d}" for i in range(10)]) & (s["session_date"] == sixth)]
+    more = pd.concat([extra.assign(session_date=extra["session_date"] + pd.Timedelta(days=7 * j), ors_total=extra["ors_total"] + 10 * j)
+                      for j in (1, 2)])
+    s = pd.concat([s, more], ignore_index=True)
+    ref = oc.expected_trajectories(s, clients=c, intake_bands=1, min_reference=20).set_index("session_number")
+    assert ref.loc[8, "pooled"] and ref.loc[8, "n_reference"] == 20 and (ref.loc[8, "pooled_from"], ref.loc[8, "pooled_to"]) == (6, 8)
+    intake = {f"R{i:02d}": 15.0 + (i % 5) * 0.2 for i in range(20)}
+    vals = [15.0 + 5 + (i % 5) * 0.2 + (20 if i < 10 else 0) - intake[f"R{i:02d}"] for i in range(20)]
+    assert ref.loc[8, "p50"] == pytest.approx(np.percentile(vals, 50))
+    assert ref.loc[8, "p10"] == pytest.approx(np.percentile(vals, 10))
+
+
+def test_clients_who_ended_worse_than_intake_are_listed():
+    s = pd.DataFrame({"client_id": ["A", "A", "B", "B", "C", "C"], "clinician_id": "T1", "attendance": "attended",
+                      "session_date": pd.to_datetime(["2025-01-06", "2025-02-03"] * 3),
+                      "ors_total": [20.0, 18.0, 20.0, 26.0, 20.0, 17.0]})
+    c = pd.DataFrame({"client_id": ["A", "B", "C"], "end_date": pd.to_datetime(["2025-03-01", "2025-03-01", None])})
+    co = oc.client_outcomes(s, clients=c).set_index("client_id")
+    assert co["ended_worse"].to_dict() == {"A": True, "B": False, "C": False}  # C is open: the track view's

@@ -1102,7 +1102,11 @@ def client_outcomes(
           first gain), ``first_gain_magnitude``, ``gain_reversed`` (any gain reversed)
         - ``reliable_change`` (points used), ``reliable_change_confidence`` (the level it stands for:
           0.90 for CORE-10 as published, NaN when unknown, e.g. a value given by hand)
-        - with ``clients``: ``open`` (no end date), ``end_date``, ``end_reason``
+        - with ``clients``: ``open`` (no end date), ``end_date``, ``end_reason``, ``ended_worse``
+          (bool: the episode ended with its latest score worse than intake, by any amount; read with
+          ``reliable_deterioration`` for whether the change is beyond measurement error). The
+          not-on-track view (:func:`track_status`) covers open episodes only, so a client who got
+          worse and left is listed through this column rather than only counted.
     """
     inst = _instrument(instrument, settings)
     rc = inst.reliable_change if reliable_change is None else reliable_change
@@ -1195,6 +1199,9 @@ def client_outcomes(
         out["end_date"] = c["end_date"].to_numpy()
         out["end_reason"] = (as_column(c["end_reason"]) if "end_reason" in c.columns
                              else pd.array([pd.NA] * len(out), dtype="str"))
+        # ended while worse than at intake: the track view judges open episodes only, so these are listed here
+        worse = ~out["open"].to_numpy() & (np.nan_to_num(out["improvement"].to_numpy(dtype=float), nan=0.0) < -_EPS)
+        out["ended_worse"] = worse
     return out.reset_index(drop=True)
 
 
@@ -1280,6 +1287,7 @@ def expected_trajectories(
     intake_bands: int = 3,
     min_reference: int = 20,
     percentiles: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
+    pool_later_sessions: bool = True,
     scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Expected treatment response from the service's own closed episodes, by intake band.
@@ -1295,7 +1303,17 @@ def expected_trajectories(
     3. For each band and attended-session number k >= 2: the percentiles of the improvement from
        intake (score at k - intake, signed so that positive = better) among the band's reference
        episodes measured at session k.
-    4. A band-session with fewer than ``min_reference`` reference episodes has no percentiles
+    4. Long episodes (``pool_later_sessions``, default): a band-session with fewer than
+       ``min_reference`` episodes measured exactly at session k pools the later sessions. The pool
+       is every reference measurement at sessions >= ``pooled_from`` = min(k, J), where J is the
+       last session at which at least ``min_reference`` of the band's episodes were still measured
+       (at J or later); each episode contributes once, with its measurement nearest to k (ties:
+       the later one). So beyond J the band is "similar clients measured from session J on",
+       which assumes the improvement curve has flattened by then: outcome trajectories are
+       negatively accelerated, roughly linear in log(session) (Finch, Lambert & Schaalje 2001;
+       Howard et al. 1986 [V]; the flat tail is [U]). ``n_reference`` then counts the pooled
+       episodes and ``pooled_from`` / ``pooled_to`` show the sessions they came from.
+    5. A band-session still short of ``min_reference`` episodes has no percentiles
        (``enough`` False): "not enough reference data", never an invented band.
 
     A client's expected score at session k is their own intake plus these improvement
@@ -1313,6 +1331,9 @@ def expected_trajectories(
         Minimum reference episodes per band and session [U: design choice; with 20, the 10th
         percentile rests on 2 episodes below it].
     percentiles : sequence of float, default (10, 25, 50, 75, 90)
+    pool_later_sessions : bool, default True
+        Pool later sessions for band-sessions with too few episodes (point 4). False: the first
+        wave's rule, under which every band ran out of reference episodes by about session 10.
     scores : DataFrame, optional
         The instrument's :func:`outcome_scores` table (or its :func:`session_scores`), computed
         from ``sessions`` when not given.
@@ -1320,11 +1341,14 @@ def expected_trajectories(
     Returns
     -------
     DataFrame
-        One row per intake band and session number (2 .. the last session with a reference
-        episode), sorted: ``band`` (0 holds the lowest intake scores), ``band_from``,
+        One row per intake band and session number (2 .. the last measured session of any
+        client when pooling, else of a reference episode), sorted: ``band`` (0 holds the lowest
+        intake scores), ``band_from``,
         ``band_to`` (the band is intake >= band_from and < band_to; -inf / inf at the ends),
         ``band_low``, ``band_high`` (the band's lowest / highest reference intake),
-        ``session_number``, ``n_reference``, ``enough`` (bool), and
+        ``session_number``, ``n_reference``, ``enough`` (bool), ``pooled`` (bool: the later
+        sessions were pooled), ``pooled_from``, ``pooled_to`` (the sessions of the reference
+        measurements used; both equal ``session_number`` when not pooled), and
         ``p<XX>`` (improvement percentiles in points; NaN when not enough). ``attrs`` holds
         ``edges`` (the cut points), ``instrument``, ``min_reference``, ``percentiles``,
         ``n_reference_episodes``.
@@ -1332,6 +1356,7 @@ def expected_trajectories(
     inst = _instrument(instrument, settings)
     _check_number("intake_bands", intake_bands, minimum=1, integer=True)
     _check_number("min_reference", min_reference, minimum=1, integer=True)
+    _check_bool("pool_later_sessions", pool_later_sessions)
     pcts = [float(p) for p in percentiles]
     for p in pcts:
         _check_number("percentiles", p, minimum=0, maximum=100)
@@ -1351,19 +1376,28 @@ def expected_trajectories(
     band_of[ref_clients] = np.searchsorted(edges, intakes, side="right")
     rows = np.flatnonzero(sel & (number >= 2))
     ref = pd.DataFrame({"band": band_of[code[rows]], "session_number": number[rows],
-                        "improvement": inst.direction * (score[rows] - intake[rows])})
+                        "improvement": inst.direction * (score[rows] - intake[rows]), "episode": code[rows]})
     n_bands = len(edges) + 1
     max_k = int(ref["session_number"].max()) if len(ref) else 1
+    if pool_later_sessions and len(ref):  # cover every open client's session too
+        measured_k = number[~np.isnan(score)]
+        max_k = max(max_k, int(measured_k.max()) if len(measured_k) else 1)
     grid = pd.MultiIndex.from_product([range(n_bands), range(2, max_k + 1)], names=["band", "session_number"])
     grp = ref.groupby(["band", "session_number"])["improvement"]
     out = pd.DataFrame(index=grid)
     out["n_reference"] = grp.size().reindex(grid, fill_value=0).astype(int)
     out["enough"] = out["n_reference"] >= int(min_reference)
+    out["pooled"] = False
+    kk = grid.get_level_values("session_number").to_numpy()
+    out["pooled_from"] = kk
+    out["pooled_to"] = kk
     qs = list(dict.fromkeys(p / 100.0 for p in pcts))
     quantiles = grp.quantile(qs) if len(ref) and qs else None  # every percentile in one grouped pass
     for p in pcts:
         q = quantiles.xs(p / 100.0, level=-1).reindex(grid) if quantiles is not None else pd.Series(np.nan, index=grid)
         out[f"p{p:g}"] = q.where(out["enough"]).to_numpy(dtype=float)
+    if pool_later_sessions and len(ref):
+        _pool_later(out, ref, int(min_reference), pcts)
     out = out.reset_index()
     by_band = pd.Series(intakes).groupby(band_of[ref_clients])
     lo, hi = by_band.min(), by_band.max()
@@ -1378,6 +1412,45 @@ def expected_trajectories(
     return out
 
 
+def _pool_later(out: pd.DataFrame, ref: pd.DataFrame, min_reference: int, pcts: list[float]) -> None:
+    """Fill the band-sessions short of ``min_reference`` episodes from the pooled later sessions (in place).
+
+    See :func:`expected_trajectories`, point 4: pool = measurements at sessions >= min(k, J), one per
+    episode (nearest to k, ties to the later), J = the band's last session with ``min_reference``
+    episodes measured at or after it.
+    """
+    short = ~out["enough"].to_numpy(dtype=bool)
+    if not short.any():
+        return
+    for b, part in ref.groupby("band", sort=True):
+        last = part.groupby("episode")["session_number"].max().to_numpy()
+        ks = np.sort(last)[::-1]
+        if len(ks) < min_reference:
+            continue  # fewer episodes than needed in the whole band: nothing to pool
+        J = int(ks[min_reference - 1])  # at least min_reference episodes measured at J or later
+        sn = part["session_number"].to_numpy(dtype=np.int64)
+        ep = part["episode"].to_numpy()
+        imp = part["improvement"].to_numpy(dtype=float)
+        rows = np.flatnonzero((out.index.get_level_values("band") == b) & short)
+        for r in rows:
+            k = int(out.index[r][1])
+            lo = min(k, J)
+            sel = np.flatnonzero(sn >= lo)
+            # one measurement per episode: the nearest to k, ties to the later session
+            order = np.lexsort((-sn[sel], np.abs(sn[sel] - k), ep[sel]))
+            pick = sel[order][np.r_[True, ep[sel][order][1:] != ep[sel][order][:-1]]]
+            if len(pick) < min_reference:
+                continue
+            out.iloc[r, out.columns.get_loc("n_reference")] = len(pick)
+            out.iloc[r, out.columns.get_loc("enough")] = True
+            out.iloc[r, out.columns.get_loc("pooled")] = True
+            out.iloc[r, out.columns.get_loc("pooled_from")] = int(sn[pick].min())
+            out.iloc[r, out.columns.get_loc("pooled_to")] = int(sn[pick].max())
+            vals = np.percentile(imp[pick], pcts)  # linear interpolation, as pandas' quantile
+            for p, v in zip(pcts, vals):
+                out.iloc[r, out.columns.get_loc(f"p{p:g}")] = float(v)
+
+
 def track_status(
     sessions: pd.DataFrame,
     *,
@@ -1388,6 +1461,7 @@ def track_status(
     intake_bands: int = 3,
     min_reference: int = 20,
     percentiles: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
+    pool_later_sessions: bool = True,
     failure_percentile: float = 10.0,
     risk_percentile: float = 25.0,
     reliable_change: float | None = None,
@@ -1420,7 +1494,7 @@ def track_status(
     reference : DataFrame, optional
         Output of :func:`expected_trajectories` (computed from these tables with the options
         below when not given).
-    intake_bands, min_reference, percentiles
+    intake_bands, min_reference, percentiles, pool_later_sessions
         As in :func:`expected_trajectories`.
     failure_percentile, risk_percentile : float, default 10 and 25
         Must be among ``percentiles``.
@@ -1464,7 +1538,8 @@ def track_status(
     ss = _intake_table(sessions, clients, inst, scores)
     if reference is None:
         reference = expected_trajectories(sessions, clients=clients, instrument=inst, intake_bands=intake_bands,
-                                          min_reference=min_reference, percentiles=pcts, scores=ss)
+                                          min_reference=min_reference, percentiles=pcts,
+                                          pool_later_sessions=pool_later_sessions, scores=ss)
     _require(reference, "reference", ["band", "band_from", "session_number", "n_reference", "enough"],
              "Pass the output of expected_trajectories(...).")
     missing = [f"p{p:g}" for p in pcts if f"p{p:g}" not in reference.columns]
