@@ -678,7 +678,7 @@ def effects_input(seed=3):
 
 def test_clinician_effects_recomputed_by_hand():
     co = effects_input()
-    ce = oc.clinician_effects(co, min_cases=15, confidence=0.90).set_index("clinician_id")
+    ce = oc.clinician_effects(co, min_cases=15, confidence=0.90, tau2_uncertainty=False).set_index("clinician_id")
     slope, intercept = np.polyfit(co["first_score"], co["latest_score"], 1)
     resid = co["latest_score"] - (intercept + slope * co["first_score"])
     g = resid.groupby(co["clinician_id"])
@@ -838,7 +838,7 @@ def test_outcome_options_follow_the_settings():
     opts = oc.outcome_options(None, oc.track_status)
     assert opts["min_reference"] == 20 and opts["percentiles"] == (10.0, 25.0, 50.0, 75.0, 90.0)
     eff = oc.outcome_options({"outcome": {"effect_confidence": 0.8, "min_cases": 10}}, oc.clinician_effects)
-    assert eff == {"min_cases": 10, "confidence": 0.8, "closed_only": True}
+    assert eff == {"min_cases": 10, "confidence": 0.8, "closed_only": True, "tau2_uncertainty": True}
     assert oc.outcome_options(None, oc.clinician_outcomes) == {"confidence": 0.95}
     tt = oc.outcome_options(None, oc.talking_therapies)
     assert tt == {"phq9_caseness": 10.0, "gad7_caseness": 8.0, "phq9_reliable_change": 6.0,
@@ -852,7 +852,7 @@ def test_outcome_options_follow_the_settings():
     for f in funcs:
         used |= set(oc.outcome_options(None, f))
     renamed = {"confidence", "closed_only"}
-    assert set(oc.outcome_options()) - used - {"effect_confidence", "effect_closed_only"} <= renamed
+    assert set(oc.outcome_options()) - used - {"effect_confidence", "effect_closed_only", "effect_tau2_uncertainty"} <= renamed
 
 
 # --------------------------------------------------------------------------------------------
@@ -1073,3 +1073,63 @@ def test_clients_who_ended_worse_than_intake_are_listed():
     c = pd.DataFrame({"client_id": ["A", "B", "C"], "end_date": pd.to_datetime(["2025-03-01", "2025-03-01", None])})
     co = oc.client_outcomes(s, clients=c).set_index("client_id")
     assert co["ended_worse"].to_dict() == {"A": True, "B": False, "C": False}  # C is open: the track view's
+
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: clinician-effect intervals carry the uncertainty of the between-clinician variance
+# --------------------------------------------------------------------------------------------
+
+def test_tau2_qprofile_against_a_plain_bisection():
+    from scipy.stats import chi2
+    from supervision.metrics.stats import tau2_qprofile
+    y, v = np.array([0.0, 4.0, 1.0, -2.0, 3.0]), np.array([1.0, 2.0, 0.5, 1.5, 1.0])
+
+    def q(t):
+        w = 1 / (v + t)
+        return float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
+
+    def root(target):  # plain bisection on a decreasing function
+        lo, hi = 0.0, 1000.0
+        if q(0) <= target:
+            return 0.0
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if q(mid) > target else (lo, mid)
+        return (lo + hi) / 2
+
+    got = tau2_qprofile(y, v, confidence=0.95)
+    assert got["lower"] == pytest.approx(root(chi2.ppf(0.975, 4)), abs=1e-8)
+    assert got["upper"] == pytest.approx(root(chi2.ppf(0.025, 4)), abs=1e-8)
+    assert got["q"] == pytest.approx(q(0)) and got["p"] == pytest.approx(chi2.sf(q(0), 4))
+    same = tau2_qprofile([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    assert (same["lower"], same["upper"]) == (0.0, 0.0) and same["p"] == pytest.approx(1.0)
+
+
+def test_clinician_effects_with_tau2_zero_say_no_one_differs_and_keep_honest_intervals():
+    """The demo case: the estimated between-clinician variance is 0, so with tau^2 treated as known every
+    clinician sits at the service mean with the same narrow interval whatever their raw mean residual."""
+    rng = np.random.default_rng(6)  # a draw whose DerSimonian-Laird tau^2 is 0 (Q p = 0.43)
+    rows = []
+    for cid in "ABCDEF":
+        intake = rng.uniform(5, 24, 16)
+        latest = 8 + 0.6 * intake + rng.normal(0, 3, 16)
+        rows += [{"clinician_id": cid, "first_score": i, "latest_score": l, "clinical_first": True, "open": False,
+                  "change": l - i, "improvement": l - i} for i, l in zip(intake, latest)]
+    co = pd.DataFrame(rows)
+    known = oc.clinician_effects(co, tau2_uncertainty=False)
+    ce = oc.clinician_effects(co)
+    assert ce.attrs["tau2"] == 0.0 and known.attrs["tau2"] == 0.0
+    width_known = (known["effect_upper"] - known["effect_lower"]).round(9)
+    assert width_known.nunique() == 1  # everyone the same interval, blind to the raw means
+    width = ce["effect_upper"] - ce["effect_lower"]
+    assert (width > width_known + 1e-9).all()  # wider: tau^2 could be up to its Q-profile upper bound
+    assert ((ce["effect_lower"] <= known["effect_lower"] + 1e-12) & (ce["effect_upper"] >= known["effect_upper"] - 1e-12)).all()
+    assert ce.attrs["tau2_upper"] > 0 and ce.attrs["heterogeneity_p"] > 0.1 and ce.attrs["no_difference"]
+    assert ce["note"].str.contains("no clinician differs from the service beyond chance").all()
+    assert not ce["differs"].any()
+    # a real difference is still found (planted +-3 points)
+    big = oc.clinician_effects(effects_input()).set_index("clinician_id")
+    assert not big.attrs["no_difference"] and big.loc["A", "differs"] and big.loc["B", "differs"]
+    assert big.loc["A", "note"] == "estimated"
+    assert oc.outcome_options(None, oc.clinician_effects)["tau2_uncertainty"] is True

@@ -34,7 +34,7 @@ from supervision.metrics._frames import (as_column, block_codes, positions_in, r
                                         take_values)
 from supervision.instruments import Instrument, instruments
 from supervision.instruments.scoring import total_scores
-from supervision.metrics.stats import normal_shrinkage, wilson_interval
+from supervision.metrics.stats import normal_shrinkage, tau2_qprofile, wilson_interval
 
 __all__ = [
     "reliable_change_value", "jacobson_truax", "sudden_gains", "sudden_losses", "sudden_gains_by_person",
@@ -1642,6 +1642,7 @@ def clinician_effects(
     confidence: float = 0.90,
     closed_only: bool = True,
     clinical_only: bool = True,
+    tau2_uncertainty: bool = True,
 ) -> pd.DataFrame:
     """Severity-adjusted effectiveness per clinician: residualised change, shrunken by empirical Bayes.
 
@@ -1671,6 +1672,13 @@ def clinician_effects(
         Only ended episodes (the latest score is then the end score).
     clinical_only : bool, default True
         Only cases in the clinical range at intake.
+    tau2_uncertainty : bool, default True
+        The between-clinician variance tau^2 is estimated, not known. True: each interval is the
+        union of the posterior intervals over the Q-profile ``confidence`` interval of tau^2
+        (Viechtbauer 2007 [U]; :func:`supervision.metrics.stats.tau2_qprofile`), so an estimate
+        of tau^2 = 0 (every clinician pulled to the service mean) does not give falsely narrow
+        intervals; and Cochran's Q test says whether any clinician differs beyond chance. False:
+        tau^2 treated as known (the first wave's intervals).
 
     Returns
     -------
@@ -1679,9 +1687,13 @@ def clinician_effects(
         ``estimated`` (bool: ``n_cases >= min_cases``), ``mean_residual`` (raw, points),
         ``shrinkage`` (weight of the clinician's own data, 0-1), ``effect`` (shrunken, points;
         positive = better than the service expects), ``effect_lower``, ``effect_upper``
-        (``confidence`` interval), ``effect_size`` (effect / SD of intake), ``note``. The
-        estimate columns are NaN when not ``estimated``. ``attrs``: ``intercept``, ``slope``,
-        ``sigma2``, ``tau2``, ``mu``, ``n_cases`` (service), ``sd_intake``, ``min_cases``,
+        (``confidence`` interval), ``effect_size`` (effect / SD of intake), ``differs`` (nullable
+        bool: the interval excludes 0, the result the service model expects for the intake), ``note``. The estimate columns are NaN
+        when not ``estimated``. When Cochran's Q test finds no heterogeneity (p >= 1 -
+        ``confidence``), every estimated clinician's ``note`` says so in plain words: "no clinician
+        differs from the service beyond chance". ``attrs``: ``intercept``, ``slope``, ``sigma2``,
+        ``tau2``, ``tau2_lower``, ``tau2_upper``, ``heterogeneity_q``, ``heterogeneity_p``,
+        ``no_difference`` (bool), ``mu``, ``n_cases`` (service), ``sd_intake``, ``min_cases``,
         ``confidence``.
     """
     _require(client_outcomes, "client_outcomes", ["clinician_id", "first_score", "latest_score", "clinical_first"],
@@ -1690,6 +1702,7 @@ def clinician_effects(
     _check_number("confidence", confidence, minimum=0, maximum=1, strict=True)
     _check_bool("closed_only", closed_only)
     _check_bool("clinical_only", clinical_only)
+    _check_bool("tau2_uncertainty", tau2_uncertainty)
     co = client_outcomes
     use = co["latest_score"].notna().to_numpy() & co["first_score"].notna().to_numpy()
     if clinical_only:
@@ -1730,24 +1743,42 @@ def clinician_effects(
             var_j = np.where(n_j > 0, sigma2 / np.maximum(n_j, 1), np.nan)
         eb = normal_shrinkage(mean_j, var_j, confidence=float(confidence))
         tau2 = eb["tau2"]
+        lower, upper = eb["lower"], eb["upper"]
+        qp = tau2_qprofile(mean_j, var_j, confidence=float(confidence))
+        if tau2_uncertainty:  # the union of the intervals over the plausible tau^2
+            grid = np.unique(np.r_[np.linspace(qp["lower"], qp["upper"], 21), tau2])
+            for t2 in grid:
+                alt = normal_shrinkage(mean_j, var_j, confidence=float(confidence), tau2=float(t2))
+                lower, upper = np.fmin(lower, alt["lower"]), np.fmax(upper, alt["upper"])
         sd_intake = float(np.std(x, ddof=1))
         est = out["estimated"].to_numpy()
         out["mean_residual"] = np.where(est, mean_j, np.nan)
         out["shrinkage"] = np.where(est, eb["shrinkage"], np.nan)
         out["effect"] = np.where(est, eb["posterior"], np.nan)
-        out["effect_lower"] = np.where(est, eb["lower"], np.nan)
-        out["effect_upper"] = np.where(est, eb["upper"], np.nan)
+        out["effect_lower"] = np.where(est, lower, np.nan)
+        out["effect_upper"] = np.where(est, upper, np.nan)
         out["effect_size"] = out["effect"] / sd_intake if sd_intake > 0 else np.nan
+        no_difference = bool(qp["p"] >= 1.0 - float(confidence)) if np.isfinite(qp["p"]) else True
         attrs.update({"intercept": float(intercept), "slope": float(slope), "sigma2": sigma2, "tau2": float(tau2),
+                      "tau2_lower": qp["lower"], "tau2_upper": qp["upper"], "heterogeneity_q": qp["q"],
+                      "heterogeneity_p": qp["p"], "no_difference": no_difference,
                       "mu": float(eb["mu"]), "sd_intake": sd_intake})
     else:
         for c in ("mean_residual", "shrinkage", "effect", "effect_lower", "effect_upper", "effect_size"):
             out[c] = np.nan
         out["estimated"] = False
         attrs.update({"intercept": np.nan, "slope": np.nan, "sigma2": np.nan, "tau2": np.nan, "mu": np.nan,
-                      "sd_intake": np.nan})
-    note = np.where(out["estimated"].to_numpy(dtype=bool), "estimated",
-                    f"fewer than {int(min_cases)} clinical-range cases: no estimate")
+                      "sd_intake": np.nan, "tau2_lower": np.nan, "tau2_upper": np.nan, "heterogeneity_q": np.nan,
+                      "heterogeneity_p": np.nan, "no_difference": True})
+    est_b = out["estimated"].to_numpy(dtype=bool)
+    with np.errstate(invalid="ignore"):
+        differs = (out["effect_lower"].to_numpy(dtype=float) > 0) | (out["effect_upper"].to_numpy(dtype=float) < 0)
+    out["differs"] = pd.arrays.BooleanArray(differs & est_b, ~est_b)
+    est_text = "estimated"
+    if attrs["no_difference"] and np.isfinite(attrs.get("heterogeneity_p", np.nan)):
+        est_text = (f"estimated; no clinician differs from the service beyond chance (Cochran's Q p = "
+                    f"{attrs['heterogeneity_p']:.2f}; between-clinician variance {attrs['tau2']:.2g})")
+    note = np.where(est_b, est_text, f"fewer than {int(min_cases)} clinical-range cases: no estimate")
     if len(d) < 3:
         note = np.full(len(out), "not enough cases in the service for a severity adjustment")
     out["note"] = pd.array(note.astype(str) if len(out) else [], dtype="str")
@@ -1761,7 +1792,8 @@ def clinician_effects(
 
 #: Settings keys that carry another keyword name in one function.
 _RENAMES: dict[str, dict[str, str]] = {
-    "clinician_effects": {"effect_confidence": "confidence", "effect_closed_only": "closed_only"},
+    "clinician_effects": {"effect_confidence": "confidence", "effect_closed_only": "closed_only",
+                          "effect_tau2_uncertainty": "tau2_uncertainty"},
 }
 
 

@@ -184,7 +184,11 @@ class CompareView(View):
             f"<th>{html.escape(me)}</th><th>service</th></tr></thead><tbody>{rows}</tbody></table>"
             "<p><i>How to read this:</i> rates with 95 % intervals. The chart adjusts each clinician's change for their "
             "clients' intake severity and pulls small caseloads towards the service average (shrinkage); clinicians "
-            "with fewer than 15 clinical-range cases get no estimate.</p>")
+            "with fewer than 15 clinical-range cases get no estimate. The intervals allow for the uncertainty of how "
+            "much clinicians differ at all.</p>"
+            + ("<p><b>No clinician differs from the service beyond chance</b> on this measure (Cochran's Q test "
+               f"p = {m.effects.attrs.get('heterogeneity_p', float('nan')):.2f}): read the chart as noise, not a ranking.</p>"
+               if m.effects.attrs.get("no_difference") and pd.notna(m.effects.attrs.get("heterogeneity_p")) else ""))
         self.chart.show(figs.caterpillar_plot(m.effects))
 
 
