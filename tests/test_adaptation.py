@@ -607,20 +607,22 @@ def test_suppression_for_sharing(demo):
 def test_figures_as_data(demo):
     _, m, gaps, truth = demo
     r = truth["adaptation_gaps"].iloc[0]
-    fig = gap_forest(gaps, metric="unilateral", clinician_id=r["clinician_id"], comparator="service")
+    # (T03's planted unilateral gap is a possible gap since issue #19: its excess gap does not pass the
+    # Benjamini-Hochberg screen among the selected rows; the unplanned single-session gap does)
+    fig = gap_forest(gaps, metric="unplanned_single_session", clinician_id=r["clinician_id"], comparator="service")
     names = {t.name for t in fig.data}
     assert {"Clear gap", "Shrunken estimate", "No estimate"} <= names
     clear = next(t for t in fig.data if t.name == "Clear gap")
-    rows = gaps[(gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unilateral")
+    rows = gaps[(gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unplanned_single_session")
                 & (gaps["comparator"] == "service") & (gaps["verdict"] == "clear gap")]
     assert list(clear.x) == pytest.approx(rows["difference"].tolist())
     assert any(r["group"] in y for y in clear.y)
     no_est = next(t for t in fig.data if t.name == "No estimate")
     assert no_est.mode == "text" and all("no estimate" in t for t in no_est.text)  # never drawn as a bar
-    n_too_few = ((gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unilateral")
+    n_too_few = ((gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unplanned_single_session")
                  & (gaps["comparator"] == "service") & (gaps["verdict"] == "too few clients")).sum()
     assert len(no_est.x) == n_too_few
-    short = gap_forest(gaps, metric="unilateral", clinician_id=r["clinician_id"], show_no_estimate=False)
+    short = gap_forest(gaps, metric="unplanned_single_session", clinician_id=r["clinician_id"], show_no_estimate=False)
     assert "No estimate" not in {t.name for t in short.data}
     sup = gap_forest(suppress_gaps(gaps[gaps["clinician_id"] == "T08"]), metric="mean_srs")
     assert any("suppressed" in t for tr in sup.data if tr.name == "No estimate" for t in tr.text)
@@ -671,3 +673,58 @@ def test_false_gap_rate_full_figure():
     rate, found, planted = _false_gap_rate(range(1, 21), n_clinicians=12, months=18)
     print(f"false-gap rate {rate:.2%}; planted gaps found {found}/{planted}")
     assert rate <= 0.10
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: no full pooling when the between-clinician variance is estimated as 0; the excess gap
+# of a clear gap passes a multiplicity screen
+# --------------------------------------------------------------------------------------------
+
+def _pooled_case() -> pd.DataFrame:
+    rows = []
+    x = {"A": [22, 42, 25, 39, 28, 36], "B": [30, 44], "C": [29, 45], "D": [31, 43]}
+    for c, vals in x.items():
+        for i, v in enumerate(vals):
+            rows.append({"client_id": f"{c}x{i}", "clinician_id": c, "faith": "x", "first_srs": float(v)})
+        for i, v in enumerate([33, 35, 37, 39, 41, 34, 36, 38, 40, 37]):
+            rows.append({"client_id": f"{c}y{i}", "clinician_id": c, "faith": "y", "first_srs": float(v)})
+    return pd.DataFrame(rows)
+
+
+def test_a_cell_is_not_fully_pooled_when_the_between_clinician_variance_is_zero():
+    from supervision.metrics.stats import dersimonian_laird
+    m = _pooled_case()
+    x = m[m["faith"] == "x"].groupby("clinician_id")["first_srs"]
+    n, mean = x.size(), x.mean()
+    within = float(sum(((v - v.mean()) ** 2).sum() for _, v in x)) / float((n - 1).sum())
+    mu, tau2 = dersimonian_laird(mean.to_numpy(), (within / n).to_numpy())
+    assert tau2 == 0.0  # the case of the issue: the spread between clinicians estimated as none
+    kw = dict(dimensions=["faith"], metrics=["first_srs"], min_n=2, min_n_comparator=2, variance_prior_df=0.0)
+    row = lambda g: g[(g["clinician_id"] == "A") & (g["group"] == "x") & (g["comparator"] == "service")].iloc[0]  # noqa: E731
+    plain = row(adaptation_gaps(m, min_own_weight=0.0, **kw))
+    floored = row(adaptation_gaps(m, **kw))  # default 0.5
+    colleagues = m[(m["faith"] == "x") & (m["clinician_id"] != "A")]["first_srs"].mean()
+    assert plain["shrunken_difference"] == pytest.approx(mu - colleagues)  # fully pooled: A's own 32 is ignored
+    assert floored["shrunken_difference"] == pytest.approx(mu + 0.5 * (mean["A"] - mu) - colleagues)
+    assert floored["difference"] == pytest.approx(mean["A"] - colleagues)  # the raw gap is untouched
+    with pytest.raises(ValueError, match="min_own_weight"):
+        adaptation_gaps(m, min_own_weight=1.5, **kw)
+
+
+def test_the_excess_gap_of_a_clear_gap_passes_a_multiplicity_screen(demo):
+    _, m, gaps, _ = demo
+    none = adaptation_gaps(m, excess_multiplicity="none")
+    key = (none["clinician_id"] == "T07") & (none["dimension"] == "disability") & (none["group"] == "no") & (
+        none["metric"] == "identity_addressed") & (none["comparator"] == "service")
+    assert none.loc[key, "verdict"].item() == "clear gap"  # the issue's false clear gap, without the screen
+    assert gaps.loc[key.to_numpy(), "verdict"].item() != "clear gap"
+    sel = gaps[gaps["excess_p_value"].notna()]
+    assert (sel["q_value"] <= 0.05).all()  # only rows selected by the first screen get the second
+    hib = sel["higher_is_better"].to_numpy()
+    excludes = np.where(hib, sel["excess_upper"] < 0, sel["excess_lower"] > 0)
+    # the p-value inverts the 95 % interval: p < 0.025 exactly when the interval excludes 0 on the worse side
+    assert ((sel["excess_p_value"] < 0.025 - 1e-6) == excludes).all()
+    clear = gaps[gaps["verdict"] == "clear gap"]
+    assert (clear["excess_q_value"] <= 0.05).all()
+    with pytest.raises(ValueError, match="excess_multiplicity"):
+        adaptation_gaps(m, excess_multiplicity="bonferroni")

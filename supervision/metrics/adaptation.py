@@ -133,7 +133,7 @@ DEFAULT_PRACTICAL = {"first_srs": 2.0, "mean_srs": 2.0, "unilateral": 0.10, "unp
 _COLUMNS = ["clinician_id", "dimension", "group", "metric", "comparator", "n_group", "n_comparator",
             "value_group", "value_comparator", "difference", "lower", "upper", "p_value", "q_value",
             "shrunken_difference", "verdict", "recording_rate", "excess_gap", "excess_lower", "excess_upper",
-            "kind", "higher_is_better", "practical_threshold"]
+            "kind", "higher_is_better", "practical_threshold", "excess_p_value", "excess_q_value"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,8 +416,12 @@ def _moderate(sd: np.ndarray, n: np.ndarray, s0: float, d0: float) -> tuple[np.n
 
 
 def _shrink_rates(k: np.ndarray, n: np.ndarray, clinician_codes: np.ndarray, group_codes: np.ndarray,
-                  wanted: np.ndarray) -> np.ndarray:
-    """Beta-binomial EB rate per (clinician, group) cell, the prior fitted per group across clinicians."""
+                  wanted: np.ndarray, min_own_weight: float = 0.0) -> np.ndarray:
+    """Beta-binomial EB rate per (clinician, group) cell, the prior fitted per group across clinicians.
+
+    The cell's own rate keeps at least ``min_own_weight`` of the weight: n / (n + a + b) is floored,
+    so a prior fitted as "no difference between clinicians" cannot erase the cell's own data.
+    """
     out = np.full(k.shape, np.nan)
     for g in np.unique(group_codes[wanted]):
         idx = np.flatnonzero(group_codes == g)
@@ -425,13 +429,28 @@ def _shrink_rates(k: np.ndarray, n: np.ndarray, clinician_codes: np.ndarray, gro
         if units.size < 2:
             continue
         eb = beta_binomial_shrinkage(k[units], n[units], interval=False)
-        out[units] = eb["estimate"]
+        est = np.asarray(eb["estimate"], dtype=float)
+        a0, b0 = float(eb["alpha"]), float(eb["beta"])
+        if min_own_weight > 0 and np.isfinite(a0) and np.isfinite(b0) and a0 + b0 > 0:
+            weight = n[units] / (n[units] + a0 + b0)
+            prior = a0 / (a0 + b0)
+            raw = k[units] / n[units]
+            est = np.where(weight < min_own_weight, prior + min_own_weight * (raw - prior), est)
+        elif min_own_weight > 0 and not (np.isfinite(a0) and np.isfinite(b0)):  # a point-mass prior: no spread at all
+            prior = float(np.sum(k[units]) / np.sum(n[units]))
+            est = prior + min_own_weight * (k[units] / n[units] - prior)
+        out[units] = est
     return out
 
 
 def _shrink_means(n: np.ndarray, s: np.ndarray, ss: np.ndarray, group_codes: np.ndarray,
-                  wanted: np.ndarray) -> np.ndarray:
-    """Normal-normal EB mean per (clinician, group) cell; sampling variance = pooled within SD^2 / n."""
+                  wanted: np.ndarray, min_own_weight: float = 0.0) -> np.ndarray:
+    """Normal-normal EB mean per (clinician, group) cell; sampling variance = pooled within SD^2 / n.
+
+    The shrinkage factor tau^2 / (tau^2 + v) is floored at ``min_own_weight``: with a
+    DerSimonian-Laird tau^2 of 0 (common with a handful of clinicians) every cell would otherwise be
+    fully pooled to the service mean, whatever its own clients scored.
+    """
     out = np.full(n.shape, np.nan)
     for g in np.unique(group_codes[wanted]):
         idx = np.flatnonzero(group_codes == g)
@@ -444,7 +463,9 @@ def _shrink_means(n: np.ndarray, s: np.ndarray, ss: np.ndarray, group_codes: np.
         if dof <= 0 or within <= 0:
             continue
         var = within / dof / n[units]
-        out[units] = normal_shrinkage(mean, var)["posterior"]
+        eb = normal_shrinkage(mean, var)
+        weight = np.maximum(np.asarray(eb["shrinkage"], dtype=float), float(min_own_weight))
+        out[units] = eb["mu"] + weight * (mean - eb["mu"])
     return out
 
 
@@ -461,6 +482,8 @@ def adaptation_gaps(
     fdr_scope: str = "clinician",
     practical: dict | None = None,
     variance_prior_df: float = 4.0,
+    min_own_weight: float = 0.5,
+    excess_multiplicity: str = "bh_selected",
 ) -> pd.DataFrame:
     """Screen a clinician's identity groups for gaps against two comparators, with honest uncertainty.
 
@@ -499,6 +522,21 @@ def adaptation_gaps(
         fixed instead of estimated [U]).
         It stops a small group whose clients happen to score alike (e.g. five clients with no
         session addressing identity: SD 0) from posing as a precise estimate. 0 = plain Welch.
+    min_own_weight : float, default 0.5
+        Floor on the weight of a cell's own data in the shrunken difference (0-1) [U: design
+        choice]. Empirical-Bayes shrinkage estimates the spread between clinicians from a
+        handful of them; when that estimate is 0 (DerSimonian-Laird tau^2 = 0, or a beta-binomial
+        prior of unbounded precision) the cell is fully pooled and a gap of 7 SRS points with an
+        interval excluding 0 shrinks to under 2. With the floor, a cell keeps at least this share
+        of its own difference from the prior mean. 0 = plain empirical Bayes.
+    excess_multiplicity : {"bh_selected", "none"}, default "bh_selected"
+        The excess gap that a ``clear gap`` needs is a second test, run on the rows that passed
+        the first (Benjamini-Hochberg q <= ``fdr_q``). "bh_selected": its one-sided p-value
+        (the level at which its interval touches 0) gets a Benjamini-Hochberg q among the selected
+        rows of the same family, and a clear gap needs that q <= ``fdr_q`` too (a two-stage
+        screen: Benjamini & Hochberg 1995 [V] applied within the selected set [U: design
+        choice]). "none": the nominal interval excluding 0 is enough (the first wave's rule, under
+        which a chance excess gap passed: T07, disability = no).
 
     Returns
     -------
@@ -533,6 +571,9 @@ def adaptation_gaps(
           2001 square-and-add for rates [V2: §4.1 example via propint's tests];
           Welch-Satterthwaite for means); the same on both
           comparator rows of a cell; NaN when any of the four has too few clients
+        - ``excess_p_value``, ``excess_q_value``: one-sided p of the excess gap and its
+          Benjamini-Hochberg q among the rows selected in the family (``excess_multiplicity``);
+          only for rows with q_value <= ``fdr_q`` and an excess gap, NaN otherwise
         - ``kind`` (``rate``/``mean``), ``higher_is_better``, ``practical_threshold``
 
         ``attrs`` holds the options (``min_n``, ``confidence``, ``fdr_q``, ...). Rows under the
@@ -554,6 +595,13 @@ def adaptation_gaps(
     if not ok_d0:
         raise ValueError(f"variance_prior_df must be a number >= 0 (0 = plain Welch); got {variance_prior_df!r}.")
     d0 = float(variance_prior_df)
+    ok_w = isinstance(min_own_weight, (int, float, np.integer, np.floating)) and not isinstance(
+        min_own_weight, bool) and 0 <= min_own_weight <= 1
+    if not ok_w:
+        raise ValueError(f"min_own_weight must be a number from 0 to 1 (0 = plain empirical Bayes); got {min_own_weight!r}.")
+    w_min = float(min_own_weight)
+    if excess_multiplicity not in ("bh_selected", "none"):
+        raise ValueError(f"excess_multiplicity must be 'bh_selected' or 'none'; got {excess_multiplicity!r}.")
     dims = _dimensions(measures, dimensions)
     mets = _metrics(measures, metrics)
     clin_codes, clin_uni = pd.factorize(measures["clinician_id"].astype(object), sort=True)
@@ -630,7 +678,8 @@ def adaptation_gaps(
          "estimated": np.zeros(n_rows, dtype=bool),
          **{col: np.full(n_rows, np.nan) for col in ("value_group", "value_comparator", "difference", "lower", "upper",
                                                      "p_value", "shrunken_difference", "excess_gap", "excess_lower",
-                                                     "excess_upper")}}
+                                                     "excess_upper", "s0")},
+         "quads": np.full((n_rows, 12), np.nan)}  # the excess gap's four (n, sum, sum of squares), for re-use
 
     start = 0
     for c in cells:
@@ -657,9 +706,9 @@ def adaptation_gaps(
             g_mean, g_sd = _mean_sd(n_g, s_g, ss_g)
             s0 = float(np.nanvar(x, ddof=1)) if spec.kind == "mean" and np.sum(~np.isnan(x)) > 1 else np.nan
             if spec.kind == "rate":
-                shr_g = _shrink_rates(s_g, n_g, cell_clin, cell_grp, wanted & (n_g >= min_n))
+                shr_g = _shrink_rates(s_g, n_g, cell_clin, cell_grp, wanted & (n_g >= min_n), w_min)
             else:
-                shr_g = _shrink_means(n_g, s_g, ss_g, cell_grp, wanted & (n_g >= min_n))
+                shr_g = _shrink_means(n_g, s_g, ss_g, cell_grp, wanted & (n_g >= min_n), w_min)
                 g_var, g_df = _moderate(g_sd, n_g, s0, d0)
 
             # excess gap: (group - own other clients) - (colleagues' group - colleagues' other clients),
@@ -691,13 +740,15 @@ def adaptation_gaps(
                     lo, hi = newcombe_interval(k_g, n_g[at], k_c, n_c[at], confidence)
                     p = two_proportion_test(k_g, n_g[at], k_c, n_c[at], alternative=worse_side)
                     diff = g_mean[at] - c_mean[at]
-                    shr_c = _shrink_rates(s_c, n_c, cell_clin, cell_grp, ok) if comparator == "clinician" else c_mean
+                    shr_c = (_shrink_rates(s_c, n_c, cell_clin, cell_grp, ok, w_min) if comparator == "clinician"
+                             else c_mean)
                 else:
                     c_var, c_df = _moderate(c_sd, n_c, s0, d0)
                     w = welch_test(g_mean[at], np.sqrt(g_var[at]), n_g[at], c_mean[at], np.sqrt(c_var[at]), n_c[at],
                                    confidence, df1=g_df[at], df2=c_df[at], alternative=worse_side)
                     diff, lo, hi, p = w["difference"], w["lower"], w["upper"], w["p_value"]
-                    shr_c = _shrink_means(n_c, s_c, ss_c, cell_grp, ok) if comparator == "clinician" else c_mean
+                    shr_c = (_shrink_means(n_c, s_c, ss_c, cell_grp, ok, w_min) if comparator == "clinician"
+                             else c_mean)
 
                 dest = rows + slot_of[mi, ci]  # the cells' rows for this metric and comparator
                 a["n_group"][dest[sel]] = n_g[sel]
@@ -709,6 +760,8 @@ def adaptation_gaps(
                     a[col][dest[at]] = v
                 for col, v in zip(("excess_gap", "excess_lower", "excess_upper"), (x_d, x_lo, x_hi)):
                     a[col][dest[at_x]] = v  # the same on both comparator rows
+                a["quads"][dest[at_x]] = np.concatenate([q[at_x] for q in quads], axis=1)
+                a["s0"][dest[at_x]] = s0
     est_ok = a["estimated"]
     hib = np.array([METRICS[m].higher_is_better for m in mets])[a["metric"]]
     thr = np.array([thresholds[m] for m in mets])[a["metric"]]
@@ -721,16 +774,21 @@ def adaptation_gaps(
 
     sign = np.where(hib, -1.0, 1.0)  # the worse direction
     with np.errstate(invalid="ignore"):
+        significant = q <= fdr_q
+    excess_p, excess_q = _excess_q(a, mets, hib, tested, significant, family, d0, excess_multiplicity)
+    with np.errstate(invalid="ignore"):
         worse = (sign * a["difference"]) > 0
         excludes = np.where(hib, a["upper"] < 0, a["lower"] > 0)
         big = (sign * a["shrunken_difference"]) >= thr
-        significant = q <= fdr_q
         # specific to this clinician and group: the excess gap is worse too, its interval excluding 0
-        corroborated = np.where(hib, a["excess_upper"] < 0, a["excess_lower"] > 0)
+        # (for a clear gap, the interval adjusted for the rows selected; see excess_multiplicity)
+        corroborated_nominal = np.where(hib, a["excess_upper"] < 0, a["excess_lower"] > 0)
+        corroborated_adjusted = (corroborated_nominal & (excess_q <= fdr_q) if excess_multiplicity == "bh_selected"
+                                 else corroborated_nominal)
     no_excess = np.isnan(a["excess_gap"])
     nominal = est_ok & worse & excludes
-    clear = nominal & significant & big & corroborated
-    possible = nominal & (corroborated | no_excess) & ~clear
+    clear = nominal & significant & big & corroborated_adjusted
+    possible = nominal & (corroborated_nominal | no_excess) & ~clear
     verdict = np.select([~est_ok, clear, possible], [VERDICTS.index("too few clients"), VERDICTS.index("clear gap"),
                                                      VERDICTS.index("possible gap")], VERDICTS.index("no evidence"))
 
@@ -750,14 +808,64 @@ def adaptation_gaps(
         "shrunken_difference": a["shrunken_difference"],
         "verdict": text(VERDICTS, verdict),
         **{col: a[col] for col in ("recording_rate", "excess_gap", "excess_lower", "excess_upper")},
+        "excess_p_value": excess_p,
+        "excess_q_value": excess_q,
         "kind": text([METRICS[m].kind for m in mets], a["metric"]),
         "higher_is_better": hib,
         "practical_threshold": thr,
     }
     out = pd.DataFrame({c: data[c] for c in _COLUMNS}, copy=False)  # the arrays are new: no second copy
     out.attrs.update({"min_n": min_n, "min_n_comparator": min_n_comparator, "confidence": confidence,
-                      "fdr_q": fdr_q, "fdr_scope": fdr_scope, "practical": {m: thresholds[m] for m in mets}})
+                      "fdr_q": fdr_q, "fdr_scope": fdr_scope, "practical": {m: thresholds[m] for m in mets},
+                      "min_own_weight": w_min, "excess_multiplicity": excess_multiplicity})
     return out
+
+
+def _excess_interval(a: dict, mets: list[str], rows: np.ndarray, mi: int, d0: float, level) -> tuple:
+    """Excess-gap interval of ``rows`` (one metric) at the two-sided ``level`` (scalar or per row)."""
+    qd = a["quads"][rows]
+    if METRICS[mets[mi]].kind == "rate":
+        kn = [v for j in range(4) for v in (np.round(qd[:, 3 * j + 1]), np.maximum(qd[:, 3 * j], 1))]
+        if np.ndim(level):
+            out = [newcombe_interaction_interval(*[x[i:i + 1] for x in kn], confidence=float(level[i]))
+                   for i in range(len(rows))]
+            return np.array([o[0][0] for o in out]), np.array([o[1][0] for o in out])
+        return newcombe_interaction_interval(*kn, confidence=float(level))
+    ms, vs, ns, dfs = [], [], [], []
+    for j in range(4):
+        nq, sq_, ssq = qd[:, 3 * j], qd[:, 3 * j + 1], qd[:, 3 * j + 2]
+        mq, sdq = _mean_sd(nq, sq_, ssq)
+        vq, fq = _moderate(sdq, nq, float(a["s0"][rows][0]), d0)
+        ms.append(mq), vs.append(np.sqrt(vq)), ns.append(nq), dfs.append(fq)
+    if np.ndim(level):
+        out = [welch_interaction([m[i:i + 1] for m in ms], [v[i:i + 1] for v in vs], [n[i:i + 1] for n in ns],
+                                 [f[i:i + 1] for f in dfs], float(level[i])) for i in range(len(rows))]
+        return np.array([o["lower"][0] for o in out]), np.array([o["upper"][0] for o in out])
+    wi = welch_interaction(ms, vs, ns, dfs, level)
+    return wi["lower"], wi["upper"]
+
+
+def _excess_q(a: dict, mets: list[str], hib: np.ndarray, tested: np.ndarray, selected: np.ndarray,
+              family: np.ndarray, d0: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided p (worse direction) of the excess gap of the BH-selected rows, by inverting its interval, and
+    its Benjamini-Hochberg q among the selected rows of each family (``mode == "bh_selected"``)."""
+    p = np.full(tested.size, np.nan)
+    sel = selected & tested & ~np.isnan(a["excess_gap"])
+    for mi in np.unique(a["metric"][sel]):
+        rows = np.flatnonzero(sel & (a["metric"] == mi))
+        up = hib[rows]  # higher is better: the upper bound must be < 0
+        lo_lv, hi_lv = np.full(rows.size, 0.0), np.full(rows.size, 1.0 - 1e-12)
+        for _ in range(40):  # bisection on the two-sided level at which the bound touches 0
+            mid = (lo_lv + hi_lv) / 2
+            lo, hi = _excess_interval(a, mets, rows, mi, d0, np.clip(mid, 1e-9, 1 - 1e-12))
+            excludes = np.where(up, hi < 0, lo > 0)
+            lo_lv, hi_lv = np.where(excludes, mid, lo_lv), np.where(excludes, hi_lv, mid)
+        p[rows] = (1.0 - lo_lv) / 2.0
+    q = np.full(tested.size, np.nan)
+    has = ~np.isnan(p)
+    if has.any():
+        q[has] = benjamini_hochberg(p[has], families=family[has]) if mode == "bh_selected" else p[has] * 2
+    return p, q
 
 
 def _empty() -> pd.DataFrame:
@@ -767,7 +875,7 @@ def _empty() -> pd.DataFrame:
     for col in ("n_group", "n_comparator"):
         out[col] = pd.Series(dtype="int64")
     out["higher_is_better"] = pd.Series(dtype="bool")
-    return out
+    return out[_COLUMNS]
 
 
 # --------------------------------------------------------------------------------------------
