@@ -728,3 +728,24 @@ def test_the_excess_gap_of_a_clear_gap_passes_a_multiplicity_screen(demo):
     assert (clear["excess_q_value"] <= 0.05).all()
     with pytest.raises(ValueError, match="excess_multiplicity"):
         adaptation_gaps(m, excess_multiplicity="bonferroni")
+
+
+def test_outcome_gaps_use_another_measure_when_the_export_has_no_ors():
+    """Issue #19: without ORS the outcome gaps vanished silently although PHQ-9, GAD-7 and CORE-10 were there."""
+    from supervision.metrics.adaptation import outcome_instrument
+    from supervision.metrics.tables import metric_tables
+    assert outcome_instrument(["ors", "phq9"]) == ("ors", "outcome gaps use ors")
+    inst, note = outcome_instrument(["phq9", "gad7"])
+    assert inst == "phq9" and "no ors" in note
+    assert outcome_instrument(["phq9", "gad7"], "gad7")[0] == "gad7"
+    assert outcome_instrument(["phq9"], "core10")[0] is None
+    assert outcome_instrument([])[0] is None
+    import dataclasses
+    cl = load_caseload()
+    ors_cols = [c for c in cl.sessions.columns if c.startswith("ors_")]
+    cl2 = dataclasses.replace(cl, sessions=cl.sessions.drop(columns=ors_cols))
+    t = metric_tables(cl2)
+    m = t["adaptation_measures"]
+    assert m.attrs["outcome_instrument"] == "phq9" and "no ors" in m.attrs["outcome_note"]
+    assert m["reliable_improvement"].notna().any()
+    assert t["adaptation_gaps"].attrs["outcome_instrument"] == "phq9"

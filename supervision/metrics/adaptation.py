@@ -86,6 +86,7 @@ from supervision.metrics.stats import (
 __all__ = [
     "METRICS", "COMPARATORS", "VERDICTS", "MISSING_GROUPS", "MetricSpec",
     "client_measures", "adaptation_gaps", "funnel_data", "suppress_gaps", "adaptation_options",
+    "outcome_instrument",
 ]
 
 
@@ -1074,6 +1075,38 @@ def suppress_gaps(gaps: pd.DataFrame, *, policy: str | None = None, settings=Non
 # --------------------------------------------------------------------------------------------
 # settings
 # --------------------------------------------------------------------------------------------
+
+def outcome_instrument(present: Sequence[str], choice: str = "auto", preferred: str = "ors") -> tuple[str | None, str]:
+    """The outcome measure of the reliable-improvement and recovery gaps, and a sentence saying why.
+
+    Parameters
+    ----------
+    present : sequence of str
+        Outcome instruments with scores in the export, in the settings' instrument order
+        (:meth:`supervision.caseload.Caseload.measures_present`).
+    choice : str, default "auto"
+        The ``[adaptation] outcome_instrument`` setting: "auto", or an instrument prefix.
+    preferred : str, default "ors"
+        The ``[outcome] instrument`` setting, tried first by "auto".
+
+    Returns
+    -------
+    (str or None, str)
+        The prefix (None when no outcome measure can be used) and a plain-language note, e.g.
+        "outcome gaps use PHQ-9: the export has no ORS scores".
+    """
+    present = list(present)
+    if choice != "auto":
+        if choice in present:
+            return choice, f"outcome gaps use {choice} (setting)"
+        return None, (f"outcome gaps are not shown: the setting asks for {choice}, which has no scores in this "
+                      f"export (outcome measures present: {', '.join(present) or 'none'})")
+    if preferred in present:
+        return preferred, f"outcome gaps use {preferred}"
+    if present:
+        return present[0], f"outcome gaps use {present[0]}: the export has no {preferred} scores"
+    return None, "outcome gaps are not shown: the export has no outcome measure"
+
 
 def adaptation_options(settings=None, function: Callable | None = None) -> dict:
     """Keyword arguments for the adaptation metrics from the ``[adaptation]`` settings.

@@ -30,7 +30,11 @@ COMPARATORS = [("the clinician's other clients", "clinician"), ("the service's c
 class AdaptationModel:
     def __init__(self, caseload: Caseload):
         st = caseload.settings
-        self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st)
+        present = caseload.measures_present()
+        usable = present.loc[present["kind"] == "outcome", "instrument"].tolist()
+        inst, self.outcome_note = metrics.outcome_instrument(usable, st["adaptation"]["outcome_instrument"],
+                                                             st["outcome"]["instrument"])
+        self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st, instrument=inst or "ors")
         self.options = metrics.adaptation_options(st, metrics.adaptation_gaps)
         self.dimensions = [d for d in st.identity_dimensions if d in self.measures.columns]
         self.metrics = [m for m in METRIC_LABELS if m in self.measures.columns and self.measures[m].notna().any()]
@@ -72,6 +76,7 @@ class SummaryView(View):
         self.html.value = (
             f"<h3>Adaptation: {html.escape(me)} compared with {dict((v, k) for k, v in COMPARATORS)[comp]}</h3>"
             + (f"<ul>{items}</ul>" if items else "<p>No gap stands out beyond what chance explains.</p>")
+            + f"<p>Reliable improvement and recovery: {html.escape(m.outcome_note)}.</p>"
             + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.options.get('min_n', 5)}) to estimate "
               "anything: they are shown as such, never as a gap.</p>"
               "<p><i>How to raise a gap in supervision:</i> as a question about the work, not a judgement of the therapist. "
