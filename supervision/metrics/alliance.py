@@ -31,7 +31,7 @@ from supervision.metrics.stats import wilson_interval
 
 __all__ = [
     "session_alliance", "ruptures", "client_alliance", "clinician_alliance", "alliance_options",
-    "SRS_ITEM_NAMES", "RUPTURE_STATUSES",
+    "SRS_ITEM_NAMES", "RUPTURE_STATUSES", "RUPTURE_RULE_BY_NOISE", "within_client_sd",
 ]
 
 #: Output names of the four SRS items (srs_1..srs_4), from the instrument spec.
@@ -39,6 +39,23 @@ SRS_ITEM_NAMES = ("relationship", "goals_topics", "approach_method", "overall")
 #: Values of ``ruptures(...)["status"]``.
 RUPTURE_STATUSES = ("repaired", "unrepaired", "open")
 _PLANNED_REASONS = ("planned", "mutual", "referred_on")
+#: How well the default rupture rule (2 SD, sd_basis "before_rupture", min 5 sessions) finds the ruptures
+#: planted by the synthetic clinic generator (``supervision.synth``, generator version 2) at five levels of
+#: within-client SRS reading noise (``SynthParams.srs_noise_sd``; the demo uses 0.5). Five clinics
+#: (seeds 20261126, 1, 2, 3, 4; 12 clinicians x 18 months; 204 planted ruptures in judged clients); a
+#: detection matches a planted rupture within +/- 1 session. ``observed_sd``: the median within-client SD
+#: of the SRS total (clients with >= 5 measured sessions) that each noise level produces, to set beside
+#: a service's own (:func:`within_client_sd`). Recomputed by tests/test_synth.py. Literature suggests a
+#: within-client SD of 1.5-2.5 points [U] (../shared/SYNTH_PARAMETERS.md §2): there the rule's precision
+#: is about 0.2-0.3, i.e. most flags are noise.
+RUPTURE_RULE_BY_NOISE = (
+    # noise_sd, observed_sd, recall, precision
+    (0.5, 0.56, 0.98, 0.88),
+    (1.0, 0.81, 0.97, 0.49),
+    (1.5, 1.08, 0.93, 0.32),
+    (2.0, 1.28, 0.90, 0.24),
+    (2.5, 1.51, 0.86, 0.20),
+)
 #: Values of the ``sd_basis`` option of :func:`ruptures`.
 SD_BASES = ("before_rupture", "through_rupture", "whole_series")
 _EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow floating-point noise
@@ -591,6 +608,31 @@ def ruptures(
 
 
 _find_ruptures = ruptures  # the summaries below take a ``ruptures`` keyword that shadows the name
+
+
+def within_client_sd(alliance: pd.DataFrame, *, min_sessions: int = 5) -> tuple[float, int]:
+    """The service's median within-client SD of the SRS total, and the clients it rests on.
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`session_alliance`.
+    min_sessions : int, default 5
+        Clients with at least this many measured sessions count (as ``ruptures``).
+
+    Returns
+    -------
+    (float, int)
+        Median over those clients of the sample SD (ddof 1) of their SRS totals (NaN when none),
+        and their number. Set it beside :data:`RUPTURE_RULE_BY_NOISE`: the rupture rule was
+        checked on synthetic series of known noise only.
+    """
+    _require(alliance, "alliance", ["client_id", "srs_total"], "Pass the output of session_alliance(sessions).")
+    x = pd.to_numeric(alliance["srs_total"], errors="coerce")
+    m = pd.DataFrame({"client_id": alliance["client_id"].to_numpy(), "x": x.to_numpy()}).dropna(subset=["x"])
+    g = m.groupby("client_id")["x"]
+    sd = g.std()[g.size() >= int(min_sessions)]
+    return (float(sd.median()) if len(sd) else float("nan")), int(len(sd))
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class AllianceModel:
         self.options = options
         self.low_item_threshold = settings_kwargs.get("low_item_threshold", 9.0)
         self.ceiling_at = settings_kwargs.get("ceiling_at", 39.0)
+        self.min_sessions = settings_kwargs.get("min_sessions", 5)
         names = ("alliance_sessions", "alliance_ruptures", "alliance_clients", "alliance_clinicians")
         if tables is not None and all(n in tables for n in names):
             self.sessions, self.ruptures, self.clients, self.clinicians = (tables[n] for n in names)
@@ -119,7 +120,21 @@ class SummaryView(View):
                  "<th>client</th><th>measured sessions</th><th>first SRS</th><th>latest SRS</th><th>trend / session</th>"
                  "<th>share low</th><th>ruptures</th><th>not repaired</th><th>flags</th></tr></thead>"
                  f"<tbody>{rows}</tbody></table>")
-        self.html.value = head + table
+        sd, n_sd = metrics.within_client_sd(m.sessions, min_sessions=m.min_sessions)
+        rows_n = "".join(f"<tr><td>{noise:g}</td><td>{obs:.2f}</td><td>{rec:.0%}</td><td>{prec:.0%}</td></tr>"
+                         for noise, obs, rec, prec in metrics.RUPTURE_RULE_BY_NOISE)
+        limits = ("<p><i>What this cannot tell:</i> a rupture here is a V-shaped dip deeper than "
+                  f"{m.options.sd_criterion:g} of the client's own SDs, decided with the scores up to that session. "
+                  "How often such a flag is a real rupture depends on how much a client's SRS wobbles from session to "
+                  "session anyway. On synthetic clinics with planted ruptures (2-SD rule):</p>"
+                  "<table class='sw-alliance-noise' style='font-size:12px' cellpadding='3'><thead><tr><th>reading noise</th>"
+                  "<th>within-client SD</th><th>ruptures found</th><th>flags that were real</th></tr></thead>"
+                  f"<tbody>{rows_n}</tbody></table>"
+                  + (f"<p>This service's median within-client SD is <b>{sd:.2f}</b> SRS points ({_n(n_sd, 'client')} with "
+                     f"at least {m.min_sessions} rated sessions). Where it is well above the demo's 0.6, read a rupture flag "
+                     "as a prompt to ask, not as evidence that a rupture happened.</p>" if n_sd else
+                     "<p>Too few clients have enough rated sessions to estimate this service's within-client SD.</p>"))
+        self.html.value = head + table + limits
 
 
 class HeatmapView(View):
