@@ -1133,3 +1133,34 @@ def test_clinician_effects_with_tau2_zero_say_no_one_differs_and_keep_honest_int
     assert not big.attrs["no_difference"] and big.loc["A", "differs"] and big.loc["B", "differs"]
     assert big.loc["A", "note"] == "estimated"
     assert oc.outcome_options(None, oc.clinician_effects)["tau2_uncertainty"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: a given total that disagrees with its items is reported, not loaded silently
+# --------------------------------------------------------------------------------------------
+
+def test_a_total_that_disagrees_with_its_items_is_reported(tmp_path):
+    import shutil
+    from supervision import demo_path, load_caseload
+    from supervision.instruments.scoring import item_total_disagreements
+    s = pd.DataFrame({"ors_1": [5.0, 8.0, 9.0], "ors_2": [5.0, 8.0, 9.0], "ors_3": [5.0, 8.0, 9.0],
+                      "ors_4": [5.0, 8.1, None], "ors_total": [35.0, 32.2, 30.0], "source_row": [2, 3, 4]})
+    bad = item_total_disagreements(s, ["ors"])
+    # row 1: items 20 vs total 35; row 2: 32.1 vs 32.2 is rounding; row 3: an item missing, not compared
+    assert bad[["source_row", "given_total", "item_total"]].values.tolist() == [[2, 35.0, 20.0]]
+    # through the loader: a copy of the demo with one ORS total changed
+    for f in demo_path().iterdir():
+        if f.suffix == ".csv":
+            shutil.copy(f, tmp_path / f.name)
+    sessions = pd.read_csv(tmp_path / "sessions.csv", dtype=str, keep_default_na=False)
+    full = (sessions[[f"ors_{i}" for i in range(1, 5)]] != "").all(axis=1) & (sessions["ors_total"] == "")
+    i = int(np.flatnonzero(full.to_numpy())[0])
+    items = sessions.loc[i, [f"ors_{k}" for k in range(1, 5)]].astype(float).sum()
+    sessions.loc[i, "ors_total"] = "40.0" if items < 30 else "10.0"  # in range, far from the items
+    sessions.to_csv(tmp_path / "sessions.csv", index=False)
+    cl = load_caseload(tmp_path)
+    rep = cl.report[cl.report["check"] == "total_items_mismatch"]
+    assert len(rep) == 1 and rep["row"].item() == i + 2 and rep["severity"].item() == "warning"
+    assert "the given total was used" in rep["problem"].item()
+    strict = load_caseload(tmp_path, settings={"validation": {"item_total_tolerance": 40.0}})
+    assert not (strict.report["check"] == "total_items_mismatch").any()
