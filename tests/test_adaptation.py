@@ -749,3 +749,41 @@ def test_outcome_gaps_use_another_measure_when_the_export_has_no_ors():
     assert m.attrs["outcome_instrument"] == "phq9" and "no ors" in m.attrs["outcome_note"]
     assert m["reliable_improvement"].notna().any()
     assert t["adaptation_gaps"].attrs["outcome_instrument"] == "phq9"
+
+
+def test_a_gap_that_leaks_from_a_correlated_dimension_is_shown_as_explained():
+    """Issue #19: personality-disorder features drive dropout; most of this clinician's PD clients are men, so
+    men look worse too. Held fixed, the PD gap persists and the gap with men disappears."""
+    from supervision.metrics.adaptation import adjusted_gaps
+    rows = []
+    def add(n, gender, pd_yes, dropouts):
+        for i in range(n):
+            rows.append({"client_id": f"C{len(rows):03d}", "clinician_id": "A", "gender_identity": gender,
+                         "personality_disorder": pd_yes, "unilateral": float(i < dropouts)})
+    add(12, "man", "yes", 9)      # 75 %
+    add(8, "woman", "yes", 6)     # 75 %
+    add(8, "man", "no", 1)        # 12.5 %
+    add(16, "woman", "no", 2)     # 12.5 %
+    m = pd.DataFrame(rows)
+    gaps = pd.DataFrame({"clinician_id": "A", "dimension": ["personality_disorder", "gender_identity"],
+                         "group": ["yes", "man"], "metric": "unilateral", "comparator": "clinician",
+                         "verdict": ["clear gap", "possible gap"], "difference": [0.625, 0.25]})
+    a = adjusted_gaps(m, gaps).set_index("group")
+    assert a.loc["man", "difference"] == pytest.approx(0.5 - 8 / 24)
+    assert a.loc["man", "adjusted_difference"] == pytest.approx(0.0, abs=1e-12)
+    assert a.loc["man", "adjusted_lower"] < 0 < a.loc["man", "adjusted_upper"]
+    assert "largely explained by the overlap with personality_disorder = yes" in a.loc["man", "note"]
+    assert a.loc["man", "n_overlap"] == 12 and a.loc["man", "adjusted_for"] == "personality_disorder = yes"
+    assert a.loc["yes", "adjusted_difference"] == pytest.approx(0.625) and a.loc["yes", "adjusted_lower"] > 0
+    assert a.loc["yes", "note"].startswith("persists with gender_identity = man held fixed")
+    # an independent check of the adjusted coefficient: statsmodels-free OLS by the normal equations
+    X = np.column_stack([np.ones(len(m)), m["gender_identity"].eq("man"), m["personality_disorder"].eq("yes")]).astype(float)
+    beta = np.linalg.solve(X.T @ X, X.T @ m["unilateral"].to_numpy())
+    assert a.loc["man", "adjusted_difference"] == pytest.approx(beta[1], abs=1e-12)
+    # nested groups cannot be separated, and it says so
+    m2 = m.assign(gender_identity=np.where(m["personality_disorder"].eq("yes"), "man", m["gender_identity"]))
+    nested = adjusted_gaps(m2, gaps).set_index("group")
+    assert np.isnan(nested.loc["yes", "adjusted_difference"]) and nested.loc["yes", "note"].startswith("cannot be estimated")
+    # nothing else flagged: said plainly
+    alone = adjusted_gaps(m, gaps.iloc[:1])
+    assert alone["note"].tolist() == ["nothing else flagged to adjust for"]

@@ -86,7 +86,7 @@ from supervision.metrics.stats import (
 __all__ = [
     "METRICS", "COMPARATORS", "VERDICTS", "MISSING_GROUPS", "MetricSpec",
     "client_measures", "adaptation_gaps", "funnel_data", "suppress_gaps", "adaptation_options",
-    "outcome_instrument",
+    "outcome_instrument", "adjusted_gaps",
 ]
 
 
@@ -1075,6 +1075,128 @@ def suppress_gaps(gaps: pd.DataFrame, *, policy: str | None = None, settings=Non
 # --------------------------------------------------------------------------------------------
 # settings
 # --------------------------------------------------------------------------------------------
+
+def adjusted_gaps(
+    measures: pd.DataFrame,
+    gaps: pd.DataFrame,
+    *,
+    clinician_id: str | Sequence[str] | None = None,
+    confidence: float = 0.95,
+    min_n: int = 5,
+) -> pd.DataFrame:
+    """Each flagged gap re-estimated with the clinician's other flagged groups held fixed.
+
+    Identity dimensions overlap (in one clinic most clients with personality-disorder features may
+    be men), so a gap planted in one dimension shows up in a correlated one. For every row of
+    ``gaps`` with a ``clear gap`` or ``possible gap`` verdict, this fits, within the clinician's
+    own clients with the metric, the linear model
+
+        metric ~ 1 + [client in the group] + [client in G_1] + ... + [client in G_k]
+
+    by ordinary least squares (a linear probability model for rates, so the coefficient stays a
+    difference in the metric's own units), where G_1..G_k are the groups of *other* dimensions
+    that are flagged (clear or possible against the clinician's other clients) for the same
+    clinician and metric. Only gaps against the clinician's other clients are re-estimated: that is
+    the comparison an overlap within the caseload confounds.
+    The coefficient of the group is the gap with those groups held fixed; its interval is the
+    usual t interval (classical OLS standard errors, df = n - parameters). [U: design choice;
+    regression adjustment for confounding is standard, e.g. Rothman, Greenland & Lash, Modern
+    Epidemiology; a linear probability model for a binary outcome is an approximation.]
+
+    Parameters
+    ----------
+    measures : DataFrame
+        Output of :func:`client_measures` (the same used for ``gaps``).
+    gaps : DataFrame
+        Output of :func:`adaptation_gaps`.
+    clinician_id : str or sequence of str, optional
+        Only these clinicians; default every clinician in ``gaps``.
+    confidence : float, default 0.95
+        Level of the interval (the ``[adaptation] confidence`` setting).
+    min_n : int, default 5
+        Clients needed in the group *outside* the adjusting groups, and in the adjusting groups
+        outside the group, before an adjusted gap is estimated (the ``[adaptation] min_n`` setting).
+
+    Returns
+    -------
+    DataFrame
+        One row per flagged (clinician, dimension, group, metric) against the clinician's other
+        clients: ``clinician_id``, ``dimension``, ``group``, ``metric``, ``verdict`` (unadjusted), ``n`` (the clinician's clients with the metric), ``n_group``,
+        ``difference`` (unadjusted: group - the clinician's other clients), ``adjusted_for``
+        (``dimension = group`` items, ``;``-separated; "" when nothing else is flagged),
+        ``n_overlap`` (clients in the group and in an adjusting group), ``adjusted_difference``,
+        ``adjusted_lower``, ``adjusted_upper`` (NaN when not estimable), ``note`` (plain words:
+        "nothing else flagged to adjust for", "persists with ... held fixed", "largely explained by
+        the overlap with ...", "uncertain once ... is held fixed", or why it cannot be estimated).
+    """
+    from scipy import stats as _st
+
+    _require(gaps, "gaps", ["clinician_id", "dimension", "group", "metric", "comparator", "verdict", "difference"],
+             "Pass the output of adaptation_gaps(measures).")
+    confidence = _check_unit("confidence", confidence)
+    min_n = _check_int("min_n", min_n, 2)
+    # within-clinician gaps (the "clinician" comparator): the comparison a within-caseload overlap confounds
+    flagged = gaps[gaps["verdict"].isin(["clear gap", "possible gap"]) & (gaps["comparator"] == "clinician")]
+    if clinician_id is not None:
+        ids = {clinician_id} if isinstance(clinician_id, str) else set(clinician_id)
+        flagged = flagged[flagged["clinician_id"].isin(ids)]
+    cols = ["clinician_id", "dimension", "group", "metric", "verdict", "n", "n_group", "difference", "adjusted_for",
+            "n_overlap", "adjusted_difference", "adjusted_lower", "adjusted_upper", "note"]
+    if flagged.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    rank = {v: i for i, v in enumerate(VERDICTS)}
+    cells = (flagged.assign(_r=flagged["verdict"].map(rank))
+             .sort_values("_r").drop_duplicates(["clinician_id", "dimension", "group", "metric"]))
+    rows = []
+    for (cid, metric), part in cells.groupby(["clinician_id", "metric"], sort=True):
+        mine = measures[measures["clinician_id"] == cid]
+        y_all = pd.to_numeric(mine[metric], errors="coerce").to_numpy(dtype=float)
+        has = ~np.isnan(y_all)
+        y = y_all[has]
+        member = {(r.dimension, r.group): (_groups(mine[r.dimension]).to_numpy() == r.group)[has]
+                  for r in part.itertuples()}
+        for r in part.sort_values(["dimension", "group"]).itertuples():
+            x0 = member[(r.dimension, r.group)]
+            others = [(d, g) for (d, g) in member if d != r.dimension]
+            unadj = float(y[x0].mean() - y[~x0].mean()) if x0.any() and (~x0).any() else np.nan
+            base = {"clinician_id": cid, "dimension": r.dimension, "group": r.group, "metric": metric,
+                    "verdict": r.verdict, "n": int(len(y)), "n_group": int(x0.sum()), "difference": unadj,
+                    "adjusted_for": "; ".join(f"{d} = {g}" for d, g in others), "n_overlap": 0,
+                    "adjusted_difference": np.nan, "adjusted_lower": np.nan, "adjusted_upper": np.nan}
+            if not others:
+                rows.append({**base, "note": "nothing else flagged to adjust for"})
+                continue
+            xo = np.column_stack([member[o] for o in others])
+            any_other = xo.any(axis=1)
+            base["n_overlap"] = int((x0 & any_other).sum())
+            alone = int((x0 & ~any_other).sum())
+            thin = [f"{d} = {g}" for j, (d, g) in enumerate(others) if int((xo[:, j] & ~x0).sum()) < min_n]
+            X = np.column_stack([np.ones(len(y)), x0.astype(float), xo.astype(float)])
+            dof = len(y) - X.shape[1]
+            if alone < min_n or thin or dof < 2 or np.linalg.matrix_rank(X) < X.shape[1]:
+                why = (f"fewer than {min_n} clients of the group are outside {base['adjusted_for']}" if alone < min_n
+                       else f"fewer than {min_n} clients of {', '.join(thin)} are outside the group" if thin
+                       else "too few clients for the model")
+                rows.append({**base, "note": f"cannot be estimated: {why} (the groups overlap too much to separate)"})
+                continue
+            beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+            resid = y - X @ beta
+            s2 = float(resid @ resid) / dof
+            cov = s2 * np.linalg.inv(X.T @ X)
+            se = float(np.sqrt(cov[1, 1]))
+            t = float(_st.t.ppf(0.5 + confidence / 2, dof))
+            adj = float(beta[1])
+            lo, hi = adj - t * se, adj + t * se
+            held = base["adjusted_for"]
+            if lo > 0 or hi < 0:
+                note = f"persists with {held} held fixed"
+            elif np.isfinite(unadj) and abs(adj) <= 0.5 * abs(unadj):
+                note = f"largely explained by the overlap with {held} ({base['n_overlap']} clients are in both)"
+            else:
+                note = f"uncertain once {held} is held fixed (the interval includes 0)"
+            rows.append({**base, "adjusted_difference": adj, "adjusted_lower": lo, "adjusted_upper": hi, "note": note})
+    return pd.DataFrame(rows, columns=cols)
+
 
 def outcome_instrument(present: Sequence[str], choice: str = "auto", preferred: str = "ors") -> tuple[str | None, str]:
     """The outcome measure of the reliable-improvement and recovery gaps, and a sentence saying why.
