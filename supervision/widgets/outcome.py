@@ -71,7 +71,10 @@ class SummaryView(View):
         st = _clients_in(m.status, data)
         st = st[st["open"].fillna(False).astype(bool)]
         counts = st["status"].value_counts()
-        worry = st[st["status"].isin(["not_on_track", "at_risk"])].sort_values(["status", "client_id"], ascending=[False, True])
+        # clients without a band who are worse than at intake are listed too, not only counted
+        unbanded_worse = (st["status"] == "not_enough_reference_data") & (st["improvement"] < 0)
+        worry = st[st["status"].isin(["not_on_track", "at_risk"]) | unbanded_worse].sort_values(
+            ["status", "client_id"], ascending=[False, True])
         rows = "".join(
             f"<tr><td>{html.escape(str(r.client_id))}</td><td>{STATUS_WORDS.get(r.status, r.status)}</td>"
             f"<td>{r.session_number}</td><td>{'' if pd.isna(r.intake_score) else f'{r.intake_score:.1f}'}</td>"
