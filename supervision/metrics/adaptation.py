@@ -822,50 +822,73 @@ def adaptation_gaps(
     return out
 
 
-def _excess_interval(a: dict, mets: list[str], rows: np.ndarray, mi: int, d0: float, level) -> tuple:
-    """Excess-gap interval of ``rows`` (one metric) at the two-sided ``level`` (scalar or per row)."""
-    qd = a["quads"][rows]
-    if METRICS[mets[mi]].kind == "rate":
-        kn = [v for j in range(4) for v in (np.round(qd[:, 3 * j + 1]), np.maximum(qd[:, 3 * j], 1))]
-        if np.ndim(level):
-            out = [newcombe_interaction_interval(*[x[i:i + 1] for x in kn], confidence=float(level[i]))
-                   for i in range(len(rows))]
-            return np.array([o[0][0] for o in out]), np.array([o[1][0] for o in out])
-        return newcombe_interaction_interval(*kn, confidence=float(level))
-    ms, vs, ns, dfs = [], [], [], []
-    for j in range(4):
-        nq, sq_, ssq = qd[:, 3 * j], qd[:, 3 * j + 1], qd[:, 3 * j + 2]
-        mq, sdq = _mean_sd(nq, sq_, ssq)
-        vq, fq = _moderate(sdq, nq, float(a["s0"][rows][0]), d0)
-        ms.append(mq), vs.append(np.sqrt(vq)), ns.append(nq), dfs.append(fq)
-    if np.ndim(level):
-        out = [welch_interaction([m[i:i + 1] for m in ms], [v[i:i + 1] for v in vs], [n[i:i + 1] for n in ns],
-                                 [f[i:i + 1] for f in dfs], float(level[i])) for i in range(len(rows))]
-        return np.array([o["lower"][0] for o in out]), np.array([o["upper"][0] for o in out])
-    wi = welch_interaction(ms, vs, ns, dfs, level)
-    return wi["lower"], wi["upper"]
+def _wilson_z(k: np.ndarray, n: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`supervision.metrics.stats.wilson_interval` with one z per row (same formula and edge rules)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denom = 1.0 + z * z / n
+        centre = (p + z * z / (2.0 * n)) / denom
+        half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
+    lower = np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    upper = np.where(k == n, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return lower, upper
+
+
+def _newcombe_interaction_z(kn: list[np.ndarray], z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`supervision.metrics.stats.newcombe_interaction_interval` with one z per row."""
+    a1, b1, a2, b2, a3, b3, a4, b4 = kn
+    lim = [_wilson_z(a, b, z) for a, b in ((a1, b1), (a2, b2), (a3, b3), (a4, b4))]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = [a1 / b1, a2 / b2, a3 / b3, a4 / b4]
+    d1, d2 = p[0] - p[1], p[2] - p[3]
+    l1 = d1 - np.sqrt((p[0] - lim[0][0]) ** 2 + (lim[1][1] - p[1]) ** 2)
+    u1 = d1 + np.sqrt((lim[0][1] - p[0]) ** 2 + (p[1] - lim[1][0]) ** 2)
+    l2 = d2 - np.sqrt((p[2] - lim[2][0]) ** 2 + (lim[3][1] - p[3]) ** 2)
+    u2 = d2 + np.sqrt((lim[2][1] - p[2]) ** 2 + (p[3] - lim[3][0]) ** 2)
+    d = d1 - d2
+    return d - np.sqrt((d1 - l1) ** 2 + (u2 - d2) ** 2), d + np.sqrt((u1 - d1) ** 2 + (d2 - l2) ** 2)
 
 
 def _excess_q(a: dict, mets: list[str], hib: np.ndarray, tested: np.ndarray, selected: np.ndarray,
               family: np.ndarray, d0: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided p (worse direction) of the excess gap of the BH-selected rows, by inverting its interval, and
-    its Benjamini-Hochberg q among the selected rows of each family (``mode == "bh_selected"``)."""
+    """One-sided p (worse direction) of the excess gap of the BH-selected rows, and its Benjamini-Hochberg q
+    among the selected rows of each family (``mode == "bh_selected"``; ``"none"``: q = 2p, unused).
+
+    Means: the Welch-Satterthwaite t of the contrast (as its interval). Rates: the level at which the
+    Newcombe (2001) square-and-add interval touches 0, found by bisection on z (vectorised over rows).
+    """
+    from scipy import special as _special
+    from scipy import stats as _st
+
     p = np.full(tested.size, np.nan)
     sel = selected & tested & ~np.isnan(a["excess_gap"])
     for mi in np.unique(a["metric"][sel]):
         rows = np.flatnonzero(sel & (a["metric"] == mi))
-        up = hib[rows]  # higher is better: the upper bound must be < 0
-        lo_lv, hi_lv = np.full(rows.size, 0.0), np.full(rows.size, 1.0 - 1e-12)
-        for _ in range(40):  # bisection on the two-sided level at which the bound touches 0
-            mid = (lo_lv + hi_lv) / 2
-            lo, hi = _excess_interval(a, mets, rows, mi, d0, np.clip(mid, 1e-9, 1 - 1e-12))
-            excludes = np.where(up, hi < 0, lo > 0)
-            lo_lv, hi_lv = np.where(excludes, mid, lo_lv), np.where(excludes, hi_lv, mid)
-        p[rows] = (1.0 - lo_lv) / 2.0
+        up = hib[rows]  # higher is better: worse = the contrast below 0
+        qd = a["quads"][rows]
+        if METRICS[mets[mi]].kind == "rate":
+            kn = [v for j in range(4) for v in (np.round(qd[:, 3 * j + 1]), np.maximum(qd[:, 3 * j], 1.0))]
+            lo_z, hi_z = np.zeros(rows.size), np.full(rows.size, 8.0)
+            for _ in range(50):  # the largest z whose interval still excludes 0 on the worse side
+                mid = (lo_z + hi_z) / 2
+                lo, hi = _newcombe_interaction_z(kn, mid)
+                excludes = np.where(up, hi < 0, lo > 0)
+                lo_z, hi_z = np.where(excludes, mid, lo_z), np.where(excludes, hi_z, mid)
+            p[rows] = _special.ndtr(-lo_z)  # one-sided: (1 - level) / 2 with level = 2 ndtr(z) - 1
+        else:
+            ms, vs, ns, dfs = [], [], [], []
+            for j in range(4):
+                nq, sq_, ssq = qd[:, 3 * j], qd[:, 3 * j + 1], qd[:, 3 * j + 2]
+                mq, sdq = _mean_sd(nq, sq_, ssq)
+                vq, fq = _moderate(sdq, nq, float(a["s0"][rows][0]), d0)
+                ms.append(mq), vs.append(np.sqrt(vq)), ns.append(nq), dfs.append(fq)
+            wi = welch_interaction(ms, vs, ns, dfs)
+            tstat = np.where(up, -1.0, 1.0) * wi["difference"] / wi["se"]
+            p[rows] = _st.t.sf(tstat, wi["df"])
     q = np.full(tested.size, np.nan)
     has = ~np.isnan(p)
     if has.any():
-        q[has] = benjamini_hochberg(p[has], families=family[has]) if mode == "bh_selected" else p[has] * 2
+        q[has] = benjamini_hochberg(p[has], families=family[has]) if mode == "bh_selected" else np.minimum(2 * p[has], 1)
     return p, q
 
 
