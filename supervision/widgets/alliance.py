@@ -56,6 +56,8 @@ class AllianceModel:
                   if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance",
                            "sd_basis", "lost_contact_days")}
         self.sessions = metrics.session_alliance(caseload.sessions, **sess_kw)
+        now = caseload.sessions["session_date"].max() if len(caseload.sessions) else None  # as the metric tables
+        rup_kw["reference_date"] = now
         self.ruptures = metrics.ruptures(self.sessions, sd_criterion=options.sd_criterion, clients=caseload.clients, **rup_kw)
         def opts(fn):  # the settings' other options of fn (trend length, confidence), the live threshold
             return {**metrics.alliance_options(caseload.settings, fn), **rup_kw, "sd_criterion": options.sd_criterion}
