@@ -45,10 +45,11 @@ KNOWN_CHECKS = {
     "unknown_client", "unknown_clinician", "clinician_mismatch", "session_after_end",
     "session_before_start", "end_reason_without_end_date", "unknown_code", "bad_boolean",
     "not_numeric", "out_of_range", "score_on_non_attended", "score_without_session",
-    "duplicate_score", "unknown_column", "total_items_mismatch",
+    "duplicate_score", "unknown_column",
     # not in the brief's list, which names no check for a line with too many fields:
     "ragged_line",
 }  # fmt: skip
+KNOWN_CHECKS |= {"total_items_mismatch"}  # issue #19: a given total that disagrees with its items (warning)
 MATCH_KEYS = ("table", "row", "column", "value", "check", "severity")
 
 
