@@ -1431,14 +1431,17 @@ def _pool_later(out: pd.DataFrame, ref: pd.DataFrame, min_reference: int, pcts: 
         sn = part["session_number"].to_numpy(dtype=np.int64)
         ep = part["episode"].to_numpy()
         imp = part["improvement"].to_numpy(dtype=float)
+        top = int(sn.max())
         rows = np.flatnonzero((out.index.get_level_values("band") == b) & short)
+        picked: dict[int, np.ndarray] = {}  # beyond the band's last session every k has the same pool
         for r in rows:
-            k = int(out.index[r][1])
-            lo = min(k, J)
-            sel = np.flatnonzero(sn >= lo)
-            # one measurement per episode: the nearest to k, ties to the later session
-            order = np.lexsort((-sn[sel], np.abs(sn[sel] - k), ep[sel]))
-            pick = sel[order][np.r_[True, ep[sel][order][1:] != ep[sel][order][:-1]]]
+            k = min(int(out.index[r][1]), top)
+            if k not in picked:
+                sel = np.flatnonzero(sn >= min(k, J))
+                # one measurement per episode: the nearest to k, ties to the later session
+                order = np.lexsort((-sn[sel], np.abs(sn[sel] - k), ep[sel]))
+                picked[k] = sel[order][np.r_[True, ep[sel][order][1:] != ep[sel][order][:-1]]]
+            pick = picked[k]
             if len(pick) < min_reference:
                 continue
             out.iloc[r, out.columns.get_loc("n_reference")] = len(pick)
