@@ -47,6 +47,9 @@ class Caseload:
     settings: Settings = field(repr=False)
     scope: str | None = None
 
+    def __post_init__(self) -> None:
+        _warn_item_total_disagreements(self)
+
     @property
     def n_errors(self) -> int:
         return int((self.report["severity"] == "error").sum())
@@ -106,3 +109,33 @@ class Caseload:
         return (self.report.groupby(["table", "check", "severity"], dropna=False).size()
                 .rename("n").reset_index().sort_values("n", ascending=False, kind="stable")
                 .reset_index(drop=True))
+
+
+def _warn_item_total_disagreements(caseload: Caseload) -> None:
+    """Add a warning to the report for every session whose given total disagrees with its complete items.
+
+    The loader keeps a given total over its items (``supervision.instruments.scoring.score_sessions``);
+    without this an ORS total of 35 whose items sum to 20 would load silently. Runs once per report
+    (a caseload rebuilt from another, e.g. a self-review scope, keeps the rows it has).
+    """
+    from supervision.instruments.scoring import item_total_disagreements
+
+    rep = caseload.report
+    if not caseload.usable or caseload.sessions is None or not len(caseload.sessions):
+        return
+    if "check" in rep.columns and (rep["check"] == "total_items_mismatch").any():
+        return
+    tol = caseload.settings.get("validation.item_total_tolerance", 0.5)
+    bad = item_total_disagreements(caseload.sessions, instruments(caseload.settings), tolerance=tol)
+    if bad.empty:
+        return
+    rows = bad["source_row"] if "source_row" in bad.columns else pd.Series(pd.NA, index=bad.index)
+    new = pd.DataFrame({
+        "table": "sessions", "row": pd.array(rows.to_numpy(), dtype="Int64"), "column": bad["column"].to_numpy(),
+        "value": [f"{v:.10g}" for v in bad["given_total"]],
+        "problem": [f"The given total ({g:.10g}) differs from the score of its items ({i:.10g}) by {abs(d):.10g} points; "
+                    "the given total was used." for g, i, d in zip(bad["given_total"], bad["item_total"], bad["difference"])],
+        "fix": "Check which is right: correct the total or the items in the source system.",
+        "severity": "warning", "check": "total_items_mismatch"})
+    out = pd.concat([rep, new[list(rep.columns)]] if len(rep.columns) else [new], ignore_index=True)
+    caseload.report = out.sort_values(["table", "row", "column"], na_position="first", kind="stable").reset_index(drop=True)

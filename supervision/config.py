@@ -26,6 +26,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "validation.clinician_mismatch": SEVERITIES,
     "validation.session_after_end": SEVERITIES,
     "validation.end_reason_without_end_date": SEVERITIES,
+    "focus_metrics.drift_definition": ("off_goal", "any_change"),
+    "alliance.sd_basis": ("before_rupture", "through_rupture", "whole_series"),
+    "adaptation.excess_multiplicity": ("bh_selected", "none"),
 }
 # Keys that must not be negative.
 _NON_NEGATIVE = {"data.future_tolerance_days", "data.after_end_tolerance_days"}

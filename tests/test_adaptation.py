@@ -607,20 +607,22 @@ def test_suppression_for_sharing(demo):
 def test_figures_as_data(demo):
     _, m, gaps, truth = demo
     r = truth["adaptation_gaps"].iloc[0]
-    fig = gap_forest(gaps, metric="unilateral", clinician_id=r["clinician_id"], comparator="service")
+    # (T03's planted unilateral gap is a possible gap since issue #19: its excess gap does not pass the
+    # Benjamini-Hochberg screen among the selected rows; the unplanned single-session gap does)
+    fig = gap_forest(gaps, metric="unplanned_single_session", clinician_id=r["clinician_id"], comparator="service")
     names = {t.name for t in fig.data}
     assert {"Clear gap", "Shrunken estimate", "No estimate"} <= names
     clear = next(t for t in fig.data if t.name == "Clear gap")
-    rows = gaps[(gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unilateral")
+    rows = gaps[(gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unplanned_single_session")
                 & (gaps["comparator"] == "service") & (gaps["verdict"] == "clear gap")]
     assert list(clear.x) == pytest.approx(rows["difference"].tolist())
     assert any(r["group"] in y for y in clear.y)
     no_est = next(t for t in fig.data if t.name == "No estimate")
     assert no_est.mode == "text" and all("no estimate" in t for t in no_est.text)  # never drawn as a bar
-    n_too_few = ((gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unilateral")
+    n_too_few = ((gaps["clinician_id"] == r["clinician_id"]) & (gaps["metric"] == "unplanned_single_session")
                  & (gaps["comparator"] == "service") & (gaps["verdict"] == "too few clients")).sum()
     assert len(no_est.x) == n_too_few
-    short = gap_forest(gaps, metric="unilateral", clinician_id=r["clinician_id"], show_no_estimate=False)
+    short = gap_forest(gaps, metric="unplanned_single_session", clinician_id=r["clinician_id"], show_no_estimate=False)
     assert "No estimate" not in {t.name for t in short.data}
     sup = gap_forest(suppress_gaps(gaps[gaps["clinician_id"] == "T08"]), metric="mean_srs")
     assert any("suppressed" in t for tr in sup.data if tr.name == "No estimate" for t in tr.text)
@@ -671,3 +673,117 @@ def test_false_gap_rate_full_figure():
     rate, found, planted = _false_gap_rate(range(1, 21), n_clinicians=12, months=18)
     print(f"false-gap rate {rate:.2%}; planted gaps found {found}/{planted}")
     assert rate <= 0.10
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: no full pooling when the between-clinician variance is estimated as 0; the excess gap
+# of a clear gap passes a multiplicity screen
+# --------------------------------------------------------------------------------------------
+
+def _pooled_case() -> pd.DataFrame:
+    rows = []
+    x = {"A": [22, 42, 25, 39, 28, 36], "B": [30, 44], "C": [29, 45], "D": [31, 43]}
+    for c, vals in x.items():
+        for i, v in enumerate(vals):
+            rows.append({"client_id": f"{c}x{i}", "clinician_id": c, "faith": "x", "first_srs": float(v)})
+        for i, v in enumerate([33, 35, 37, 39, 41, 34, 36, 38, 40, 37]):
+            rows.append({"client_id": f"{c}y{i}", "clinician_id": c, "faith": "y", "first_srs": float(v)})
+    return pd.DataFrame(rows)
+
+
+def test_a_cell_is_not_fully_pooled_when_the_between_clinician_variance_is_zero():
+    from supervision.metrics.stats import dersimonian_laird
+    m = _pooled_case()
+    x = m[m["faith"] == "x"].groupby("clinician_id")["first_srs"]
+    n, mean = x.size(), x.mean()
+    within = float(sum(((v - v.mean()) ** 2).sum() for _, v in x)) / float((n - 1).sum())
+    mu, tau2 = dersimonian_laird(mean.to_numpy(), (within / n).to_numpy())
+    assert tau2 == 0.0  # the case of the issue: the spread between clinicians estimated as none
+    kw = dict(dimensions=["faith"], metrics=["first_srs"], min_n=2, min_n_comparator=2, variance_prior_df=0.0)
+    row = lambda g: g[(g["clinician_id"] == "A") & (g["group"] == "x") & (g["comparator"] == "service")].iloc[0]  # noqa: E731
+    plain = row(adaptation_gaps(m, min_own_weight=0.0, **kw))
+    floored = row(adaptation_gaps(m, **kw))  # default 0.5
+    colleagues = m[(m["faith"] == "x") & (m["clinician_id"] != "A")]["first_srs"].mean()
+    assert plain["shrunken_difference"] == pytest.approx(mu - colleagues)  # fully pooled: A's own 32 is ignored
+    assert floored["shrunken_difference"] == pytest.approx(mu + 0.5 * (mean["A"] - mu) - colleagues)
+    assert floored["difference"] == pytest.approx(mean["A"] - colleagues)  # the raw gap is untouched
+    with pytest.raises(ValueError, match="min_own_weight"):
+        adaptation_gaps(m, min_own_weight=1.5, **kw)
+
+
+def test_the_excess_gap_of_a_clear_gap_passes_a_multiplicity_screen(demo):
+    _, m, gaps, _ = demo
+    none = adaptation_gaps(m, excess_multiplicity="none")
+    key = (none["clinician_id"] == "T07") & (none["dimension"] == "disability") & (none["group"] == "no") & (
+        none["metric"] == "identity_addressed") & (none["comparator"] == "service")
+    assert none.loc[key, "verdict"].item() == "clear gap"  # the issue's false clear gap, without the screen
+    assert gaps.loc[key.to_numpy(), "verdict"].item() != "clear gap"
+    sel = gaps[gaps["excess_p_value"].notna()]
+    assert (sel["q_value"] <= 0.05).all()  # only rows selected by the first screen get the second
+    hib = sel["higher_is_better"].to_numpy()
+    excludes = np.where(hib, sel["excess_upper"] < 0, sel["excess_lower"] > 0)
+    # the p-value inverts the 95 % interval: p < 0.025 exactly when the interval excludes 0 on the worse side
+    assert ((sel["excess_p_value"] < 0.025 - 1e-6) == excludes).all()
+    clear = gaps[gaps["verdict"] == "clear gap"]
+    assert (clear["excess_q_value"] <= 0.05).all()
+    with pytest.raises(ValueError, match="excess_multiplicity"):
+        adaptation_gaps(m, excess_multiplicity="bonferroni")
+
+
+def test_outcome_gaps_use_another_measure_when_the_export_has_no_ors():
+    """Issue #19: without ORS the outcome gaps vanished silently although PHQ-9, GAD-7 and CORE-10 were there."""
+    from supervision.metrics.adaptation import outcome_instrument
+    from supervision.metrics.tables import metric_tables
+    assert outcome_instrument(["ors", "phq9"]) == ("ors", "outcome gaps use ors")
+    inst, note = outcome_instrument(["phq9", "gad7"])
+    assert inst == "phq9" and "no ors" in note
+    assert outcome_instrument(["phq9", "gad7"], "gad7")[0] == "gad7"
+    assert outcome_instrument(["phq9"], "core10")[0] is None
+    assert outcome_instrument([])[0] is None
+    import dataclasses
+    cl = load_caseload()
+    ors_cols = [c for c in cl.sessions.columns if c.startswith("ors_")]
+    cl2 = dataclasses.replace(cl, sessions=cl.sessions.drop(columns=ors_cols))
+    t = metric_tables(cl2)
+    m = t["adaptation_measures"]
+    assert m.attrs["outcome_instrument"] == "phq9" and "no ors" in m.attrs["outcome_note"]
+    assert m["reliable_improvement"].notna().any()
+    assert t["adaptation_gaps"].attrs["outcome_instrument"] == "phq9"
+
+
+def test_a_gap_that_leaks_from_a_correlated_dimension_is_shown_as_explained():
+    """Issue #19: personality-disorder features drive dropout; most of this clinician's PD clients are men, so
+    men look worse too. Held fixed, the PD gap persists and the gap with men disappears."""
+    from supervision.metrics.adaptation import adjusted_gaps
+    rows = []
+    def add(n, gender, pd_yes, dropouts):
+        for i in range(n):
+            rows.append({"client_id": f"C{len(rows):03d}", "clinician_id": "A", "gender_identity": gender,
+                         "personality_disorder": pd_yes, "unilateral": float(i < dropouts)})
+    add(12, "man", "yes", 9)      # 75 %
+    add(8, "woman", "yes", 6)     # 75 %
+    add(8, "man", "no", 1)        # 12.5 %
+    add(16, "woman", "no", 2)     # 12.5 %
+    m = pd.DataFrame(rows)
+    gaps = pd.DataFrame({"clinician_id": "A", "dimension": ["personality_disorder", "gender_identity"],
+                         "group": ["yes", "man"], "metric": "unilateral", "comparator": "clinician",
+                         "verdict": ["clear gap", "possible gap"], "difference": [0.625, 0.25]})
+    a = adjusted_gaps(m, gaps).set_index("group")
+    assert a.loc["man", "difference"] == pytest.approx(0.5 - 8 / 24)
+    assert a.loc["man", "adjusted_difference"] == pytest.approx(0.0, abs=1e-12)
+    assert a.loc["man", "adjusted_lower"] < 0 < a.loc["man", "adjusted_upper"]
+    assert "largely explained by the overlap with personality_disorder = yes" in a.loc["man", "note"]
+    assert a.loc["man", "n_overlap"] == 12 and a.loc["man", "adjusted_for"] == "personality_disorder = yes"
+    assert a.loc["yes", "adjusted_difference"] == pytest.approx(0.625) and a.loc["yes", "adjusted_lower"] > 0
+    assert a.loc["yes", "note"].startswith("persists with gender_identity = man held fixed")
+    # an independent check of the adjusted coefficient: statsmodels-free OLS by the normal equations
+    X = np.column_stack([np.ones(len(m)), m["gender_identity"].eq("man"), m["personality_disorder"].eq("yes")]).astype(float)
+    beta = np.linalg.solve(X.T @ X, X.T @ m["unilateral"].to_numpy())
+    assert a.loc["man", "adjusted_difference"] == pytest.approx(beta[1], abs=1e-12)
+    # nested groups cannot be separated, and it says so
+    m2 = m.assign(gender_identity=np.where(m["personality_disorder"].eq("yes"), "man", m["gender_identity"]))
+    nested = adjusted_gaps(m2, gaps).set_index("group")
+    assert np.isnan(nested.loc["yes", "adjusted_difference"]) and nested.loc["yes", "note"].startswith("cannot be estimated")
+    # nothing else flagged: said plainly
+    alone = adjusted_gaps(m, gaps.iloc[:1])
+    assert alone["note"].tolist() == ["nothing else flagged to adjust for"]

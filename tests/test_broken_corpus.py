@@ -49,6 +49,7 @@ KNOWN_CHECKS = {
     # not in the brief's list, which names no check for a line with too many fields:
     "ragged_line",
 }  # fmt: skip
+KNOWN_CHECKS |= {"total_items_mismatch"}  # issue #19: a given total that disagrees with its items (warning)
 MATCH_KEYS = ("table", "row", "column", "value", "check", "severity")
 
 

@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from supervision import load_caseload
-from supervision.metrics.engagement import clinician_engagement, episode_engagement, session_count_distribution
+from supervision.config import SettingsError, load_settings
+from supervision.metrics.engagement import (clinician_engagement, engagement_options, episode_engagement,
+                                           session_count_distribution)
 from supervision.metrics.stats import wilson_interval
 
 
@@ -43,7 +45,8 @@ def test_single_sessions_planned_unplanned_and_referred():
     pd.testing.assert_frame_equal(sessions, before)  # input not mutated
     assert ep.loc["single_planned", "single_session_type"] == "planned"
     assert ep.loc["single_unplanned", "single_session_type"] == "unplanned"
-    assert ep.loc["single_noreason", "single_session_type"] == "unplanned"  # no reason given: not planned
+    # no reason given: "unknown", neither planned nor unplanned (DEFINITIONS §2.7); issue #19
+    assert ep.loc["single_noreason", "single_session_type"] == "unknown"
     assert ep.loc["referred", "single_session_type"] == "referred_on"
     assert not ep.loc["three", "single_session"] and pd.isna(ep.loc["three", "single_session_type"])
     assert not ep.loc["open_quiet", "single_session"]  # open: not (yet) a single-session episode
@@ -80,7 +83,8 @@ def test_clinician_rates_with_wilson_intervals():
     clients, sessions = _tables()
     cn = clinician_engagement(episode_engagement(clients, sessions)).set_index("scope")
     assert list(cn.index) == ["T1", "T2", "service"]
-    assert cn.loc["T1", "n_single"] == 4 and cn.loc["T1", "n_single_planned"] == 1 and cn.loc["T1", "n_single_unplanned"] == 2
+    assert cn.loc["T1", "n_single"] == 4 and cn.loc["T1", "n_single_planned"] == 1 and cn.loc["T1", "n_single_unplanned"] == 1
+    assert cn.loc["T1", "n_single_unknown"] == 1
     assert cn.loc["T1", "single_rate"] == 1.0
     assert cn.loc["service", "n_unilateral"] == 2 and cn.loc["service", "n_ended"] == 5
     lo, hi = wilson_interval(2, 5)
@@ -155,3 +159,23 @@ def test_episode_counts_with_unsorted_sessions_and_missing_dates():
     gaps = (att.sort_values(["client_id", "session_date"]).groupby("client_id")["session_date"]
             .apply(lambda d: d.diff().dt.days.median()))
     pd.testing.assert_series_equal(ep["median_gap_days"].dropna(), gaps.reindex(ep.index).dropna(), check_names=False)
+
+
+def test_lost_contact_days_is_a_setting_of_an_engagement_section():
+    """Issue #19: `[engagement]` used to be refused; lost_contact_days now reads from it."""
+    assert engagement_options(None, episode_engagement) == {"lost_contact_days": 42}
+    import inspect
+    assert inspect.signature(episode_engagement).parameters["lost_contact_days"].default == 42
+    st = load_settings({"engagement": {"lost_contact_days": 59}})
+    clients, sessions = _tables()
+    ep = episode_engagement(clients, sessions, **engagement_options(st, episode_engagement)).set_index("client_id")
+    assert ep.loc["open_quiet", "lost_contact"]  # 59 days, boundary inclusive
+    with pytest.raises(SettingsError, match="engagement.lost_contact_dys"):
+        load_settings({"engagement": {"lost_contact_dys": 10}})
+
+
+def test_the_metric_tables_use_the_engagement_setting():
+    from supervision.metrics.tables import metric_tables
+    cl = load_caseload(settings={"engagement": {"lost_contact_days": 10_000}})
+    ep = metric_tables(cl)["engagement_clients"]
+    assert not ep["lost_contact"].any()

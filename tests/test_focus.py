@@ -223,7 +223,11 @@ def test_client_measures_worked_by_hand(sf):
     assert a["check_in_share"] == pytest.approx(1 / 8) and a["crisis_share"] == pytest.approx(1 / 8)
     assert a["off_goal_share"] == pytest.approx(3 / 8) and a["unagreed_goal_share"] == pytest.approx(1 / 8)
     assert a["goal_touched_share"] == pytest.approx(6 / 8)
-    assert (a["n_pairs"], a["n_changes"]) == (6, 5) and a["drift_rate"] == pytest.approx(5 / 6)
+    # drift moves: only 5 -> 6 (crisis -> trauma, a goal area nobody agreed); 1 -> 2 check-in, 2 -> 3 technique,
+    # 3 -> 4 back to a goal and 4 -> 5 crisis are not drift (issue #19); any change of focus: 5 of 6 pairs
+    assert (a["n_pairs"], a["n_changes"]) == (6, 1) and a["drift_rate"] == pytest.approx(1 / 6)
+    a_any = client_focus(sf, drift_definition="any_change").set_index("client_id").loc["A"]
+    assert (a_any["n_pairs"], a_any["n_changes"]) == (6, 5) and a_any["drift_rate"] == pytest.approx(5 / 6)
     assert a["longest_off_goal_run"] == 2  # sessions 2-3; crisis (5) and not recorded (7) end runs
     assert (a["n_agenda_recorded"], a["n_agenda_set"]) == (8, 6) and a["agenda_rate"] == pytest.approx(0.75)
     # last 4 sessions (6-9): trauma, -, mood, mood -> anxiety neglected
@@ -272,13 +276,13 @@ def test_client_focus_input_untouched_and_order_free(sf):
 # per clinician
 # --------------------------------------------------------------------------------------------
 
-def recompute_clinicians(sf: pd.DataFrame) -> pd.DataFrame:
+def recompute_clinicians(sf: pd.DataFrame, drift: str = "focus_drift") -> pd.DataFrame:
     """Plain-pandas oracle for the counts of clinician_focus."""
     f = pd.concat([sf, sf.assign(clinician_id="service")])
     b = lambda col: f[col].astype("boolean").fillna(False)  # noqa: E731
     g = f.assign(rec=b("focus_recorded"), judged=b("focus_recorded") & f["goals_recorded"], on=b("on_goal"),
-                 ci=b("check_in"), cr=b("crisis"), un=b("unagreed_goal_area"), pair=f["focus_changed"].notna(),
-                 ch=b("focus_changed"), ak=f["agenda_set"].notna(), ag=b("agenda_set")).groupby("clinician_id")
+                 ci=b("check_in"), cr=b("crisis"), un=b("unagreed_goal_area"), pair=f[drift].notna(),
+                 ch=b(drift), ak=f["agenda_set"].notna(), ag=b("agenda_set")).groupby("clinician_id")
     return pd.DataFrame({"n_sessions": g.size(), "n_focus_recorded": g["rec"].sum(), "n_goal_judged": g["judged"].sum(),
                          "n_on_goal": g["on"].sum(), "n_check_in": g["ci"].sum(), "n_crisis": g["cr"].sum(),
                          "n_unagreed_goal_area": g["un"].sum(), "n_pairs": g["pair"].sum(), "n_changes": g["ch"].sum(),
@@ -291,11 +295,16 @@ def test_clinician_rates_against_plain_recomputation(sf):
     oracle = recompute_clinicians(sf).reindex(cn["scope"])
     for col in oracle.columns:
         assert list(cn[col]) == list(oracle[col].astype(int)), col
+    any_change = clinician_focus(sf, drift_definition="any_change")
+    oracle = recompute_clinicians(sf, "focus_changed").reindex(any_change["scope"])
+    for col in ("n_pairs", "n_changes"):
+        assert list(any_change[col]) == list(oracle[col].astype(int)), col
+    assert any_change.set_index("scope").loc["T01", "drift_rate"] == pytest.approx(6 / 7)  # 5+1 of 6+1 pairs
     t1 = cn.set_index("scope").loc["T01"]
-    # T01 = A + B: coverage 4 of 8 (B has no goals), check-in 2 of 10, changes 5+1 of 6+1 pairs
+    # T01 = A + B: coverage 4 of 8 (B has no goals), check-in 2 of 10, drift 1 of A's 6 pairs (B: no goals)
     assert (t1["n_clients"], t1["n_clients_no_goals"], t1["n_sessions"]) == (2, 1, 11)
     assert t1["coverage_rate"] == pytest.approx(0.5) and t1["check_in_rate"] == pytest.approx(0.2)
-    assert t1["drift_rate"] == pytest.approx(6 / 7) and t1["agenda_rate"] == pytest.approx(0.75)
+    assert t1["drift_rate"] == pytest.approx(1 / 6) and t1["agenda_rate"] == pytest.approx(0.75)
     lo, hi = wilson_interval(4, 8, 0.95)
     assert (t1["coverage_rate_lower"], t1["coverage_rate_upper"]) == pytest.approx((lo, hi))
     lo, hi = wilson_interval(2, 10, 0.9)
@@ -386,8 +395,9 @@ def test_focus_alliance_link_against_scipy_welch():
 # --------------------------------------------------------------------------------------------
 
 def test_focus_options_from_settings(tmp_path):
-    assert focus_options() == {"neglected_after_sessions": 4, "confidence": 0.95, "link_min_sessions": 5}
-    assert focus_options(None, client_focus) == {"neglected_after_sessions": 4}
+    assert focus_options() == {"neglected_after_sessions": 4, "drift_definition": "off_goal", "confidence": 0.95,
+                               "link_min_sessions": 5}
+    assert focus_options(None, client_focus) == {"neglected_after_sessions": 4, "drift_definition": "off_goal"}
     assert set(focus_options(None, focus_alliance_link)) == {"confidence", "link_min_sessions"}
     f = tmp_path / "s.toml"
     f.write_text("[focus_metrics]\nneglected_after_sessions = 6\n", encoding="utf-8")
@@ -516,12 +526,17 @@ def test_demo_drifting_clinician_stands_out(demo):
     # topic drift: sessions on a goal area nobody agreed; the drifter ranks first, above the service
     assert set(clin["unagreed_goal_rate"].nlargest(len(drift)).index) == drift
     assert (clin.loc[list(drift), "unagreed_goal_rate_lower"] > svc["unagreed_goal_rate"]).all()
-    # sequence drift: the primary focus changes between sessions more often than in the service
+    # sequence drift: the focus moves off the agreed goals between sessions more often than in the service
     assert (clin.loc[list(drift), "drift_rate_lower"] > svc["drift_rate"]).all()
-    # no clinician without a planted profile changes focus more than the service (check-in heavy
-    # clinicians do, by alternating week reviews with goal work: that is expected and shown)
+    # issue #19: check-in heavy clinicians no longer score as drifting (alternating week reviews with goal
+    # work is check-in dominance, measured apart). Of the unplanted clinicians only T12 lies above the
+    # service: its realised sessions also hold the second-highest unagreed-topic rate (checked here), so
+    # the flag follows the data rather than the plan.
+    assert not (clin.loc[list(heavy), "drift_rate_lower"] > svc["drift_rate"]).any()
     others = clin.drop(index=list(drift | heavy))
-    assert not (others["drift_rate_lower"] > svc["drift_rate"]).any()
+    above = set(others.index[others["drift_rate_lower"] > svc["drift_rate"]])
+    second = set(clin["unagreed_goal_rate"].nlargest(len(drift) + len(above)).index) - drift
+    assert above <= second
 
 
 def test_demo_goals_item_lower_off_goal(demo):
@@ -532,3 +547,62 @@ def test_demo_goals_item_lower_off_goal(demo):
     assert row["estimated"] and row["difference_upper"] < 0
     appr = ln[(ln["scope"] == "service") & (ln["measure"] == "approach_method")].iloc[0]
     assert appr["difference_lower"] < 0 < appr["difference_upper"]  # not planted on the approach item
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: switches between agreed goals are not drift; unrecorded sessions are no evidence of neglect
+# --------------------------------------------------------------------------------------------
+
+def _plain(plan: dict[str, tuple[str, list]]):
+    rows = [{"client_id": cid, "clinician_id": "T09", "session_date": pd.Timestamp("2025-03-03") + pd.Timedelta(weeks=i),
+             "attendance": "attended", "focus_primary": p} for cid, (_, foci) in plan.items() for i, p in enumerate(foci)]
+    s = pd.DataFrame(rows)
+    s["focus_primary"] = s["focus_primary"].astype("str")
+    c = pd.DataFrame({"client_id": list(plan), "clinician_id": "T09",
+                      "agreed_goals": pd.array([g for g, _ in plan.values()], dtype="str")})
+    return session_focus(s, c)
+
+
+def test_a_switch_between_agreed_goals_is_not_drift():
+    sf = _plain({"G": ("mood;anxiety", ["mood", "anxiety", "mood", "anxiety"]),
+                 "H": ("mood", ["mood", "trauma", "check_in", "mood"])})
+    assert sf.loc[sf["client_id"] == "G", "goal_switch"].tolist() == [pd.NA, True, True, True]
+    cf = client_focus(sf).set_index("client_id")
+    assert cf.loc["G", "n_pairs"] == 3 and cf.loc["G", "n_changes"] == 0 and cf.loc["G", "drift_rate"] == 0.0
+    assert cf.loc["G", "n_goal_switches"] == 3
+    # H: mood -> trauma (unagreed area: drift) -> check-in (own measure) -> mood (back to the goal)
+    assert cf.loc["H", "n_changes"] == 1 and cf.loc["H", "drift_rate"] == pytest.approx(1 / 3)
+    cn = clinician_focus(sf).set_index("scope")
+    assert cn.loc["T09", "n_changes"] == 1 and cn.loc["T09", "n_pairs"] == 6
+    # the setting restores "every change of focus"
+    old = client_focus(sf, drift_definition="any_change").set_index("client_id")
+    assert old.loc["G", "drift_rate"] == 1.0 and old.loc["H", "drift_rate"] == 1.0
+    assert clinician_focus(sf, drift_definition="any_change").set_index("scope").loc["T09", "n_changes"] == 6
+    with pytest.raises(ValueError, match="drift_definition"):
+        client_focus(sf, drift_definition="topics")
+
+
+
+
+
+def test_sessions_without_a_recorded_focus_do_not_make_a_goal_neglected():
+    sf = _plain({"I": ("mood", ["mood", None, None, None, None]),
+                 "J": ("mood;anxiety", ["anxiety", "mood", None, "mood", "mood", None]),
+                 "K": ("mood;anxiety", ["anxiety", "mood", "mood", "mood", "mood", None])})
+    cf = client_focus(sf, neglected_after_sessions=4).set_index("client_id")
+    # I: one recorded session only: not judged (before: "mood" neglected on four blank sessions)
+    assert not cf.loc["I", "neglect_judged"] and pd.isna(cf.loc["I", "n_neglected_goals"])
+    # J: the last four recorded sessions are anxiety, mood, mood, mood: nothing neglected
+    assert cf.loc["J", "neglect_judged"] and cf.loc["J", "neglected_goals"] == ""
+    # K: the last four recorded are all mood: anxiety neglected
+    assert cf.loc["K", "neglected_goals"] == "anxiety" and cf.loc["K", "n_neglected_goals"] == 1
+
+
+def test_demo_drifter_has_the_highest_drift_rate(demo):
+    """Issue #19: the planted drifter, not the check-in-heavy clinicians, tops the drift rate."""
+    _, gt, _, cn = demo
+    drifters = set(gt.loc[gt["high_drift"].astype(bool), "clinician_id"])
+    heavy = set(gt.loc[gt["check_in_heavy"].astype(bool), "clinician_id"])
+    rate = cn.set_index("scope")["drift_rate"].drop("service")
+    assert set(rate.nlargest(len(drifters)).index) == drifters
+    assert all(rate[d] > rate[h] for d in drifters for h in heavy)

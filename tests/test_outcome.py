@@ -483,18 +483,23 @@ def etr_tables():
 
 def test_expected_trajectories_hand_case():
     s, clients = etr_tables()
-    ref = oc.expected_trajectories(s, clients=clients, intake_bands=1, min_reference=20)
+    ref = oc.expected_trajectories(s, clients=clients, intake_bands=1, min_reference=20, pool_later_sessions=False)
     r2 = ref[ref["session_number"] == 2].iloc[0]
     assert (r2["n_reference"], r2["enough"]) == (20, True)
     assert (r2["p10"], r2["p25"], r2["p50"], r2["p75"], r2["p90"]) == pytest.approx((1.9, 4.75, 9.5, 14.25, 17.1))
     r3 = ref[ref["session_number"] == 3].iloc[0]
     assert r3["n_reference"] == 5 and not r3["enough"] and np.isnan(r3[["p10", "p50", "p90"]].astype(float)).all()
     assert ref.attrs["n_reference_episodes"] == 20  # open clients are never reference
+    # pooled (the default): session 3 takes every episode from session 2 on, each at its session nearest 3
+    pooled = oc.expected_trajectories(s, clients=clients, intake_bands=1, min_reference=20)
+    p3 = pooled[pooled["session_number"] == 3].iloc[0]
+    assert p3["pooled"] and p3["enough"] and p3["n_reference"] == 20 and (p3["pooled_from"], p3["pooled_to"]) == (2, 3)
 
 
 def test_track_status_hand_cases():
     s, clients = etr_tables()
-    ts = oc.track_status(s, clients=clients, intake_bands=1, min_reference=20).set_index("client_id")
+    ts = oc.track_status(s, clients=clients, intake_bands=1, min_reference=20,
+                         pool_later_sessions=False).set_index("client_id")
     want = {"A": "not_on_track", "B": "at_risk", "C": "at_risk", "D": "on_track", "E": "not_on_track",
             "F": "not_enough_reference_data", "G": "not_on_track", "H": "too_early", "I": "not_measured"}
     assert ts["status"].to_dict() == want
@@ -505,6 +510,9 @@ def test_track_status_hand_cases():
     assert ts.loc["A", "expected_median"] == pytest.approx(24.5)
     assert ts.loc["G", "reliable_deterioration"] and not ts.loc["A", "reliable_deterioration"]
     assert set(ts.index) == set(want)  # closed reference clients are left out (open_only)
+    pooled = oc.track_status(s, clients=clients, intake_bands=1, min_reference=20).set_index("client_id")
+    assert pooled.loc["F", "status"] != "not_enough_reference_data" and pooled.loc["F", "n_reference"] == 20
+    assert pooled.drop(index="F")["status"].to_dict() == {k: v for k, v in want.items() if k != "F"}
 
 
 def test_track_status_lower_is_better_and_bands():
@@ -561,7 +569,14 @@ def test_demo_track_status_matches_a_plain_recomputation(demo):
     checked = 0
     for _, row in ts[ts["status"].isin(["on_track", "at_risk", "not_on_track"])].iterrows():
         band = np.searchsorted(edges, row["intake_score"], side="right")
-        same = ref[(np.searchsorted(edges, ref["intake"], side="right") == band) & (ref["k"] == row["session_number"])]
+        in_band = ref[np.searchsorted(edges, ref["intake"], side="right") == band]
+        same = in_band[in_band["k"] == row["session_number"]]
+        if len(same) < 20:  # pooled later sessions: from J (20th-latest last session) on, one per episode
+            J = np.sort(in_band.groupby("client_id")["k"].max().to_numpy())[::-1][19]
+            pool = in_band[in_band["k"] >= min(row["session_number"], J)].assign(
+                d=lambda f: (f["k"] - row["session_number"]).abs(), neg=lambda f: -f["k"])
+            same = pool.sort_values(["client_id", "d", "neg"]).groupby("client_id").head(1)
+            assert len(same) == row["n_reference"]
         imp = same["ors_total"] - same["intake"]
         improvement = row["score"] - row["intake_score"]
         if improvement <= -5:
@@ -663,7 +678,7 @@ def effects_input(seed=3):
 
 def test_clinician_effects_recomputed_by_hand():
     co = effects_input()
-    ce = oc.clinician_effects(co, min_cases=15, confidence=0.90).set_index("clinician_id")
+    ce = oc.clinician_effects(co, min_cases=15, confidence=0.90, tau2_uncertainty=False).set_index("clinician_id")
     slope, intercept = np.polyfit(co["first_score"], co["latest_score"], 1)
     resid = co["latest_score"] - (intercept + slope * co["first_score"])
     g = resid.groupby(co["clinician_id"])
@@ -823,7 +838,7 @@ def test_outcome_options_follow_the_settings():
     opts = oc.outcome_options(None, oc.track_status)
     assert opts["min_reference"] == 20 and opts["percentiles"] == (10.0, 25.0, 50.0, 75.0, 90.0)
     eff = oc.outcome_options({"outcome": {"effect_confidence": 0.8, "min_cases": 10}}, oc.clinician_effects)
-    assert eff == {"min_cases": 10, "confidence": 0.8, "closed_only": True}
+    assert eff == {"min_cases": 10, "confidence": 0.8, "closed_only": True, "tau2_uncertainty": True}
     assert oc.outcome_options(None, oc.clinician_outcomes) == {"confidence": 0.95}
     tt = oc.outcome_options(None, oc.talking_therapies)
     assert tt == {"phq9_caseness": 10.0, "gad7_caseness": 8.0, "phq9_reliable_change": 6.0,
@@ -837,7 +852,7 @@ def test_outcome_options_follow_the_settings():
     for f in funcs:
         used |= set(oc.outcome_options(None, f))
     renamed = {"confidence", "closed_only"}
-    assert set(oc.outcome_options()) - used - {"effect_confidence", "effect_closed_only"} <= renamed
+    assert set(oc.outcome_options()) - used - {"effect_confidence", "effect_closed_only", "effect_tau2_uncertainty"} <= renamed
 
 
 # --------------------------------------------------------------------------------------------
@@ -938,3 +953,214 @@ def test_client_outcomes_with_a_given_score_table_in_any_row_order(demo):
         oc.client_outcomes(s, instrument="ors", scores=dup)
     with pytest.raises(ValueError, match="scores has no column"):
         oc.client_outcomes(s, instrument="ors", scores=ss.drop(columns="score"))
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: reversal search from n + 3 as R suddengains (setting sg_reversal_start)
+# --------------------------------------------------------------------------------------------
+
+def test_reversal_search_starts_at_n_plus_3_as_the_package():
+    # pregain session 3 (20) -> postgain 4 (10): magnitude 10, reversal value 15. Session 5 (= n + 2) is 16,
+    # beyond 15; from session 6 (n + 3) on the client stays at 10. suddengains (identify_sg_1to2 = FALSE)
+    # starts at n + 3: no reversal. With sg_reversal_start = 2 the fall-back at n + 2 counts.
+    data = pd.DataFrame({"client_id": "A", "session_number": range(1, 8), "score": [20, 21, 20, 10, 16, 10, 10]})
+    ev = oc.sudden_gains(data, sg_crit1_cutoff=6, id="client_id", time="session_number", score="score")
+    assert ev["pregain_time"].tolist() == [3] and ev["reversal_value"].tolist() == [15.0]
+    assert not ev["reversal"].item() and pd.isna(ev["reversal_time"].item())
+    ev2 = oc.sudden_gains(data, sg_crit1_cutoff=6, sg_reversal_start=2)
+    assert ev2["reversal"].item() and ev2["reversal_time"].item() == 5
+    # a fall-back at n + 3 counts under both
+    late = data.assign(score=[20, 21, 20, 10, 10, 16, 10])
+    assert oc.sudden_gains(late, sg_crit1_cutoff=6)["reversal_time"].item() == 6
+    # the per-client table follows the same setting
+    s = pd.DataFrame({"client_id": "A", "clinician_id": "T1", "attendance": "attended",
+                      "session_date": pd.date_range("2025-01-06", periods=7, freq="7D"),
+                      "phq9_total": [20, 21, 20, 10, 16, 10, 10]})
+    co = oc.client_outcomes(s, instrument="phq9").set_index("client_id")
+    assert co.loc["A", "n_sudden_gains"] == 1 and not co.loc["A", "gain_reversed"]
+    assert oc.client_outcomes(s, instrument="phq9", sg_reversal_start=2).set_index("client_id").loc["A", "gain_reversed"]
+    assert oc.outcome_options(None, oc.client_outcomes)["sg_reversal_start"] == 3
+    with pytest.raises(ValueError, match="sg_reversal_start"):
+        oc.sudden_gains(data, sg_crit1_cutoff=6, sg_reversal_start=1)
+
+
+def test_core10_reliable_change_is_labelled_90_percent_or_rescaled():
+    """Issue #19: CORE-10's reliable-change value of 6 is a 90 % value (Barkham et al. 2013); it is labelled,
+    and can be rescaled to 95 % (6 x 1.96 / 1.645 = 7.15) so 'reliable' means one thing across instruments."""
+    from scipy.stats import norm
+    s = pd.DataFrame({"client_id": ["A", "A", "B", "B"], "clinician_id": "T1", "attendance": "attended",
+                      "session_date": pd.to_datetime(["2025-01-06", "2025-02-03"] * 2),
+                      "core10_total": [25.0, 18.0, 25.0, 15.0], "phq9_total": [20.0, 13.0, 20.0, 13.0]})
+    co = oc.client_outcomes(s, instrument="core10").set_index("client_id")
+    assert (co["reliable_change_confidence"] == 0.90).all() and (co["reliable_change"] == 6.0).all()
+    assert co["reliable_improvement"].tolist() == [True, True]  # 7 and 10 points >= 6
+    assert oc.clinician_outcomes(co.reset_index()).set_index("scope").loc["service", "reliable_change_confidence"] == 0.90
+    ph = oc.client_outcomes(s, instrument="phq9")
+    assert (ph["reliable_change_confidence"] == 0.95).all()
+    r = oc.client_outcomes(s, instrument="core10", rescale_reliable_change=True).set_index("client_id")
+    assert r["reliable_change"].iloc[0] == pytest.approx(6 * norm.ppf(0.975) / norm.ppf(0.95))  # 7.15
+    assert (r["reliable_change_confidence"] == 0.95).all()
+    assert r["reliable_improvement"].tolist() == [False, True]  # 7 < 7.15 <= 10
+    assert oc.outcome_options(None, oc.client_outcomes)["rescale_reliable_change"] is False
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: expected bands cover long episodes (pooled later sessions); ended-while-worse listed
+# --------------------------------------------------------------------------------------------
+
+def _long_clinic(n_ref=30, ref_len=6, open_len=14, open_scores=None):
+    """ORS: n_ref closed episodes of ref_len sessions improving 1 point a session from intake 15; one open
+    client (O) with intake 15 measured for open_len sessions."""
+    rows, clients = [], []
+    for i in range(n_ref):
+        cid = f"R{i:02d}"
+        clients.append((cid, pd.Timestamp("2025-06-01")))
+        for k in range(ref_len):
+            rows.append((cid, k, 15.0 + k + (i % 5) * 0.2))
+    clients.append(("O", pd.NaT))
+    scores = open_scores or [15.0] * open_len
+    for k, v in enumerate(scores):
+        rows.append(("O", k, v))
+    s = pd.DataFrame(rows, columns=["client_id", "k", "ors_total"])
+    s["clinician_id"] = "T1"
+    s["attendance"] = "attended"
+    s["session_date"] = pd.Timestamp("2025-01-06") + pd.to_timedelta(s["k"] * 7, "D")
+    c = pd.DataFrame(clients, columns=["client_id", "end_date"]).assign(clinician_id="T1", end_reason="planned",
+                                                                         start_date=pd.Timestamp("2025-01-01"))
+    return s.drop(columns="k"), c
+
+
+def test_long_episodes_get_a_pooled_band_with_its_reference_n():
+    s, c = _long_clinic(open_scores=[15.0] * 9 + [12.0])  # O: session 10, 3 points worse than intake
+    ref = oc.expected_trajectories(s, clients=c, intake_bands=1, min_reference=20)
+    r = ref.set_index("session_number")
+    assert not r.loc[6, "pooled"] and r.loc[6, "n_reference"] == 30 and r.loc[6, "pooled_from"] == 6
+    # every reference episode stops at session 6: from session 7 on the band pools sessions >= 6
+    assert r.loc[10, "pooled"] and r.loc[10, "enough"] and r.loc[10, "n_reference"] == 30
+    assert (r.loc[10, "pooled_from"], r.loc[10, "pooled_to"]) == (6, 6)
+    assert r.loc[10, "p50"] == pytest.approx(r.loc[6, "p50"])
+    ts = oc.track_status(s, clients=c, intake_bands=1, min_reference=20).set_index("client_id")
+    assert ts.loc["O", "status"] == "not_on_track" and ts.loc["O", "n_reference"] == 30  # the C00330 case
+    old = oc.track_status(s, clients=c, intake_bands=1, min_reference=20, pool_later_sessions=False)
+    assert old.set_index("client_id").loc["O", "status"] == "not_enough_reference_data"
+    # too few episodes in the band at all: still no invented band
+    s2, c2 = _long_clinic(n_ref=12)
+    assert oc.track_status(s2, clients=c2, intake_bands=1, min_reference=20).set_index("client_id").loc[
+        "O", "status"] == "not_enough_reference_data"
+
+
+def test_pooled_percentiles_use_each_episode_once_nearest_the_session():
+    # 20 episodes measured at sessions 1..6 and 10 of them also at 7..8: at session 8 (10 episodes at 8,
+    # fewer than 20) the pool is sessions >= 6 (J = 6), each episode once, at 8 when it has it, else at 6
+    s, c = _long_clinic(n_ref=20, ref_len=6)
+    sixth = pd.Timestamp("2025-01-06") + pd.Timedelta(days=35)
+    extra = s[s["client_id"].isin([f"R{i:02d}" for i in range(10)]) & (s["session_date"] == sixth)]
+    more = pd.concat([extra.assign(session_date=extra["session_date"] + pd.Timedelta(days=7 * j), ors_total=extra["ors_total"] + 10 * j)
+                      for j in (1, 2)])
+    s = pd.concat([s, more], ignore_index=True)
+    ref = oc.expected_trajectories(s, clients=c, intake_bands=1, min_reference=20).set_index("session_number")
+    assert ref.loc[8, "pooled"] and ref.loc[8, "n_reference"] == 20 and (ref.loc[8, "pooled_from"], ref.loc[8, "pooled_to"]) == (6, 8)
+    intake = {f"R{i:02d}": 15.0 + (i % 5) * 0.2 for i in range(20)}
+    vals = [15.0 + 5 + (i % 5) * 0.2 + (20 if i < 10 else 0) - intake[f"R{i:02d}"] for i in range(20)]
+    assert ref.loc[8, "p50"] == pytest.approx(np.percentile(vals, 50))
+    assert ref.loc[8, "p10"] == pytest.approx(np.percentile(vals, 10))
+
+
+def test_clients_who_ended_worse_than_intake_are_listed():
+    s = pd.DataFrame({"client_id": ["A", "A", "B", "B", "C", "C"], "clinician_id": "T1", "attendance": "attended",
+                      "session_date": pd.to_datetime(["2025-01-06", "2025-02-03"] * 3),
+                      "ors_total": [20.0, 18.0, 20.0, 26.0, 20.0, 17.0]})
+    c = pd.DataFrame({"client_id": ["A", "B", "C"], "end_date": pd.to_datetime(["2025-03-01", "2025-03-01", None])})
+    co = oc.client_outcomes(s, clients=c).set_index("client_id")
+    assert co["ended_worse"].to_dict() == {"A": True, "B": False, "C": False}  # C is open: the track view's
+
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: clinician-effect intervals carry the uncertainty of the between-clinician variance
+# --------------------------------------------------------------------------------------------
+
+def test_tau2_qprofile_against_a_plain_bisection():
+    from scipy.stats import chi2
+    from supervision.metrics.stats import tau2_qprofile
+    y, v = np.array([0.0, 4.0, 1.0, -2.0, 3.0]), np.array([1.0, 2.0, 0.5, 1.5, 1.0])
+
+    def q(t):
+        w = 1 / (v + t)
+        return float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
+
+    def root(target):  # plain bisection on a decreasing function
+        lo, hi = 0.0, 1000.0
+        if q(0) <= target:
+            return 0.0
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if q(mid) > target else (lo, mid)
+        return (lo + hi) / 2
+
+    got = tau2_qprofile(y, v, confidence=0.95)
+    assert got["lower"] == pytest.approx(root(chi2.ppf(0.975, 4)), abs=1e-8)
+    assert got["upper"] == pytest.approx(root(chi2.ppf(0.025, 4)), abs=1e-8)
+    assert got["q"] == pytest.approx(q(0)) and got["p"] == pytest.approx(chi2.sf(q(0), 4))
+    same = tau2_qprofile([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    assert (same["lower"], same["upper"]) == (0.0, 0.0) and same["p"] == pytest.approx(1.0)
+
+
+def test_clinician_effects_with_tau2_zero_say_no_one_differs_and_keep_honest_intervals():
+    """The demo case: the estimated between-clinician variance is 0, so with tau^2 treated as known every
+    clinician sits at the service mean with the same narrow interval whatever their raw mean residual."""
+    rng = np.random.default_rng(6)  # a draw whose DerSimonian-Laird tau^2 is 0 (Q p = 0.43)
+    rows = []
+    for cid in "ABCDEF":
+        intake = rng.uniform(5, 24, 16)
+        latest = 8 + 0.6 * intake + rng.normal(0, 3, 16)
+        rows += [{"clinician_id": cid, "first_score": i, "latest_score": l, "clinical_first": True, "open": False,
+                  "change": l - i, "improvement": l - i} for i, l in zip(intake, latest)]
+    co = pd.DataFrame(rows)
+    known = oc.clinician_effects(co, tau2_uncertainty=False)
+    ce = oc.clinician_effects(co)
+    assert ce.attrs["tau2"] == 0.0 and known.attrs["tau2"] == 0.0
+    width_known = (known["effect_upper"] - known["effect_lower"]).round(9)
+    assert width_known.nunique() == 1  # everyone the same interval, blind to the raw means
+    width = ce["effect_upper"] - ce["effect_lower"]
+    assert (width > width_known + 1e-9).all()  # wider: tau^2 could be up to its Q-profile upper bound
+    assert ((ce["effect_lower"] <= known["effect_lower"] + 1e-12) & (ce["effect_upper"] >= known["effect_upper"] - 1e-12)).all()
+    assert ce.attrs["tau2_upper"] > 0 and ce.attrs["heterogeneity_p"] > 0.1 and ce.attrs["no_difference"]
+    assert ce["note"].str.contains("no clinician differs from the service beyond chance").all()
+    assert not ce["differs"].any()
+    # a real difference is still found (planted +-3 points)
+    big = oc.clinician_effects(effects_input()).set_index("clinician_id")
+    assert not big.attrs["no_difference"] and big.loc["A", "differs"] and big.loc["B", "differs"]
+    assert big.loc["A", "note"] == "estimated"
+    assert oc.outcome_options(None, oc.clinician_effects)["tau2_uncertainty"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# issue #19: a given total that disagrees with its items is reported, not loaded silently
+# --------------------------------------------------------------------------------------------
+
+def test_a_total_that_disagrees_with_its_items_is_reported(tmp_path):
+    import shutil
+    from supervision import demo_path, load_caseload
+    from supervision.instruments.scoring import item_total_disagreements
+    s = pd.DataFrame({"ors_1": [5.0, 8.0, 9.0], "ors_2": [5.0, 8.0, 9.0], "ors_3": [5.0, 8.0, 9.0],
+                      "ors_4": [5.0, 8.1, None], "ors_total": [35.0, 32.2, 30.0], "source_row": [2, 3, 4]})
+    bad = item_total_disagreements(s, ["ors"])
+    # row 1: items 20 vs total 35; row 2: 32.1 vs 32.2 is rounding; row 3: an item missing, not compared
+    assert bad[["source_row", "given_total", "item_total"]].values.tolist() == [[2, 35.0, 20.0]]
+    # through the loader: a copy of the demo with one ORS total changed
+    for f in demo_path().iterdir():
+        if f.suffix == ".csv":
+            shutil.copy(f, tmp_path / f.name)
+    sessions = pd.read_csv(tmp_path / "sessions.csv", dtype=str, keep_default_na=False)
+    full = (sessions[[f"ors_{i}" for i in range(1, 5)]] != "").all(axis=1) & (sessions["ors_total"] == "")
+    i = int(np.flatnonzero(full.to_numpy())[0])
+    items = sessions.loc[i, [f"ors_{k}" for k in range(1, 5)]].astype(float).sum()
+    sessions.loc[i, "ors_total"] = "40.0" if items < 30 else "10.0"  # in range, far from the items
+    sessions.to_csv(tmp_path / "sessions.csv", index=False)
+    cl = load_caseload(tmp_path)
+    rep = cl.report[cl.report["check"] == "total_items_mismatch"]
+    assert len(rep) == 1 and rep["row"].item() == i + 2 and rep["severity"].item() == "warning"
+    assert "the given total was used" in rep["problem"].item()
+    strict = load_caseload(tmp_path, settings={"validation": {"item_total_tolerance": 40.0}})
+    assert not (strict.report["check"] == "total_items_mismatch").any()

@@ -49,3 +49,23 @@ def test_no_outcome_measure_is_a_sentence(tmp_path):
     (tmp_path / "sessions.csv").write_text("client_id,clinician_id,session_date,attendance,srs_total\nC1,T1,2025-01-01,attended,38\n")
     widget = outcome_dashboard(load_caseload(tmp_path))
     assert "no outcome measure" in widget.value
+
+
+def test_summary_lists_clients_who_are_worse_with_or_without_a_band_and_who_ended_worse(caseload):
+    """Issue #19: a client worse than intake without an expected band is listed, not only counted; clients who
+    ended worse than intake are listed too."""
+    from supervision.metrics.outcome import client_outcomes, track_status
+    tr = track_status(caseload.sessions, clients=caseload.clients, instrument="core10")
+    worse = tr[(tr["status"] == "not_enough_reference_data") & (tr["improvement"] < 0)]
+    assert len(worse)
+    row = worse.iloc[0]
+    dash = outcome_dashboard(caseload, supervisee=row["clinician_id"], instrument="core10").dashboard
+    html = dash.views[0].html.value
+    assert f"<td>{row['client_id']}</td><td>not enough reference data</td>" in html
+    co = client_outcomes(caseload.sessions, instrument="ors", clients=caseload.clients)
+    ended = co[co["ended_worse"]]
+    assert len(ended)
+    dash = outcome_dashboard(caseload, supervisee=ended.iloc[0]["clinician_id"]).dashboard
+    html = dash.views[0].html.value
+    assert "ended episodes finished worse than at intake" in html and f"<td>{ended.iloc[0]['client_id']}</td>" in html
+    assert "at 95% confidence" in html  # the reliable-change label

@@ -38,7 +38,7 @@ CATEGORY_STYLE = {
 RATE_LABELS = {
     "coverage_rate": "Goal coverage",
     "check_in_rate": "Mainly check-in",
-    "drift_rate": "Focus changes",
+    "drift_rate": "Drift off the goals",
     "unagreed_goal_rate": "Unagreed topic",
     "crisis_rate": "Crisis / risk",
     "agenda_rate": "Agenda set",

@@ -321,3 +321,56 @@ def total_scores(sessions: pd.DataFrame, instrument: Instrument, *, max_missing=
     inst = next(iter(_as_instruments(instrument).values()))
     total, prorated, _ = _score_instrument(sessions, inst, _max_missing_for(inst, max_missing), subscales=False)
     return total, prorated
+
+
+def item_total_disagreements(sessions: pd.DataFrame, instruments=None, *, tolerance: float = 0.5) -> pd.DataFrame:
+    """Sessions where a given total and a complete set of its items disagree.
+
+    A given total is used as given (:func:`score_sessions`), so an ORS total of 35 whose four items
+    sum to 20 would otherwise load without a word. This lists every such row so the loader's
+    validation report (see :class:`supervision.caseload.Caseload`) can warn about it.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        A table with the contract's wide measure columns. Not modified.
+    instruments : None, dict, list or Instrument
+        As in :func:`score_sessions`.
+    tolerance : float, default 0.5
+        Largest difference (points) still read as rounding: visual-analogue items entered to 0.1
+        can make four items and their total differ by up to 0.2; integer scales by 0 [U: design
+        choice; the ``[validation] item_total_tolerance`` setting].
+
+    Returns
+    -------
+    DataFrame
+        ``position`` (row position in ``sessions``), ``source_row`` (when present), ``instrument``,
+        ``column`` (the total column), ``given_total``, ``item_total`` (score of the complete
+        items, reverse-keyed items reversed), ``difference`` (given - items). Only rows with every
+        item answered and a given total; prorated totals are not compared.
+    """
+    insts = _as_instruments(instruments)
+    parts = []
+    for prefix, inst in insts.items():
+        if inst.total_column not in sessions.columns or not all(c in sessions.columns for c in inst.item_columns):
+            continue
+        given = _numeric(sessions, inst.total_column)
+        items = {j: _numeric(sessions, c) for j, c in enumerate(inst.item_columns)}
+        from_items = np.full(len(sessions), np.nan)
+        _score_into(from_items, inst, items, list(range(inst.items)), 0)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(given) & ~np.isnan(from_items) & (np.abs(given - from_items) > float(tolerance) + 1e-9)
+        rows = np.flatnonzero(bad)
+        if not len(rows):
+            continue
+        part = pd.DataFrame({"position": rows, "instrument": prefix, "column": inst.total_column,
+                             "given_total": given[rows], "item_total": from_items[rows],
+                             "difference": given[rows] - from_items[rows]})
+        if "source_row" in sessions.columns:
+            part.insert(1, "source_row", sessions["source_row"].to_numpy()[rows])
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame({"position": pd.Series(dtype=np.int64), "instrument": pd.Series(dtype=object),
+                             "column": pd.Series(dtype=object), "given_total": pd.Series(dtype=float),
+                             "item_total": pd.Series(dtype=float), "difference": pd.Series(dtype=float)})
+    return pd.concat(parts, ignore_index=True)

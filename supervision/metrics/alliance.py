@@ -31,7 +31,7 @@ from supervision.metrics.stats import wilson_interval
 
 __all__ = [
     "session_alliance", "ruptures", "client_alliance", "clinician_alliance", "alliance_options",
-    "SRS_ITEM_NAMES", "RUPTURE_STATUSES",
+    "SRS_ITEM_NAMES", "RUPTURE_STATUSES", "RUPTURE_RULE_BY_NOISE", "within_client_sd",
 ]
 
 #: Output names of the four SRS items (srs_1..srs_4), from the instrument spec.
@@ -39,6 +39,25 @@ SRS_ITEM_NAMES = ("relationship", "goals_topics", "approach_method", "overall")
 #: Values of ``ruptures(...)["status"]``.
 RUPTURE_STATUSES = ("repaired", "unrepaired", "open")
 _PLANNED_REASONS = ("planned", "mutual", "referred_on")
+#: How well the default rupture rule (2 SD, sd_basis "before_rupture", min 5 sessions) finds the ruptures
+#: planted by the synthetic clinic generator (``supervision.synth``, generator version 2) at five levels of
+#: within-client SRS reading noise (``SynthParams.srs_noise_sd``; the demo uses 0.5). Five clinics
+#: (seeds 20261126, 1, 2, 3, 4; 12 clinicians x 18 months; 204 planted ruptures in judged clients); a
+#: detection matches a planted rupture within +/- 1 session. ``observed_sd``: the median within-client SD
+#: of the SRS total (clients with >= 5 measured sessions) that each noise level produces, to set beside
+#: a service's own (:func:`within_client_sd`). Recomputed by tests/test_synth.py. Literature suggests a
+#: within-client SD of 1.5-2.5 points [U] (../shared/SYNTH_PARAMETERS.md §2): there the rule's precision
+#: is about 0.2-0.3, i.e. most flags are noise.
+RUPTURE_RULE_BY_NOISE = (
+    # noise_sd, observed_sd, recall, precision
+    (0.5, 0.56, 0.98, 0.88),
+    (1.0, 0.81, 0.97, 0.49),
+    (1.5, 1.08, 0.93, 0.32),
+    (2.0, 1.28, 0.90, 0.24),
+    (2.5, 1.51, 0.86, 0.20),
+)
+#: Values of the ``sd_basis`` option of :func:`ruptures`.
+SD_BASES = ("before_rupture", "through_rupture", "whole_series")
 _EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow floating-point noise
 
 
@@ -132,6 +151,8 @@ def session_alliance(
     inclusive: bool = True,
     drop_points: float = 1.0,
     low_item_threshold: float = 9.0,
+    low_item_items: Sequence[str] = SRS_ITEM_NAMES,
+    ceiling_at: float = 39.0,
 ) -> pd.DataFrame:
     """Alliance per attended session: SRS total and items, WAI-SR total and subscales, flags.
 
@@ -152,9 +173,17 @@ def session_alliance(
         ``drop``. OpenFIT alerts flag any drop of >= 1 point since the last session [V2]
         (support.openfit.care alerts page, quoted in ../shared/SYNTH_PARAMETERS.md §2).
     low_item_threshold : float, default 9
-        ``low_item`` when the goals-and-topics or approach/method item is strictly below this.
+        ``low_item`` when any of ``low_item_items`` is strictly below this.
         Uncertain [V2]: hiboop says "any item below 8-9/10" prompts a conversation, so 8 is as
         defensible as 9; the default 9 is the more sensitive reading.
+    low_item_items : sequence of str, default all four SRS items
+        Which items are checked (names of :data:`SRS_ITEM_NAMES`). DEFINITIONS.md §1.2: "any item
+        below ~9 prompts a conversation" [V2], so every item by default; a relationship item of
+        7/10 inside a total of 37 is exactly the quiet signal the total hides.
+    ceiling_at : float, default 39
+        ``ceiling`` when the total is at or above this. The SRS ceiling is a band, not a point:
+        the non-official banding "39-40 good" [V2] (cindyhansencft.com, DEFINITIONS.md §1.2) and
+        the ceiling-effect review (SYNTH_PARAMETERS.md §2 [V]); 40 restores the exact-maximum rule.
 
     Returns
     -------
@@ -179,10 +208,11 @@ def session_alliance(
         - ``srs_change``: ``srs_total - prev_srs_total``.
         - ``low`` (nullable bool): total at or below (``inclusive``) / below the cut-off.
         - ``drop`` (nullable bool): ``srs_change <= -drop_points``; <NA> at the first measured session.
-        - ``low_item`` (nullable bool): goals & topics or approach/method below ``low_item_threshold``
-          (<NA> when the items needed to decide are missing).
-        - ``ceiling`` (nullable bool): total at the scale maximum (40): uninformative, not reassuring
-          (ceiling effects in client-rated alliance: ../shared/SYNTH_PARAMETERS.md §2 [V]).
+        - ``low_item`` (nullable bool): any of ``low_item_items`` below ``low_item_threshold``
+          (<NA> when no checked item is low and some are missing).
+        - ``low_items``: the names of the low items, ``;``-separated ("" when none).
+        - ``ceiling`` (nullable bool): total at or above ``ceiling_at`` (39 by default): uninformative,
+          not reassuring (ceiling effects in client-rated alliance: ../shared/SYNTH_PARAMETERS.md §2 [V]).
         - ``source_row``: the line in the user's file, when the input has it.
 
         Flags are <NA> on sessions without an SRS total.
@@ -197,6 +227,12 @@ def session_alliance(
     _check_number("srs_cutoff", srs_cutoff, minimum=0)
     _check_number("drop_points", drop_points, minimum=0, strict=True)
     _check_number("low_item_threshold", low_item_threshold, minimum=0)
+    _check_number("ceiling_at", ceiling_at, minimum=0)
+    checked_items = [low_item_items] if isinstance(low_item_items, str) else list(low_item_items)
+    unknown_items = [i for i in checked_items if i not in SRS_ITEM_NAMES]
+    if not checked_items or unknown_items:
+        raise ValueError(f"low_item_items must be a non-empty list of {', '.join(SRS_ITEM_NAMES)}; "
+                         f"got {low_item_items!r}.")
     if not isinstance(inclusive, (bool, np.bool_)):
         raise ValueError(f"inclusive must be True (low when <= cut-off) or False (< cut-off); got {inclusive!r}.")
 
@@ -247,13 +283,19 @@ def session_alliance(
     with np.errstate(invalid="ignore"):
         low = total <= srs_cutoff if inclusive else total < srs_cutoff
         drop = change <= -float(drop_points) + _EPS
-        ceiling = total >= srs.total_max - _EPS
+        ceiling = total >= min(float(ceiling_at), srs.total_max) - _EPS
     out["low"] = _bool_na(low, measured)
     out["drop"] = _bool_na(drop, ~np.isnan(change))
-    goals = pd.array(out["goals_topics"].to_numpy(), dtype="Float64")
-    approach = pd.array(out["approach_method"].to_numpy(), dtype="Float64")
-    low_item = (goals < low_item_threshold) | (approach < low_item_threshold)  # Kleene logic: NA if unknown
+    low_item = pd.array(np.zeros(len(out), dtype=bool), dtype="boolean")
+    names = np.full(len(out), "", dtype=object)
+    for name in checked_items:
+        v = pd.array(out[name].to_numpy(), dtype="Float64")
+        below = v < low_item_threshold
+        low_item = low_item | below  # Kleene logic: NA if unknown and no other item is low
+        hit = below.fillna(False).to_numpy(dtype=bool)
+        names[hit] = np.where(names[hit] == "", name, names[hit] + ";" + name)
     out["low_item"] = pd.array(low_item, dtype="boolean")
+    out["low_items"] = pd.array(names.astype(str), dtype="str")
     out["ceiling"] = _bool_na(ceiling, measured)
     if "source_row" in sessions.columns:
         out["source_row"] = sessions["source_row"].to_numpy()[rows]
@@ -267,7 +309,7 @@ def session_alliance(
 _RUPTURE_COLUMNS = [
     "client_id", "clinician_id", "criterion", "sd_criterion", "n_measured", "client_sd", "sd_used", "threshold",
     "pre_session", "pre_date", "pre_score", "rupture_session", "rupture_date", "rupture_score", "depth", "depth_sd",
-    "decline_sessions", "repair_session", "repair_date", "repair_score", "repaired", "status",
+    "decline_sessions", "repair_session", "repair_date", "repair_score", "repaired", "status", "status_reason",
 ]
 
 
@@ -284,6 +326,7 @@ def _empty_ruptures() -> pd.DataFrame:
         "decline_sessions": pd.Series(dtype=int), "repair_session": pd.Series(dtype="Int64"),
         "repair_date": pd.Series(dtype="datetime64[ns]"), "repair_score": pd.Series(dtype=float),
         "repaired": pd.Series(dtype=bool), "status": pd.Series(dtype="str"),
+        "status_reason": pd.Series(dtype="str"),
     })[_RUPTURE_COLUMNS]
 
 
@@ -296,6 +339,9 @@ def ruptures(
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
+    sd_basis: str = "before_rupture",
+    lost_contact_days: int = 42,
+    reference_date: pd.Timestamp | str | None = None,
     clients: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Rupture-repair episodes found in each client's own SRS series.
@@ -311,12 +357,20 @@ def ruptures(
        sessions (a longer slide is measured from ``max_decline_sessions`` back).
     3. The bottom is a rupture when ``depth = pre_score - rupture_score`` is strictly greater than
        ``sd_criterion x sd_used``, where ``sd_used = max(client SD, sd_floor)`` and the client SD
-       is the sample SD (ddof 1) of all the client's measured totals.
+       is the sample SD (ddof 1) of the client's measured totals **before the rupture session**
+       (``sd_basis="before_rupture"``, the default): the flag is decided as of that session, from
+       the data up to it, so it does not appear or vanish as later sessions accrue, and the
+       trough does not inflate its own yardstick. ``"through_rupture"`` includes the trough;
+       ``"whole_series"`` is the first wave's retrospective SD of the whole series.
     4. Repaired when a later measured score reaches ``pre_score - repair_tolerance`` within
        ``repair_window`` attended sessions after the rupture session (by session number).
        Otherwise ``open`` while the window has not yet passed (the client's last attended
        session is before the window's end and, when ``clients`` is given, the episode has no
-       end date), else ``unrepaired``.
+       end date), else ``unrepaired``. A rupture whose client has not attended for
+       ``lost_contact_days`` (by ``reference_date``) is ``unrepaired`` ("ended without repair",
+       ``status_reason == "lost_contact"``) even if the window has not passed in sessions: a
+       client who stopped coming without an end date cannot repair, and leaving the rupture
+       "open" for ever would keep it out of the repair-rate denominator.
     5. A further bottom that falls inside an earlier episode (before that episode's repair
        session or, if unrepaired, within its repair window) belongs to that episode and is not
        counted again.
@@ -336,9 +390,11 @@ def ruptures(
         measurement-error figure exists to anchor it (DEFINITIONS.md §8, open item 5).
     min_sessions : int, default 5
         Measured sessions needed before a client is judged [U]; DEFINITIONS.md §2.5 suggests
-        ">= 5" for a stable SD. With the SD of the whole series a single trough in an otherwise
-        flat series of n sessions is sqrt(n) SDs deep, so the 2-SD rule can rarely fire below
-        5 sessions; the 1-SD rule can from 2.
+        ">= 5" for a stable SD. A client is judged once the series has this many; every trough is
+        then decided as of its own session (``sd_basis``), so recomputing with the data up to any
+        later meeting gives the same flags. (With the whole-series SD a single trough in an
+        otherwise flat series of n sessions is sqrt(n) SDs deep, so the 2-SD rule could rarely fire
+        below 5 sessions.)
     max_decline_sessions : int, default 3
         Longest decline measured from its start [U]. Gumz et al. (2012) saw declines of up to
         6 sessions, the commonest pattern being a simple V (1 session) [V].
@@ -347,6 +403,16 @@ def ruptures(
         exact windowing was not read (DEFINITIONS.md §2.5, open item 6).
     repair_tolerance : float, default 1
         Points below ``pre_score`` that still count as a return [U], for measurement noise.
+    sd_basis : {"before_rupture", "through_rupture", "whole_series"}, default "before_rupture"
+        Which of the client's scores give the client SD (point 3). Stiles et al. (2004) speak of
+        the SD of the client's own session-to-session scores without (in what we could read) fixing
+        the window [U]; "before_rupture" is the reading under which a flag shown in a supervision
+        meeting is reproduced later from the data up to that meeting.
+    lost_contact_days : int, default 42
+        The ``[engagement]`` lost-contact window (days without an attended session; design
+        choice [U], as :func:`supervision.metrics.engagement.episode_engagement`).
+    reference_date : date, optional
+        "Now" for lost contact; default the latest session date in ``alliance``.
     clients : DataFrame, optional
         The ``clients`` table. When given, a rupture of a client whose episode has ended
         (``end_date`` set) is ``unrepaired`` rather than ``open`` even if the window had not
@@ -369,6 +435,11 @@ def ruptures(
         - ``decline_sessions``: sessions from ``pre_session`` to ``rupture_session``
         - ``repair_session``, ``repair_date``, ``repair_score``: first return (missing if none)
         - ``repaired`` (bool), ``status``: ``repaired``, ``unrepaired`` or ``open``
+        - ``status_reason``: ``repaired``, ``window_open``, ``window_passed`` (attended on, no
+          return), ``episode_ended`` or ``lost_contact`` (ended without repair before the window
+          passed)
+        - ``n_measured`` is the client's whole series; ``client_sd``, ``sd_used``, ``threshold`` are
+          those of the rupture session (``sd_basis``)
 
     Notes
     -----
@@ -376,14 +447,17 @@ def ruptures(
     Stiles et al. (2004) J Couns Psychol 51:81-92 defined a rupture-repair sequence as a
     V-shaped deflection deeper than 2 SDs of the client's own session-to-session alliance
     scores, followed by a return, and called the criterion ad hoc and preliminary; Strauss et
-    al. (2006) JCCP used a similar method with 1 SD. Everything else here (the SD including the
-    trough, the look-back, the window, the tolerance, the floor, the merging) is [U]: a
-    documented design choice to check against Stiles et al. (2004) pp. 84-85. The SD is the
-    client's whole series, so the measure is retrospective and a trough inflates its own SD.
+    al. (2006) JCCP used a similar method with 1 SD. Everything else here (the SD of the scores
+    before the trough, the look-back, the window, the tolerance, the floor, the merging, the
+    lost-contact closure) is [U]: a documented design choice to check against Stiles et al. (2004)
+    pp. 84-85. Under ``sd_basis="whole_series"`` the measure is retrospective and a trough
+    inflates its own SD ([38, 38, 38, 30, 38] gives a 2-SD threshold of 7.16, four more 38s 5.33).
 
     Base rate: the rule is relative to the client's own variability, so on pure session-to-session
-    noise it still fires. On simulated i.i.d. normal series of 10 sessions it flags about 11
-    sessions per 100 under 2 SD (20 under 1 SD); 7 per 100 with ``max_decline_sessions=1``.
+    noise it still fires. On simulated i.i.d. normal series of 10 sessions the whole-series rule
+    flagged about 11 sessions per 100 under 2 SD (20 under 1 SD); 7 per 100 with
+    ``max_decline_sessions=1``. For the default rule at several noise levels see
+    :data:`RUPTURE_RULE_BY_NOISE` (precision about 0.2-0.3 at a within-client SD of 1.1-1.5).
     Real alliance series are autocorrelated and should flag fewer, but read a single episode as
     a prompt to ask, not as evidence that a rupture happened.
 
@@ -395,11 +469,14 @@ def ruptures(
     _require(alliance, "alliance", ["client_id", "clinician_id", "session_date", "session_number", "srs_total"],
              "Pass the output of session_alliance(sessions).")
     crits = _criteria(sd_criterion)
+    if sd_basis not in SD_BASES:
+        raise ValueError(f"sd_basis must be one of {', '.join(SD_BASES)}; got {sd_basis!r}.")
     _check_number("sd_floor", sd_floor, minimum=0, strict=True)
     _check_number("min_sessions", min_sessions, minimum=2, integer=True)
     _check_number("max_decline_sessions", max_decline_sessions, minimum=1, integer=True)
     _check_number("repair_window", repair_window, minimum=1, integer=True)
     _check_number("repair_tolerance", repair_tolerance, minimum=0)
+    _check_number("lost_contact_days", lost_contact_days, minimum=1, integer=True)
     if clients is not None:
         _require(clients, "clients", ["client_id", "end_date"], "Pass the canonical clients table or None.")
     W, L = int(repair_window), int(max_decline_sessions)
@@ -407,6 +484,9 @@ def ruptures(
     a = sort_frame(alliance, ["client_id", "session_number"])
     codes_all, ids_all = block_codes(a["client_id"])
     last_sn_all = pd.Series(a["session_number"].to_numpy()).groupby(codes_all).max()  # per client code
+    last_date_all = pd.Series(a["session_date"].to_numpy()).groupby(codes_all).max()
+    ref = (pd.Timestamp(reference_date) if reference_date is not None
+           else (a["session_date"].max() if len(a) else pd.NaT))
     x_all = pd.to_numeric(a["srs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     m = a.loc[~np.isnan(x_all)]
     if m.empty:
@@ -429,7 +509,23 @@ def ruptures(
     dev2 = np.bincount(codes, weights=(x - mean[codes]) ** 2, minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         sd_g = np.sqrt(dev2 / (counts - 1))
-    sd_i = sd_g[codes]
+    if sd_basis == "whole_series":
+        sd_i = sd_g[codes]
+    else:
+        # as of each session: the SD of the client's scores before it ("before_rupture") or up to and
+        # including it ("through_rupture"), from running sums centred on the client's mean
+        xc = x - mean[codes]
+        c1, c2 = np.cumsum(xc), np.cumsum(xc * xc)
+        base1 = np.r_[0.0, c1][starts][codes]
+        base2 = np.r_[0.0, c2][starts][codes]
+        shift = 0 if sd_basis == "through_rupture" else 1
+        end = idx - shift  # last position included
+        m_n = (pos + 1 - shift).astype(float)
+        r1 = np.where(end >= 0, c1[np.maximum(end, 0)], 0.0) - base1
+        r2 = np.where(end >= 0, c2[np.maximum(end, 0)], 0.0) - base2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (r2 - r1 * r1 / m_n) / (m_n - 1)
+        sd_i = np.where(m_n >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
     sd_used = np.maximum(np.nan_to_num(sd_i, nan=0.0), float(sd_floor))
 
     prev = np.empty(N)
@@ -449,6 +545,9 @@ def ruptures(
         ended_ids = clients.loc[clients["end_date"].notna(), "client_id"]
         client_ended = isin(uniques, ended_ids)
     last_sn_g = last_sn_all.reindex(of_all).to_numpy(dtype=np.int64)
+    quiet_days = (ref - pd.DatetimeIndex(last_date_all.reindex(of_all).to_numpy())).days.to_numpy(dtype=float,
+                                                                                                 na_value=np.nan)
+    lost_contact = np.nan_to_num(quiet_days, nan=-1) >= int(lost_contact_days)
 
     frames = []
     for k in crits:
@@ -474,8 +573,11 @@ def ruptures(
         keep = ~(sn[c] <= prev_cover)
         c, pre_c, rep, repaired = c[keep], pre_c[keep], rep[keep], repaired[keep]
         g = codes[c]
-        window_open = (last_sn_g[g] < sn[c] + W) & ~client_ended[g]
+        in_window = last_sn_g[g] < sn[c] + W
+        window_open = in_window & ~client_ended[g] & ~lost_contact[g]
         status = np.where(repaired, "repaired", np.where(window_open, "open", "unrepaired"))
+        reason = np.select([repaired, window_open, in_window & client_ended[g], in_window & lost_contact[g]],
+                           ["repaired", "window_open", "episode_ended", "lost_contact"], default="window_passed")
         r = np.maximum(rep, 0)
         p = pre_idx[c]
         frames.append(pd.DataFrame({
@@ -501,6 +603,7 @@ def ruptures(
             "repair_score": np.where(repaired, x[r], np.nan),
             "repaired": repaired,
             "status": status,
+            "status_reason": reason,
         }))
     if not frames:
         return _empty_ruptures()
@@ -511,13 +614,39 @@ def ruptures(
 _find_ruptures = ruptures  # the summaries below take a ``ruptures`` keyword that shadows the name
 
 
+def within_client_sd(alliance: pd.DataFrame, *, min_sessions: int = 5) -> tuple[float, int]:
+    """The service's median within-client SD of the SRS total, and the clients it rests on.
+
+    Parameters
+    ----------
+    alliance : DataFrame
+        Output of :func:`session_alliance`.
+    min_sessions : int, default 5
+        Clients with at least this many measured sessions count (as ``ruptures``).
+
+    Returns
+    -------
+    (float, int)
+        Median over those clients of the sample SD (ddof 1) of their SRS totals (NaN when none),
+        and their number. Set it beside :data:`RUPTURE_RULE_BY_NOISE`: the rupture rule was
+        checked on synthetic series of known noise only.
+    """
+    _require(alliance, "alliance", ["client_id", "srs_total"], "Pass the output of session_alliance(sessions).")
+    x = pd.to_numeric(alliance["srs_total"], errors="coerce")
+    m = pd.DataFrame({"client_id": alliance["client_id"].to_numpy(), "x": x.to_numpy()}).dropna(subset=["x"])
+    g = m.groupby("client_id")["x"]
+    sd = g.std()[g.size() >= int(min_sessions)]
+    return (float(sd.median()) if len(sd) else float("nan")), int(len(sd))
+
+
 # --------------------------------------------------------------------------------------------
 # per client
 # --------------------------------------------------------------------------------------------
 
 def _rupture_opts(kwargs: dict) -> dict:
     return {k: kwargs[k] for k in ("sd_criterion", "sd_floor", "min_sessions", "max_decline_sessions",
-                                   "repair_window", "repair_tolerance")}
+                                   "repair_window", "repair_tolerance", "sd_basis", "lost_contact_days",
+                                   "reference_date")}
 
 
 def _single_criterion(rp: pd.DataFrame) -> None:
@@ -538,6 +667,9 @@ def client_alliance(
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
+    sd_basis: str = "before_rupture",
+    lost_contact_days: int = 42,
+    reference_date: pd.Timestamp | str | None = None,
     min_trend_sessions: int = 3,
     planned_reasons: Sequence[str] = _PLANNED_REASONS,
 ) -> pd.DataFrame:
@@ -575,8 +707,9 @@ def client_alliance(
           fewer than ``min_trend_sessions`` measured sessions
         - ``n_low``, ``share_low``: measured sessions flagged ``low`` and their share
         - ``n_drop``, ``n_low_item``, ``n_ceiling``: counts of the session flags
-        - ``ceiling_only``: every measured total at the maximum (40): the SRS cannot show a problem
-          here, so this is uninformative rather than reassuring
+        - ``ceiling_only``: every measured total at the ceiling (``ceiling_at`` of
+          :func:`session_alliance`, 39 by default): the SRS cannot show a problem here, so this is
+          uninformative rather than reassuring
         - ``latest_low``, ``latest_drop``, ``latest_low_item`` (nullable bool): flags of the last
           measured session
         - ``rupture_judged``: ``n_measured >= min_sessions``
@@ -585,9 +718,11 @@ def client_alliance(
           ``unrepaired_rupture``, ``open_rupture``, ``ceiling_only`` ("" when none)
         - with ``clients``: ``end_date``, ``end_reason``, ``dropout`` (bool): the episode ended
           with ``end_reason == "unilateral"``, or ended after exactly one attended session with a
-          reason not in ``planned_reasons`` (missing reason counts as unplanned). Unilateral
-          termination = dropout (DEFINITIONS.md §2.7 [V]; OpenFIT: unplanned closure [V]); the
-          single-session rule is a design choice [U]. Without ``clients`` these are missing.
+          reason not in ``planned_reasons``. Unilateral termination = dropout (DEFINITIONS.md
+          §2.7 [V]; OpenFIT: unplanned closure [V]); the single-session rule is a design choice
+          [U]. An ended episode with **no** end reason is not counted as dropout but as
+          ``ending_unknown`` (bool): DEFINITIONS.md §2.7 asks for an explicit "unknown" ending type.
+          Without ``clients`` these are missing.
     """
     _require(alliance, "alliance",
              ["client_id", "clinician_id", "session_date", "session_number", "srs_total", "low", "drop",
@@ -698,16 +833,19 @@ def client_alliance(
                  "Pass the canonical clients table (supervision.load_caseload().clients).")
         c = reindex_first(clients, "client_id", ids, ["end_date", "end_reason"])
         ended = c["end_date"].notna().to_numpy()
-        reason = c["end_reason"].astype("str").where(c["end_reason"].notna(), "")
+        reason = c["end_reason"].astype("str").where(c["end_reason"].notna(), "").str.strip()
         unilateral = (reason == "unilateral").to_numpy()
-        unplanned = ~reason.isin(list(planned_reasons)).to_numpy()
+        unknown = (reason == "").to_numpy()
+        unplanned = ~reason.isin(list(planned_reasons)).to_numpy() & ~unknown
         out["end_date"] = c["end_date"].to_numpy()
         out["end_reason"] = as_column(c["end_reason"])
         out["dropout"] = ended & (unilateral | ((out["n_sessions"].to_numpy() == 1) & unplanned))
+        out["ending_unknown"] = ended & unknown
     else:
         out["end_date"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
         out["end_reason"] = pd.Series(pd.NA, index=out.index, dtype="str")
         out["dropout"] = pd.array([pd.NA] * len(out), dtype="boolean")
+        out["ending_unknown"] = pd.array([pd.NA] * len(out), dtype="boolean")
     return sort_frame(out, ["client_id"]).reset_index(drop=True)
 
 
@@ -727,6 +865,9 @@ def clinician_alliance(
     max_decline_sessions: int = 3,
     repair_window: int = 3,
     repair_tolerance: float = 1.0,
+    sd_basis: str = "before_rupture",
+    lost_contact_days: int = 42,
+    reference_date: pd.Timestamp | str | None = None,
     planned_reasons: Sequence[str] = _PLANNED_REASONS,
     client_alliance_frame: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -872,8 +1013,12 @@ def alliance_options(settings=None, function: Callable | None = None) -> dict:
     -------
     dict
         ``{keyword: value}``; the keys are the setting names of ``[alliance]`` in
-        ``supervision/defaults.toml``, which are also the keyword names of the functions here.
+        ``supervision/defaults.toml``, which are also the keyword names of the functions here,
+        and ``lost_contact_days`` from ``[engagement]``.
     """
     from supervision.config import section_options
 
-    return section_options(settings, "alliance", function)
+    opts = section_options(settings, "alliance", function)
+    # the lost-contact window is the engagement setting (one definition of "lost contact")
+    lost = section_options(settings, "engagement", function)
+    return {**opts, **lost} if function is not None else {**opts, "lost_contact_days": lost["lost_contact_days"]}

@@ -7,8 +7,10 @@ Definitions (sources in ``../shared/DEFINITIONS.md`` §2.7 and ``SYNTH_PARAMETER
 - **Single-session episode**: an ended episode with exactly one attended session. It is its own
   category, not automatically dropout (DEFINITIONS §2.7 recommendation): **planned** when the end
   reason is one of ``planned_reasons`` (default ``planned``, ``mutual``: "got what I needed"),
-  **unplanned** otherwise (``unilateral``, ``other``, or no reason given). ``referred_on`` is
-  neither and is counted apart.
+  **unplanned** otherwise (``unilateral``, ``other``). ``referred_on`` is neither and is counted
+  apart. An episode with an end date but **no end reason** is ``unknown``, not unplanned:
+  DEFINITIONS §2.7 asks for an explicit ending type (planned / unilateral / unknown) [V2 design
+  recommendation], and reading a blank as a dropout would blame the clinician for missing data.
 - **Unilateral termination**: the client ended without the therapist's agreement
   (``end_reason == "unilateral"``; Swift & Greenberg 2012 report a weighted dropout rate of 19.7 %
   with this family of definitions) [V]. Rates are over ended episodes.
@@ -16,7 +18,8 @@ Definitions (sources in ``../shared/DEFINITIONS.md`` §2.7 and ``SYNTH_PARAMETER
   scheduled sessions. The contract does not distinguish late cancellations.
 - **Lost contact**: an open episode (no end date) whose last attended session (or start, if none)
   is at least ``lost_contact_days`` days before the reference date. The boundary day counts as lost
-  (``>=``). The default of 42 days (six weeks) is a design choice [U]: a setting.
+  (``>=``). The default of 42 days (six weeks) is a design choice [U]: the setting
+  ``[engagement] lost_contact_days`` (see :func:`engagement_options`).
 - **Measure completion**: attended sessions with no alliance measure and no outcome measure at all.
 
 The reference date is the last session date in the export unless one is given, so an export read
@@ -71,7 +74,7 @@ def episode_engagement(
         ``client_id, clinician_id, start_date, end_date, end_reason, ended, n_scheduled,
         n_attended, n_cancelled, n_no_show, first_attended, last_attended, median_gap_days,
         days_since_contact, lost_contact, single_session, single_session_type`` (``planned``,
-        ``unplanned``, ``referred_on`` or empty), ``unilateral``, ``n_no_measure`` (attended
+        ``unplanned``, ``referred_on``, ``unknown`` (ended with no end reason) or empty), ``unilateral``, ``n_no_measure`` (attended
         sessions without any alliance or outcome measure).
     """
     if lost_contact_days < 1:
@@ -135,9 +138,11 @@ def episode_engagement(
     out["lost_contact"] = (~out["ended"]) & (out["days_since_contact"] >= lost_contact_days)
     reason = out["end_reason"].astype("string")
     single = out["ended"] & (out["n_attended"] == 1)
+    no_reason = reason.isna() | (reason.str.strip() == "").fillna(True)
     kind = pd.Series(pd.NA, index=out.index, dtype="string")
     kind[single & reason.isin(list(planned_reasons)).fillna(False)] = "planned"
     kind[single & (reason == "referred_on").fillna(False)] = "referred_on"
+    kind[single & no_reason & kind.isna()] = "unknown"
     kind[single & kind.isna()] = "unplanned"
     out["single_session"] = single
     out["single_session_type"] = kind
@@ -191,7 +196,7 @@ def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) ->
     DataFrame
         ``scope, n_clients, n_ended, n_open, mean_attended, median_attended, mode_attended,
         n_single, single_rate, single_rate_lower, single_rate_upper, n_single_planned,
-        n_single_unplanned, n_unilateral, unilateral_rate, unilateral_rate_lower,
+        n_single_unplanned, n_single_unknown (ended with no end reason), n_unilateral, unilateral_rate, unilateral_rate_lower,
         unilateral_rate_upper, n_scheduled, n_no_show, dna_rate, dna_rate_lower, dna_rate_upper,
         n_cancelled, cancel_rate, cancel_rate_lower, cancel_rate_upper, n_lost_contact,
         n_attended_sessions, n_no_measure, no_measure_rate``. Single-session and unilateral
@@ -216,6 +221,7 @@ def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) ->
         "single_session": both(episodes["single_session"].to_numpy()),
         "planned": both((kind == "planned").fillna(False).to_numpy(dtype=bool)),
         "unplanned": both((kind == "unplanned").fillna(False).to_numpy(dtype=bool)),
+        "unknown": both((kind == "unknown").fillna(False).to_numpy(dtype=bool)),
         **{c: both(episodes[c].to_numpy()) for c in ("unilateral", "n_scheduled", "n_no_show", "n_cancelled",
                                                       "lost_contact", "n_no_measure")},
     })
@@ -235,6 +241,7 @@ def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) ->
         "n_single": per_scope(ge["single_session"].sum()),
         "n_single_planned": per_scope(ge["planned"].sum()),
         "n_single_unplanned": per_scope(ge["unplanned"].sum()),
+        "n_single_unknown": per_scope(ge["unknown"].sum()),
         "n_unilateral": per_scope(ge["unilateral"].sum()),
         "n_scheduled": per_scope(g["n_scheduled"].sum()),
         "n_no_show": per_scope(g["n_no_show"].sum()),
@@ -253,7 +260,7 @@ def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) ->
         best = pick[np.r_[True, np.diff((keys // (int(na.max()) + 1))[pick]) != 0]]
         mode = pd.Series(na[first[best]], index=sc[first[best]])
     out["mode_attended"] = per_scope(mode)
-    for c in ("n_ended", "n_single", "n_single_planned", "n_single_unplanned", "n_unilateral"):
+    for c in ("n_ended", "n_single", "n_single_planned", "n_single_unplanned", "n_single_unknown", "n_unilateral"):
         out[c] = pd.to_numeric(out[c], errors="coerce").fillna(0)  # clinicians with no ended episode
     out["n_open"] = out["n_clients"] - out["n_ended"]
     for name, k, n in (("single_rate", "n_single", "n_ended"), ("unilateral_rate", "n_unilateral", "n_ended"),
@@ -261,15 +268,30 @@ def clinician_engagement(episodes: pd.DataFrame, *, confidence: float = 0.95) ->
         out[name], out[f"{name}_lower"], out[f"{name}_upper"] = _rate(out[k].to_numpy(), out[n].to_numpy(), confidence)
     out["no_measure_rate"] = np.divide(out["n_no_measure"], out["n_attended_sessions"],
                                        out=np.full(len(out), np.nan), where=out["n_attended_sessions"].to_numpy() > 0)
-    int_cols = ["n_clients", "n_ended", "n_open", "n_single", "n_single_planned", "n_single_unplanned", "n_unilateral",
+    int_cols = ["n_clients", "n_ended", "n_open", "n_single", "n_single_planned", "n_single_unplanned",
+                "n_single_unknown", "n_unilateral",
                 "n_scheduled", "n_no_show", "n_cancelled", "n_lost_contact", "n_attended_sessions", "n_no_measure"]
     out[int_cols] = out[int_cols].astype(int)
     out = out.reset_index().rename(columns={"clinician_id": "scope"})
     order = ["scope", "n_clients", "n_ended", "n_open", "mean_attended", "median_attended", "mode_attended",
              "n_single", "single_rate", "single_rate_lower", "single_rate_upper", "n_single_planned", "n_single_unplanned",
-             "n_unilateral", "unilateral_rate", "unilateral_rate_lower", "unilateral_rate_upper",
+             "n_single_unknown", "n_unilateral", "unilateral_rate", "unilateral_rate_lower", "unilateral_rate_upper",
              "n_scheduled", "n_no_show", "dna_rate", "dna_rate_lower", "dna_rate_upper",
              "n_cancelled", "cancel_rate", "cancel_rate_lower", "cancel_rate_upper", "n_lost_contact",
              "n_attended_sessions", "n_no_measure", "no_measure_rate"]
     service_last = out["scope"].eq("service")
     return pd.concat([out[~service_last], out[service_last]], ignore_index=True)[order]
+
+
+def engagement_options(settings=None, function=None) -> dict:
+    """Keyword arguments for the engagement metrics from the ``[engagement]`` settings.
+
+    The setting names of ``[engagement]`` in ``supervision/defaults.toml`` are the keyword names
+    of :func:`episode_engagement`; ``fn(..., **engagement_options(settings, fn))`` applies them.
+    """
+    from supervision.config import section_options
+
+    values = section_options(settings, "engagement", function)
+    if "planned_reasons" in values:
+        values["planned_reasons"] = tuple(values["planned_reasons"])
+    return values

@@ -237,8 +237,21 @@ _SESSION_COLUMNS = [
     "client_id", "clinician_id", "session_date", "session_number", "agreed_goals", "n_agreed_goals",
     "goals_recorded", "focus_primary", "focus_label", "focus_group", "focus_recorded", "on_goal", "check_in",
     "crisis", "off_goal", "unagreed_goal_area", "focus_secondary", "secondary_goals", "goal_in_secondary",
-    "goal_touched", "focus_changed", "agenda_set", "focus_category",
+    "goal_touched", "focus_changed", "goal_switch", "focus_drift", "agenda_set", "focus_category",
 ]
+
+
+DRIFT_DEFINITIONS = ("off_goal", "any_change")
+_DRIFT_GROUPS = ("goal_area", "process", "admin")  # an off-goal focus in these groups is a drift move
+
+
+def _drift_flags(focus: pd.DataFrame, drift_definition: str) -> tuple[np.ndarray, np.ndarray]:
+    """(drifted, decidable) per session pair under ``drift_definition``."""
+    if drift_definition not in DRIFT_DEFINITIONS:
+        raise ValueError(f"drift_definition must be one of {', '.join(DRIFT_DEFINITIONS)}; got {drift_definition!r}.")
+    if drift_definition == "off_goal" and "focus_drift" in focus.columns:
+        return _flag(focus, "focus_drift")
+    return _flag(focus, "focus_changed")
 
 
 def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) -> pd.DataFrame:
@@ -293,6 +306,16 @@ def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) 
         - ``focus_changed`` (nullable bool): the primary focus differs from that of the client's
           previous attended session; <NA> at the first session or when either focus is not
           recorded.
+        - ``goal_switch`` (nullable bool): a focus change from one *agreed* goal to another (both
+          sessions on goal); <NA> as ``focus_changed``.
+        - ``focus_drift`` (nullable bool): the focus changed *to* a topic off the agreed goals:
+          a goal area nobody agreed, process talk or admin (groups ``goal_area``, ``process``,
+          ``admin``). Not drift: moving between agreed goals or back to one, a check-in (its own
+          measure, check-in dominance), crisis work (legitimate) and technique work (skills,
+          psychoeducation, homework review usually serve a goal). <NA> when ``focus_changed`` is <NA> or no goals are recorded.
+          This is the default reading of drift (``drift_definition = "off_goal"``) [U: design
+          reading of DESIGN.md §4 "working on the agreed goals, or on week reviews and drift?";
+          no published drift definition].
         - ``agenda_set`` (nullable bool): as given (<NA> when not recorded).
         - ``focus_category``: one of :data:`FOCUS_CATEGORIES`, first match in the order
           ``not_recorded``, ``on_goal``, ``crisis``, ``check_in``, ``no_agreed_goals`` (recorded
@@ -402,6 +425,11 @@ def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) 
     prev_rec = np.zeros(n, bool)
     prev_rec[1:] = rec[:-1]
     out["focus_changed"] = _bool_na(changed, prev_same & rec & prev_rec)
+    prev_on = np.zeros(n, bool)
+    prev_on[1:] = on[:-1]
+    out["goal_switch"] = _bool_na(changed & on & prev_on, prev_same & rec & prev_rec)
+    is_drift_group = rec & np.isin(groups, _DRIFT_GROUPS)[safe]
+    out["focus_drift"] = _bool_na(changed & ~on & is_drift_group, prev_same & rec & prev_rec & judged)
 
     if "agenda_set" in s.columns:
         try:
@@ -433,7 +461,8 @@ _FOCUS_REQUIRED = ["client_id", "clinician_id", "session_date", "session_number"
 _FOCUS_FIX = "Pass the output of session_focus(sessions, clients, settings)."
 
 
-def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> pd.DataFrame:
+def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4,
+                 drift_definition: str = "off_goal") -> pd.DataFrame:
     """Focus per client: goal coverage, check-in dominance, drift, neglected goals, agenda setting.
 
     Parameters
@@ -444,7 +473,16 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> p
         An agreed goal is *neglected* when it was neither the primary nor a secondary focus in
         the client's last this-many attended sessions; clients with fewer attended sessions are
         not judged. [U] design choice: no published threshold; 4 is about a month of weekly
-        sessions.
+        sessions. Only sessions with a **recorded** primary focus count: a session with no
+        focus recorded says nothing about which goal was worked on, so the window is the last
+        this-many sessions *with a recorded focus*, and a client with fewer of them is not judged.
+    drift_definition : {"off_goal", "any_change"}, default "off_goal"
+        What counts as drift. ``"off_goal"``: a change of primary focus to an unagreed goal
+        area, process talk or admin (``focus_drift`` of :func:`session_focus`); a switch between
+        two agreed goals is the work, not drift, check-ins have their own measure, crisis and
+        technique work serve the client. ``"any_change"``: every change of primary focus (the first wave's rule, under
+        which a client alternating between two agreed goals scored 1.0). [U: design reading of
+        DESIGN.md §4; no published drift definition.]
 
     Returns
     -------
@@ -464,15 +502,18 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> p
           agreed, over n_focus_recorded (NaN without goals)
         - ``n_goal_touched``, ``goal_touched_share``: an agreed goal as primary or secondary focus,
           over n_focus_recorded (NaN without goals); the lenient coverage
-        - ``n_pairs``: consecutive attended-session pairs with both foci recorded; ``n_changes``:
-          pairs whose primary focus differs; ``drift_rate`` = n_changes / n_pairs (NaN if no pair)
+        - ``n_pairs``: consecutive attended-session pairs with both foci recorded (and, for
+          ``"off_goal"``, agreed goals to judge by); ``n_changes``: the pairs that drifted
+          (``drift_definition``); ``drift_rate`` = n_changes / n_pairs (NaN if no pair);
+          ``n_goal_switches``: pairs that switched from one agreed goal to another (not drift)
         - ``longest_off_goal_run`` (Int64): most consecutive attended sessions that were off goal
           (a crisis, on-goal or unrecorded session ends a run); <NA> without goals
         - ``n_agenda_recorded``, ``n_agenda_set``, ``agenda_rate`` = n_agenda_set / n_agenda_recorded
         - ``neglect_judged`` (bool): goals recorded and at least ``neglected_after_sessions``
-          attended sessions
+          attended sessions with a recorded focus
         - ``neglected_goals``: agreed goals not worked on (primary or secondary) in the last
-          ``neglected_after_sessions`` sessions, ``;``-separated ('' none; <NA> not judged)
+          ``neglected_after_sessions`` sessions with a recorded focus, ``;``-separated ('' none;
+          <NA> not judged)
         - ``n_neglected_goals`` (Int64; <NA> when not judged)
         - ``last_session_date``: date of the latest attended session
     """
@@ -511,9 +552,11 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> p
         out[f"n_{name}"] = cnt
         out[share] = _ratio(cnt, denom)
 
-    changed, known = _flag(f, "focus_changed")
+    changed, known = _drift_flags(f, drift_definition)
+    switch, s_known = _flag(f, "goal_switch") if "goal_switch" in f.columns else (np.zeros(n, bool), np.zeros(n, bool))
     out["n_pairs"] = np.bincount(code, weights=known, minlength=k).astype(np.int64)
     out["n_changes"] = np.bincount(code, weights=changed & known, minlength=k).astype(np.int64)
+    out["n_goal_switches"] = np.bincount(code, weights=switch & s_known, minlength=k).astype(np.int64)
     out["drift_rate"] = _ratio(out["n_changes"], out["n_pairs"])
 
     # longest run of consecutive off-goal sessions (runs never cross clients)
@@ -533,10 +576,12 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4) -> p
     out["agenda_rate"] = _ratio(out["n_agenda_set"], out["n_agenda_recorded"])
 
     # neglected goals: agreed goals not touched (primary or secondary) in the last N sessions
-    judged = goals & (n_sess >= N)
+    # the window is the last N sessions with a recorded focus (an unrecorded session is no evidence)
+    rec_f, _ = _flag(f, "focus_recorded")
+    judged = goals & (n_rec >= N)
     out["neglect_judged"] = judged
-    sn = f["session_number"].to_numpy(dtype=np.int64)
-    recent = judged[code] & (sn > (n_sess[code] - N))
+    rank = np.cumsum(rec_f) - np.r_[0, np.cumsum(rec_f)][starts][code] if n else np.zeros(0, np.int64)
+    recent = judged[code] & rec_f & (rank > (n_rec[code] - N))
     g_codes, g_uniq = _factor(out["agreed_goals"])
     p_codes, p_uniq = _factor(f["focus_primary"])
     vocab = [c.strip() for u in g_uniq for c in str(u).split(";")] + [str(u) for u in p_uniq]
@@ -583,6 +628,7 @@ def clinician_focus(
     client_focus_frame: pd.DataFrame | None = None,
     confidence: float = 0.95,
     neglected_after_sessions: int = 4,
+    drift_definition: str = "off_goal",
 ) -> pd.DataFrame:
     """Focus per clinician, and the same figures for the whole service (``scope == "service"``).
 
@@ -597,6 +643,9 @@ def clinician_focus(
         Level of the Wilson intervals (Wilson 1927; Newcombe 1998; DEFINITIONS.md §3.1 [V]).
     neglected_after_sessions : int, default 4
         As in :func:`client_focus`.
+    drift_definition : {"off_goal", "any_change"}, default "off_goal"
+        As in :func:`client_focus`: by default a switch between two agreed goals, a check-in or
+        crisis work is not drift.
 
     Returns
     -------
@@ -611,7 +660,7 @@ def clinician_focus(
         - ``n_on_goal``, ``coverage_rate`` = n_on_goal / n_goal_judged
         - ``n_check_in``, ``check_in_rate`` = n_check_in / n_focus_recorded
         - ``n_pairs``, ``n_changes``, ``drift_rate`` = n_changes / n_pairs (consecutive attended
-          sessions, both recorded, whose primary focus differs)
+          sessions, both recorded, that drifted: see ``drift_definition``)
         - ``n_unagreed_goal_area``, ``unagreed_goal_rate`` = n_unagreed_goal_area / n_goal_judged
           (primary focus on a goal area nobody agreed: drift in topic, not only in sequence)
         - ``n_crisis``, ``crisis_rate`` = n_crisis / n_focus_recorded
@@ -629,7 +678,8 @@ def clinician_focus(
     _require(focus, "focus", _FOCUS_REQUIRED, _FOCUS_FIX)
     conf = _check_confidence(confidence)
     N = _check_int("neglected_after_sessions", neglected_after_sessions, 1)
-    cf = client_focus(focus, neglected_after_sessions=N) if client_focus_frame is None else client_focus_frame
+    cf = (client_focus(focus, neglected_after_sessions=N, drift_definition=drift_definition)
+          if client_focus_frame is None else client_focus_frame)
     _require(cf, "client_focus_frame", ["client_id", "clinician_id", "goals_recorded", "goal_coverage",
                                         "neglect_judged", "n_neglected_goals"],
              "Pass the output of client_focus(focus).")
@@ -668,7 +718,7 @@ def clinician_focus(
     for col in ("on_goal", "check_in", "unagreed_goal_area", "crisis"):
         v, _ = _flag(focus, col)
         counts[col] = both(v.astype(float))
-    changed, known = _flag(focus, "focus_changed")
+    changed, known = _drift_flags(focus, drift_definition)
     agenda, a_known = _flag(focus, "agenda_set")
     out["n_pairs"] = both(known.astype(float))
     out["n_changes"] = both((changed & known).astype(float))

@@ -34,7 +34,7 @@ from supervision.metrics._frames import (as_column, block_codes, positions_in, r
                                         take_values)
 from supervision.instruments import Instrument, instruments
 from supervision.instruments.scoring import total_scores
-from supervision.metrics.stats import normal_shrinkage, wilson_interval
+from supervision.metrics.stats import normal_shrinkage, tau2_qprofile, wilson_interval
 
 __all__ = [
     "reliable_change_value", "jacobson_truax", "sudden_gains", "sudden_losses", "sudden_gains_by_person",
@@ -460,7 +460,7 @@ def _sudden_intervals(x: np.ndarray, *, s: float, cut1: float | None, pct: float
 
 
 def _event_details(x: np.ndarray, tmin: int, s: float, code: np.ndarray, col: np.ndarray,
-                   score_n: np.ndarray, score_np1: np.ndarray) -> dict[str, np.ndarray]:
+                   score_n: np.ndarray, score_np1: np.ndarray, reversal_start: int = 3) -> dict[str, np.ndarray]:
     """Magnitude, the person's first and last score, and reversal of the events at (code, col)."""
     n_ids, width = x.shape
     # person's first and last score, vectorised over the matrix
@@ -477,9 +477,9 @@ def _event_details(x: np.ndarray, tmin: int, s: float, code: np.ndarray, col: np
     with np.errstate(invalid="ignore", divide="ignore"):
         prop = magnitude / tx_change
     rev_value = score_np1 - s * magnitude / 2.0
-    # reversal: any score from n + 2 on strictly beyond the reversal value (back towards x_n)
+    # reversal: any score from n + reversal_start on strictly beyond the reversal value (back towards x_n)
     cols = np.arange(width)
-    start = col.astype(np.int64) + 2
+    start = col.astype(np.int64) + int(reversal_start)
     later = x[code] if len(code) else np.zeros((0, width))
     with np.errstate(invalid="ignore"):
         beyond = (s * (later - rev_value[:, None]) < -_EPS) & (cols[None, :] >= start[:, None])
@@ -504,6 +504,7 @@ def sudden_gains(
     sg_crit3_alpha: float = 0.05,
     sg_crit3_adjust: bool = True,
     sg_crit3_critical_value: float = 2.776,
+    sg_reversal_start: int = 3,
     identify: str = "gains",
     intervals: bool = False,
 ) -> pd.DataFrame:
@@ -550,6 +551,11 @@ def sudden_gains(
         Adjust the critical value for missing values (df = n_pre + n_post - 2).
     sg_crit3_critical_value : float, default 2.776
         The fixed critical value used when ``sg_crit3_adjust`` is False.
+    sg_reversal_start : int, default 3
+        The reversal search starts at occasion n + this. R suddengains 0.7.2 R/create_bysg.R
+        starts at n + 3 (with ``identify_sg_1to2 = FALSE``, its default) and at n + 2 with a
+        baseline (DEFINITIONS.md §2.3 quirk [V code reading]); 3 follows the package's default,
+        2 also counts a fall-back at the first session after the postgain session.
     identify : {"gains", "losses"}
         Sudden losses mirror the gains (criterion 1 a rise of at least the cut-off, criterion 3
         mean_post - mean_pre). Criterion 2 for losses is a rise of at least ``sg_crit2_pct`` of the
@@ -576,10 +582,9 @@ def sudden_gains(
           ``tx_change``: total change in the direction of the event (gains: improvement);
           ``change_proportion``: magnitude / tx_change (NaN when tx_change is 0)
         - ``reversal_value``: x_{n+1} plus half the magnitude back towards x_n
-        - ``reversal`` (bool): a later score (from n + 2 on) lies strictly beyond
-          ``reversal_value`` (Tang & DeRubeis: lost >= 50 % of the gain; package
-          R/create_bysg.R [V]; the package starts at n + 3 when no baseline is used, a quirk that
-          does not change its example data [R]); ``reversal_time``: the first such occasion
+        - ``reversal`` (bool): a later score (from n + ``sg_reversal_start`` on, n + 3 as the
+          package by default) lies strictly beyond ``reversal_value`` (Tang & DeRubeis: lost
+          >= 50 % of the gain; package R/create_bysg.R [V]); ``reversal_time``: the first such occasion
         - ``n_events``: gains (losses) of this person (the package's ``sg_freq_byperson``)
 
         With ``intervals=True``: one row per person and testable interval with ``id``,
@@ -623,8 +628,9 @@ def sudden_gains(
 
     ev = allv[allv["event"].fillna(False).to_numpy(dtype=bool)].copy()
     code = ev["_code"].to_numpy(dtype=np.int64)
+    _check_number("sg_reversal_start", sg_reversal_start, minimum=2, integer=True)
     det = _event_details(x, tmin, s, code, ev["pregain_time"].to_numpy(dtype=np.int64) - tmin,
-                         ev["score_n"].to_numpy(), ev["score_np1"].to_numpy())
+                         ev["score_n"].to_numpy(), ev["score_np1"].to_numpy(), sg_reversal_start)
     ev["kind"] = "gain" if identify == "gains" else "loss"
     for c in ("magnitude", "tx_start", "tx_end", "tx_change", "change_proportion", "reversal_value", "reversal"):
         ev[c] = det[c]
@@ -1039,6 +1045,8 @@ def client_outcomes(
     sg_crit3_alpha: float = 0.05,
     sg_crit3_adjust: bool = True,
     sg_crit3_critical_value: float = 2.776,
+    sg_reversal_start: int = 3,
+    rescale_reliable_change: bool = False,
     scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per client: first and latest score, change, Jacobson-Truax category, sudden gains and losses.
@@ -1061,7 +1069,14 @@ def client_outcomes(
         to it is clinical per the spec's ``cutoff_inclusive``).
     sg_crit1_cutoff : float, optional
         Sudden-gain criterion 1; default the instrument's reliable-change value.
-    sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value
+    rescale_reliable_change : bool, default False
+        The published reliable-change values are not all at one confidence level: CORE-10's 6
+        points is a **90 %** value (Barkham et al. 2013 [V], the instrument spec's
+        ``reliable_change_confidence``), the others 95 %. False (default) uses each value as
+        published and labels it (``reliable_change_confidence``); True rescales a value published
+        at level c to 95 % two-sided: RC x 1.96 / z_{(1+c)/2} (CORE-10: 6 x 1.96 / 1.645 = 7.15),
+        so "reliable" means the same in every row [U: assumes the published value is z x S_diff].
+    sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value, sg_reversal_start
         As in :func:`sudden_gains`.
     scores : DataFrame, optional
         The instrument's :func:`session_scores` of ``sessions`` (or its :func:`outcome_scores`
@@ -1085,13 +1100,26 @@ def client_outcomes(
           cut-off; see :func:`jacobson_truax`); <NA> with fewer than two measured sessions
         - ``n_sudden_gains``, ``n_sudden_losses``; ``first_gain_session`` (pregain session of the
           first gain), ``first_gain_magnitude``, ``gain_reversed`` (any gain reversed)
-        - with ``clients``: ``open`` (no end date), ``end_date``, ``end_reason``
+        - ``reliable_change`` (points used), ``reliable_change_confidence`` (the level it stands for:
+          0.90 for CORE-10 as published, NaN when unknown, e.g. a value given by hand)
+        - with ``clients``: ``open`` (no end date), ``end_date``, ``end_reason``, ``ended_worse``
+          (bool: the episode ended with its latest score worse than intake, by any amount; read with
+          ``reliable_deterioration`` for whether the change is beyond measurement error). The
+          not-on-track view (:func:`track_status`) covers open episodes only, so a client who got
+          worse and left is listed through this column rather than only counted.
     """
     inst = _instrument(instrument, settings)
     rc = inst.reliable_change if reliable_change is None else reliable_change
     if rc is None:
         raise ValueError(f"{inst.prefix} has no reliable-change value; give reliable_change=... (points) or add "
                          f"reliable_change to [instruments.{inst.prefix}] in the settings.")
+    _check_bool("rescale_reliable_change", rescale_reliable_change)
+    rc_conf = inst.reliable_change_confidence if reliable_change is None else None
+    if rescale_reliable_change and rc_conf is not None and abs(rc_conf - 0.95) > 1e-9:
+        from scipy.stats import norm
+
+        rc = float(rc) * float(norm.ppf(0.975)) / float(norm.ppf((1 + rc_conf) / 2))
+        rc_conf = 0.95
     cut = inst.cutoff if cutoff is None else cutoff
     sg = _sg_options(float(rc) if sg_crit1_cutoff is None else sg_crit1_cutoff, sg_crit2_pct, sg_crit3,
                      sg_crit3_alpha, sg_crit3_adjust, sg_crit3_critical_value, inst.higher_is_better, "gains")
@@ -1150,7 +1178,9 @@ def client_outcomes(
     g_code = gains["code"]
     out["n_sudden_gains"] = np.bincount(g_code, minlength=k).astype(np.int64)
     out["n_sudden_losses"] = np.bincount(losses["code"], minlength=k).astype(np.int64)
-    det = _event_details(x, tmin, sg["s"], g_code, gains["col"], gains["pre"][:, 2], gains["post"][:, 0])
+    _check_number("sg_reversal_start", sg_reversal_start, minimum=2, integer=True)
+    det = _event_details(x, tmin, sg["s"], g_code, gains["col"], gains["pre"][:, 2], gains["post"][:, 0],
+                         sg_reversal_start)
     g_first, _ = _first_last(g_code, k)  # events are in client, then pregain order
     got = g_first >= 0
     gi = np.maximum(g_first, 0)
@@ -1158,6 +1188,8 @@ def client_outcomes(
     out["first_gain_session"] = pd.arrays.IntegerArray(pregain.astype(np.int64), ~got)
     out["first_gain_magnitude"] = np.append(det["magnitude"], np.nan)[np.where(got, gi, len(g_code))]
     out["gain_reversed"] = np.bincount(g_code, weights=det["reversal"], minlength=k) > 0
+    out["reliable_change"] = float(rc)
+    out["reliable_change_confidence"] = np.nan if rc_conf is None else float(rc_conf)
     if clients is not None:
         _require(clients, "clients", ["client_id", "end_date"],
                  "Pass the canonical clients table (supervision.load_caseload().clients).")
@@ -1167,6 +1199,9 @@ def client_outcomes(
         out["end_date"] = c["end_date"].to_numpy()
         out["end_reason"] = (as_column(c["end_reason"]) if "end_reason" in c.columns
                              else pd.array([pd.NA] * len(out), dtype="str"))
+        # ended while worse than at intake: the track view judges open episodes only, so these are listed here
+        worse = ~out["open"].to_numpy() & (np.nan_to_num(out["improvement"].to_numpy(dtype=float), nan=0.0) < -_EPS)
+        out["ended_worse"] = worse
     return out.reset_index(drop=True)
 
 
@@ -1191,7 +1226,9 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
         and for each of ``recovered``, ``improved``, ``unchanged``, ``deteriorated``, ``harmed``
         and ``reliably_improved`` (recovered or improved): ``n_<c>``, ``<c>_rate``, ``<c>_lower``,
         ``<c>_upper``; then ``mean_improvement`` and ``median_improvement`` (points, positive =
-        better) and ``n_sudden_gains`` (clients with at least one).
+        better) and ``n_sudden_gains`` (clients with at least one); ``reliable_change_confidence``
+        (the level of the reliable-change value behind the rates, e.g. 0.90 for CORE-10; NaN if
+        mixed or unknown) when the client table has it.
     """
     _require(client_outcomes, "client_outcomes", ["clinician_id", "category", "improvement", "n_sudden_gains"],
              "Pass the output of client_outcomes(sessions, ...).")
@@ -1219,6 +1256,9 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
     g = co["n_sudden_gains"].to_numpy() > 0
     out["n_sudden_gains"] = np.append(np.bincount(code[code >= 0], weights=g[code >= 0], minlength=k),
                                       g.sum()).astype(int)
+    if "reliable_change_confidence" in co.columns:  # the level "reliable" stands for (CORE-10: 0.90)
+        levels = pd.unique(co["reliable_change_confidence"].dropna())
+        out["reliable_change_confidence"] = float(levels[0]) if len(levels) == 1 else np.nan
     return out.reset_index()
 
 
@@ -1247,6 +1287,7 @@ def expected_trajectories(
     intake_bands: int = 3,
     min_reference: int = 20,
     percentiles: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
+    pool_later_sessions: bool = True,
     scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Expected treatment response from the service's own closed episodes, by intake band.
@@ -1262,7 +1303,17 @@ def expected_trajectories(
     3. For each band and attended-session number k >= 2: the percentiles of the improvement from
        intake (score at k - intake, signed so that positive = better) among the band's reference
        episodes measured at session k.
-    4. A band-session with fewer than ``min_reference`` reference episodes has no percentiles
+    4. Long episodes (``pool_later_sessions``, default): a band-session with fewer than
+       ``min_reference`` episodes measured exactly at session k pools the later sessions. The pool
+       is every reference measurement at sessions >= ``pooled_from`` = min(k, J), where J is the
+       last session at which at least ``min_reference`` of the band's episodes were still measured
+       (at J or later); each episode contributes once, with its measurement nearest to k (ties:
+       the later one). So beyond J the band is "similar clients measured from session J on",
+       which assumes the improvement curve has flattened by then: outcome trajectories are
+       negatively accelerated, roughly linear in log(session) (Finch, Lambert & Schaalje 2001;
+       Howard et al. 1986 [V]; the flat tail is [U]). ``n_reference`` then counts the pooled
+       episodes and ``pooled_from`` / ``pooled_to`` show the sessions they came from.
+    5. A band-session still short of ``min_reference`` episodes has no percentiles
        (``enough`` False): "not enough reference data", never an invented band.
 
     A client's expected score at session k is their own intake plus these improvement
@@ -1280,6 +1331,9 @@ def expected_trajectories(
         Minimum reference episodes per band and session [U: design choice; with 20, the 10th
         percentile rests on 2 episodes below it].
     percentiles : sequence of float, default (10, 25, 50, 75, 90)
+    pool_later_sessions : bool, default True
+        Pool later sessions for band-sessions with too few episodes (point 4). False: the first
+        wave's rule, under which every band ran out of reference episodes by about session 10.
     scores : DataFrame, optional
         The instrument's :func:`outcome_scores` table (or its :func:`session_scores`), computed
         from ``sessions`` when not given.
@@ -1287,11 +1341,14 @@ def expected_trajectories(
     Returns
     -------
     DataFrame
-        One row per intake band and session number (2 .. the last session with a reference
-        episode), sorted: ``band`` (0 holds the lowest intake scores), ``band_from``,
+        One row per intake band and session number (2 .. the last measured session of any
+        client when pooling, else of a reference episode), sorted: ``band`` (0 holds the lowest
+        intake scores), ``band_from``,
         ``band_to`` (the band is intake >= band_from and < band_to; -inf / inf at the ends),
         ``band_low``, ``band_high`` (the band's lowest / highest reference intake),
-        ``session_number``, ``n_reference``, ``enough`` (bool), and
+        ``session_number``, ``n_reference``, ``enough`` (bool), ``pooled`` (bool: the later
+        sessions were pooled), ``pooled_from``, ``pooled_to`` (the sessions of the reference
+        measurements used; both equal ``session_number`` when not pooled), and
         ``p<XX>`` (improvement percentiles in points; NaN when not enough). ``attrs`` holds
         ``edges`` (the cut points), ``instrument``, ``min_reference``, ``percentiles``,
         ``n_reference_episodes``.
@@ -1299,6 +1356,7 @@ def expected_trajectories(
     inst = _instrument(instrument, settings)
     _check_number("intake_bands", intake_bands, minimum=1, integer=True)
     _check_number("min_reference", min_reference, minimum=1, integer=True)
+    _check_bool("pool_later_sessions", pool_later_sessions)
     pcts = [float(p) for p in percentiles]
     for p in pcts:
         _check_number("percentiles", p, minimum=0, maximum=100)
@@ -1318,19 +1376,28 @@ def expected_trajectories(
     band_of[ref_clients] = np.searchsorted(edges, intakes, side="right")
     rows = np.flatnonzero(sel & (number >= 2))
     ref = pd.DataFrame({"band": band_of[code[rows]], "session_number": number[rows],
-                        "improvement": inst.direction * (score[rows] - intake[rows])})
+                        "improvement": inst.direction * (score[rows] - intake[rows]), "episode": code[rows]})
     n_bands = len(edges) + 1
     max_k = int(ref["session_number"].max()) if len(ref) else 1
+    if pool_later_sessions and len(ref):  # cover every open client's session too
+        measured_k = number[~np.isnan(score)]
+        max_k = max(max_k, int(measured_k.max()) if len(measured_k) else 1)
     grid = pd.MultiIndex.from_product([range(n_bands), range(2, max_k + 1)], names=["band", "session_number"])
     grp = ref.groupby(["band", "session_number"])["improvement"]
     out = pd.DataFrame(index=grid)
     out["n_reference"] = grp.size().reindex(grid, fill_value=0).astype(int)
     out["enough"] = out["n_reference"] >= int(min_reference)
+    out["pooled"] = False
+    kk = grid.get_level_values("session_number").to_numpy()
+    out["pooled_from"] = kk
+    out["pooled_to"] = kk
     qs = list(dict.fromkeys(p / 100.0 for p in pcts))
     quantiles = grp.quantile(qs) if len(ref) and qs else None  # every percentile in one grouped pass
     for p in pcts:
         q = quantiles.xs(p / 100.0, level=-1).reindex(grid) if quantiles is not None else pd.Series(np.nan, index=grid)
         out[f"p{p:g}"] = q.where(out["enough"]).to_numpy(dtype=float)
+    if pool_later_sessions and len(ref):
+        _pool_later(out, ref, int(min_reference), pcts)
     out = out.reset_index()
     by_band = pd.Series(intakes).groupby(band_of[ref_clients])
     lo, hi = by_band.min(), by_band.max()
@@ -1345,6 +1412,48 @@ def expected_trajectories(
     return out
 
 
+def _pool_later(out: pd.DataFrame, ref: pd.DataFrame, min_reference: int, pcts: list[float]) -> None:
+    """Fill the band-sessions short of ``min_reference`` episodes from the pooled later sessions (in place).
+
+    See :func:`expected_trajectories`, point 4: pool = measurements at sessions >= min(k, J), one per
+    episode (nearest to k, ties to the later), J = the band's last session with ``min_reference``
+    episodes measured at or after it.
+    """
+    short = ~out["enough"].to_numpy(dtype=bool)
+    if not short.any():
+        return
+    for b, part in ref.groupby("band", sort=True):
+        last = part.groupby("episode")["session_number"].max().to_numpy()
+        ks = np.sort(last)[::-1]
+        if len(ks) < min_reference:
+            continue  # fewer episodes than needed in the whole band: nothing to pool
+        J = int(ks[min_reference - 1])  # at least min_reference episodes measured at J or later
+        sn = part["session_number"].to_numpy(dtype=np.int64)
+        ep = part["episode"].to_numpy()
+        imp = part["improvement"].to_numpy(dtype=float)
+        top = int(sn.max())
+        rows = np.flatnonzero((out.index.get_level_values("band") == b) & short)
+        picked: dict[int, np.ndarray] = {}  # beyond the band's last session every k has the same pool
+        for r in rows:
+            k = min(int(out.index[r][1]), top)
+            if k not in picked:
+                sel = np.flatnonzero(sn >= min(k, J))
+                # one measurement per episode: the nearest to k, ties to the later session
+                order = np.lexsort((-sn[sel], np.abs(sn[sel] - k), ep[sel]))
+                picked[k] = sel[order][np.r_[True, ep[sel][order][1:] != ep[sel][order][:-1]]]
+            pick = picked[k]
+            if len(pick) < min_reference:
+                continue
+            out.iloc[r, out.columns.get_loc("n_reference")] = len(pick)
+            out.iloc[r, out.columns.get_loc("enough")] = True
+            out.iloc[r, out.columns.get_loc("pooled")] = True
+            out.iloc[r, out.columns.get_loc("pooled_from")] = int(sn[pick].min())
+            out.iloc[r, out.columns.get_loc("pooled_to")] = int(sn[pick].max())
+            vals = np.percentile(imp[pick], pcts)  # linear interpolation, as pandas' quantile
+            for p, v in zip(pcts, vals):
+                out.iloc[r, out.columns.get_loc(f"p{p:g}")] = float(v)
+
+
 def track_status(
     sessions: pd.DataFrame,
     *,
@@ -1355,6 +1464,7 @@ def track_status(
     intake_bands: int = 3,
     min_reference: int = 20,
     percentiles: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
+    pool_later_sessions: bool = True,
     failure_percentile: float = 10.0,
     risk_percentile: float = 25.0,
     reliable_change: float | None = None,
@@ -1387,7 +1497,7 @@ def track_status(
     reference : DataFrame, optional
         Output of :func:`expected_trajectories` (computed from these tables with the options
         below when not given).
-    intake_bands, min_reference, percentiles
+    intake_bands, min_reference, percentiles, pool_later_sessions
         As in :func:`expected_trajectories`.
     failure_percentile, risk_percentile : float, default 10 and 25
         Must be among ``percentiles``.
@@ -1431,7 +1541,8 @@ def track_status(
     ss = _intake_table(sessions, clients, inst, scores)
     if reference is None:
         reference = expected_trajectories(sessions, clients=clients, instrument=inst, intake_bands=intake_bands,
-                                          min_reference=min_reference, percentiles=pcts, scores=ss)
+                                          min_reference=min_reference, percentiles=pcts,
+                                          pool_later_sessions=pool_later_sessions, scores=ss)
     _require(reference, "reference", ["band", "band_from", "session_number", "n_reference", "enough"],
              "Pass the output of expected_trajectories(...).")
     missing = [f"p{p:g}" for p in pcts if f"p{p:g}" not in reference.columns]
@@ -1534,6 +1645,7 @@ def clinician_effects(
     confidence: float = 0.90,
     closed_only: bool = True,
     clinical_only: bool = True,
+    tau2_uncertainty: bool = True,
 ) -> pd.DataFrame:
     """Severity-adjusted effectiveness per clinician: residualised change, shrunken by empirical Bayes.
 
@@ -1563,6 +1675,13 @@ def clinician_effects(
         Only ended episodes (the latest score is then the end score).
     clinical_only : bool, default True
         Only cases in the clinical range at intake.
+    tau2_uncertainty : bool, default True
+        The between-clinician variance tau^2 is estimated, not known. True: each interval is the
+        union of the posterior intervals over the Q-profile ``confidence`` interval of tau^2
+        (Viechtbauer 2007 [U]; :func:`supervision.metrics.stats.tau2_qprofile`), so an estimate
+        of tau^2 = 0 (every clinician pulled to the service mean) does not give falsely narrow
+        intervals; and Cochran's Q test says whether any clinician differs beyond chance. False:
+        tau^2 treated as known (the first wave's intervals).
 
     Returns
     -------
@@ -1571,9 +1690,13 @@ def clinician_effects(
         ``estimated`` (bool: ``n_cases >= min_cases``), ``mean_residual`` (raw, points),
         ``shrinkage`` (weight of the clinician's own data, 0-1), ``effect`` (shrunken, points;
         positive = better than the service expects), ``effect_lower``, ``effect_upper``
-        (``confidence`` interval), ``effect_size`` (effect / SD of intake), ``note``. The
-        estimate columns are NaN when not ``estimated``. ``attrs``: ``intercept``, ``slope``,
-        ``sigma2``, ``tau2``, ``mu``, ``n_cases`` (service), ``sd_intake``, ``min_cases``,
+        (``confidence`` interval), ``effect_size`` (effect / SD of intake), ``differs`` (nullable
+        bool: the interval excludes 0, the result the service model expects for the intake), ``note``. The estimate columns are NaN
+        when not ``estimated``. When Cochran's Q test finds no heterogeneity (p >= 1 -
+        ``confidence``), every estimated clinician's ``note`` says so in plain words: "no clinician
+        differs from the service beyond chance". ``attrs``: ``intercept``, ``slope``, ``sigma2``,
+        ``tau2``, ``tau2_lower``, ``tau2_upper``, ``heterogeneity_q``, ``heterogeneity_p``,
+        ``no_difference`` (bool), ``mu``, ``n_cases`` (service), ``sd_intake``, ``min_cases``,
         ``confidence``.
     """
     _require(client_outcomes, "client_outcomes", ["clinician_id", "first_score", "latest_score", "clinical_first"],
@@ -1582,6 +1705,7 @@ def clinician_effects(
     _check_number("confidence", confidence, minimum=0, maximum=1, strict=True)
     _check_bool("closed_only", closed_only)
     _check_bool("clinical_only", clinical_only)
+    _check_bool("tau2_uncertainty", tau2_uncertainty)
     co = client_outcomes
     use = co["latest_score"].notna().to_numpy() & co["first_score"].notna().to_numpy()
     if clinical_only:
@@ -1622,24 +1746,42 @@ def clinician_effects(
             var_j = np.where(n_j > 0, sigma2 / np.maximum(n_j, 1), np.nan)
         eb = normal_shrinkage(mean_j, var_j, confidence=float(confidence))
         tau2 = eb["tau2"]
+        lower, upper = eb["lower"], eb["upper"]
+        qp = tau2_qprofile(mean_j, var_j, confidence=float(confidence))
+        if tau2_uncertainty:  # the union of the intervals over the plausible tau^2
+            grid = np.unique(np.r_[np.linspace(qp["lower"], qp["upper"], 21), tau2])
+            for t2 in grid:
+                alt = normal_shrinkage(mean_j, var_j, confidence=float(confidence), tau2=float(t2))
+                lower, upper = np.fmin(lower, alt["lower"]), np.fmax(upper, alt["upper"])
         sd_intake = float(np.std(x, ddof=1))
         est = out["estimated"].to_numpy()
         out["mean_residual"] = np.where(est, mean_j, np.nan)
         out["shrinkage"] = np.where(est, eb["shrinkage"], np.nan)
         out["effect"] = np.where(est, eb["posterior"], np.nan)
-        out["effect_lower"] = np.where(est, eb["lower"], np.nan)
-        out["effect_upper"] = np.where(est, eb["upper"], np.nan)
+        out["effect_lower"] = np.where(est, lower, np.nan)
+        out["effect_upper"] = np.where(est, upper, np.nan)
         out["effect_size"] = out["effect"] / sd_intake if sd_intake > 0 else np.nan
+        no_difference = bool(qp["p"] >= 1.0 - float(confidence)) if np.isfinite(qp["p"]) else True
         attrs.update({"intercept": float(intercept), "slope": float(slope), "sigma2": sigma2, "tau2": float(tau2),
+                      "tau2_lower": qp["lower"], "tau2_upper": qp["upper"], "heterogeneity_q": qp["q"],
+                      "heterogeneity_p": qp["p"], "no_difference": no_difference,
                       "mu": float(eb["mu"]), "sd_intake": sd_intake})
     else:
         for c in ("mean_residual", "shrinkage", "effect", "effect_lower", "effect_upper", "effect_size"):
             out[c] = np.nan
         out["estimated"] = False
         attrs.update({"intercept": np.nan, "slope": np.nan, "sigma2": np.nan, "tau2": np.nan, "mu": np.nan,
-                      "sd_intake": np.nan})
-    note = np.where(out["estimated"].to_numpy(dtype=bool), "estimated",
-                    f"fewer than {int(min_cases)} clinical-range cases: no estimate")
+                      "sd_intake": np.nan, "tau2_lower": np.nan, "tau2_upper": np.nan, "heterogeneity_q": np.nan,
+                      "heterogeneity_p": np.nan, "no_difference": True})
+    est_b = out["estimated"].to_numpy(dtype=bool)
+    with np.errstate(invalid="ignore"):
+        differs = (out["effect_lower"].to_numpy(dtype=float) > 0) | (out["effect_upper"].to_numpy(dtype=float) < 0)
+    out["differs"] = pd.arrays.BooleanArray(differs & est_b, ~est_b)
+    est_text = "estimated"
+    if attrs["no_difference"] and np.isfinite(attrs.get("heterogeneity_p", np.nan)):
+        est_text = (f"estimated; no clinician differs from the service beyond chance (Cochran's Q p = "
+                    f"{attrs['heterogeneity_p']:.2f}; between-clinician variance {attrs['tau2']:.2g})")
+    note = np.where(est_b, est_text, f"fewer than {int(min_cases)} clinical-range cases: no estimate")
     if len(d) < 3:
         note = np.full(len(out), "not enough cases in the service for a severity adjustment")
     out["note"] = pd.array(note.astype(str) if len(out) else [], dtype="str")
@@ -1653,7 +1795,8 @@ def clinician_effects(
 
 #: Settings keys that carry another keyword name in one function.
 _RENAMES: dict[str, dict[str, str]] = {
-    "clinician_effects": {"effect_confidence": "confidence", "effect_closed_only": "closed_only"},
+    "clinician_effects": {"effect_confidence": "confidence", "effect_closed_only": "closed_only",
+                          "effect_tau2_uncertainty": "tau2_uncertainty"},
 }
 
 

@@ -31,12 +31,15 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
     """
     opts = caseload.settings
     sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
-    rp = alliance.ruptures(sa, clients=caseload.clients, **alliance.alliance_options(opts, alliance.ruptures))
+    now = caseload.sessions["session_date"].max() if len(caseload.sessions) else None  # as engagement's lost contact
+    rp = alliance.ruptures(sa, clients=caseload.clients, reference_date=now,
+                           **alliance.alliance_options(opts, alliance.ruptures))
     ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp,
                                   **alliance.alliance_options(opts, alliance.client_alliance))
     cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca,
                                      **alliance.alliance_options(opts, alliance.clinician_alliance))
-    ep = engagement.episode_engagement(caseload.clients, caseload.sessions)
+    ep = engagement.episode_engagement(caseload.clients, caseload.sessions,
+                                       **engagement.engagement_options(opts, engagement.episode_engagement))
     out = {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
             "engagement_clients": ep, "engagement_clinicians": engagement.clinician_engagement(ep),
             "engagement_session_counts": engagement.session_count_distribution(ep)}
@@ -47,16 +50,30 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
 
 
 def adaptation_tables(caseload: Caseload, tables: dict) -> dict[str, pd.DataFrame]:
-    """``adaptation_measures`` (one row per client) and ``adaptation_gaps`` (every clinician)."""
+    """``adaptation_measures`` (one row per client) and ``adaptation_gaps`` (every clinician).
+
+    The outcome measure of the reliable-improvement and recovery gaps follows ``[adaptation]
+    outcome_instrument`` ("auto": ``[outcome] instrument`` when present, else the first outcome
+    measure present), so an export without ORS still gets outcome gaps from PHQ-9, GAD-7 or
+    CORE-10; both tables' ``attrs`` name it (``outcome_instrument``) with a sentence
+    (``outcome_note``), including when no outcome measure can be used.
+    """
     st = caseload.settings
     dims = [d for d in st.identity_dimensions if d in caseload.clients.columns]
     if not dims:
         return {}
     co = tables.get("outcome_clients")
+    present = caseload.measures_present()
+    usable = [i for i in present.loc[present["kind"] == "outcome", "instrument"]
+              if co is not None and (co["instrument"] == i).any()]
+    inst, note = adaptation.outcome_instrument(usable, st["adaptation"]["outcome_instrument"], st["outcome"]["instrument"])
+    outcomes = co[co["instrument"] == inst] if inst is not None else co.iloc[:0] if co is not None else None
     measures = adaptation.client_measures(caseload.clients, caseload.sessions, settings=st,
                                           alliance=tables.get("alliance_clients"), engagement=tables.get("engagement_clients"),
-                                          outcomes=None if co is None else co[co["instrument"] == "ors"])
+                                          outcomes=outcomes, instrument=inst or "ors")
     gaps = adaptation.adaptation_gaps(measures, **adaptation.adaptation_options(st, adaptation.adaptation_gaps))
+    for frame in (measures, gaps):
+        frame.attrs.update({"outcome_instrument": inst, "outcome_note": note})
     return {"adaptation_measures": measures, "adaptation_gaps": gaps}
 
 

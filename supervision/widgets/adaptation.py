@@ -30,7 +30,11 @@ COMPARATORS = [("the clinician's other clients", "clinician"), ("the service's c
 class AdaptationModel:
     def __init__(self, caseload: Caseload):
         st = caseload.settings
-        self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st)
+        present = caseload.measures_present()
+        usable = present.loc[present["kind"] == "outcome", "instrument"].tolist()
+        inst, self.outcome_note = metrics.outcome_instrument(usable, st["adaptation"]["outcome_instrument"],
+                                                             st["outcome"]["instrument"])
+        self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st, instrument=inst or "ors")
         self.options = metrics.adaptation_options(st, metrics.adaptation_gaps)
         self.dimensions = [d for d in st.identity_dimensions if d in self.measures.columns]
         self.metrics = [m for m in METRIC_LABELS if m in self.measures.columns and self.measures[m].notna().any()]
@@ -62,21 +66,42 @@ class SummaryView(View):
         comp = self._dash.comparator.value
         g = gaps[gaps["comparator"] == comp]
         found = g[g["verdict"].isin(["clear gap", "possible gap"])].sort_values(["verdict", "dimension", "group"])
+        adjusted = {}
+        if comp == "clinician" and len(found):  # overlapping groups: each gap with the others held fixed
+            mm = m.measures if data is None else m.measures[m.measures["client_id"].isin(data.service_clients["client_id"])]
+            adj = metrics.adjusted_gaps(mm, gaps, clinician_id=me, confidence=m.options.get("confidence", 0.95),
+                                        min_n=m.options.get("min_n", 5))
+            adjusted = {(r.dimension, r.group, r.metric): r for r in adj.itertuples()}
+
+        def adj_text(r) -> str:
+            a = adjusted.get((r.dimension, r.group, r.metric))
+            if a is None or not a.adjusted_for:
+                return ""
+            est = ("" if pd.isna(a.adjusted_difference) else
+                   f": {_diff(a.adjusted_difference, r.metric)} ({_diff(a.adjusted_lower, r.metric)} to "
+                   f"{_diff(a.adjusted_upper, r.metric)})")
+            return f"<br><i>With {html.escape(a.adjusted_for)} held fixed{est}: {html.escape(a.note)}.</i>"
+
         items = "".join(
             f"<li><b>{html.escape(r.verdict)}</b>: {html.escape(str(r.dimension).replace('_', ' '))} = "
             f"<b>{html.escape(str(r.group))}</b>, {METRIC_LABELS.get(r.metric, r.metric)}: "
             f"{_val(r.value_group, r.metric)} (n={r.n_group}) against {_val(r.value_comparator, r.metric)} (n={r.n_comparator}); "
-            f"difference {_diff(r.difference, r.metric)} ({_diff(r.lower, r.metric)} to {_diff(r.upper, r.metric)})</li>"
+            f"difference {_diff(r.difference, r.metric)} ({_diff(r.lower, r.metric)} to {_diff(r.upper, r.metric)})"
+            f"{adj_text(r)}</li>"
             for r in found.itertuples())
         too_few = int((g["verdict"] == "too few clients").sum())
         self.html.value = (
             f"<h3>Adaptation: {html.escape(me)} compared with {dict((v, k) for k, v in COMPARATORS)[comp]}</h3>"
             + (f"<ul>{items}</ul>" if items else "<p>No gap stands out beyond what chance explains.</p>")
+            + f"<p>Reliable improvement and recovery: {html.escape(m.outcome_note)}.</p>"
             + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.options.get('min_n', 5)}) to estimate "
               "anything: they are shown as such, never as a gap.</p>"
               "<p><i>How to raise a gap in supervision:</i> as a question about the work, not a judgement of the therapist. "
               "What is it like for clients of this group to work with you? What might they need that is different? "
-              "A gap can come from who is referred, from the measures, or from chance; the interval says how sure we can be.</p>")
+              "A gap can come from who is referred, from the measures, or from chance; the interval says how sure we can be. "
+              "Groups overlap (e.g. personality-disorder features and gender): against the clinician's other clients each "
+              "gap is also shown with the clinician's other flagged groups held fixed (a linear model within the caseload), "
+              "or why that cannot be estimated.</p>")
         self.chart.show(figs.gap_overview(gaps, clinician_id=me, comparator=comp))
 
 

@@ -44,15 +44,20 @@ class AllianceModel:
     def __init__(self, caseload: Caseload, options: AllianceOptions, settings_kwargs: dict, tables: dict | None = None):
         self.options = options
         self.low_item_threshold = settings_kwargs.get("low_item_threshold", 9.0)
+        self.ceiling_at = settings_kwargs.get("ceiling_at", 39.0)
+        self.min_sessions = settings_kwargs.get("min_sessions", 5)
         names = ("alliance_sessions", "alliance_ruptures", "alliance_clients", "alliance_clinicians")
         if tables is not None and all(n in tables for n in names):
             self.sessions, self.ruptures, self.clients, self.clinicians = (tables[n] for n in names)
             return
-        sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold",)},
+        sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold", "low_item_items", "ceiling_at")},
                    "srs_cutoff": options.srs_cutoff, "inclusive": options.inclusive, "drop_points": options.drop_points}
         rup_kw = {k: v for k, v in settings_kwargs.items()
-                  if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance")}
+                  if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance",
+                           "sd_basis", "lost_contact_days")}
         self.sessions = metrics.session_alliance(caseload.sessions, **sess_kw)
+        now = caseload.sessions["session_date"].max() if len(caseload.sessions) else None  # as the metric tables
+        rup_kw["reference_date"] = now
         self.ruptures = metrics.ruptures(self.sessions, sd_criterion=options.sd_criterion, clients=caseload.clients, **rup_kw)
         def opts(fn):  # the settings' other options of fn (trend length, confidence), the live threshold
             return {**metrics.alliance_options(caseload.settings, fn), **rup_kw, "sd_criterion": options.sd_criterion}
@@ -102,8 +107,8 @@ class SummaryView(View):
                 f"<li><b>{_n(low_latest, 'client')}</b>: latest SRS {op} the cut-off of {m.options.srs_cutoff:g}.</li>"
                 f"<li><b>{_n(unrep, 'client')}</b> with a rupture that was not repaired, <b>{open_}</b> with one whose repair "
                 f"is still possible ({m.options.sd_criterion:g}-SD rule; {_n(judged, 'client')} had enough sessions to judge).</li>"
-                f"<li><b>{_n(ceiling, 'client')}</b> scored the maximum every time: uninformative, worth exploring, "
-                "not reassuring.</li></ul>")
+                f"<li><b>{_n(ceiling, 'client')}</b> scored at the ceiling ({m.ceiling_at:g} or more) every time: "
+                "uninformative, worth exploring, not reassuring.</li></ul>")
         flagged = _by_concern(ca[(ca["flags"].fillna("") != "") | (ca["n_unrepaired"].fillna(0) > 0)]).head(25)
         rows = "".join(
             f"<tr><td>{html.escape(str(r.client_id))}</td><td>{r.n_measured}</td><td>{_fmt(r.first_srs)}</td>"
@@ -117,7 +122,21 @@ class SummaryView(View):
                  "<th>client</th><th>measured sessions</th><th>first SRS</th><th>latest SRS</th><th>trend / session</th>"
                  "<th>share low</th><th>ruptures</th><th>not repaired</th><th>flags</th></tr></thead>"
                  f"<tbody>{rows}</tbody></table>")
-        self.html.value = head + table
+        sd, n_sd = metrics.within_client_sd(m.sessions, min_sessions=m.min_sessions)
+        rows_n = "".join(f"<tr><td>{noise:g}</td><td>{obs:.2f}</td><td>{rec:.0%}</td><td>{prec:.0%}</td></tr>"
+                         for noise, obs, rec, prec in metrics.RUPTURE_RULE_BY_NOISE)
+        limits = ("<p><i>What this cannot tell:</i> a rupture here is a V-shaped dip deeper than "
+                  f"{m.options.sd_criterion:g} of the client's own SDs, decided with the scores up to that session. "
+                  "How often such a flag is a real rupture depends on how much a client's SRS wobbles from session to "
+                  "session anyway. On synthetic clinics with planted ruptures (2-SD rule):</p>"
+                  "<table class='sw-alliance-noise' style='font-size:12px' cellpadding='3'><thead><tr><th>reading noise</th>"
+                  "<th>within-client SD</th><th>ruptures found</th><th>flags that were real</th></tr></thead>"
+                  f"<tbody>{rows_n}</tbody></table>"
+                  + (f"<p>This service's median within-client SD is <b>{sd:.2f}</b> SRS points ({_n(n_sd, 'client')} with "
+                     f"at least {m.min_sessions} rated sessions). Where it is well above the demo's 0.6, read a rupture flag "
+                     "as a prompt to ask, not as evidence that a rupture happened.</p>" if n_sd else
+                     "<p>Too few clients have enough rated sessions to estimate this service's within-client SD.</p>"))
+        self.html.value = head + table + limits
 
 
 class HeatmapView(View):

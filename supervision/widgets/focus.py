@@ -89,7 +89,8 @@ class SummaryView(View):
             f"<h3>Session focus: {html.escape(str(me))}</h3><ul>"
             f"<li>Sessions whose main focus was one of the client's agreed goals: <b>{both('coverage_rate')}</b>.</li>"
             f"<li>Sessions spent mainly on a week review / check-in: <b>{both('check_in_rate')}</b>.</li>"
-            f"<li>Sessions where the main focus changed from the session before: <b>{both('drift_rate')}</b>.</li>"
+            f"<li>Sessions where the main focus moved off the agreed goals (to an unagreed topic, process talk or admin; "
+            f"not a check-in, crisis, technique or a switch between agreed goals): <b>{both('drift_rate')}</b>.</li>"
             f"<li>Sessions where an agenda was set: <b>{both('agenda_rate')}</b>.</li>"
             f"<li>{no_goals} clients have no agreed goals recorded (their coverage cannot be judged).</li></ul>"
             + ("<p>No client stands out.</p>" if look.empty else

@@ -71,26 +71,43 @@ class SummaryView(View):
         st = _clients_in(m.status, data)
         st = st[st["open"].fillna(False).astype(bool)]
         counts = st["status"].value_counts()
-        worry = st[st["status"].isin(["not_on_track", "at_risk"])].sort_values(["status", "client_id"], ascending=[False, True])
+        # clients without a band who are worse than at intake are listed too, not only counted
+        unbanded_worse = (st["status"] == "not_enough_reference_data") & (st["improvement"] < 0)
+        worry = st[st["status"].isin(["not_on_track", "at_risk"]) | unbanded_worse].sort_values(
+            ["status", "client_id"], ascending=[False, True])
         rows = "".join(
             f"<tr><td>{html.escape(str(r.client_id))}</td><td>{STATUS_WORDS.get(r.status, r.status)}</td>"
             f"<td>{r.session_number}</td><td>{'' if pd.isna(r.intake_score) else f'{r.intake_score:.1f}'}</td>"
             f"<td>{'' if pd.isna(r.score) else f'{r.score:.1f}'}</td><td>{html.escape(str(r.reason))}</td></tr>"
             for r in worry.itertuples())
         direction = "higher" if m.instrument.higher_is_better else "lower"
+        ended = co[co["ended_worse"].fillna(False).astype(bool)] if "ended_worse" in co.columns else co.iloc[:0]
+        ended_rows = "".join(
+            f"<tr><td>{html.escape(str(r.client_id))}</td><td>{r.latest_session}</td><td>{r.first_score:.1f}</td>"
+            f"<td>{r.latest_score:.1f}</td><td>{'reliably worse' if r.reliable_deterioration is True else 'worse'}</td></tr>"
+            for r in ended.sort_values("client_id").itertuples())
+        ended_html = ("" if ended.empty else
+                      f"<p><b>{len(ended)}</b> ended episodes finished worse than at intake:</p>"
+                      "<table class='sw-outcome-ended-worse' style='font-size:13px' cellpadding='4'><thead><tr><th>client</th>"
+                      "<th>last session</th><th>intake</th><th>last score</th><th></th></tr></thead><tbody>"
+                      + ended_rows + "</tbody></table>")
+        rc_conf = co["reliable_change_confidence"].dropna().unique() if "reliable_change_confidence" in co.columns else []
+        rc_label = f" at {rc_conf[0]:.0%} confidence" if len(rc_conf) == 1 else ""
         self.html.value = (
             f"<h3>{html.escape(m.instrument.name)}: {len(co)} clients, {len(measured)} with at least two scores</h3>"
             f"<p>From first to latest score: {cat_text} (Jacobson &amp; Truax; reliable change "
-            f"{m.instrument.reliable_change:g} points, cut-off {m.instrument.cutoff:g}; {direction} is better).</p>"
+            f"{m.instrument.reliable_change:g} points{rc_label}, cut-off {m.instrument.cutoff:g}; {direction} is better).</p>"
             f"<p>Open episodes: <b>{counts.get('not_on_track', 0)}</b> not on track, <b>{counts.get('at_risk', 0)}</b> at risk, "
             f"{counts.get('on_track', 0)} on track, {counts.get('too_early', 0)} too early to tell, "
             f"{counts.get('not_enough_reference_data', 0)} without enough reference data.</p>"
             + ("<p>No open client is off track.</p>" if worry.empty else
                "<table class='sw-outcome-worry' style='font-size:13px' cellpadding='4'><thead><tr><th>client</th><th>status</th>"
                "<th>session</th><th>intake</th><th>latest</th><th>why</th></tr></thead><tbody>" + rows + "</tbody></table>")
+            + ended_html
             + "<p><i>What this cannot tell:</i> the expected band comes from this service's own closed episodes with a "
-              "similar intake score; with few reference episodes there is no band, and the view says so instead of "
-              "guessing. A client who is not on track needs a conversation, not a conclusion.</p>")
+              "similar intake score; for long episodes it pools the later sessions of those episodes (the reference n "
+              "is shown in the client's chart); with few reference episodes there is no band, and the view says so "
+              "instead of guessing. A client who is not on track needs a conversation, not a conclusion.</p>")
 
 
 class JacobsonView(View):
@@ -170,7 +187,11 @@ class CompareView(View):
             f"<th>{html.escape(me)}</th><th>service</th></tr></thead><tbody>{rows}</tbody></table>"
             "<p><i>How to read this:</i> rates with 95 % intervals. The chart adjusts each clinician's change for their "
             "clients' intake severity and pulls small caseloads towards the service average (shrinkage); clinicians "
-            "with fewer than 15 clinical-range cases get no estimate.</p>")
+            "with fewer than 15 clinical-range cases get no estimate. The intervals allow for the uncertainty of how "
+            "much clinicians differ at all.</p>"
+            + ("<p><b>No clinician differs from the service beyond chance</b> on this measure (Cochran's Q test "
+               f"p = {m.effects.attrs.get('heterogeneity_p', float('nan')):.2f}): read the chart as noise, not a ranking.</p>"
+               if m.effects.attrs.get("no_difference") and pd.notna(m.effects.attrs.get("heterogeneity_p")) else ""))
         self.chart.show(figs.caterpillar_plot(m.effects))
 
 
