@@ -85,8 +85,8 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     "repeated_no_shows": ("engagement", "clinical", "missed sessions"),
     "neglected_goal": ("focus", "clinical", "agreed goal not worked on"),
     "check_in_dominance": ("focus", "clinical", "sessions mostly check-in"),
-    "low_item": ("alliance", "clinical", "low goals/approach rating"),
-    "ceiling_only": ("alliance", "clinical", "only maximum ratings"),
+    "low_item": ("alliance", "clinical", "a low item in the session rating"),
+    "ceiling_only": ("alliance", "clinical", "only ratings near the maximum"),
     "episode_to_close": ("engagement", "admin", "episode to close"),
     "measures_missing": ("measurement", "admin", "measures missing"),
     "check_in_pattern": ("focus", "pattern", "check-in dominance across the caseload"),
@@ -95,6 +95,7 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     "single_sessions": ("engagement", "pattern", "single-session endings"),
     "missed_sessions": ("engagement", "pattern", "missed sessions"),
     "adaptation_gap": ("adaptation", "pattern", "adaptation gap"),
+    "goal_review": ("follow-up", "pattern", "practice goal due for review"),
 }
 OUTCOME_FLAGS = ("reliable_deterioration", "ended_worse", "not_on_track")
 
@@ -105,7 +106,7 @@ QUESTIONS = {
     "low_alliance_falling": "The client's ratings of the session are low and falling. What might the client not be getting from the work?",
     "low_alliance": "The client rates the session at or below the cut-off. What does the client want more or less of?",
     "low_item": "One part of the session rating is low even if the total is not. Do you and the client agree on what to work on, and how?",
-    "ceiling_only": "Every rating is the maximum. How could you make it safe for the client to give critical feedback?",
+    "ceiling_only": "Every rating is at or near the maximum. How could you make it safe for the client to give critical feedback?",
     "neglected_goal": "An agreed goal has not been worked on for several sessions. Is it still the client's goal, and what is in the way?",
     "check_in_dominance": "Most of this client's sessions are spent on the week's events. How could the session get to the client's goals sooner?",
     "reliable_deterioration": "The client is reliably worse than at intake. What has changed, is there risk, and does the plan need to change?",
@@ -120,6 +121,7 @@ QUESTIONS = {
     "unilateral_endings": "More of your clients end therapy without agreeing it than in the service. What do these endings have in common?",
     "single_sessions": "More of your clients come only once than in the service. What happens in first sessions, and which of them got what they needed?",
     "missed_sessions": "Your clients miss more booked sessions than the service's. What gets in the way, and how is it talked about?",
+    "goal_review": "A practice goal agreed in supervision is due for review. What do the before and after figures (Follow-up) show, what helped, and what is the next goal?",
 }
 
 
@@ -283,7 +285,11 @@ def alliance_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
             ev = ("SRS fell from " + _num(part["pre_score"]) + " (session " + part["pre_session"].astype("string") + ") to "
                   + _num(part["rupture_score"]) + " (session " + part["rupture_session"].astype("string") + ", "
                   + _date(part["rupture_date"]) + "): " + _num(part["depth_sd"]) + " of the client's SDs; "
-                  + ("no return to the earlier level" if status == "unrepaired" else "repair still possible"))
+                  + (pd.Series(np.where(part["status_reason"].astype("string").fillna("").eq("lost_contact").to_numpy(),
+                                        "not seen since, so not repaired", "no return to the earlier level"),
+                               index=part.index, dtype="string")
+                     if status == "unrepaired" and "status_reason" in part.columns
+                     else ("no return to the earlier level" if status == "unrepaired" else "repair still possible")))
             out.append(_items(part, flag, part["rupture_date"], ev))
     if ca is not None and len(ca):
         low = ca[ca["latest_low"].fillna(False).astype(bool)]
@@ -294,12 +300,16 @@ def alliance_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
                   + (_num(sub["trend"], "trend {:+.2f} per session")).replace("–", "too few sessions for a trend") + "; " + _num(sub["share_low"] * 100, "{:.0f}") + " % of sessions low")
             out.append(_items(sub, flag, sub["latest_date"], ev))
         li = ca[ca["latest_low_item"].fillna(False).astype(bool) & ~ca["latest_low"].fillna(False).astype(bool)]
+        which = (li["low_items"].astype("string").str.replace(";", ", ").str.replace("_", " ").fillna("an item")
+                 if "low_items" in li.columns else pd.Series("an item", index=li.index, dtype="string"))
         out.append(_items(li, "low_item", li["latest_date"],
-                          "an item of the latest session rating is below the item threshold while the total is "
+                          which + " below the item threshold in the latest rating, while the total is "
                           + _num(li["latest_srs"]) + " (" + _date(li["latest_date"]) + ")"))
         ceil = ca[ca["ceiling_only"].fillna(False).astype(bool) & (ca["n_measured"] >= 3)]
+        at = float(load_settings(t.get("settings"))["alliance"]["ceiling_at"])
         out.append(_items(ceil, "ceiling_only", ceil["latest_date"],
-                          "the maximum SRS at all " + ceil["n_measured"].astype("string") + " rated sessions"))
+                          f"an SRS of {at:g} or more (near the maximum of 40) at all " + ceil["n_measured"].astype("string")
+                          + " rated sessions"))
     return out
 
 
@@ -362,7 +372,7 @@ def outcome_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
         det = tr[tr["reliable_deterioration"].fillna(False).astype(bool)]
         nat = tr[(tr["status"] == "not_on_track") & ~tr["reliable_deterioration"].fillna(False).astype(bool)]
         for part, flag in ((det, "reliable_deterioration"), (nat, "not_on_track")):
-            ev = (part["instrument"].str.upper() + " " + _num(part["intake_score"]) + " at intake, " + _num(part["score"])
+            ev = (part["instrument"].map(short_name).astype("string") + " " + _num(part["intake_score"]) + " at intake, " + _num(part["score"])
                   + " at session " + part["session_number"].astype("string") + ": " + part["reason"].astype("string"))
             since = (part["client_id"].map(_by_client(ep, "last_attended")) if ep is not None
                      else pd.Series(pd.NaT, index=part.index))
@@ -370,7 +380,7 @@ def outcome_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     oc = t.get("outcome_clients")
     if oc is not None and len(oc):
         ended = oc[~oc["open"].fillna(True).astype(bool) & oc["reliable_deterioration"].fillna(False).astype(bool)]
-        ev = (ended["instrument"].str.upper() + " " + _num(ended["first_score"]) + " at intake, " + _num(ended["latest_score"])
+        ev = (ended["instrument"].map(short_name).astype("string") + " " + _num(ended["first_score"]) + " at intake, " + _num(ended["latest_score"])
               + " at the last measured session (" + _date(ended["latest_date"]) + "); the episode ended "
               + _date(ended["end_date"]) + " (" + ended["end_reason"].astype("string").fillna("reason not recorded") + ")")
         out.append(_items(ended, "ended_worse", ended["end_date"], ev))
@@ -615,8 +625,19 @@ def arrange(items: pd.DataFrame, patterns: pd.DataFrame, rules: AgendaRules, ref
     return rows[ITEM_COLUMNS].reset_index(drop=True)
 
 
+def goal_items(goals: pd.DataFrame | None, today, rules: AgendaRules) -> list[dict]:
+    """Practice goals (from the notes database, :meth:`NotesStore.goals`) that are active and due for review."""
+    if goals is None or not len(goals):
+        return []
+    due = goals[(goals["status"] == "active") & (pd.to_datetime(goals["review_date"]) <= pd.Timestamp(today))]
+    return [_pattern(g.supervisee_id, "goal_review", rules.pattern_distance_points,
+                     f"'{g.text}' (measured by {g.metric.replace('_', ' ')}), agreed {g.meeting_date:%d %b %Y}, "
+                     f"review due {g.review_date:%d %b %Y}") for g in due.itertuples()]
+
+
 def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id: str | None = None,
-                 rules: AgendaRules | None = None, **overrides) -> pd.DataFrame:
+                 rules: AgendaRules | None = None, goals: pd.DataFrame | None = None, today=None,
+                 **overrides) -> pd.DataFrame:
     """The agenda for one clinician (or every clinician when ``clinician_id`` is None), in sections.
 
     Parameters
@@ -630,6 +651,10 @@ def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id
     rules : AgendaRules, optional
         Default: from the caseload's settings (``[agenda]``); keyword ``overrides`` (for example
         ``today_clients=3``) change single rules.
+    goals : DataFrame, optional
+        Practice goals from the notes database (:meth:`supervision.notes.NotesStore.goals`): those
+        active and due for review by ``today`` (default: today's date) come onto the agenda as
+        patterns.
 
     Returns
     -------
@@ -661,6 +686,9 @@ def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id
     items = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["clinician_id", "client_id", "flag", "since"])
     items = current_only(items, caseload.clients, ref, rules)
     found = pattern_items(tables, rules)
+    due = goal_items(goals, today if today is not None else pd.Timestamp.today().normalize(), rules)
+    if due:
+        found.append(pd.DataFrame(due))
     patterns = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=["clinician_id", "flag", "_extra"])
     if clinician_id is not None:
         items = items[items["clinician_id"] == clinician_id]

@@ -98,6 +98,10 @@ def mean_estimate(values: np.ndarray) -> Estimate:
 
 
 # --------------------------------------------------------------------------- the goal metrics
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _window(frame: pd.DataFrame, date_col: str, start, end) -> pd.DataFrame:
     d = frame[date_col]
     return frame[(d >= pd.Timestamp(start)) & (d <= pd.Timestamp(end))]
@@ -217,12 +221,12 @@ def evaluate_goal(tables: dict, clinician_id: str, metric: str, direction: str, 
         verdict = "no change beyond chance"
     unit = (lambda v: f"{v:+.1f} points") if kind == "mean" else (lambda v: f"{100 * v:+.0f} percentage points")
     if verdict == "not measurable yet":
-        sentence = (f"{label.capitalize()}: {before.text(kind)} before; {after.text(kind)} since. Too few clients "
+        sentence = (f"{_sentence(label)}: {before.text(kind)} before; {after.text(kind)} since. Too few clients "
                     f"(fewer than {min_clients} in a window) to judge a change yet.")
     else:
         said = {"improved": "an improvement beyond chance", "worsened": "a change the wrong way, beyond chance",
                 "no change beyond chance": "within what chance explains: no change can be claimed"}[verdict]
-        sentence = (f"{label.capitalize()}: {before.text(kind)} before, {after.text(kind)} since: a change of "
+        sentence = (f"{_sentence(label)}: {before.text(kind)} before, {after.text(kind)} since: a change of "
                     f"{unit(change)} ({unit(lo)} to {unit(hi)}), {said}.")
     return GoalResult(before, after, float(change), float(lo), float(hi), verdict, sentence)
 
@@ -245,7 +249,7 @@ def since_meeting(caseload: Caseload, tables: dict, client_id: str | None, meeti
         before = metric_in_window(tables, metric, clinician_id, start, when)
         after = metric_in_window(tables, metric, clinician_id, when + pd.Timedelta(days=1), s["session_date"].max())
         kind = GOAL_METRICS[metric][1]
-        return f"{GOAL_METRICS[metric][0].capitalize()}: {before.text(kind)} up to the meeting, {after.text(kind)} since."
+        return f"{_sentence(GOAL_METRICS[metric][0])}: {before.text(kind)} up to the meeting, {after.text(kind)} since."
     mine = s[(s["client_id"] == client_id) & (s["session_date"] > when)]
     att = mine[mine["attendance"] == "attended"]
     parts = []
@@ -265,7 +269,9 @@ def since_meeting(caseload: Caseload, tables: dict, client_id: str | None, meeti
         t = tr[tr["client_id"] == client_id]
         if len(t):
             status = str(t["status"].iloc[0]).replace("_", " ")
-            parts.append(f"outcome now: {status} ({t['instrument'].iloc[0].upper()} {t['score'].iloc[0]:.1f} at session "
+            from supervision.agenda import short_name
+
+            parts.append(f"outcome now: {status} ({short_name(t['instrument'].iloc[0])} {t['score'].iloc[0]:.1f} at session "
                          f"{t['session_number'].iloc[0]})")
     rp = tables.get("alliance_ruptures")
     if rp is not None and len(rp):
@@ -288,7 +294,9 @@ def since_meeting(caseload: Caseload, tables: dict, client_id: str | None, meeti
             now = a[a["session_date"] > when][col]
             if len(now):
                 was = f"{then.iloc[-1]:g}" if len(then) else "no answer"
-                parts.append(f"{prefix.upper()} item {item}: {was} at the meeting, {now.iloc[-1]:g} now")
+                from supervision.agenda import short_name
+
+                parts.append(f"{short_name(prefix)} item {item}: {was} at the meeting, {now.iloc[-1]:g} now")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 

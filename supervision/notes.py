@@ -1400,7 +1400,8 @@ class NotesStore:
         cols = ["kind", "id", "meeting_id", "meeting_date", "client_id", "what", "detail", "decided"]
         out = pd.DataFrame.from_records(rows, columns=cols)
         if len(out):
-            out["client_id"] = out["client_id"].where(out["client_id"].notna() & (out["client_id"] != "nan"), None)
+            out["client_id"] = [None if c is None or c != c or str(c) in ("", "None", "nan", "<NA>") else c
+                                for c in out["client_id"]]
         return out
 
     # -- reading ----------------------------------------------------------------------------

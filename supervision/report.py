@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -180,6 +181,44 @@ def _notes_section(notes_path, supervisee: str, settings) -> str:
     return act + "".join(parts)
 
 
+def _followup_section(caseload: Caseload, tables: dict, notes_path, supervisee: str) -> str:
+    """Follow-through: what is carried from earlier meetings (with what happened since), the practice
+    goals judged against chance, and the supervisee's development by quarter (table and chart)."""
+    from supervision.figures.development import development_chart
+    from supervision.followup import development, evaluate_goal, follow_up_table
+    from supervision.notes import NotesError, NotesStore
+
+    out = []
+    try:
+        with NotesStore(notes_path, settings=caseload.settings, read_only=True) as store:
+            todo = follow_up_table(caseload, tables, store, supervisee)
+            goals = store.goals(supervisee)
+    except NotesError:
+        todo, goals = pd.DataFrame(), pd.DataFrame()
+    if len(todo):
+        out.append("<h3>Still to follow up</h3>" + _table(todo.assign(
+            meeting_date=todo["meeting_date"].dt.strftime("%d %b %Y"))[["kind", "meeting_date", "client_id", "what", "since"]]))
+    if len(goals):
+        t = {**tables, "sessions": caseload.sessions}
+        rows = [(g.text, g.status, f"{g.review_date:%d %b %Y}",
+                 evaluate_goal(t, supervisee, g.metric, g.direction, g.baseline_start, g.baseline_end, g.meeting_date,
+                               g.review_date).sentence) for g in goals.itertuples()]
+        out.append("<h3>Practice goals</h3>" + _table(pd.DataFrame(rows, columns=["goal", "status", "review", "before and since"])))
+    dev = development(caseload, tables, supervisee)
+    if len(dev):
+        cell = dev.assign(q=dev["quarter"].dt.year.astype(str) + " Q" + dev["quarter"].dt.quarter.astype(str),
+                          text=np.where(dev["too_few"], "too few clients",
+                                        (dev["value"] * 100).round(0).astype("Int64").astype(str) + " % (n="
+                                        + dev["n_clients"].astype(str) + "; service "
+                                        + (dev["service"] * 100).round(0).astype("Int64").astype(str) + " %)"))
+        wide = cell.pivot(index="label", columns="q", values="text").reset_index().rename(columns={"label": "metric"})
+        out.append("<h3>Development by quarter</h3>" + _table(wide))
+        metric = goals["metric"].iloc[0] if len(goals) and goals["metric"].iloc[0] in set(dev["metric"]) else "low_alliance_share"
+        out.append(_figure(development_chart(dev, metric, label=supervisee),
+                           "A quarter's value rests on few clients: read the interval, not the dot."))
+    return "".join(out) or "<p class='note'>Nothing to follow up yet.</p>"
+
+
 def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", notes_path=None,
                  tables: dict | None = None, include_notes: bool = True, policy: str | None = None) -> str:
     """The report for one supervisee as a self-contained HTML string.
@@ -246,6 +285,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     sections.append("<h2>Charts</h2>" + "".join(charts))
     for area_section in extra_sections(caseload, tables, data):
         sections.append(area_section)
+    sections.append("<h2>Follow-through and development</h2>" + _followup_section(caseload, tables, notes_path, clinician_id))
     if include_notes:
         sections.append("<h2>Notes and agreed actions</h2>" + _notes_section(notes_path, clinician_id, caseload.settings))
     body = "\n".join(sections)

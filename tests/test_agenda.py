@@ -276,3 +276,20 @@ def test_generated_planted_patterns_reach_the_agenda(generated):
         label = f"{r.dimension.replace('_', ' ')}: {str(r.group).replace('_', ' ')}"
         assert mine["evidence"].str.startswith(label).any(), f"planted gap {r} found by the metrics is not in patterns"
     assert (ag[ag["section"] == "patterns"].groupby("clinician_id").size() <= 3).all()
+
+
+def test_a_practice_goal_due_for_review_comes_onto_the_agenda(clinic, tmp_path):
+    from supervision.notes import NotesStore
+
+    with NotesStore(tmp_path / "n.sqlite") as store:
+        m = store.start_meeting("S1", "T1", date="2025-06-02")
+        store.add_goal(m, "Fewer check-ins", "check_in_share", direction="decrease", baseline_start="2025-01-01",
+                       baseline_end="2025-06-01", review_date="2025-09-01")
+        store.add_goal(m, "Later", "check_in_share", direction="decrease", baseline_start="2025-01-01",
+                       baseline_end="2025-06-01", review_date="2026-09-01")
+        goals = store.goals()
+    ag = build_agenda(clinic, goals=goals, today=pd.Timestamp("2025-10-01"))
+    due = ag[ag["flag"] == "goal_review"]
+    assert len(due) == 1 and due.iloc[0]["section"] == "patterns" and "'Fewer check-ins'" in due.iloc[0]["evidence"]
+    assert "review due 01 Sep 2025" in due.iloc[0]["evidence"]
+    assert not (build_agenda(clinic, goals=goals, today=pd.Timestamp("2025-08-01"))["flag"] == "goal_review").any()

@@ -176,6 +176,6 @@ def test_lost_contact_days_is_a_setting_of_an_engagement_section():
 
 def test_the_metric_tables_use_the_engagement_setting():
     from supervision.metrics.tables import metric_tables
-    cl = load_caseload(settings={"engagement": {"lost_contact_days": 10_000}})
+    cl = load_caseload(settings={"engagement": {"lost_contact_days": 3650}})
     ep = metric_tables(cl)["engagement_clients"]
     assert not ep["lost_contact"].any()

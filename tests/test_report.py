@@ -50,6 +50,9 @@ def test_unknown_supervisee_and_bad_period_are_sentences(caseload):
 
 
 def test_cli_batch_shows_progress(tmp_path):
+    from supervision.notes import NotesStore
+
+    NotesStore(tmp_path / "n.sqlite").close()  # --notes names an existing database (a mistyped path is refused)
     r = subprocess.run([sys.executable, "-m", "supervision.cli", "report", str(demo_path()), "--clinician", "all",
                         "--out", str(tmp_path / "reports"), "--notes", str(tmp_path / "n.sqlite")],
                        capture_output=True, text=True)
@@ -84,5 +87,8 @@ def test_pdf_is_printed_by_headless_chromium(caseload, tmp_path):
 def test_single_report_creates_its_folder(tmp_path):
     from supervision.report import write_reports
 
+    from supervision.notes import NotesStore
+
+    NotesStore(tmp_path / "n.sqlite").close()
     paths = write_reports(load_caseload(), ["T01"], tmp_path / "new" / "r.html", notes_path=tmp_path / "n.sqlite")
     assert paths[0].exists()

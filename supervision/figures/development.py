@@ -21,11 +21,12 @@ def development_chart(dev: pd.DataFrame, metric: str, *, label: str = "this supe
     fig = go.Figure()
     x = d["quarter"].dt.strftime("%Y Q") + d["quarter"].dt.quarter.astype(str)
     shown = d["value"].notna()
+    lower, upper = d["lower"].clip(lower=0), d["upper"].clip(upper=1)  # a share stays within 0-100 %
     fig.add_trace(go.Scatter(
         x=x[shown], y=d.loc[shown, "value"] * 100, mode="lines+markers", name=label,
         line={"color": OKABE_ITO["blue"], "width": 3},
-        error_y={"type": "data", "symmetric": False, "array": (d.loc[shown, "upper"] - d.loc[shown, "value"]) * 100,
-                 "arrayminus": (d.loc[shown, "value"] - d.loc[shown, "lower"]) * 100, "color": OKABE_ITO["blue"]},
+        error_y={"type": "data", "symmetric": False, "array": (upper[shown] - d.loc[shown, "value"]) * 100,
+                 "arrayminus": (d.loc[shown, "value"] - lower[shown]) * 100, "color": OKABE_ITO["blue"]},
         customdata=d.loc[shown, ["n_clients", "n_units"]].to_numpy(),
         hovertemplate="%{x}: %{y:.0f} %<br>%{customdata[0]} clients, %{customdata[1]} sessions or endings<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=d["service"] * 100, mode="lines", name="service",
@@ -34,9 +35,10 @@ def development_chart(dev: pd.DataFrame, metric: str, *, label: str = "this supe
         fig.add_trace(go.Scatter(x=x, y=d["baseline"] * 100, mode="lines", name=f"{label}'s first quarter",
                                  line={"color": OKABE_ITO["orange"], "dash": "dot"}))
     few = ", ".join(x[d["too_few"]].tolist())
-    title = d["label"].iloc[0].capitalize() if len(d) else metric
+    title = (d["label"].iloc[0][:1].upper() + d["label"].iloc[0][1:]) if len(d) else metric
     layout(fig, f"{title}, by quarter", height=340)
     subtitle(fig, "Dots: the supervisee, with a 95 % interval over clients; dashed: the service; dotted: the "
                   "supervisee's first quarter with enough clients." + (f" Too few clients to show: {few}." if few else ""))
-    fig.update_yaxes(title_text="%", rangemode="tozero")
+    fig.update_yaxes(title_text="%", range=[0, 100])
+    fig.update_xaxes(categoryorder="array", categoryarray=x.tolist())  # quarters in time order, gaps included
     return fig

@@ -67,6 +67,11 @@ def _esc(v) -> str:
     return html.escape("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
 
 
+def _sentence(text: str) -> str:
+    """First letter upper-case, the rest as written (keeps 'SRS')."""
+    return text[:1].upper() + text[1:]
+
+
 def _flag_name(flag: str) -> str:
     from supervision.agenda import FLAGS
 
@@ -326,7 +331,7 @@ class FollowUpView(View):
         wide = w.Layout(width="auto")
         self.goal_text = w.Text(placeholder="The practice goal in the supervisee's words", layout=w.Layout(width="60%"))
         self.goal_text.add_class("sw-goal-text")
-        self.goal_metric = w.Dropdown(options=[(v[0].capitalize(), k) for k, v in GOAL_METRICS.items()],
+        self.goal_metric = w.Dropdown(options=[(_sentence(v[0]), k) for k, v in GOAL_METRICS.items()],
                                       description="Measured by:", style={"description_width": "initial"},
                                       layout=w.Layout(width="60%"))
         self.goal_metric.add_class("sw-goal-metric")
@@ -344,7 +349,7 @@ class FollowUpView(View):
         self.goal_add.on_click(lambda _b: self._dash.guard(self._add_goal)())
         self.feedback = w.HTML()
         self.feedback.add_class("sw-followup-feedback")
-        self.dev_metric = w.Dropdown(options=[(GOAL_METRICS[k][0].capitalize(), k) for k in DEVELOPMENT_METRICS],
+        self.dev_metric = w.Dropdown(options=[(_sentence(GOAL_METRICS[k][0]), k) for k in DEVELOPMENT_METRICS],
                                      description="Development:", style={"description_width": "initial"},
                                      layout=w.Layout(width="60%"))
         self.dev_metric.add_class("sw-development-metric")
@@ -404,7 +409,8 @@ class FollowUpView(View):
             buttons = []
             for label, status, cls in (("Done", "done", "sw-followup-done"), ("Carry over", "carried_over", "sw-followup-carry"),
                                        ("Drop", "dropped", "sw-followup-drop")):
-                b = w.Button(description=label, disabled=meeting is None, layout=w.Layout(width="auto"),
+                b = w.Button(description=label, disabled=meeting is None,
+                             layout=w.Layout(width="auto", min_width="95px", flex="0 0 auto"),
                              button_style="success" if r.decided == status else "")
                 b.add_class(cls)
                 b.on_click(lambda _b, k=r.kind, i=r.id, st=status: self._dash.guard(self._decide)(k, i, st))
@@ -624,7 +630,12 @@ class SupervisionDashboard(Dashboard):
     def __init__(self, caseload: Caseload, supervisee: str | None = None, notes_path=None, report_dir=None):
         self._caseload = caseload
         self._tables = metric_tables(caseload)
-        self._agenda = build_agenda(caseload, self._tables)
+        try:  # practice goals due for review come onto the agenda
+            with NotesStore(notes_path, settings=caseload.settings, read_only=True) as store:
+                goals = store.goals()
+        except NotesError:
+            goals = None
+        self._agenda = build_agenda(caseload, self._tables, goals=goals)
         from supervision.metrics.alliance import alliance_options
 
         kw = alliance_options(caseload.settings)
