@@ -150,6 +150,15 @@ def _unilateral(t, clin, start, end):
     return _per_client(e.assign(_k=e["unilateral"].fillna(False).astype(int), _m=1), "_k", "_m")
 
 
+def _repair(t, clin, start, end):
+    r = t.get("alliance_ruptures")
+    if r is None or not len(r):
+        return ratio_estimate([], [])
+    r = r[(r["clinician_id"] == clin) & (r["criterion"] == r["criterion"].iloc[0]) & (r["status"] != "open")]
+    r = _window(r, "rupture_date", start, end)
+    return _per_client(r.assign(_k=(r["status"] == "repaired").astype(int), _m=1), "_k", "_m")
+
+
 def _first_srs(t, clin, start, end):
     a = t["alliance_clients"]
     e = t["engagement_clients"][["client_id", "start_date"]]
@@ -166,6 +175,7 @@ GOAL_METRICS: dict[str, tuple[str, str, Callable]] = {
     "low_alliance_share": ("share of rated sessions at or below the SRS cut-off", "rate", _low_alliance),
     "measure_completion": ("share of attended sessions with a measure", "rate", _completion),
     "unilateral_endings": ("share of endings that were unilateral", "rate", _unilateral),
+    "rupture_repair_rate": ("share of judged ruptures that were repaired", "rate", _repair),
     "first_session_srs": ("mean first-session SRS of new clients", "mean", _first_srs),
 }
 
@@ -322,8 +332,9 @@ def follow_up_table(caseload: Caseload, tables: dict, store, supervisee_id: str,
 
 
 # --------------------------------------------------------------------------- development over quarters
-DEVELOPMENT_METRICS = ("low_alliance_share", "check_in_share", "unilateral_endings", "measure_completion",
-                       "agreed_goal_share")
+DEVELOPMENT_METRICS = ("outcome_effect", "low_alliance_share", "rupture_repair_rate", "check_in_share",
+                       "unilateral_endings", "measure_completion", "agreed_goal_share")
+OUTCOME_EFFECT_LABEL = "severity-adjusted outcome (points above or below what the service expects; 12 months to the quarter's end)"
 
 
 def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clients: int | None = None) -> pd.DataFrame:
@@ -335,8 +346,11 @@ def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clie
         ``quarter`` (period start), ``metric``, ``label``, ``value``, ``lower``, ``upper``, ``n_clients``,
         ``n_units``, ``service`` (the service's value that quarter), ``baseline`` (the supervisee's value in
         their first quarter with enough clients), ``too_few`` (fewer than ``min_clients`` clients: no value shown).
-        Severity-adjusted outcome by quarter is not here yet (see the module docstring of
-        :mod:`supervision.metrics.outcome` for the whole-export estimate).
+        ``outcome_effect`` is the severity-adjusted outcome of :func:`supervision.metrics.outcome.clinician_effects`
+        (residualised change shrunk by empirical Bayes, with its 90 % interval carrying the between-clinician
+        variance's uncertainty) over the episodes that ended in the 12 months to the quarter's end, in the
+        outcome measure's points; its ``service`` is 0 (what the service expects for the intake) and
+        ``too_few`` follows ``[outcome] min_cases``.
     """
     from supervision.config import load_settings
 
@@ -351,17 +365,46 @@ def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clie
     clinicians = caseload.clinicians["clinician_id"].tolist()
     for q in quarters:
         start, end = q.start_time, q.end_time.normalize()
-        for metric in DEVELOPMENT_METRICS:
+        for metric in DEVELOPMENT_METRICS[1:]:
             est = metric_in_window(tables, metric, clinician_id, start, end)
             svc = _service(tables, metric, clinicians, start, end)
             rows.append({"quarter": start, "metric": metric, "label": GOAL_METRICS[metric][0], "value": est.value,
                          "lower": est.lower, "upper": est.upper, "n_clients": est.n_clients, "n_units": est.n_units,
                          "service": svc, "too_few": est.n_clients < min_clients})
+    rows.extend(_outcome_effects(caseload, tables, clinician_id, quarters))
     out = pd.DataFrame(rows)
     out.loc[out["too_few"], ["value", "lower", "upper"]] = np.nan
     base = out.dropna(subset=["value"]).groupby("metric")["value"].first()
     out["baseline"] = out["metric"].map(base)
+    out["kind"] = np.where(out["metric"] == "outcome_effect", "points", "rate")
     return out
+
+
+def _outcome_effects(caseload: Caseload, tables: dict, clinician_id: str, quarters) -> list[dict]:
+    """Severity-adjusted outcome per quarter over a rolling 12 months of ended episodes (see :func:`development`)."""
+    from supervision.config import load_settings
+    from supervision.metrics.outcome import clinician_effects, outcome_options
+
+    co = tables.get("outcome_clients")
+    if co is None or not len(co):
+        return []
+    settings = load_settings(caseload.settings)
+    inst = settings["outcome"]["instrument"]
+    co = co[co["instrument"] == inst] if (co["instrument"] == inst).any() else co[co["instrument"] == co["instrument"].iloc[0]]
+    kw = outcome_options(settings, clinician_effects)
+    rows = []
+    for q in quarters:
+        end = q.end_time.normalize()
+        part = co[(co["end_date"] > end - pd.DateOffset(months=12)) & (co["end_date"] <= end)]
+        est = clinician_effects(part, **kw) if len(part) else pd.DataFrame()
+        me = est[est["clinician_id"] == clinician_id] if len(est) else est
+        r = me.iloc[0] if len(me) else None
+        ok = r is not None and bool(r["estimated"])
+        rows.append({"quarter": q.start_time, "metric": "outcome_effect", "label": OUTCOME_EFFECT_LABEL,
+                     "value": float(r["effect"]) if ok else np.nan, "lower": float(r["effect_lower"]) if ok else np.nan,
+                     "upper": float(r["effect_upper"]) if ok else np.nan, "n_clients": int(r["n_cases"]) if r is not None else 0,
+                     "n_units": int(r["n_cases"]) if r is not None else 0, "service": 0.0, "too_few": not ok})
+    return rows
 
 
 def _service(tables, metric, clinicians, start, end) -> float:

@@ -260,3 +260,20 @@ def test_planted_improvements_are_declared_and_null_goals_are_not(planted_goals)
     false = (null["verdict"] == "improved").mean()
     assert hit >= 0.8, planted
     assert false <= 0.05, null
+
+
+def test_development_outcome_effect_is_clinician_effects_on_a_rolling_year():
+    from supervision.metrics.outcome import clinician_effects, outcome_options
+
+    cl = load_caseload(settings={"outcome": {"min_cases": 5}})
+    t = metric_tables(cl)
+    dev = development(cl, t, "T03")
+    eff = dev[(dev["metric"] == "outcome_effect") & dev["value"].notna()]
+    assert len(eff) >= 2 and (eff["service"] == 0).all() and (eff["lower"] < eff["value"]).all()
+    q = eff.iloc[-1]
+    end = (q["quarter"] + pd.offsets.QuarterEnd(0)).normalize()
+    co = t["outcome_clients"]
+    co = co[(co["instrument"] == "ors") & (co["end_date"] > end - pd.DateOffset(months=12)) & (co["end_date"] <= end)]
+    by_hand = clinician_effects(co, **outcome_options(cl.settings, clinician_effects)).set_index("clinician_id").loc["T03"]
+    assert q["value"] == pytest.approx(by_hand["effect"]) and q["upper"] == pytest.approx(by_hand["effect_upper"])
+    assert q["n_clients"] == by_hand["n_cases"]

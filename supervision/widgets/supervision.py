@@ -349,12 +349,16 @@ class FollowUpView(View):
         self.goal_add.on_click(lambda _b: self._dash.guard(self._add_goal)())
         self.feedback = w.HTML()
         self.feedback.add_class("sw-followup-feedback")
-        self.dev_metric = w.Dropdown(options=[(_sentence(GOAL_METRICS[k][0]), k) for k in DEVELOPMENT_METRICS],
+        from supervision.followup import OUTCOME_EFFECT_LABEL
+
+        labels = {**{k: v[0] for k, v in GOAL_METRICS.items()}, "outcome_effect": OUTCOME_EFFECT_LABEL}
+        self.dev_metric = w.Dropdown(options=[(_sentence(labels[k]), k) for k in DEVELOPMENT_METRICS],
                                      description="Development:", style={"description_width": "initial"},
                                      layout=w.Layout(width="60%"))
         self.dev_metric.add_class("sw-development-metric")
         self.dev_metric.observe(lambda _ch: self._dash.guard(self._draw_development)(), names="value")
         self.chart = FigureBox("sw-chart-development")
+        self.dev_note = w.HTML()
         self._dev: pd.DataFrame | None = None
         self.widget.children = (
             self.summary, self.rows, w.HTML("<h4 style='margin:12px 0 4px'>Practice goals</h4>"), self.goals_html,
@@ -362,7 +366,8 @@ class FollowUpView(View):
                    "at the review date):</p>"),
             self.goal_text, w.HBox([self.goal_metric, self.goal_direction]),
             w.HBox([self.goal_start, self.goal_end, self.goal_review, self.goal_add]), self.feedback,
-            w.HTML("<h4 style='margin:12px 0 4px'>The supervisee's development</h4>"), self.dev_metric, self.chart.widget)
+            w.HTML("<h4 style='margin:12px 0 4px'>The supervisee's development</h4>"), self.dev_metric, self.dev_note,
+            self.chart.widget)
 
     def _store(self) -> NotesStore:
         return self._dash.notes_store()
@@ -445,10 +450,22 @@ class FollowUpView(View):
     def _draw_development(self) -> None:
         from supervision.figures.development import development_chart
 
-        if self._dev is None or self._dev.empty:
+        dev = self._dev
+        if dev is None or dev.empty:
             self.chart.clear()
+            self.dev_note.value = "<p>No sessions in this selection.</p>"
             return
-        self.chart.show(development_chart(self._dev, self.dev_metric.value, label=str(self._data.selection.supervisee)))
+        has = set(dev.loc[dev["value"].notna(), "metric"])
+        if self.dev_metric.value not in has and has:  # open on a metric that has something to show
+            self.dev_metric.value = next(k for _, k in self.dev_metric.options if k in has)
+            return  # the dropdown's observer draws it
+        if self.dev_metric.value not in has:
+            self.chart.clear()
+            self.dev_note.value = ("<p>Too few clients in every quarter to show this supervisee's development "
+                                   "(the same minimum as the adaptation view).</p>")
+            return
+        self.dev_note.value = ""
+        self.chart.show(development_chart(dev, self.dev_metric.value, label=str(self._data.selection.supervisee)))
 
     def _decide(self, kind: str, target_id: int, status: str) -> None:
         meeting = self._dash.current_meeting()
