@@ -333,8 +333,9 @@ def engagement_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
         open_ids = ep.loc[~ep["ended"] & ~ep["lost_contact"], "client_id"]
         s = sessions[sessions["client_id"].isin(open_ids)].sort_values(["client_id", "session_date"])
         tail_ok = s["attendance"].ne("no_show")
-        last_ok = s["session_date"].where(tail_ok).groupby(s["client_id"]).max()
-        after = s[s["session_date"] > s["client_id"].map(last_ok).fillna(pd.Timestamp.min)]
+        # the last session that was not a no-show, per client, aligned with the rows (empty-safe)
+        last_ok = s["session_date"].where(tail_ok).groupby(s["client_id"], observed=True).transform("max")
+        after = s[s["session_date"] > last_ok.fillna(pd.Timestamp.min)]
         runs = after[after["attendance"] == "no_show"].groupby("client_id").agg(n=("session_date", "size"), since=("session_date", "min"))
         runs = runs[runs["n"] >= rules.no_show_run].reset_index()
         runs["clinician_id"] = runs["client_id"].map(_by_client(ep, "clinician_id"))

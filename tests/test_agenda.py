@@ -293,3 +293,12 @@ def test_a_practice_goal_due_for_review_comes_onto_the_agenda(clinic, tmp_path):
     assert len(due) == 1 and due.iloc[0]["section"] == "patterns" and "'Fewer check-ins'" in due.iloc[0]["evidence"]
     assert "review due 01 Sep 2025" in due.iloc[0]["evidence"]
     assert not (build_agenda(clinic, goals=goals, today=pd.Timestamp("2025-08-01"))["flag"] == "goal_review").any()
+
+
+@pytest.mark.parametrize("episodes", [6, 3, 1])
+def test_small_clinics_get_an_agenda_without_error(tmp_path, episodes):
+    from supervision.synth import SynthParams, write_clinic
+
+    write_clinic(tmp_path, n_clinicians=3, seed=4242, params=SynthParams(episodes_per_18_months=episodes))
+    ag = build_agenda(load_caseload(tmp_path))
+    assert list(ag.columns)[:3] == ["rank", "section", "clinician_id"]
