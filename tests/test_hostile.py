@@ -545,3 +545,119 @@ def test_an_unreadable_end_date_quarantines_the_episode(tmp_path):
     assert clients.loc[i, "client_id"] not in set(cl.clients["client_id"])  # not loaded as an open episode
     counts = cl.counts.set_index("table")
     assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()
+
+
+# --- disclosure control of adaptation tables: an LP attacker against every margin, at every size ------------------------
+
+_POLICY_T = {"nhs": 7, "cms": 10}
+
+
+def _gap_table(counts: dict, seed: int = 0) -> pd.DataFrame:
+    """A table shaped as adaptation_gaps: ``counts[(dimension, metric)]`` = clinicians x groups array."""
+    import numpy as np
+
+    rows = []
+    for (dim, metric), arr in counts.items():
+        arr = np.asarray(arr)
+        tot, svc = arr.sum(axis=1), arr.sum(axis=0)
+        for c in range(arr.shape[0]):
+            for g in range(arr.shape[1]):
+                if arr[c, g] == 0:
+                    continue  # a clinician without clients in a group has no row
+                for comp, n_comp in (("clinician", tot[c] - arr[c, g]), ("service", svc[g] - arr[c, g])):
+                    rows.append({"clinician_id": f"T{c:03d}", "dimension": dim, "group": f"g{g}", "metric": metric,
+                                 "comparator": comp, "n_group": int(arr[c, g]), "n_comparator": int(n_comp),
+                                 "value_group": 0.5, "value_comparator": 0.5, "verdict": "no evidence"})
+    return pd.DataFrame(rows)
+
+
+def _attack(shown: pd.DataFrame, truth: pd.DataFrame, T: int) -> list:
+    """Every hidden count of 1..T that an attacker can bound to at most T, by linear programming.
+
+    The attacker knows every shown count exactly (the unrounded rates and intervals give them
+    away even under rounding), that hidden counts are >= 0, each clinician's total in a block
+    when any of its 'clinician' comparator counts is shown, and each group's service total
+    when any of its 'service' comparator counts is shown.
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    weak = []
+    key = ["clinician_id", "dimension", "metric", "group"]
+    t = truth.set_index(key + ["comparator"])
+    for (dim, metric), block in shown.groupby(["dimension", "metric"]):
+        cells = block.drop_duplicates(key).reset_index(drop=True)
+        true_n = t.xs("clinician", level="comparator").loc[[tuple(r) for r in cells[key].to_numpy()], "n_group"]
+        true_n = true_n.to_numpy(dtype=float)
+        hidden = cells["n_group"].isna().to_numpy()
+        m = len(cells)
+        bounds = [(0, None) if hidden[i] else (true_n[i], true_n[i]) for i in range(m)]
+        a_eq, b_eq = [], []
+        for comp, by in (("clinician", "clinician_id"), ("service", "group")):
+            rows = block[(block["comparator"] == comp) & block["n_comparator"].notna() & block["n_group"].notna()]
+            for name in rows[by].unique():
+                r = rows[rows[by] == name].iloc[0]
+                total = float(t.loc[(r["clinician_id"], dim, metric, r["group"], comp), "n_group"]
+                              + t.loc[(r["clinician_id"], dim, metric, r["group"], comp), "n_comparator"])
+                members = np.flatnonzero(cells[by].to_numpy() == name)
+                row = np.zeros(m)
+                row[members] = 1.0
+                if comp == "service":
+                    a_eq.append(row), b_eq.append(total)  # the group's cells add up to the service's group
+                else:
+                    a_eq.append(row), b_eq.append(total)  # the clinician's cells add up to the clinician's total
+        for i in np.flatnonzero(hidden & (true_n >= 1) & (true_n <= T)):
+            obj = np.zeros(m)
+            obj[i] = -1.0
+            res = linprog(obj, A_eq=np.array(a_eq) if a_eq else None, b_eq=b_eq or None, bounds=bounds, method="highs")
+            if res.status == 0 and -res.fun < T + 1 - 1e-9:
+                weak.append((dim, metric, cells.loc[i, "clinician_id"], cells.loc[i, "group"], true_n[i], -res.fun))
+    return weak
+
+
+def _check_published(shown: pd.DataFrame, truth: pd.DataFrame, T: int) -> None:
+    # nothing small is shown: counts of 1..T are hidden, and so is every comparator count of 1..T
+    n = shown["n_group"].astype("Float64")
+    assert not ((n >= 1) & (n <= T)).fillna(False).any()
+    comp = shown["n_comparator"].astype("Float64")
+    assert not ((comp >= 1) & (comp <= T)).fillna(False).any()
+    # and no estimate is shown where a count is hidden
+    gone = shown["n_group"].isna() | shown["n_comparator"].isna()
+    for col in ("value_group", "value_comparator"):
+        assert shown.loc[gone, col].isna().all()
+    weak = _attack(shown, truth, T)
+    assert not weak, f"{len(weak)} hidden counts narrowed to 1..{T}: {weak[:5]}"
+
+
+@pytest.mark.parametrize("policy", ["nhs", "cms"])
+@pytest.mark.parametrize("shape, seed", [((2, 2), 1), ((3, 4), 2), ((6, 3), 3), ((12, 7), 4), ((40, 5), 5)])
+def test_no_hidden_gap_count_can_be_narrowed_at_any_size(policy, shape, seed):
+    import numpy as np
+
+    from supervision.metrics.adaptation import suppress_gaps
+
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for dim in ("d1", "d2"):
+        for metric in ("m1", "m2"):
+            arr = rng.choice([0, 1, 2, 3, 4, 6, 9, 12, 20, 35], size=shape, p=[.1, .15, .15, .1, .1, .1, .1, .1, .05, .05])
+            counts[(dim, metric)] = arr
+    truth = _gap_table(counts)
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        shown = suppress_gaps(truth, policy=policy)
+    _check_published(shown, truth, _POLICY_T[policy])
+
+
+@pytest.mark.parametrize("policy", ["nhs", "cms"])
+def test_no_hidden_gap_count_of_the_demo_service_can_be_narrowed(policy):
+    from supervision.io import load_caseload
+    from supervision.metrics.adaptation import suppress_gaps
+    from supervision.metrics.tables import metric_tables
+
+    truth = metric_tables(load_caseload(demo_path()))["adaptation_gaps"]
+    shown = suppress_gaps(truth, policy=policy)
+    assert shown.attrs["suppression"]["audit"] == "passed"
+    _check_published(shown, truth, _POLICY_T[policy])
+    one = shown[shown["clinician_id"] == "T01"]  # what one clinician's report shows is a part of it
+    assert len(one) and one["n_group"].notna().any()
