@@ -348,9 +348,6 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
                   policy: str | None = None) -> list[Path]:
     """Write one report per supervisee (``out`` is a file for one, a folder for several); metrics computed once."""
     out = Path(out)
-    if notes_path is not None and not Path(notes_path).is_file():
-        raise ReportError(f"the notes database {str(notes_path)!r} does not exist. Check the path given to --notes "
-                          "(or leave it out to use the settings' notes path).")
     tables = metric_tables(caseload)
     paths = []
     many = len(clinician_ids) > 1
