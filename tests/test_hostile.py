@@ -111,6 +111,17 @@ def test_out_of_range_settings_are_refused_in_a_sentence(section, key, value):
     assert f"{section}.{key}" in str(err.value)
 
 
+@pytest.mark.parametrize("section, key, value", [
+    ("outcome", "instrument", "phq10"), ("adaptation", "fdr_scope", "everything"),
+    ("outcome", "multiple_sg_select", "random"),
+])
+def test_settings_with_a_fixed_set_of_values_are_checked(section, key, value):
+    from supervision.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=f"{section}.{key}"):
+        load_settings({section: {key: value}})
+
+
 def test_the_defaults_are_within_their_ranges():
     from supervision.config import _defaults, _merge
 
@@ -668,3 +679,26 @@ def test_no_hidden_gap_count_of_the_demo_service_can_be_narrowed(policy):
     _check_published(shown, truth, _POLICY_T[policy])
     one = shown[shown["clinician_id"] == "T01"]  # what one clinician's report shows is a part of it
     assert len(one) and one["n_group"].notna().any()
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_fractional_phq9_answer_is_reported(tmp_path, layout):
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    sessions = pd.read_csv(data / "sessions.csv", dtype=str, keep_default_na=False)
+    att = sessions.index[sessions["attendance"] == "attended"][0]
+    if layout == "wide":
+        sessions["phq9_1"] = ""
+        sessions.loc[att, "phq9_1"] = "2.5"
+        sessions.to_csv(data / "sessions.csv", index=False)
+    else:
+        pd.DataFrame({"client_id": [sessions.loc[att, "client_id"]] * 2,
+                      "session_date": [sessions.loc[att, "session_date"]] * 2,
+                      "instrument": ["phq9", "phq9"], "item": ["1", "2"], "value": ["2.5", "2"]}
+                     ).to_csv(data / "scores.csv", index=False)
+    cl = load_caseload(data)
+    rep = cl.report[cl.report["check"] == "not_whole"]
+    assert len(rep) == 1 and "2.5" in str(rep["value"].iloc[0])
+    counts = cl.counts.set_index("table")
+    assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()
