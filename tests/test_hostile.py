@@ -702,3 +702,24 @@ def test_a_fractional_phq9_answer_is_reported(tmp_path, layout):
     assert len(rep) == 1 and "2.5" in str(rep["value"].iloc[0])
     counts = cl.counts.set_index("table")
     assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()
+
+
+def test_a_mapped_import_of_an_xlsx_bomb_is_refused_under_1_gib(tmp_path):
+    import json
+    import os
+
+    book = _sparse_bomb(tmp_path / "bomb.xlsx")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[sessions]\nsheet = "sessions"\n[sessions.columns]\nclient_id = "client_id"\n'
+                       'clinician_id = "clinician_id"\nsession_date = "session_date"\nattendance = "attendance"\n'
+                       '[clients]\nsheet = "clients"\n[clients.columns]\nclient_id = "client_id"\n'
+                       'clinician_id = "clinician_id"\nstart_date = "start_date"\n')
+    code = (f"import json, resource, sys\nresource.setrlimit(resource.RLIMIT_AS, ({GIB}, {GIB}))\n"
+            "from supervision.io.mapping import read_mapped\n"
+            "raw, problems = read_mapped(sys.argv[1], sys.argv[2])\n"
+            "print(json.dumps([str(p['problem']) for p in problems]))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(book), str(mapping)], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    problems = json.loads(r.stdout.strip().splitlines()[-1])
+    assert any("column 16384" in p for p in problems), problems

@@ -487,6 +487,22 @@ def _sheet_frame(ws, wb, sheet: str, file: str, problems: list, table: str) -> p
     return TextParser(rows, header=0, dtype=object, skip_blank_lines=False).read()
 
 
+def read_excel_sheet(path: Path, sheet: str | None, table: str, label: str, problems: list) -> pd.DataFrame:
+    """One sheet (the first when ``sheet`` is None) as a frame of objects, header = row 1, within the
+    workbook limits above (a :class:`WorkbookLimit` names what was exceeded); KeyError for an unknown sheet."""
+    import openpyxl
+
+    _check_zip(path)
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    try:
+        name = wb.sheetnames[0] if sheet is None else sheet
+        if name not in wb.sheetnames:
+            raise KeyError(f"Worksheet named '{name}' not found; sheets: {', '.join(wb.sheetnames)}")
+        return _sheet_frame(wb[name], wb, name, label, problems, table)
+    finally:
+        wb.close()
+
+
 def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
     import openpyxl
 
