@@ -723,3 +723,23 @@ def test_a_mapped_import_of_an_xlsx_bomb_is_refused_under_1_gib(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     problems = json.loads(r.stdout.strip().splitlines()[-1])
     assert any("column 16384" in p for p in problems), problems
+
+
+def test_a_parquet_declaring_more_cells_than_the_limit_is_refused(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import supervision.io.readers as readers
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    n = 2_000_000  # a constant column: a few KB on disk, 2 million rows once read
+    pq.write_table(pa.table({"client_id": pa.array(["C1"] * 1).take(pa.array([0] * n)),
+                             "clinician_id": pa.array(["T01"] * 1).take(pa.array([0] * n))}),
+                   data / "clinicians.parquet")
+    (data / "clinicians.csv").unlink()
+    assert (data / "clinicians.parquet").stat().st_size < 200_000
+    monkeypatch.setattr(readers, "PARQUET_MAX_CELLS", 1_000_000)
+    cl = load_caseload(data)
+    rep = cl.report[cl.report["check"] == "unreadable_file"]
+    assert len(rep) == 1 and "declares 2,000,000 rows" in rep["problem"].iloc[0]

@@ -366,7 +366,24 @@ def _read_csv_file(path: Path, table: str, problems: list, kinds: dict[str, str]
     return read_csv_text(text, table, path.name, problems)
 
 
+# Limit of what a Parquet file may make the reader hold: its footer declares the rows and columns,
+# so a small file that would unpack to more (an encoded constant repeated a billion times) is
+# refused before anything is read. About 8 bytes per cell once loaded.
+PARQUET_MAX_CELLS = 1_000_000_000
+
+
+def _check_parquet(path: Path) -> None:
+    meta = pq.ParquetFile(path).metadata
+    cells = meta.num_rows * max(meta.num_columns, 1)
+    if cells > PARQUET_MAX_CELLS:
+        raise WorkbookLimit(
+            f"{path.name} declares {meta.num_rows:,} rows x {meta.num_columns} columns, more than the "
+            f"{PARQUET_MAX_CELLS:,} cells the reader accepts (about {PARQUET_MAX_CELLS * 8 / 2**30:.0f} GiB once "
+            "loaded); nothing was read from it.")
+
+
 def _read_parquet_file(path: Path, table: str) -> RawTable:
+    _check_parquet(path)
     # Text columns as Categoricals (Parquet stores them dictionary-encoded already) and dates as
     # datetime64: the validator then works per distinct value
     schema = pq.read_schema(path)
@@ -583,6 +600,11 @@ def read_export(path: str | Path, problems: list,
             try:
                 tables[name] = (_read_parquet_file(file, name) if ext == "parquet"
                                 else _read_csv_file(file, name, problems, (kinds or {}).get(name)))
+            except WorkbookLimit as exc:
+                problems.append(_problem(name, pd.NA, pd.NA, file.name, str(exc),
+                                         "Split the export, or check that the file is the one meant (a file built "
+                                         "to exhaust memory declares far more rows than it holds bytes).",
+                                         "error", "unreadable_file"))
             except Exception as exc:  # noqa: BLE001 - reported, never raised
                 problems.append(_problem(name, pd.NA, pd.NA, file.name, f"{file.name} cannot be read: {exc}",
                                          "Check that the file is a CSV (or Parquet) export and not open in another program.",
