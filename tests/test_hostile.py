@@ -743,3 +743,19 @@ def test_a_parquet_declaring_more_cells_than_the_limit_is_refused(tmp_path, monk
     cl = load_caseload(data)
     rep = cl.report[cl.report["check"] == "unreadable_file"]
     assert len(rep) == 1 and "declares 2,000,000 rows" in rep["problem"].iloc[0]
+
+
+def test_the_dashboard_save_report_stays_in_its_folder(tmp_path):
+    from supervision.io import load_caseload
+    from supervision.widgets.supervision import supervision_dashboard
+
+    evil = "x/../../ESCAPED"
+    cl = load_caseload(small_export(tmp_path / "data", rename={"T02": evil}, max_clients=15))
+    reports = tmp_path / "a" / "reports"
+    dash = supervision_dashboard(cl, supervisee=evil, notes_path=tmp_path / "n.sqlite", report_dir=reports).dashboard
+    assert dash.selection.supervisee == evil
+    dash.report_button.click()
+    assert dash.error.value == "", dash.error.value
+    files = list(reports.iterdir())
+    assert len(files) == 1 and files[0].resolve().parent == reports.resolve()
+    assert not list(tmp_path.glob("ESCAPED*")) and not list((tmp_path / "a").glob("ESCAPED*"))
