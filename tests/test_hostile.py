@@ -122,6 +122,24 @@ def test_settings_with_a_fixed_set_of_values_are_checked(section, key, value):
         load_settings({section: {key: value}})
 
 
+def test_every_numeric_setting_has_a_declared_range():
+    from supervision.config import _RANGES, _defaults
+
+    def numbers(d, prefix=""):
+        for k, v in d.items():
+            dotted = prefix + k
+            if dotted in ("instruments", "focus"):  # checked by their own loaders
+                continue
+            if isinstance(v, dict):
+                yield from numbers(v, dotted + ".")
+            elif isinstance(v, (int, float, list)) and not isinstance(v, bool) and not (
+                    isinstance(v, list) and not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+                yield dotted
+
+    missing = [k for k in numbers(_defaults()) if k not in _RANGES and "*." + k.rsplit(".", 1)[-1] not in _RANGES]
+    assert not missing, f"add these settings to supervision.config._RANGES: {missing}"
+
+
 def test_the_defaults_are_within_their_ranges():
     from supervision.config import _defaults, _merge
 
