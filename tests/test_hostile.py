@@ -777,3 +777,16 @@ def test_the_dashboard_save_report_stays_in_its_folder(tmp_path):
     files = list(reports.iterdir())
     assert len(files) == 1 and files[0].resolve().parent == reports.resolve()
     assert not list(tmp_path.glob("ESCAPED*")) and not list((tmp_path / "a").glob("ESCAPED*"))
+
+
+def test_the_intake_bands_bomb_is_refused_under_1_gib(tmp_path):
+    import os
+
+    s = tmp_path / "s.toml"
+    s.write_text("[outcome]\nintake_bands = 100000000\n")
+    code = (f"import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, ({GIB}, {GIB}))\n"
+            "from supervision.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    r = subprocess.run([sys.executable, "-c", code, "metrics", str(demo_path()), "--out", str(tmp_path / "m"),
+                        "--settings", str(s)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 2 and "outcome.intake_bands" in r.stderr and "between 1 and 20" in r.stderr, r.stderr
