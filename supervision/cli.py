@@ -112,6 +112,10 @@ def _metrics(args) -> int:
 def _report(args) -> int:
     from supervision.report import ReportError, write_reports
 
+    if args.notes is not None and not Path(args.notes).is_file():  # a mistyped path: not a report without notes
+        print(f"Report problem: the notes database '{args.notes}' does not exist. Check the path given to --notes "
+              "(or leave --notes out to use the settings' notes path).", file=sys.stderr)
+        return 2
     cl = _usable_caseload(args)
     if isinstance(cl, int):
         return cl

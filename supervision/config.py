@@ -29,6 +29,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "focus_metrics.drift_definition": ("off_goal", "any_change"),
     "alliance.sd_basis": ("before_rupture", "through_rupture", "whole_series"),
     "adaptation.excess_multiplicity": ("bh_selected", "none"),
+    "outcome.multiple_sg_select": ("first", "last", "largest", "smallest"),
+    "adaptation.fdr_scope": ("clinician", "all"),
 }
 # Keys that must not be negative.
 _NON_NEGATIVE = {"data.future_tolerance_days", "data.after_end_tolerance_days"}
@@ -310,7 +312,23 @@ def load_settings(path: str | Path | dict | Settings | None = None) -> Settings:
             raise SettingsError(f"settings file '{p}' is not valid TOML: {exc}.") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(f"settings file '{p}' cannot be read: {exc}.") from None
-    return Settings(_merge(_defaults(), given, "", source), source=source)
+    values = _merge(_defaults(), given, "", source)
+    _check_instrument_choice(values, source)
+    return Settings(values, source=source)
+
+
+def _check_instrument_choice(values: dict, source: str) -> None:
+    """``[outcome] instrument`` must name an instrument (built in, or defined in ``[instruments]``)."""
+    name = values.get("outcome", {}).get("instrument")
+    if name is None:
+        return
+    from supervision.instruments import instruments
+
+    known = instruments()  # the built-in ones
+    extra = set(values.get("instruments", {}) or {})
+    if name not in known and name not in extra:
+        raise SettingsError(f"{source}: 'outcome.instrument' must name an instrument ({', '.join([*known, *sorted(extra)])}), "
+                            f"got {name!r}.")
 
 
 def section_options(settings, section: str, function=None, renames: dict[str, str] | None = None) -> dict:

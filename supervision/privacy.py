@@ -39,9 +39,9 @@ published and counts >= 0, it bounds each small cell by linear programming (scip
 while one can be proved to be at most the threshold, hides a further neighbouring cell. Where no
 cell is left to hide (a group whose own total is small is given away by the other totals), a
 ``UserWarning`` says so and ``attrs["suppression"]["unprotected"]`` counts the cells: merge such
-groups before publishing. Tables of more than 1,500 cells get the margin rules only
-(``audit = "skipped"``). Primary and secondary cells are shown with the same marker, so a reader
-cannot tell which is which.
+groups before publishing. The audit runs at every table size: the cells fall into independent
+blocks (those linked by the sums), and each block is solved on its own. Primary and secondary
+cells are shown with the same marker, so a reader cannot tell which is which.
 """
 
 from __future__ import annotations
@@ -646,7 +646,7 @@ def _mask(table: pd.DataFrame, total_rows) -> np.ndarray:
 def suppress(table: pd.DataFrame, count_columns, policy: str | None = None, *, group_columns=None,
              total_rows=None, rates: dict[str, tuple[str, str]] | None = None,
              derived: dict[str, Sequence[str] | str] | None = None, parts: dict[str, Sequence[str]] | None = None,
-             complementary: bool | None = None, settings=None) -> pd.DataFrame:
+             complementary: bool | None = None, exact_audit: bool = False, settings=None) -> pd.DataFrame:
     """Apply a disclosure-control policy to counts (and to figures derived from them).
 
     Parameters
@@ -681,6 +681,10 @@ def suppress(table: pd.DataFrame, count_columns, policy: str | None = None, *, g
         is added as a hidden cell.
     complementary : bool, optional
         Apply complementary suppression (default: the ``privacy.complementary`` setting).
+    exact_audit : bool, default False
+        The audit's attacker knows every published count exactly, even under a rounding policy
+        (use it when the published table also holds figures computed from the exact counts, such as
+        unrounded rates, intervals or p-values, from which the exact counts can be worked out).
     settings : path, dict or Settings, optional
 
     Returns
@@ -751,7 +755,7 @@ def suppress(table: pd.DataFrame, count_columns, policy: str | None = None, *, g
     use_comp = pol.complementary if complementary is None else bool(complementary)
     vis_primary, vis_supp, audit = _suppression_pattern(
         table, vals, counts, parts, _margins(group_columns), is_total, pol.max_suppressed,
-        use_comp and pol.name != "none", pol.rounding)
+        use_comp and pol.name != "none", 1 if exact_audit else pol.rounding)
     T = pol.max_suppressed
     out = table.copy()
     rounded = vals.copy()
@@ -793,6 +797,65 @@ def suppress(table: pd.DataFrame, count_columns, policy: str | None = None, *, g
             "publishing, or add the totals as rows (total_rows=...) so they can be suppressed too.",
             UserWarning, stacklevel=2)
     return out
+
+
+def suppress_blocks(table: pd.DataFrame, count_column: str, blocks: Sequence[str], margins: Sequence[Sequence[str]],
+                    policy: str | Policy | None = None, *, exact_audit: bool = True, settings=None) -> pd.DataFrame:
+    """:func:`suppress` of a table made of independent blocks (e.g. one cross-table per dimension
+    and metric), block by block, with the whole block hidden where its audit cannot protect it.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per cell; not modified.
+    count_column : str
+        The count of individuals.
+    blocks : list of str
+        Columns whose values name a block: no published sum runs across blocks.
+    margins : list of lists of str
+        Within a block, the columns held fixed by each published sum (e.g.
+        ``[["clinician_id"], ["group"]]``: row and column totals of a cross-table).
+    policy, settings
+        As for :func:`suppress`.
+    exact_audit : bool, default True
+        The attacker knows every shown count exactly (see :func:`suppress`).
+
+    Returns
+    -------
+    DataFrame
+        As :func:`suppress` (``<count>``, ``<count>_suppressed``, ``<count>_display``), rows in the
+        table's order; ``attrs["suppression"]`` adds ``blocks``, ``blocks_hidden`` (blocks hidden
+        whole because a small count in them could not be protected otherwise) and ``audit``
+        (``passed`` when every block passed or was hidden whole).
+    """
+    pol = policy_rules(policy, settings)
+    parts, info = [], {"primary": 0, "complementary": 0, "blocks": 0, "blocks_hidden": 0}
+    for _, block in table.groupby(list(blocks), sort=False, dropna=False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # an unprotectable block is hidden whole below
+            out = suppress(block, count_column, pol, group_columns=[list(m) for m in margins],
+                           exact_audit=exact_audit, settings=settings)
+        a = out.attrs.get("suppression", {})
+        info["blocks"] += 1
+        if a.get("unprotected") or a.get("audit") == "failed":
+            v = pd.to_numeric(block[count_column], errors="coerce").to_numpy(dtype=float)
+            hide = ~np.isnan(v)
+            out[count_column] = pd.array(np.where(hide, np.nan, out[count_column].to_numpy(dtype=float)),
+                                         dtype="Float64").round().astype("Int64")
+            out[f"{count_column}_suppressed"] = hide | out[f"{count_column}_suppressed"].to_numpy(dtype=bool)
+            out[f"{count_column}_display"] = np.where(hide, pol.marker, out[f"{count_column}_display"].astype(object))
+            info["blocks_hidden"] += 1
+        info["primary"] += int(a.get("primary", 0))
+        info["complementary"] += int(a.get("complementary", 0))
+        parts.append(out)
+    if not parts:
+        res = suppress(table, count_column, pol, settings=settings)
+    else:
+        res = pd.concat(parts).loc[table.index]
+    res.attrs["suppression"] = {"policy": pol.name, "max_suppressed": pol.max_suppressed, "rounding": pol.rounding,
+                                "marker": pol.marker, **info, "audit": "passed" if pol.name != "none" else "not run",
+                                "unprotected": 0}
+    return res
 
 
 def _suppression_pattern(table: pd.DataFrame, vals: np.ndarray, counts: list[str], parts: dict[str, list[str]],
@@ -894,9 +957,10 @@ def _suppression_pattern(table: pd.DataFrame, vals: np.ndarray, counts: list[str
         # Audit: an attacker who knows every published cell (within the rounding) and every
         # publishable total solves for each sensitive cell; while one can be proved to be 1..T,
         # hide the smallest visible cell next to it and repeat.
-        audit = "passed" if len(value) <= _AUDIT_MAX_CELLS else "skipped"
+        audit = "passed"
+        proven: set[int] = set()  # cells shown safe stay safe: hiding more only widens the attacker's bounds
         while audit == "passed":  # each round hides one more cell, so this ends
-            weak = _weak_cells(value_arr, hidden, supp, unknown, primary, missing, constraints, T, rounding)
+            weak = _weak_cells(value_arr, hidden, supp, unknown, primary, missing, constraints, T, rounding, proven)
             unprotected = len(weak)
             if not weak:
                 break
@@ -921,8 +985,6 @@ def _suppression_pattern(table: pd.DataFrame, vals: np.ndarray, counts: list[str
     return primary[: n * k].reshape(n, k), vis, {"audit": audit, "unprotected": unprotected}
 
 
-# Tables larger than this (cells) are protected by the margin rules only, without the LP audit.
-_AUDIT_MAX_CELLS = 1500
 
 
 def _smallest(cands: list[int], value_arr: np.ndarray) -> int:
@@ -930,7 +992,8 @@ def _smallest(cands: list[int], value_arr: np.ndarray) -> int:
     return min(positive or cands, key=lambda c: (value_arr[c], c))
 
 
-def _weak_cells(value_arr, hidden, supp, unknown, primary, missing, constraints, T, rounding) -> list[int]:
+def _weak_cells(value_arr, hidden, supp, unknown, primary, missing, constraints, T, rounding,
+                proven: set[int] | None = None) -> list[int]:
     """Sensitive cells (1..T) an attacker can prove to be at most T, by linear programming.
 
     The attacker knows each published count exactly (or within half the rounding base), every
@@ -939,7 +1002,8 @@ def _weak_cells(value_arr, hidden, supp, unknown, primary, missing, constraints,
     from scipy.optimize import linprog
 
     m = len(value_arr)
-    sensitive = [c for c in range(m) if primary[c] and unknown(c)]
+    proven = set() if proven is None else proven
+    sensitive = [c for c in range(m) if primary[c] and unknown(c) and c not in proven]
     if not sensitive:
         return []
     bounds = []
@@ -968,13 +1032,47 @@ def _weak_cells(value_arr, hidden, supp, unknown, primary, missing, constraints,
             if total == 0 or total > T:
                 a_eq.append(row)
                 b_eq.append(total)
+    # The constraints split the cells into independent blocks (e.g. one per dimension and metric):
+    # each sensitive cell is bounded within its own block, so the audit runs at every table size.
+    parent = list(range(m))
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for row in a_eq:
+        cells = np.flatnonzero(row)
+        for c in cells[1:]:
+            ra, rb = find(int(cells[0])), find(int(c))
+            if ra != rb:
+                parent[rb] = ra
+    blocks: dict[int, list[int]] = {}
+    for c in range(m):
+        blocks.setdefault(find(c), []).append(c)
+    a_all = np.array(a_eq) if a_eq else np.zeros((0, m))
+    b_all = np.array(b_eq, dtype=float)
     weak = []
+    by_block: dict[int, list[int]] = {}
     for c in sensitive:
-        obj = np.zeros(m)
-        obj[c] = -1.0
-        res = linprog(obj, A_eq=np.array(a_eq) if a_eq else None, b_eq=b_eq or None, bounds=bounds, method="highs")
-        if res.status == 0 and -res.fun < T + 1 - 1e-9:
-            weak.append(c)
+        by_block.setdefault(find(c), []).append(c)
+    for root, cells_sens in by_block.items():
+        cells = blocks[root]
+        rows = np.flatnonzero(np.abs(a_all[:, cells]).sum(axis=1) > 0) if len(a_all) else np.array([], dtype=int)
+        if not len(rows):
+            continue  # in no sum: nothing bounds it
+        a_sub, b_sub = a_all[np.ix_(rows, cells)], b_all[rows]
+        sub_bounds = [bounds[c] for c in cells]
+        pos = {c: i for i, c in enumerate(cells)}
+        for c in cells_sens:
+            obj = np.zeros(len(cells))
+            obj[pos[c]] = -1.0
+            res = linprog(obj, A_eq=a_sub, b_eq=b_sub, bounds=sub_bounds, method="highs")
+            if res.status == 0 and -res.fun < T + 1 - 1e-9:
+                weak.append(c)
+            else:
+                proven.add(c)
     return weak
 
 

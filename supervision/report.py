@@ -336,6 +336,19 @@ def focus_section(caseload: Caseload, tables: dict, data) -> str:
                       "Crisis sessions are legitimately off-goal and are counted apart."))
 
 
+_SUPPRESSED: dict = {}  # id of a gaps table -> (the table, policy, its suppressed form): computed once per report run
+
+
+def _suppressed_gaps(gaps: pd.DataFrame, policy, settings, suppress_gaps) -> pd.DataFrame:
+    hit = _SUPPRESSED.get(id(gaps))
+    if hit is not None and hit[0] is gaps and hit[1] == policy:
+        return hit[2]
+    out = suppress_gaps(gaps, policy=policy, settings=settings)
+    _SUPPRESSED.clear()  # one table at a time: nothing of an earlier caseload is kept
+    _SUPPRESSED[id(gaps)] = (gaps, policy, out)
+    return out
+
+
 def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
     """Adaptation gaps in words, with every count under the disclosure policy (the report is an export)."""
     from supervision.metrics.adaptation import suppress_gaps
@@ -345,7 +358,10 @@ def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
         return "<h2>Adaptation</h2><p class='note'>No identity dimensions in this export.</p>"
     me = data.selection.supervisee
     policy = data.extras.get("policy") or caseload.settings["privacy"]["suppression_policy"]
-    shown = suppress_gaps(g[g["clinician_id"] == me], policy=policy, settings=caseload.settings)
+    # suppressed as the whole service's table (its margins run across clinicians), then this
+    # clinician's rows: the same pattern in every clinician's report
+    shown = _suppressed_gaps(g, policy, caseload.settings, suppress_gaps)
+    shown = shown[shown["clinician_id"] == me]
     found = shown[shown["verdict"].isin(["clear gap", "possible gap"])]
     hidden = int((shown["verdict"] == "suppressed").sum())
     if found.empty:
@@ -396,9 +412,6 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
                   policy: str | None = None) -> list[Path]:
     """Write one report per supervisee (``out`` is a file for one, a folder for several); metrics computed once."""
     out = Path(out)
-    if notes_path is not None and not Path(notes_path).is_file():
-        raise ReportError(f"the notes database {str(notes_path)!r} does not exist. Check the path given to --notes "
-                          "(or leave it out to use the settings' notes path).")
     tables = metric_tables(caseload)
     paths = []
     many = len(clinician_ids) > 1

@@ -364,6 +364,10 @@ def _pandera_rules(table: str, cols: list[Col], present: set[str], today: pd.Tim
             _, lo, hi = meas[col.name]
             checks.append(_unless_missing("in_range", lambda s, lo=lo, hi=hi: (s >= lo) & (s <= hi)))
             names.append("out_of_range")
+            inst = meas[col.name][0]
+            if inst.whole_items and col.name != inst.total_column:
+                checks.append(_unless_missing("whole", lambda s: s % 1 == 0))
+                names.append("not_whole")
         if not checks and not col.nonnull:
             continue  # nothing to check in this column
         columns[col.name] = pa.Column(None, checks=checks, nullable=not col.nonnull, required=False)
@@ -498,6 +502,14 @@ def coerce_table(table: str, raw: pd.DataFrame, file: str, settings: Settings, t
                 rep.add_many(table, raw, mask, column, values, f"'{column}' is in the future.",
                              _FIX["future_date"] + " The cell was cleared.", "warning", code)
                 out.loc[mask, column] = pd.NaT
+        elif code == "not_whole":
+            inst = measure_columns(settings)[column][0]
+            rep.add_many(table, raw, mask, column, values,
+                         f"'{column}' is not a whole number; {inst.name} answers score {inst.item_min:g} to "
+                         f"{inst.item_max:g} in whole steps.",
+                         f"Check the answer; {column} takes one of the questionnaire's scores. The cell was cleared.",
+                         "warning", code)
+            out.loc[mask, column] = np.nan
         elif code == "out_of_range":
             inst, lo, hi = measure_columns(settings)[column]
             sev = "error" if col.nonnull else "warning"

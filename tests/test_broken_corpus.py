@@ -45,7 +45,7 @@ KNOWN_CHECKS = {
     "unknown_client", "unknown_clinician", "clinician_mismatch", "session_after_end",
     "session_before_start", "end_reason_without_end_date", "unknown_code", "bad_boolean",
     "not_numeric", "out_of_range", "score_on_non_attended", "score_without_session",
-    "duplicate_score", "unknown_column", "unknown_dimension", "formula_without_value", "shadowed_table", "lookalike_id",
+    "duplicate_score", "unknown_column", "unknown_dimension", "formula_without_value", "shadowed_table", "lookalike_id", "not_whole",
     # not in the brief's list, which names no check for a line with too many fields:
     "ragged_line",
 }  # fmt: skip

@@ -20,13 +20,20 @@ def run(*args, cwd=None):
                           cwd=cwd)
 
 
-def small_export(folder: Path, clinicians=("T01", "T02"), rename: dict | None = None) -> Path:
-    """The demo clinic cut to ``clinicians`` (ids renamed by ``rename``), written as CSV into ``folder``."""
+def small_export(folder: Path, clinicians=("T01", "T02"), rename: dict | None = None, max_clients: int | None = None) -> Path:
+    """The demo clinic cut to ``clinicians`` (ids renamed by ``rename``; at most ``max_clients`` clients
+    each), written as CSV into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     rename = rename or {}
+    keep = pd.read_csv(demo_path() / "clients.csv", dtype=str, keep_default_na=False)
+    keep = keep[keep["clinician_id"].isin(clinicians)]
+    if max_clients:
+        keep = keep.groupby("clinician_id").head(max_clients)
     for name in ("clients", "sessions", "clinicians"):
         f = pd.read_csv(demo_path() / f"{name}.csv", dtype=str, keep_default_na=False)
         f = f[f["clinician_id"].isin(clinicians)].copy()
+        if name != "clinicians":
+            f = f[f["client_id"].isin(keep["client_id"])]
         f["clinician_id"] = f["clinician_id"].replace(rename)
         f.to_csv(folder / f"{name}.csv", index=False)
     return folder
@@ -36,7 +43,7 @@ def small_export(folder: Path, clinicians=("T01", "T02"), rename: dict | None = 
 
 def test_clinician_id_cannot_choose_where_a_report_is_written(tmp_path):
     evil = "x/../../../ESCAPED"
-    data = small_export(tmp_path / "data", rename={"T02": evil})
+    data = small_export(tmp_path / "data", rename={"T02": evil}, max_clients=15)
     out = tmp_path / "a" / "b" / "out"
     r = run("report", data, "--clinician", "all", "--out", out)
     assert "Traceback" not in r.stderr
@@ -104,6 +111,35 @@ def test_out_of_range_settings_are_refused_in_a_sentence(section, key, value):
     assert f"{section}.{key}" in str(err.value)
 
 
+@pytest.mark.parametrize("section, key, value", [
+    ("outcome", "instrument", "phq10"), ("adaptation", "fdr_scope", "everything"),
+    ("outcome", "multiple_sg_select", "random"),
+])
+def test_settings_with_a_fixed_set_of_values_are_checked(section, key, value):
+    from supervision.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=f"{section}.{key}"):
+        load_settings({section: {key: value}})
+
+
+def test_every_numeric_setting_has_a_declared_range():
+    from supervision.config import _RANGES, _defaults
+
+    def numbers(d, prefix=""):
+        for k, v in d.items():
+            dotted = prefix + k
+            if dotted in ("instruments", "focus"):  # checked by their own loaders
+                continue
+            if isinstance(v, dict):
+                yield from numbers(v, dotted + ".")
+            elif isinstance(v, (int, float, list)) and not isinstance(v, bool) and not (
+                    isinstance(v, list) and not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+                yield dotted
+
+    missing = [k for k in numbers(_defaults()) if k not in _RANGES and "*." + k.rsplit(".", 1)[-1] not in _RANGES]
+    assert not missing, f"add these settings to supervision.config._RANGES: {missing}"
+
+
 def test_the_defaults_are_within_their_ranges():
     from supervision.config import _defaults, _merge
 
@@ -123,8 +159,7 @@ def test_unknown_identity_dimensions_are_refused_or_reported(tmp_path):
     assert "gender_identiy" in set(cl.report.loc[cl.report["check"] == "unknown_dimension", "column"])
 
 
-@pytest.mark.parametrize("text", ["[outcome]\nintake_bands = 100000000\n", "[adaptation]\nmin_n = -3\n",
-                                  "[adaptation]\nfdr_q = 2\n", "[alliance]\nsd_criterion = inf\n"])
+@pytest.mark.parametrize("text", ["[outcome]\nintake_bands = 100000000\n", "[alliance]\nsd_criterion = inf\n"])
 def test_cli_refuses_out_of_range_settings_with_exit_2(tmp_path, text):
     s = tmp_path / "s.toml"
     s.write_text(text)
@@ -275,8 +310,9 @@ def test_a_world_readable_key_file_is_warned_about(tmp_path):
     r = run("pseudonymise", data, tmp_path / "out", "--key-file", key)
     assert r.returncode == 0 and "chmod 600" in r.stdout and "Traceback" not in r.stderr
     key.chmod(0o600)
-    r = run("pseudonymise", data, tmp_path / "out2", "--key-file", key)
-    assert r.returncode == 0 and "chmod" not in r.stdout
+    from supervision.privacy import pseudonymise
+
+    assert not any("chmod" in n for n in pseudonymise(data, tmp_path / "out2", key).notes)
 
 
 # --- file bombs: refused within declared limits, under a 1 GiB address-space cap ---------------------------------------
@@ -549,3 +585,212 @@ def test_an_unreadable_end_date_quarantines_the_episode(tmp_path):
     assert clients.loc[i, "client_id"] not in set(cl.clients["client_id"])  # not loaded as an open episode
     counts = cl.counts.set_index("table")
     assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()
+
+
+# --- disclosure control of adaptation tables: an LP attacker against every margin, at every size ------------------------
+
+_POLICY_T = {"nhs": 7, "cms": 10}
+
+
+def _gap_table(counts: dict, seed: int = 0) -> pd.DataFrame:
+    """A table shaped as adaptation_gaps: ``counts[(dimension, metric)]`` = clinicians x groups array."""
+    import numpy as np
+
+    rows = []
+    for (dim, metric), arr in counts.items():
+        arr = np.asarray(arr)
+        tot, svc = arr.sum(axis=1), arr.sum(axis=0)
+        for c in range(arr.shape[0]):
+            for g in range(arr.shape[1]):
+                if arr[c, g] == 0:
+                    continue  # a clinician without clients in a group has no row
+                for comp, n_comp in (("clinician", tot[c] - arr[c, g]), ("service", svc[g] - arr[c, g])):
+                    rows.append({"clinician_id": f"T{c:03d}", "dimension": dim, "group": f"g{g}", "metric": metric,
+                                 "comparator": comp, "n_group": int(arr[c, g]), "n_comparator": int(n_comp),
+                                 "value_group": 0.5, "value_comparator": 0.5, "verdict": "no evidence"})
+    return pd.DataFrame(rows)
+
+
+def _attack(shown: pd.DataFrame, truth: pd.DataFrame, T: int) -> list:
+    """Every hidden count of 1..T that an attacker can bound to at most T, by linear programming.
+
+    The attacker knows every shown count exactly (the unrounded rates and intervals give them
+    away even under rounding), that hidden counts are >= 0, each clinician's total in a block
+    when any of its 'clinician' comparator counts is shown, and each group's service total
+    when any of its 'service' comparator counts is shown.
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    weak = []
+    key = ["clinician_id", "dimension", "metric", "group"]
+    t = truth.set_index(key + ["comparator"])
+    for (dim, metric), block in shown.groupby(["dimension", "metric"]):
+        cells = block.drop_duplicates(key).reset_index(drop=True)
+        true_n = t.xs("clinician", level="comparator").loc[[tuple(r) for r in cells[key].to_numpy()], "n_group"]
+        true_n = true_n.to_numpy(dtype=float)
+        hidden = cells["n_group"].isna().to_numpy()
+        m = len(cells)
+        bounds = [(0, None) if hidden[i] else (true_n[i], true_n[i]) for i in range(m)]
+        a_eq, b_eq = [], []
+        for comp, by in (("clinician", "clinician_id"), ("service", "group")):
+            rows = block[(block["comparator"] == comp) & block["n_comparator"].notna() & block["n_group"].notna()]
+            for name in rows[by].unique():
+                r = rows[rows[by] == name].iloc[0]
+                total = float(t.loc[(r["clinician_id"], dim, metric, r["group"], comp), "n_group"]
+                              + t.loc[(r["clinician_id"], dim, metric, r["group"], comp), "n_comparator"])
+                members = np.flatnonzero(cells[by].to_numpy() == name)
+                row = np.zeros(m)
+                row[members] = 1.0
+                if comp == "service":
+                    a_eq.append(row), b_eq.append(total)  # the group's cells add up to the service's group
+                else:
+                    a_eq.append(row), b_eq.append(total)  # the clinician's cells add up to the clinician's total
+        for i in np.flatnonzero(hidden & (true_n >= 1) & (true_n <= T)):
+            obj = np.zeros(m)
+            obj[i] = -1.0
+            res = linprog(obj, A_eq=np.array(a_eq) if a_eq else None, b_eq=b_eq or None, bounds=bounds, method="highs")
+            if res.status == 0 and -res.fun < T + 1 - 1e-9:
+                weak.append((dim, metric, cells.loc[i, "clinician_id"], cells.loc[i, "group"], true_n[i], -res.fun))
+    return weak
+
+
+def _check_published(shown: pd.DataFrame, truth: pd.DataFrame, T: int) -> None:
+    # nothing small is shown: counts of 1..T are hidden, and so is every comparator count of 1..T
+    n = shown["n_group"].astype("Float64")
+    assert not ((n >= 1) & (n <= T)).fillna(False).any()
+    comp = shown["n_comparator"].astype("Float64")
+    assert not ((comp >= 1) & (comp <= T)).fillna(False).any()
+    # and no estimate is shown where a count is hidden
+    gone = shown["n_group"].isna() | shown["n_comparator"].isna()
+    for col in ("value_group", "value_comparator"):
+        assert shown.loc[gone, col].isna().all()
+    weak = _attack(shown, truth, T)
+    assert not weak, f"{len(weak)} hidden counts narrowed to 1..{T}: {weak[:5]}"
+
+
+@pytest.mark.parametrize("policy", ["nhs", "cms"])
+@pytest.mark.parametrize("shape, seed", [((2, 2), 1), ((3, 4), 2), ((6, 3), 3), ((12, 7), 4), ((40, 5), 5)])
+def test_no_hidden_gap_count_can_be_narrowed_at_any_size(policy, shape, seed):
+    import numpy as np
+
+    from supervision.metrics.adaptation import suppress_gaps
+
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for dim in ("d1", "d2"):
+        for metric in ("m1", "m2"):
+            arr = rng.choice([0, 1, 2, 3, 4, 6, 9, 12, 20, 35], size=shape, p=[.1, .15, .15, .1, .1, .1, .1, .1, .05, .05])
+            counts[(dim, metric)] = arr
+    truth = _gap_table(counts)
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        shown = suppress_gaps(truth, policy=policy)
+    _check_published(shown, truth, _POLICY_T[policy])
+
+
+@pytest.mark.parametrize("policy", ["nhs"])  # cms: the synthetic tables above (the demo takes ~10 s a policy)
+def test_no_hidden_gap_count_of_the_demo_service_can_be_narrowed(policy):
+    from supervision.io import load_caseload
+    from supervision.metrics.adaptation import suppress_gaps
+    from supervision.metrics.tables import metric_tables
+
+    truth = metric_tables(load_caseload(demo_path()))["adaptation_gaps"]
+    shown = suppress_gaps(truth, policy=policy)
+    assert shown.attrs["suppression"]["audit"] == "passed"
+    _check_published(shown, truth, _POLICY_T[policy])
+    one = shown[shown["clinician_id"] == "T01"]  # what one clinician's report shows is a part of it
+    assert len(one) and one["n_group"].notna().any()
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_fractional_phq9_answer_is_reported(tmp_path, layout):
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    sessions = pd.read_csv(data / "sessions.csv", dtype=str, keep_default_na=False)
+    att = sessions.index[sessions["attendance"] == "attended"][0]
+    if layout == "wide":
+        sessions["phq9_1"] = ""
+        sessions.loc[att, "phq9_1"] = "2.5"
+        sessions.to_csv(data / "sessions.csv", index=False)
+    else:
+        pd.DataFrame({"client_id": [sessions.loc[att, "client_id"]] * 2,
+                      "session_date": [sessions.loc[att, "session_date"]] * 2,
+                      "instrument": ["phq9", "phq9"], "item": ["1", "2"], "value": ["2.5", "2"]}
+                     ).to_csv(data / "scores.csv", index=False)
+    cl = load_caseload(data)
+    rep = cl.report[cl.report["check"] == "not_whole"]
+    assert len(rep) == 1 and "2.5" in str(rep["value"].iloc[0])
+    counts = cl.counts.set_index("table")
+    assert (counts["read"] == counts["loaded"] + counts["quarantined"]).all()
+
+
+def test_a_mapped_import_of_an_xlsx_bomb_is_refused_under_1_gib(tmp_path):
+    import json
+    import os
+
+    book = _sparse_bomb(tmp_path / "bomb.xlsx")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[sessions]\nsheet = "sessions"\n[sessions.columns]\nclient_id = "client_id"\n'
+                       'clinician_id = "clinician_id"\nsession_date = "session_date"\nattendance = "attendance"\n'
+                       '[clients]\nsheet = "clients"\n[clients.columns]\nclient_id = "client_id"\n'
+                       'clinician_id = "clinician_id"\nstart_date = "start_date"\n')
+    code = (f"import json, resource, sys\nresource.setrlimit(resource.RLIMIT_AS, ({GIB}, {GIB}))\n"
+            "from supervision.io.mapping import read_mapped\n"
+            "raw, problems = read_mapped(sys.argv[1], sys.argv[2])\n"
+            "print(json.dumps([str(p['problem']) for p in problems]))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(book), str(mapping)], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    problems = json.loads(r.stdout.strip().splitlines()[-1])
+    assert any("column 16384" in p for p in problems), problems
+
+
+def test_a_parquet_declaring_more_cells_than_the_limit_is_refused(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import supervision.io.readers as readers
+    from supervision.io import load_caseload
+
+    data = small_export(tmp_path / "data", clinicians=("T01",))
+    n = 2_000_000  # a constant column: a few KB on disk, 2 million rows once read
+    pq.write_table(pa.table({"client_id": pa.array(["C1"] * 1).take(pa.array([0] * n)),
+                             "clinician_id": pa.array(["T01"] * 1).take(pa.array([0] * n))}),
+                   data / "clinicians.parquet")
+    (data / "clinicians.csv").unlink()
+    assert (data / "clinicians.parquet").stat().st_size < 200_000
+    monkeypatch.setattr(readers, "PARQUET_MAX_CELLS", 1_000_000)
+    cl = load_caseload(data)
+    rep = cl.report[cl.report["check"] == "unreadable_file"]
+    assert len(rep) == 1 and "declares 2,000,000 rows" in rep["problem"].iloc[0]
+
+
+def test_the_dashboard_save_report_stays_in_its_folder(tmp_path):
+    from supervision.io import load_caseload
+    from supervision.widgets.supervision import supervision_dashboard
+
+    evil = "x/../../ESCAPED"
+    cl = load_caseload(small_export(tmp_path / "data", rename={"T02": evil}, max_clients=15))
+    reports = tmp_path / "a" / "reports"
+    dash = supervision_dashboard(cl, supervisee=evil, notes_path=tmp_path / "n.sqlite", report_dir=reports).dashboard
+    assert dash.selection.supervisee == evil
+    dash.report_button.click()
+    assert dash.error.value == "", dash.error.value
+    files = list(reports.iterdir())
+    assert len(files) == 1 and files[0].resolve().parent == reports.resolve()
+    assert not list(tmp_path.glob("ESCAPED*")) and not list((tmp_path / "a").glob("ESCAPED*"))
+
+
+def test_the_intake_bands_bomb_is_refused_under_1_gib(tmp_path):
+    import os
+
+    s = tmp_path / "s.toml"
+    s.write_text("[outcome]\nintake_bands = 100000000\n")
+    code = (f"import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, ({GIB}, {GIB}))\n"
+            "from supervision.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    r = subprocess.run([sys.executable, "-c", code, "metrics", str(demo_path()), "--out", str(tmp_path / "m"),
+                        "--settings", str(s)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 2 and "outcome.intake_bands" in r.stderr and "between 1 and 20" in r.stderr, r.stderr

@@ -52,7 +52,7 @@ def test_unknown_supervisee_and_bad_period_are_sentences(caseload):
 def test_cli_batch_shows_progress(tmp_path):
     from supervision.notes import NotesStore
 
-    NotesStore(tmp_path / "n.sqlite").close()  # --notes names an existing database (a mistyped path is refused)
+    NotesStore(tmp_path / "n.sqlite").close()  # an empty notes database (a missing one is refused)
     r = subprocess.run([sys.executable, "-m", "supervision.cli", "report", str(demo_path()), "--clinician", "all",
                         "--out", str(tmp_path / "reports"), "--notes", str(tmp_path / "n.sqlite")],
                        capture_output=True, text=True)

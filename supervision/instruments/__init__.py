@@ -54,7 +54,7 @@ OPTIONAL_KEYS: dict[str, str] = {
     "reversed_items": "a list of item numbers", "risk_items": "a list of item numbers", "subscales": "a table of {name = [item numbers]}",
     "max_missing": "a whole number", "subscale_max_missing": "a whole number", "missing_rule": "text",
     "clinical_mean": "a number", "clinical_sd": "a number", "functional_mean": "a number",
-    "functional_sd": "a number",
+    "functional_sd": "a number", "whole_items": "true/false",
 }
 _PREFIX = re.compile(r"^[a-z][a-z0-9]*$")
 _SUBSCALE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -96,6 +96,7 @@ class Instrument:
     clinical_sd: float | None = None
     functional_mean: float | None = None
     functional_sd: float | None = None
+    whole_items: bool = False  # answers score whole numbers only (a Likert scale), not a visual analogue scale
 
     @property
     def item_columns(self) -> list[str]:

@@ -322,6 +322,7 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
     size = n_inst * n_item + 1
     p_valid, p_col = np.zeros(size, dtype=bool), np.full(size, -1, dtype=np.int64)
     p_items, p_lo, p_hi = np.full(size, np.nan), np.full(size, np.nan), np.full(size, np.nan)
+    p_whole = np.zeros(size, dtype=bool)  # an item answered in whole steps (not a total)
     names: list[str] = []
     for i, inst in enumerate(inst_u):
         spec = insts.get(inst)
@@ -334,6 +335,7 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
             p_valid[p] = total_u[k] or (n == n and 1 <= n <= spec.items and n % 1 == 0)
             p_lo[p] = spec.total_min if total_u[k] else spec.item_min
             p_hi[p] = spec.total_max if total_u[k] else spec.item_max
+            p_whole[p] = spec.whole_items and not total_u[k]
             if p_valid[p]:
                 name = f"{inst}_{'total' if total_u[k] else int(n)}"
                 if name not in names:
@@ -364,6 +366,12 @@ def _validate_scores(t: TableResult, sessions_ok: pd.DataFrame, rep: Collector, 
                  + "-" + pd.Series(p_hi[pair]).map("{:g}".format) + " of this item.",
                  "Check the score against the questionnaire.", "error", "out_of_range")
     err |= oor
+    frac = ~err.to_numpy() & p_whole[pair] & (np.mod(value, 1) != 0) & ~np.isnan(value)
+    rep.add_many("scores", sc, frac, "value", sc["value"],
+                 lambda: "The value is not a whole number; answers of " + sc["instrument"].astype(str)
+                 + " score in whole steps.",
+                 "Check the answer against the questionnaire (a fraction is not one of its scores).", "error", "not_whole")
+    err |= frac
 
     # the session of each score: (client, date) as one integer in the sessions' own client codes
     column = p_col[pair]

@@ -92,7 +92,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from supervision.io.readers import SOURCE_ROW, RawTable, _decode, read_csv_text, text_frame
+from supervision.io.readers import SOURCE_ROW, RawTable, _decode, read_csv_text, read_excel_sheet, text_frame
 
 __all__ = ["MappingError", "Mapping", "TableMapping", "load_mapping", "read_mapped", "import_mapped",
            "cli_import_mapped", "TABLE_KEYS", "AGGREGATES"]
@@ -424,7 +424,7 @@ class _Sources:
         else:
             try:
                 if path.suffix.lower() in (".xlsx", ".xlsm"):
-                    frame = pd.read_excel(path, sheet_name=tm.sheet if tm.sheet else 0, dtype=object)
+                    frame = read_excel_sheet(path, tm.sheet or None, tm.table, label, self.problems)
                     frame.columns = [str(c).strip() for c in frame.columns]
                     frame[SOURCE_ROW] = range(2, len(frame) + 2)
                     blank = frame.drop(columns=SOURCE_ROW).isna().all(axis=1)

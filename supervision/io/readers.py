@@ -366,7 +366,24 @@ def _read_csv_file(path: Path, table: str, problems: list, kinds: dict[str, str]
     return read_csv_text(text, table, path.name, problems)
 
 
+# Limit of what a Parquet file may make the reader hold: its footer declares the rows and columns,
+# so a small file that would unpack to more (an encoded constant repeated a billion times) is
+# refused before anything is read. About 8 bytes per cell once loaded.
+PARQUET_MAX_CELLS = 1_000_000_000
+
+
+def _check_parquet(path: Path) -> None:
+    meta = pq.ParquetFile(path).metadata
+    cells = meta.num_rows * max(meta.num_columns, 1)
+    if cells > PARQUET_MAX_CELLS:
+        raise WorkbookLimit(
+            f"{path.name} declares {meta.num_rows:,} rows x {meta.num_columns} columns, more than the "
+            f"{PARQUET_MAX_CELLS:,} cells the reader accepts (about {PARQUET_MAX_CELLS * 8 / 2**30:.0f} GiB once "
+            "loaded); nothing was read from it.")
+
+
 def _read_parquet_file(path: Path, table: str) -> RawTable:
+    _check_parquet(path)
     # Text columns as Categoricals (Parquet stores them dictionary-encoded already) and dates as
     # datetime64: the validator then works per distinct value
     schema = pq.read_schema(path)
@@ -487,6 +504,22 @@ def _sheet_frame(ws, wb, sheet: str, file: str, problems: list, table: str) -> p
     return TextParser(rows, header=0, dtype=object, skip_blank_lines=False).read()
 
 
+def read_excel_sheet(path: Path, sheet: str | None, table: str, label: str, problems: list) -> pd.DataFrame:
+    """One sheet (the first when ``sheet`` is None) as a frame of objects, header = row 1, within the
+    workbook limits above (a :class:`WorkbookLimit` names what was exceeded); KeyError for an unknown sheet."""
+    import openpyxl
+
+    _check_zip(path)
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    try:
+        name = wb.sheetnames[0] if sheet is None else sheet
+        if name not in wb.sheetnames:
+            raise KeyError(f"Worksheet named '{name}' not found; sheets: {', '.join(wb.sheetnames)}")
+        return _sheet_frame(wb[name], wb, name, label, problems, table)
+    finally:
+        wb.close()
+
+
 def _read_excel(path: Path, problems: list) -> dict[str, RawTable]:
     import openpyxl
 
@@ -567,6 +600,11 @@ def read_export(path: str | Path, problems: list,
             try:
                 tables[name] = (_read_parquet_file(file, name) if ext == "parquet"
                                 else _read_csv_file(file, name, problems, (kinds or {}).get(name)))
+            except WorkbookLimit as exc:
+                problems.append(_problem(name, pd.NA, pd.NA, file.name, str(exc),
+                                         "Split the export, or check that the file is the one meant (a file built "
+                                         "to exhaust memory declares far more rows than it holds bytes).",
+                                         "error", "unreadable_file"))
             except Exception as exc:  # noqa: BLE001 - reported, never raised
                 problems.append(_problem(name, pd.NA, pd.NA, file.name, f"{file.name} cannot be read: {exc}",
                                          "Check that the file is a CSV (or Parquet) export and not open in another program.",

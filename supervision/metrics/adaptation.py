@@ -1056,7 +1056,10 @@ def suppress_gaps(gaps: pd.DataFrame, *, policy: str | None = None, settings=Non
     DataFrame
         ``gaps`` with the small counts controlled by :func:`supervision.privacy.suppress` (primary
         and complementary suppression within each clinician x dimension x metric, whose groups add
-        up to the clinician's total; counts rounded as the policy says): ``n_group`` and
+        up to the clinician's total, and within each dimension x metric x group, whose clinicians
+        add up to the service's group; audited at every size by an attacker who knows every shown
+        count exactly; counts rounded as the policy says. Pass the whole service's table, then keep
+        one clinician's rows): ``n_group`` and
         ``n_comparator`` become nullable integers (<NA> where hidden; others rounded as the policy
         says), every estimate is NaN and ``verdict`` is ``"suppressed"`` where the group's count is
         hidden or the comparator rests on 1 to the policy's threshold of clients (NHS: means and
@@ -1065,14 +1068,19 @@ def suppress_gaps(gaps: pd.DataFrame, *, policy: str | None = None, settings=Non
         hidden cell is hidden too (the clinician's total minus it would give the cell away).
         Zero counts are not hidden; such rows stay ``too few clients``.
     """
-    from supervision.privacy import policy_rules, suppress
+    from supervision.privacy import policy_rules, suppress_blocks
 
     _require(gaps, "gaps", ["clinician_id", "dimension", "group", "metric", "comparator", "n_group", "n_comparator",
                             "verdict"], "Pass the output of adaptation_gaps(measures).")
     pol = policy_rules(policy, settings)
     keys = ["clinician_id", "dimension", "metric", "group"]
     cells = gaps.drop_duplicates(keys)[keys + ["n_group"]].reset_index(drop=True)
-    sup = suppress(cells, "n_group", pol, group_columns=["clinician_id", "dimension", "metric"], settings=settings)
+    # Both margins the table publishes: each clinician's groups add up to the clinician's total (the
+    # 'clinician' comparator = total - group), and each group's clinicians add up to the service's
+    # group (the 'service' comparator = service group - group). The estimates are computed from the
+    # exact counts, so the audit's attacker knows every shown count exactly, whatever the rounding.
+    sup = suppress_blocks(cells, "n_group", ["dimension", "metric"], [["clinician_id"], ["group"]], pol,
+                          exact_audit=True, settings=settings)
     key = pd.MultiIndex.from_frame(gaps[keys])
     look = sup.set_index(keys)
     hidden = look["n_group_suppressed"].reindex(key).to_numpy(dtype=bool)
@@ -1091,6 +1099,9 @@ def suppress_gaps(gaps: pd.DataFrame, *, policy: str | None = None, settings=Non
         if col in out.columns:
             out[col] = np.where(gone, np.nan, out[col].to_numpy(dtype=float))
     out["verdict"] = pd.array(np.where(gone, "suppressed", out["verdict"].astype(str).to_numpy()), dtype="str")
+    if "recording_rate" in out.columns and pol.max_suppressed > 0:  # 1 - rate = not_recorded / clients: hidden with any cell
+        any_hidden = pd.Series(hidden, index=out.index).groupby([out["clinician_id"], out["dimension"]]).transform("any")
+        out["recording_rate"] = np.where(any_hidden.to_numpy(), np.nan, out["recording_rate"].to_numpy(dtype=float))
     info = dict(sup.attrs.get("suppression", {}))
     info["comparator_suppressed_rows"] = int((small_comp & ~hidden).sum())
     out.attrs["suppression"] = info
