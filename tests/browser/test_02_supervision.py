@@ -13,7 +13,7 @@ test's tmp dir (the real notebook is not touched), and the test checks the repos
 Dashboard (outer classes ``sw-dashboard sw-supervision``): pickers ``sw-supervisee``, ``sw-period``,
 ``sw-episodes``, ``sw-client``; panes ``sw-status``, ``sw-error``; *Save report*
 (``sw-report-save``, feedback ``sw-report-feedback``); Tab ``sw-tabs`` ("Agenda", "Caseload",
-"Alliance", "Client", "Notes"), only the visible tab drawn. Agenda: ``sw-agenda-summary``, the risk band
+"Follow-up", "Alliance", "Client", "Notes"), only the visible tab drawn. Agenda: ``sw-agenda-summary``, the risk band
 ``sw-agenda-risk`` (rows ``sw-agenda-risk-row``), today's cards ``sw-agenda-card`` (each with a
 ``sw-agenda-open`` button carrying ``sw-client-<id>``), ``sw-agenda-patterns``, and the folded
 ``sw-agenda-housekeeping`` and ``sw-agenda-more``. Caseload: table ``sw-caseload-table``, chart
@@ -193,7 +193,7 @@ def test_supervision(lab, raw, tmp_path, workspace, browser_timings):
         assert lab.page.locator(sel).count() == 1, f"{sel} not found (once) in the dashboard"
     assert_no_dashboard_error(lab)
     tabs = [t.strip() for t in lab.page.locator(f"{TABS} .lm-TabBar-tabLabel").all_text_contents()]
-    assert tabs == [T_AGENDA, T_CASELOAD, T_ALLIANCE, T_CLIENT, T_NOTES], tabs
+    assert tabs == [T_AGENDA, "Follow-up", T_CASELOAD, T_ALLIANCE, T_CLIENT, T_NOTES], tabs
     assert lab.current_tab(TABS) == T_AGENDA
 
     supervisees = lab.options(SUPERVISEE)
@@ -250,6 +250,10 @@ def test_supervision(lab, raw, tmp_path, workspace, browser_timings):
     lab.open_tab(TABS, T_AGENDA)
     items = check_agenda(lab, raw, sup)
     assert [i["text"] for i in items] != [i["text"] for i in items_first], "the agenda did not change"
+    planted = {g["clinician_id"]: g for g in json.loads((oracle.demo_folder() / "ground_truth.json").read_text())["adaptation_gaps"]}
+    if sup in planted:  # the demo plants an adaptation gap for this supervisee: it reaches the patterns
+        dim = planted[sup]["dimension"].replace("_", " ")
+        assert re.search(rf"Adaptation gap: {dim}: ", lab.text(AGENDA_PATTERNS)), lab.text(AGENDA_PATTERNS)[:600]
     lab.screenshot(f"agenda-{sup}", D)
 
     # --- a card: its evidence (an alliance card quotes the latest SRS: checked against the raw file) ----
