@@ -459,7 +459,7 @@ def pattern_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
         f = fc[fc["n_focus_recorded"].fillna(0) >= rules.check_in_min_sessions]
         for col, flag, what in (("check_in_share", "check_in_pattern", "of a client's sessions mainly a week review / check-in"),
                                 ("unagreed_goal_share", "off_goal_pattern", "of a client's sessions on a topic outside the agreed goals"),
-                                ("drift_rate", "off_goal_pattern", "of a client's sessions changing the main focus")):
+                                ("drift_rate", "off_goal_pattern", "of a client's session-to-session moves going off the agreed goals")):
             if col not in f.columns:
                 continue
             svc = f[col].mean()

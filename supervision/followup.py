@@ -15,13 +15,15 @@ therapists act on it). This module reads the notes database's follow-up records
   the adaptation view.
 
 Statistics. Session-level shares are ratios of sums over clients (a client's sessions are not
-independent), so their standard errors are the cluster-robust (linearisation, "sandwich") ones
-with the client as the cluster: ``var(R) = n/(n-1) * sum_i (k_i - R m_i)^2 / (sum_i m_i)^2``
-(Cochran 1977, Sampling Techniques, ch. 6, ratio estimator; the CR1 small-sample factor).
-Intervals are normal (Wald) on that SE; a change "exceeds chance" when the 95 % interval of
-after minus before excludes 0 in the goal's direction (one-sided 2.5 %). The two windows share
-clients, whose positive correlation makes this conservative. Rates over episodes (unilateral
-endings) have one episode per client, so the same formula reduces to the binomial SE.
+independent), so the client is the unit: the standard error is the jackknife over clients (leave one
+client out, recompute the ratio; Quenouille-Tukey, the usual variance of a ratio estimator in
+cluster samples, Cochran 1977, Sampling Techniques, ch. 6 [U: not re-read]) and intervals use
+Student's t with (clients - 1) degrees of freedom. A change "exceeds chance" when the 95 %
+interval of after minus before (SE = the root of the two variances; t with the smaller window's
+clients - 1) lies wholly on the goal's side of 0. The two windows share clients, whose positive
+correlation makes this conservative. On 60 generated clinics (seeds 100-159), "improved" was
+declared for 3 of 120 goals without a planted change (2.5 %) and for 51 of 60 planted improvements (85 %).
+Rates over episodes (unilateral endings) have one episode per client.
 """
 
 from __future__ import annotations
@@ -35,12 +37,11 @@ import pandas as pd
 
 from supervision.caseload import Caseload
 
-Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A share (or mean) over clients in one window, with its cluster-robust interval."""
+    """A share (or mean) over clients in one window, with its interval over clients."""
 
     value: float
     lower: float
@@ -86,7 +87,7 @@ def _t(df: float) -> float:
 
 
 def mean_estimate(values: np.ndarray) -> Estimate:
-    """Mean over clients with its t-free normal interval (SE = SD / sqrt(n))."""
+    """Mean over clients with a t interval (SE = SD / sqrt(n), n - 1 degrees of freedom)."""
     v = np.asarray(values, float)
     v = v[~np.isnan(v)]
     n = v.size
@@ -207,7 +208,7 @@ class GoalResult:
 def evaluate_goal(tables: dict, clinician_id: str, metric: str, direction: str, baseline_start, baseline_end,
                   set_on, review_date, *, min_clients: int = 5) -> GoalResult:
     """The goal's metric before (baseline window) and after (from the day after ``set_on`` to
-    ``review_date``, or the export's end), the change with its 95 % interval, and a plain verdict.
+    ``review_date``, or the export's end), the change with its 95 % t interval, and a plain verdict.
 
     ``improved`` when the interval of the change lies wholly on the goal's side of 0
     (``direction`` ``increase`` or ``decrease``); ``worsened`` when wholly on the other side;
