@@ -58,8 +58,9 @@ def client_overview(caseload: Caseload, tables: dict, agenda: pd.DataFrame, clie
     DataFrame
         ``client_id, open, status, status_label, colour, concern, last_seen, sessions, scheduled,
         outcome_latest, outcome_change, improvement, alliance_latest, flags, n_flags``. ``sessions``
-        counts attended sessions; ``outcome_change`` is latest minus first score on ``instrument``
-        (``improvement`` the same signed so that positive is better); ``alliance_latest`` the last SRS
+        counts attended sessions; ``outcome_latest`` is the last score on ``instrument``
+        (:func:`supervision.metrics.outcome.session_scores`), ``outcome_change`` latest minus first
+        (two scores or more; ``improvement`` the same signed so that positive is better); ``alliance_latest`` the last SRS
         total; ``flags`` the agenda's flags for the client (plain words, most important first).
     """
     from supervision.agenda import FLAGS
@@ -72,12 +73,19 @@ def client_overview(caseload: Caseload, tables: dict, agenda: pd.DataFrame, clie
     out["last_seen"] = ep["last_attended"].reindex(ids).to_numpy()
     out["sessions"] = ep["n_attended"].reindex(ids).fillna(0).astype(int).to_numpy()
     out["scheduled"] = ep["n_scheduled"].reindex(ids).fillna(0).astype(int).to_numpy()
-    co = tables.get("outcome_clients")
-    if co is not None and len(co):
-        co = co[co["instrument"] == instrument].set_index("client_id")
-        out["outcome_latest"] = co["latest_score"].reindex(ids).to_numpy()
-        out["outcome_change"] = co["change"].reindex(ids).to_numpy()
-        out["improvement"] = co["improvement"].reindex(ids).to_numpy()
+    from supervision.instruments import instruments as specs
+    from supervision.metrics.outcome import session_scores
+
+    inst = specs(caseload.settings).get(instrument)
+    s = caseload.sessions[caseload.sessions["client_id"].isin(ids)]
+    if inst is not None and any(c in s.columns for c in inst.columns):
+        sc = session_scores(s, instrument=instrument, settings=caseload.settings).dropna(subset=["score"])
+        g = sc.groupby("client_id", sort=False)["score"]
+        first, latest, n = g.first(), g.last(), g.size()
+        out["outcome_latest"] = latest.reindex(ids).to_numpy()
+        change = (latest - first).where(n >= 2)
+        out["outcome_change"] = change.reindex(ids).to_numpy()
+        out["improvement"] = out["outcome_change"] * (1 if inst.higher_is_better else -1)
     else:
         out["outcome_latest"] = out["outcome_change"] = out["improvement"] = np.nan
     ca = tables["alliance_clients"].set_index("client_id")
@@ -124,16 +132,26 @@ def sort_overview(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     return f.drop(columns=[c for c in f.columns if c.startswith("_")]).reset_index(drop=True)
 
 
-def measurement_completion(sessions: pd.DataFrame, instrument: str) -> dict:
-    """Share of attended sessions with the outcome measure and with the SRS recorded.
+def measurement_completion(sessions: pd.DataFrame, instrument: str, settings=None) -> dict:
+    """Share of attended sessions with the outcome measure and with the SRS scored.
 
-    Returns ``{"attended", "outcome", "outcome_share", "srs", "srs_share"}`` (shares NaN with no session).
+    A session counts as measured when :func:`supervision.metrics.outcome.session_scores` gives it a
+    score (the total, or a total scored from the items). Returns ``{"attended", "outcome",
+    "outcome_share", "srs", "srs_share"}`` (shares NaN with no attended session).
     """
-    att = sessions[sessions["attendance"] == "attended"]
+    from supervision.instruments import instruments as specs
+    from supervision.metrics.outcome import session_scores
+
+    n = int((sessions["attendance"] == "attended").sum())
+    known = specs(settings)
+
     def has(prefix):
-        cols = [c for c in (f"{prefix}_total", f"{prefix}_total_prorated") if c in att.columns]
-        return int(att[cols].notna().any(axis=1).sum()) if cols else 0
-    n, o, s = len(att), has(instrument), has("srs")
+        inst = known.get(prefix)
+        if inst is None or not any(c in sessions.columns for c in inst.columns) or not n:
+            return 0
+        return int(session_scores(sessions, instrument=prefix, settings=settings)["score"].notna().sum())
+
+    o, s = has(instrument), has("srs")
     return {"attended": n, "outcome": o, "outcome_share": o / n if n else np.nan, "srs": s,
             "srs_share": s / n if n else np.nan}
 
@@ -189,7 +207,7 @@ class OverviewView(View):
         d = self.dash
         ov = client_overview(d._caseload, d.shared.tables, d.shared.agenda, data.clients, d.instrument)
         self.overview = sort_overview(ov, d.sort.value)
-        comp = measurement_completion(data.sessions, d.instrument)
+        comp = measurement_completion(data.sessions, d.instrument, d._caseload.settings)
         pct = lambda v: "–" if pd.isna(v) else f"{v:.0%}"  # noqa: E731
         counts = ov["status"].value_counts()
         self.completion.value = (
