@@ -243,3 +243,61 @@ def test_attendance_timeline_figure():
     fig = attendance_timeline(s, client_id="a", start_date="2025-01-01")
     assert {t.meta: len(t.x) for t in fig.data} == {"attended": 2, "no_show": 1, "cancelled": 1}
     assert "2 attended" in fig.layout.title.text
+
+
+# ---------------------------------------------------------------- colleagues unnamed
+
+
+def _figures(dash):
+    """Every figure the dashboard's views hold, after drawing every tab."""
+    for i in range(len(dash.views)):
+        dash._draw(i)
+    figs = []
+    for v in dash.views:
+        for part in vars(v).values():
+            f = getattr(part, "figure", None)
+            if f is not None:
+                figs.append(f)
+    return figs
+
+
+@pytest.mark.parametrize("name_colleagues", [False, True])
+def test_colleagues_are_unnamed_unless_the_setting_names_them(name_colleagues):
+    from supervision.config import load_settings
+    from supervision.io import load_caseload
+    from supervision.widgets.adaptation import AdaptationDashboard
+    from supervision.widgets.alliance import AllianceDashboard
+    from supervision.widgets.focus import FocusDashboard
+    from supervision.widgets.outcome import OutcomeDashboard
+
+    cl = load_caseload(settings=load_settings({"privacy": {"name_colleagues": name_colleagues}}))
+    ids = sorted(cl.clinicians["clinician_id"].astype(str))
+    me = ids[2]
+    others = re.compile(r"(?<!\w)(" + "|".join(c for c in ids if c != me) + r")(?!\w)")
+    seen_other = False
+    for cls in (AllianceDashboard, FocusDashboard, OutcomeDashboard, AdaptationDashboard):
+        dash = cls(cl, supervisee=me)
+        for fig in _figures(dash):
+            text = fig.to_json()
+            found = others.findall(text)
+            if name_colleagues:
+                seen_other |= bool(found)
+            else:
+                assert not found, (cls.__name__, fig.layout.title.text, sorted(set(found)))
+                if "colleague" in text:
+                    seen_other = True
+    assert seen_other, "no comparison with colleagues was drawn at all"
+
+
+def test_unname_colleagues_keeps_the_supervisee_and_the_service():
+    import plotly.graph_objects as go
+
+    from supervision.figures.colleagues import unname_colleagues
+
+    fig = go.Figure(go.Scatter(x=[0.1, 0.2, 0.3, 0.4], y=["T01", "T02", "T03", "Whole service"], text=["T01", "T02", "T03", ""]))
+    fig.update_layout(title_text="No estimate: T02 (3), T03 (4)")
+    unname_colleagues(fig, ["T01", "T02", "T03"], "T01")
+    y = list(fig.data[0].y)
+    assert y[0] == "T01" and y[3] == "Whole service"
+    assert y[1].startswith("colleague") and y[2].startswith("colleague") and y[1] != y[2]
+    assert "T02" not in fig.layout.title.text and "T03" not in fig.layout.title.text

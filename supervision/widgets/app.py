@@ -369,3 +369,65 @@ def workbook_app(state_file: str | Path | None = None, page: str | None = None) 
         The page to open (default: the remembered one, else *Supervision hour*).
     """
     return WorkbookApp(Path(state_file) if state_file else None, page=page).widget
+
+
+def notebook_page(key: str, data: str | Path | None = None, supervisee: str | None = None, **options) -> w.Widget:
+    """One page of the workbook in a notebook, on the choice remembered by the app.
+
+    ``data`` / ``supervisee`` given in the notebook win; otherwise the remembered data (with its
+    settings) and supervisee are used (the demo clinic and the first clinician the first time).
+    A supervisee picked here is remembered for the app and the other notebooks. When the remembered
+    folder is gone, the demo is shown with a message saying so.
+
+    Parameters
+    ----------
+    key : {"alliance", "focus", "adaptation", "outcome", "caseload", "client"}
+        The page.
+    **options
+        Passed to the dashboard (e.g. ``instrument="phq9"`` for the outcome page).
+    """
+    from importlib import import_module
+
+    rem = Remembered.read()
+    if data is not None:
+        from supervision.io import load_caseload
+
+        caseload, note = load_caseload(data), ""
+    else:
+        caseload, rem, note = load_remembered()
+    me = supervisee or rem.supervisee or None
+    if not caseload.usable:
+        return unusable_notice(caseload)
+    if key == "caseload":
+        from supervision.widgets.caseload import CaseloadDashboard as cls
+    elif key == "client":
+        from supervision.widgets.client import ClientDashboard as cls
+    else:
+        cls = getattr(import_module(f"supervision.widgets.{key}"), {
+            "alliance": "AllianceDashboard", "focus": "FocusDashboard", "adaptation": "AdaptationDashboard",
+            "outcome": "OutcomeDashboard"}[key])
+    dash = cls(caseload, supervisee=me, **options)
+
+    def remember(change) -> None:
+        if change["new"]:
+            now = Remembered.read()
+            now.supervisee = change["new"]
+            try:
+                now.write()
+            except OSError:
+                pass  # remembering is a convenience; the notebook works without it
+
+    dash.supervisee.observe(remember, names="value")
+    if not note:
+        return dash.widget
+    msg = w.HTML(f"<p style='color:#a00'><b>{html.escape(note)}</b></p>")
+    msg.add_class("sw-app-message")
+    box = w.VBox([msg, dash.widget])
+    box.dashboard = dash
+    return box
+
+
+def remembered_data() -> str | None:
+    """The remembered data folder (None: the demo clinic), for the start-here notebook."""
+    rem = Remembered.read()
+    return rem.data if rem.data and Path(rem.data).expanduser().exists() else None

@@ -237,6 +237,8 @@ def jupyter_env(state_dir: Path) -> dict[str, str]:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     env.pop("JUPYTER_PATH", None)
+    # The workbook's remembered choice (supervision.remembered): per run, never the user's own.
+    env["SUPERVISION_STATE"] = str(state_dir / "remembered.json")
     return env
 
 
