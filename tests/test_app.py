@@ -301,3 +301,16 @@ def test_unname_colleagues_keeps_the_supervisee_and_the_service():
     assert y[0] == "T01" and y[3] == "Whole service"
     assert y[1].startswith("colleague") and y[2].startswith("colleague") and y[1] != y[2]
     assert "T02" not in fig.layout.title.text and "T03" not in fig.layout.title.text
+
+
+def test_caterpillar_says_so_when_it_carries_no_information():
+    from supervision.figures.outcome import caterpillar_plot
+
+    eff = pd.DataFrame({"clinician_id": ["A", "B", "C"], "n_cases": [20, 18, 16], "estimated": [True] * 3,
+                        "effect": [0.0, 1e-15, -1e-15], "effect_lower": [-0.9] * 3, "effect_upper": [0.9] * 3})
+    fig = caterpillar_plot(eff)
+    assert not any(len(t.x or []) for t in fig.data)
+    assert "cannot tell these clinicians apart" in fig.layout.annotations[0].text
+    eff.loc[0, "effect"] = 2.0
+    fig = caterpillar_plot(eff)
+    assert len(fig.data[0].x) == 3

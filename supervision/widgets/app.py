@@ -44,6 +44,20 @@ PAGES = [
 ]
 PAGE_TITLES = dict(PAGES)
 
+#: Layout fixes for every page: tab titles and button labels in full (not "Compared with the se…"),
+#: table headers aligned with their values.
+APP_CSS = """<style>
+.sw-dashboard .lm-TabBar-tab, .sw-dashboard .p-TabBar-tab { flex: 0 0 auto !important; max-width: none !important; }
+.sw-dashboard .lm-TabBar-tabLabel, .sw-dashboard .p-TabBar-tabLabel { overflow: visible !important; text-overflow: clip !important; }
+.sw-dashboard .widget-button, .sw-app .widget-toggle-button { overflow: visible; text-overflow: clip; }
+.sw-dashboard table th { text-align: left; }
+.sw-dashboard table th.n { text-align: right; }
+</style>"""
+
+
+#: Pages where no view reads the client picker (it would change only the status line).
+NO_CLIENT_VIEW = {"adaptation"}
+
 
 class Shared:
     """One loaded caseload and the service tables every page reads (computed once)."""
@@ -183,7 +197,7 @@ class WorkbookApp:
                                    style={"button_width": "auto"})
         self.nav.add_class("sw-nav")
         self.body = w.VBox(layout=w.Layout(width="100%"))
-        self.widget = w.VBox([self.nav, self.message, self.error, self.body])
+        self.widget = w.VBox([w.HTML(APP_CSS), self.nav, self.message, self.error, self.body])
         self.widget.add_class("sw-app")
         self.widget.app = self  # reachable from headless tests
         self.timings: dict[str, float] = {}
@@ -317,6 +331,8 @@ class WorkbookApp:
             widget = page.widget
         widget.add_class("sw-page")
         widget.add_class(f"sw-page-{key}")
+        if key in NO_CLIENT_VIEW:
+            page.client.layout.display = "none"  # no view of this page shows one client: no picker that does nothing
         if hasattr(page, "supervisee") and isinstance(getattr(page, "supervisee"), w.Dropdown) and key != "start":
             page.supervisee.observe(lambda ch: self.guard(self.set_supervisee)(ch["new"]), names="value")
         self.pages[key], self.widgets[key] = page, widget
@@ -418,11 +434,14 @@ def notebook_page(key: str, data: str | Path | None = None, supervisee: str | No
                 pass  # remembering is a convenience; the notebook works without it
 
     dash.supervisee.observe(remember, names="value")
-    if not note:
-        return dash.widget
-    msg = w.HTML(f"<p style='color:#a00'><b>{html.escape(note)}</b></p>")
-    msg.add_class("sw-app-message")
-    box = w.VBox([msg, dash.widget])
+    if key in NO_CLIENT_VIEW:
+        dash.client.layout.display = "none"
+    parts = [w.HTML(APP_CSS)]
+    if note:
+        msg = w.HTML(f"<p style='color:#a00'><b>{html.escape(note)}</b></p>")
+        msg.add_class("sw-app-message")
+        parts.append(msg)
+    box = w.VBox(parts + [dash.widget])
     box.dashboard = dash
     return box
 
