@@ -259,7 +259,9 @@ def caterpillar_plot(effects: pd.DataFrame, *, title: str = "Severity-adjusted o
     go.Figure
         Trace ``Clinician effect`` (horizontal: x = effect in points, y = clinician ordered from
         lowest to highest, error bars to ``effect_lower`` / ``effect_upper``) and the trace
-        ``Service expectation`` (x = 0).
+        ``Service expectation`` (x = 0). When every estimate is the same point with the same
+        interval (the data cannot tell the clinicians apart), a sentence saying so replaces the
+        chart and ``Clinician effect`` is left empty.
     """
     _need(effects, "effects", ["clinician_id", "n_cases", "estimated", "effect", "effect_lower", "effect_upper"],
           "clinician_effects(client_outcomes)")

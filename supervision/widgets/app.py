@@ -137,7 +137,7 @@ class StartPage:
                                layout=w.Layout(width="520px"))
         self.settings.add_class("sw-app-settings")
         self.apply = w.Button(description="Use this data", button_style="primary", icon="check",
-                              layout=w.Layout(width="auto"))
+                              layout=w.Layout(width="auto", align_self="flex-start", margin="4px 0 4px 90px"))
         self.apply.add_class("sw-app-apply")
         self.supervisee = w.Dropdown(description="Supervisee:", layout=w.Layout(width="330px"))
         self.supervisee.add_class("sw-app-supervisee")
