@@ -58,9 +58,10 @@ hub-remove:
 lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.allow_root=True notebooks/02-supervision.ipynb
 
-# App mode: the start-here dashboard without code, served by Voila.
+# App mode: the whole workbook without code (notebooks/app.ipynb), served by Voila on this computer.
+# One kernel is kept ready (preheated) with the remembered data loaded, so the first page opens at once.
 app: install-test
-	$(BIN)/voila notebooks/00-start-here.ipynb --Voila.ip=127.0.0.1 --port=$(PORT)
+	$(BIN)/voila notebooks/app.ipynb --Voila.ip=127.0.0.1 --port=$(PORT) --preheat_kernel=True --pool_size=1
 
 test: install-test hub-env
 	$(BIN)/python -m pytest

@@ -415,14 +415,14 @@ def test_timeline_traces_as_data(sf):
     fig = ff.focus_timeline(sf, clients=["A", "B"])
     by = {tr.meta: tr for tr in fig.data}
     assert list(by) == ["on_goal", "other_off_goal", "check_in", "crisis", "no_agreed_goals", "not_recorded"]
-    assert list(by["on_goal"].x) == [1, 4, 8, 9]
-    assert set(by["on_goal"].y) == {"A · mood, anxiety"}
-    assert list(by["check_in"].x) == [2, 1] and list(by["check_in"].y) == ["A · mood, anxiety",
+    assert list(by["on_goal"].x) == [1, 4, 8, 9]  # goals by their taxonomy labels, not their codes
+    assert set(by["on_goal"].y) == {"A · Mood / depression, Anxiety / worry"}
+    assert list(by["check_in"].x) == [2, 1] and list(by["check_in"].y) == ["A · Mood / depression, Anxiety / worry",
                                                                         "B · no agreed goals recorded"]
     assert list(by["crisis"].x) == [5] and list(by["not_recorded"].x) == [7]
     symbols = {m: tr.marker.symbol for m, tr in by.items()}
     assert len(set(symbols.values())) == len(symbols)  # readable without colour
-    assert list(fig.layout.yaxis.categoryarray) == ["A · mood, anxiety", "B · no agreed goals recorded"]
+    assert list(fig.layout.yaxis.categoryarray) == ["A · Mood / depression, Anxiety / worry", "B · no agreed goals recorded"]
     assert "2 clients" in fig.layout.title.text
     with pytest.raises(ValueError, match="not in the focus frame"):
         ff.focus_timeline(sf, clients=["Z"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from supervision.figures.theme import OKABE_ITO, layout
+from supervision.figures.theme import ATTENDANCE_COLOURS, ATTENDANCE_LABELS, OKABE_ITO, layout
 
 
 def session_count_comparison(mine: pd.DataFrame, service: pd.DataFrame | None, *, label: str = "this clinician",
@@ -41,4 +41,50 @@ def session_count_comparison(mine: pd.DataFrame, service: pd.DataFrame | None, *
     layout(fig, f"Attended sessions per ended episode: {label}" + ("" if service is None else " and the service"))
     fig.update_layout(barmode="group", xaxis_title="Attended sessions", yaxis_title="Share of ended episodes",
                       yaxis_tickformat=".0%", xaxis_type="category")
+    return fig
+
+
+def attendance_timeline(sessions: pd.DataFrame, *, client_id: str, start_date=None, end_date=None,
+                        title: str | None = None) -> go.Figure:
+    """One client's scheduled sessions on a date axis: attended, cancelled, did not attend.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        Scheduled sessions with ``client_id``, ``session_date`` and ``attendance`` (``attended``,
+        ``cancelled``, ``no_show``); the client's rows are picked.
+    client_id : str
+        The client to draw.
+    start_date, end_date : date-like, optional
+        The episode's start and end, drawn as dotted vertical lines when given.
+
+    Returns
+    -------
+    go.Figure
+        One marker trace per attendance value present, in the order attended, cancelled, did not
+        attend (``name`` = its label with the count, ``meta`` = the value): ``x`` = session date,
+        ``y`` = the label (one row each).
+    """
+    s = sessions[sessions["client_id"] == client_id].sort_values("session_date")
+    fig = go.Figure()
+    counts = []
+    for value in ("attended", "cancelled", "no_show"):
+        part = s[s["attendance"] == value]
+        if not len(part):
+            continue
+        label = ATTENDANCE_LABELS[value]
+        counts.append(f"{len(part)} {label.lower()}")
+        fig.add_scatter(x=part["session_date"], y=[label] * len(part), mode="markers", name=f"{label} ({len(part)})",
+                        meta=value, marker={"color": ATTENDANCE_COLOURS[value], "size": 12,
+                                            "symbol": {"attended": "circle", "cancelled": "square",
+                                                       "no_show": "x"}[value]},
+                        hovertemplate=f"%{{x|%d %b %Y}}: {label.lower()}<extra></extra>")
+    for when, what in ((start_date, "start"), (end_date, "end")):
+        if when is not None and not pd.isna(when):
+            fig.add_vline(x=pd.Timestamp(when).timestamp() * 1000, line_dash="dot", line_color="#777",
+                          annotation_text=f"episode {what}", annotation_position="top")
+    layout(fig, title or f"Attendance of {client_id}: " + (", ".join(counts) or "no scheduled sessions"), height=230)
+    fig.update_layout(showlegend=False, margin={"l": 110, "r": 20, "t": 60, "b": 40},
+                      yaxis={"categoryorder": "array", "categoryarray": [ATTENDANCE_LABELS[v] for v in
+                                                                          ("no_show", "cancelled", "attended")]})
     return fig

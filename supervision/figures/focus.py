@@ -60,8 +60,10 @@ def _text(values) -> np.ndarray:
 # focus timeline
 # --------------------------------------------------------------------------------------------
 
-def _row_label(client_id: str, goals: str, recorded: bool) -> str:
-    shown = goals.replace(";", ", ") if recorded and goals else "no agreed goals recorded"
+def _row_label(client_id: str, goals: str, recorded: bool, names: dict | None = None) -> str:
+    names = names or {}
+    codes = [g.strip() for g in goals.split(";") if g.strip()]
+    shown = ", ".join(names.get(g, g.replace("_", " ")) for g in codes) if recorded and codes else "no agreed goals recorded"
     return f"{client_id} · {shown}"
 
 
@@ -87,8 +89,8 @@ def focus_timeline(
     go.Figure
         One marker trace per ``focus_category`` present, in the order of :data:`CATEGORY_STYLE`
         (``name`` = its label, ``meta`` = the category): ``x`` = session number, ``y`` = the row
-        label "client_id · agreed goals" (the client's agreed goals, comma-separated, or "no agreed
-        goals recorded"), first client on top. Hover: date, primary focus, secondary foci, the
+        label "client_id · agreed goals" (the client's agreed goals by their taxonomy labels,
+        comma-separated, or "no agreed goals recorded"), first client on top. Hover: date, primary focus, secondary foci, the
         agreed goals among them, agenda set.
     """
     _need(focus, "focus", ["client_id", "session_number", "session_date", "agreed_goals", "goals_recorded",
@@ -107,8 +109,11 @@ def focus_timeline(
         return _empty(f"{title} (0 clients)", "No attended sessions to show.")
     part = focus[focus["client_id"].isin(ids)]
     first = part.drop_duplicates("client_id").set_index("client_id")
+    # Goals by their labels in the settings' focus taxonomy (the codes' labels as the frame carries them).
+    known = focus.dropna(subset=["focus_primary", "focus_label"]).drop_duplicates("focus_primary")
+    names = dict(zip(known["focus_primary"].astype(str), known["focus_label"].astype(str)))
     labels = {cid: _row_label(str(cid), str(first.at[cid, "agreed_goals"]) if pd.notna(first.at[cid, "agreed_goals"])
-                              else "", bool(first.at[cid, "goals_recorded"])) for cid in ids}
+                              else "", bool(first.at[cid, "goals_recorded"]), names) for cid in ids}
     fig = go.Figure()
     for cat, (label, symbol, colour) in CATEGORY_STYLE.items():
         sub = part[part["focus_category"] == cat]

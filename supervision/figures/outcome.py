@@ -259,15 +259,26 @@ def caterpillar_plot(effects: pd.DataFrame, *, title: str = "Severity-adjusted o
     go.Figure
         Trace ``Clinician effect`` (horizontal: x = effect in points, y = clinician ordered from
         lowest to highest, error bars to ``effect_lower`` / ``effect_upper``) and the trace
-        ``Service expectation`` (x = 0).
+        ``Service expectation`` (x = 0). When every estimate is the same point with the same
+        interval (the data cannot tell the clinicians apart), a sentence saying so replaces the
+        chart and ``Clinician effect`` is left empty.
     """
     _need(effects, "effects", ["clinician_id", "n_cases", "estimated", "effect", "effect_lower", "effect_upper"],
           "clinician_effects(client_outcomes)")
     est = effects[effects["estimated"].astype(bool)].sort_values("effect", kind="stable")
     rest = effects[~effects["estimated"].astype(bool)]
     level = effects.attrs.get("confidence", 0.90)
+    alike = (len(est) > 1 and float(np.ptp(est["effect"].to_numpy(dtype=float))) < 0.05
+             and float(np.ptp((est["effect_upper"] - est["effect_lower"]).to_numpy(dtype=float))) < 0.05)
     if est.empty:
         fig = _empty(title, "No clinician has enough cases for an estimate.")
+    elif alike:
+        # Every clinician at the same point with the same bar carries no information: say so instead.
+        fig = _empty(f"{title} ({len(est)} clinicians, {int(est['n_cases'].sum())} cases)",
+                     "The data cannot tell these clinicians apart: after allowing for intake severity,<br>"
+                     f"every estimate is the service's ({float(est['effect'].iloc[0]):+.1f} points, the same interval). "
+                     "With caseloads of this size<br>that is the expected result; it does not show that everyone works alike.")
+        fig.add_trace(go.Scatter(x=[], y=[], name="Clinician effect", showlegend=False))
     else:
         fig = go.Figure()
         e = est["effect"].to_numpy(dtype=float)

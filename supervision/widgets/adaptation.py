@@ -151,7 +151,7 @@ class FunnelView(View):
     def update(self, data: Slice) -> None:
         m: AdaptationModel = data.extras["adaptation"]
         d = self._dash
-        dim = d.dimension.value if d.dimension.value != "all" else (m.dimensions[0] if m.dimensions else None)
+        dim = d.group_dimension
         group = d.group.value
         if dim is None or not group:
             self.note.value = "<p>Pick a dimension and a group.</p>"
@@ -184,6 +184,9 @@ class AdaptationDashboard(Dashboard):
         self.comparator = w.Dropdown(options=COMPARATORS, value="clinician", description="Against:",
                                      layout=w.Layout(width="420px"))
         self.comparator.add_class("sw-comparator")
+        self._all_dimension: str | None = None  # with "All dimensions": the dimension of the flagged cell
+        self._flagged_cell: tuple | None = None
+        self._defaulted = False
         self._set_groups()
         controls = w.HBox([self.dimension, self.group, self.metric, self.comparator], layout=w.Layout(flex_flow="row wrap"))
         super().__init__(caseload, [SummaryView(self), ForestView(self), FunnelView(self)],
@@ -192,12 +195,46 @@ class AdaptationDashboard(Dashboard):
         for ctrl in (self.group, self.metric, self.comparator):
             ctrl.observe(self.guard(lambda _ch: self.refresh(update_clients=False)), names="value")
 
+    @property
+    def group_dimension(self) -> str | None:
+        """The dimension the group picker and the funnel use ("All dimensions": the flagged cell's)."""
+        m = self._model
+        if self.dimension.value != "all":
+            return self.dimension.value
+        return self._all_dimension or (m.dimensions[0] if m.dimensions else None)
+
     def _set_groups(self) -> None:
         m = self._model
-        dim = self.dimension.value if self.dimension.value != "all" else (m.dimensions[0] if m.dimensions else None)
+        dim = self.group_dimension
         groups = sorted(m.measures[dim].dropna().astype(str).unique()) if dim else []
         self.group.options = [(g, g) for g in groups]
-        self.group.value = groups[0] if groups else None
+        self.group.value = self._default_group(dim, groups)
+
+    def _default_group(self, dim, groups):
+        """The flagged cell's group, else the largest group that is not declined / not recorded."""
+        if not groups:
+            return None
+        if self._flagged_cell and self._flagged_cell[0] == dim and self._flagged_cell[1] in groups:
+            return self._flagged_cell[1]
+        counts = self._model.measures[dim].astype(str).value_counts()
+        real = [g for g in counts.index if g in groups and g not in ("declined", "not_recorded")]
+        return real[0] if real else groups[0]
+
+    def _flag_default(self, data: Slice) -> None:
+        """Open on the supervisee's most urgent gap (clear, then possible), on first drawing only."""
+        from supervision.figures.adaptation import VERDICT_STYLE
+
+        g = self._model.gaps(data.selection.supervisee, data)
+        g = g[~g["group"].astype(str).isin(["declined", "not_recorded"]) & (g["comparator"] == self.comparator.value)]
+        urgency = g["verdict"].astype(str).map({k: v[3] for k, v in VERDICT_STYLE.items()}).fillna(0)
+        g = g.assign(_u=urgency).sort_values(["_u", "n_group"], ascending=False, kind="stable")
+        if len(g):
+            top = g.iloc[0]
+            self._flagged_cell = (top["dimension"], str(top["group"]), top["metric"])
+            self._all_dimension = top["dimension"]
+            if top["_u"] >= 2 and top["metric"] in {v for _, v in self.metric.options}:
+                self.metric.value = top["metric"]
+        self._set_groups()
 
     def _on_dimension(self, _change) -> None:
         self._set_groups()  # resets the group, which redraws through its own observer
@@ -205,6 +242,9 @@ class AdaptationDashboard(Dashboard):
 
     def enrich(self, data: Slice) -> None:
         data.extras["adaptation"] = self._model
+        if not self._defaulted:  # the first drawing, before the pickers are observed
+            self._defaulted = True
+            self._flag_default(data)
 
 
 def adaptation_dashboard(caseload: Caseload | None = None, supervisee: str | None = None) -> w.Widget:

@@ -39,6 +39,13 @@ class FocusModel:
         self.link = metrics.focus_alliance_link(self.sessions, session_alliance(caseload.sessions),
                                                 **metrics.focus_options(st, metrics.focus_alliance_link))
         self.recorded = bool(self.sessions["focus_recorded"].any()) if len(self.sessions) else False
+        self.labels = {c.code: c.label for c in st.focus_codes}  # codes -> the taxonomy's labels
+
+    def goal_text(self, codes) -> str:
+        """``mood;substance_use`` -> ``Mood / depression, Substance use``."""
+        if not isinstance(codes, str):
+            return ""
+        return ", ".join(self.labels.get(c.strip(), c.strip().replace("_", " ")) for c in codes.split(";") if c.strip())
 
 
 def _pct(v) -> str:
@@ -76,7 +83,7 @@ class SummaryView(View):
         rows = "".join(
             f"<tr><td>{html.escape(str(r.client_id))}</td><td>{r.n_sessions}</td><td>{_pct(r.goal_coverage)}</td>"
             f"<td>{_pct(r.check_in_share)}</td><td>{_pct(r.drift_rate)}</td>"
-            f"<td>{html.escape(str(r.neglected_goals) if isinstance(r.neglected_goals, str) else '')}</td></tr>"
+            f"<td>{html.escape(m.goal_text(r.neglected_goals))}</td></tr>"
             for r in look.itertuples())
 
         def both(col):

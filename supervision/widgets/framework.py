@@ -51,7 +51,12 @@ class FigureBox:
         self.widget.add_class(css_class)
         self.figure: go.Figure | None = None
 
+    #: Set by :meth:`Dashboard._draw` while a view draws: the dashboard's figure filter (colleagues unnamed).
+    current_filter = None
+
     def show(self, fig: go.Figure) -> None:
+        if FigureBox.current_filter is not None:
+            fig = FigureBox.current_filter(fig)
         self.figure = fig
         bundle = json.loads(pio.to_json(fig, validate=False))
         bundle["config"] = PLOTLY_CONFIG
@@ -162,6 +167,9 @@ class Dashboard:
             raise ValueError("This caseload cannot be used (see its validation report in the start-here notebook).")
         self.index = CaseloadIndex(caseload)
         self.views = views
+        self._name_colleagues = bool(caseload.settings["privacy"].get("name_colleagues", False))
+        self._clinician_ids = sorted(set(caseload.clinicians["clinician_id"].astype(str))
+                                     | set(caseload.clients["clinician_id"].astype(str)))
         self.scope = caseload.scope
         clinicians = sorted(self.index.sessions_by) or sorted(caseload.clinicians["clinician_id"])
         roles = dict(zip(caseload.clinicians["clinician_id"], caseload.clinicians.get("role", pd.Series(dtype=str))))
@@ -236,10 +244,22 @@ class Dashboard:
         if self.scope is not None and self.views[i].compares_with_service:
             self.views[i].widget.children = [self_review_notice(self.scope)]
             return
+        FigureBox.current_filter = self._figure_filter()
         try:
             self.views[i].update(self.last_slice)
         except Exception as exc:  # noqa: BLE001 - one broken view must not hide the others
             self.error.value += error_html(exc)
+        finally:
+            FigureBox.current_filter = None
+
+    def _figure_filter(self):
+        """Other clinicians unnamed in every chart, unless ``[privacy] name_colleagues`` is true."""
+        if self._name_colleagues:
+            return None
+        from supervision.figures.colleagues import unname_colleagues
+
+        me = self.selection.supervisee
+        return lambda fig: unname_colleagues(fig, self._clinician_ids, me)
 
     def _on_tab(self, change) -> None:
         i = change["new"]

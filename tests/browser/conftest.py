@@ -137,6 +137,9 @@ def file_web(chromium, request):
 @pytest.fixture
 def lab(chromium, lab_server, request):
     """A guarded page on the session's JupyterLab: ``lab.open(name)``, ``lab.run_all()``, ..."""
+    # Each notebook test starts with nothing remembered (a supervisee picked in one notebook is
+    # remembered for the next: supervision.remembered), so each opens on the first clinician.
+    (lab_server.log_path.parent / "remembered.json").unlink(missing_ok=True)
     context, guard = jlab.new_guarded_context(chromium)
     lp = jlab.LabPage(context, context.new_page(), guard, lab_server)
     try:

@@ -237,6 +237,8 @@ def jupyter_env(state_dir: Path) -> dict[str, str]:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     env.pop("JUPYTER_PATH", None)
+    # The workbook's remembered choice (supervision.remembered): per run, never the user's own.
+    env["SUPERVISION_STATE"] = str(state_dir / "remembered.json")
     return env
 
 
@@ -292,9 +294,14 @@ def start_jupyterlab(root: Path, state_dir: Path, *, attempts: int = 3) -> Serve
     raise RuntimeError(f"could not start JupyterLab after {attempts} attempts: {last}")
 
 
-def start_voila(notebook: Path, state_dir: Path, *, attempts: int = 3) -> Server:
-    """Serve one notebook with Voila on 127.0.0.1 (lab template, tracebacks shown)."""
-    env = jupyter_env(state_dir)
+def start_voila(notebook: Path, state_dir: Path, *, attempts: int = 3, extra_args: tuple[str, ...] = (),
+                env_extra: dict[str, str] | None = None) -> Server:
+    """Serve one notebook with Voila on 127.0.0.1 (lab template, tracebacks shown).
+
+    ``extra_args`` are added to Voila's command line (e.g. ``--preheat_kernel=True``);
+    ``env_extra`` to its environment (the kernels inherit it).
+    """
+    env = {**jupyter_env(state_dir), **(env_extra or {})}
     last: Exception | None = None
     for attempt in range(attempts):
         port = free_port()
@@ -309,6 +316,7 @@ def start_voila(notebook: Path, state_dir: Path, *, attempts: int = 3) -> Server
             f"--Voila.token={token}",
             f"--Voila.root_dir={notebook.parent}",
             "--show_tracebacks=True",
+            *extra_args,
         ]
         proc = _launch(cmd, cwd=notebook.parent, env=env, log_path=log_path)
         server = Server("Voila", proc, port, token, notebook.parent, log_path)
