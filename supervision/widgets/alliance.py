@@ -128,7 +128,7 @@ class SummaryView(View):
         limits = ("<p><i>What this cannot tell:</i> a rupture here is a V-shaped dip deeper than "
                   f"{m.options.sd_criterion:g} of the client's own SDs, decided with the scores up to that session. "
                   "How often such a flag is a real rupture depends on how much a client's SRS wobbles from session to "
-                  "session anyway. On synthetic clinics with planted ruptures (2-SD rule):</p>"
+                  "session anyway. On synthetic clinics with planted ruptures (the default rule, 2 of the client's SDs):</p>"
                   "<table class='sw-alliance-noise' style='font-size:12px' cellpadding='3'><thead><tr><th>reading noise</th>"
                   "<th>within-client SD</th><th>ruptures found</th><th>flags that were real</th></tr></thead>"
                   f"<tbody>{rows_n}</tbody></table>"

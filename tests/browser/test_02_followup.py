@@ -23,7 +23,8 @@ from .test_02_supervision import (D, MEETING_START, NOTE_FEEDBACK, SUPERVISOR, T
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-NOTEBOOK = "02-followup.ipynb"
+NOTEBOOK = "02-supervision.ipynb"  # run from a copy of it, COPY
+COPY = "02-followup.ipynb"
 FOLLOWUP = f"{D} .sw-followup"
 SUMMARY, ROWS = f"{D} .sw-followup-summary", f"{D} .sw-followup-row"
 GOAL_TEXT, GOAL_ADD, GOALS = f"{D} .sw-goal-text", f"{D} .sw-goal-add", f"{D} .sw-goals-list"
@@ -40,14 +41,14 @@ def start_meeting(lab, supervisor: str) -> str:
 
 def test_goal_and_action_reach_the_next_meeting(lab, tmp_path, workspace, browser_timings):
     before_repo = repo_state()
-    shutil.copy(REPO / "notebooks" / "02-supervision.ipynb", workspace / NOTEBOOK)
+    shutil.copy(REPO / "notebooks" / NOTEBOOK, workspace / COPY)
     notes_db = tmp_path / "notes.sqlite"
-    point_notebook_at(workspace / NOTEBOOK, notes_db, tmp_path / "reports")
+    point_notebook_at(workspace / COPY, notes_db, tmp_path / "reports")
     goal = f"Open with the client's goal {uuid.uuid4().hex[:6]}"
     action = f"Read about check-ins {uuid.uuid4().hex[:6]}"
 
     # --- meeting 1: an action (Notes) and a practice goal (Follow-up) -----------------------------
-    lab.open(NOTEBOOK)
+    lab.open(COPY)
     lab.run_all()
     lab.page.locator(D).first.wait_for(state="visible")
     lab.assert_no_error_outputs()

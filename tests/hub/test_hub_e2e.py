@@ -147,15 +147,41 @@ def hub():
         assert not left, f"accounts or groups left behind: {left}"
 
 
+class _BrowserThread:
+    """Chromium driven from a thread of its own: Playwright's sync API refuses to start inside a thread
+    whose event loop another sync Playwright (the browser tests' session-wide one) already runs, and
+    its objects must be used from the thread that made them. ``run(fn, *args)`` calls ``fn(browser, *args)``
+    there and returns its result."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-chromium")
+        self._pw = self._browser = None
+        self._pool.submit(self._start).result()
+
+    def _start(self):
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+    def run(self, fn, *args):
+        return self._pool.submit(fn, self._browser, *args).result()
+
+    def close(self):
+        def stop():
+            self._browser.close()
+            self._pw.stop()
+        self._pool.submit(stop).result()
+        self._pool.shutdown()
+
+
 @pytest.fixture(scope="module")
 def chromium(hub):
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    browser = _BrowserThread()
     yield browser
     browser.close()
-    pw.stop()
 
 
 def _voila_own_urls() -> set[str]:
@@ -309,7 +335,7 @@ def test_clinician_a_sees_the_app_with_only_their_own_clients(hub, chromium):
 
     demo = pd.read_csv(REPO / "data" / "demo" / "clients.csv", dtype=str)
     own = int((demo["clinician_id"] == A_ID).sum())
-    shown, took = _login_in_browser(chromium, hub, "A")
+    shown, took = chromium.run(_login_in_browser, hub, "A")
     assert shown["url"].endswith(f"/user/{hub['users']['A']}/{APP}")
     assert not shown["error"].strip()
     assert f"1 clinicians, {own} clients" in shown["summary"]
@@ -351,7 +377,7 @@ def test_supervisor_s_sees_exactly_their_supervisees(hub, chromium):
     clinicians = pd.read_csv(REPO / "data" / "demo" / "clinicians.csv", dtype=str)
     supervisees = sorted(clinicians.loc[clinicians["supervisor_id"] == S_ID, "clinician_id"])
     others = sorted(set(clinicians["clinician_id"]) - set(supervisees))
-    shown, took = _login_in_browser(chromium, hub, "S")
+    shown, took = chromium.run(_login_in_browser, hub, "S")
     assert not shown["error"].strip()
     listed = [re.match(r"(\S+) \(", o).group(1) for o in shown["clinicians"][1:]]
     assert listed == supervisees
