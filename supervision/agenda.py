@@ -50,7 +50,7 @@ track (:func:`support_prompts`): the Clinical Support Tools of Lambert's OQ syst
 al. 2003, J Couns Psychol 50:59-68; Harmon et al. 2007, Psychother Res 17:379-392), whose domains
 are the alliance, motivation, social support and life events, with a risk screen first; emotion
 regulation is added as the issue asks [U: not in the papers as read]. The weights, decay and caps
-are design choices [U].
+are design choices [U]. Definitions: docs/methods.md §9.1.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ interval of after minus before (SE = the root of the two variances; t with the s
 clients - 1) lies wholly on the goal's side of 0. The two windows share clients, whose positive
 correlation makes this conservative. On 60 generated clinics (seeds 100-159), "improved" was
 declared for 3 of 120 goals without a planted change (2.5 %) and for 51 of 60 planted improvements (85 %).
-Rates over episodes (unilateral endings) have one episode per client.
+Rates over episodes (unilateral endings) have one episode per client. Definitions: docs/methods.md §9.2.
 """
 
 from __future__ import annotations

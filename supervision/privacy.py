@@ -19,7 +19,7 @@ Policies (``[privacy] suppression_policy``; every number is a setting):
   means and other simple statistics based on 1-7 individuals are not shown; percentages are
   computed from the rounded numbers. NHS Digital's secondary-care rule (HES/ECDS from September
   2018, SRHAD from 2019-20) [V] digital.nhs.uk "Disclosure control methodology for HES and ECDS";
-  the counts rule itself [V2] (DEFINITIONS.md §3.4). That rule was introduced to *replace*
+  the counts rule itself [V2] (docs/methods.md §3.4). That rule was introduced to *replace*
   secondary suppression (the earlier HES rule, 1-5 plus secondary suppression [V]); the workbook
   still adds complementary suppression (``complementary = true``) because its tables are small
   and rounding alone leaves little doubt in two- or three-cell groups [U design choice].

@@ -15,7 +15,7 @@ session numbers (at most [26], for the SRS drift) and over the handful of inject
 Generative model
 ----------------
 Numbers in brackets are the defaults of :class:`SynthParams`; every one is a setting. Sources are
-those collected in ``SYNTH_PARAMETERS.md`` (project research notes) and ``DEFINITIONS.md``.
+those collected in ``SYNTH_PARAMETERS.md`` (project research notes) and ``docs/methods.md``.
 
 Clinicians
     Ids ``T01``..; supervisors ``S01``.. (one per ~6 clinicians). Position ``i % 12`` fixes the
@@ -75,12 +75,12 @@ Alliance (SRS every attended session; WAI-SR at every attended session of WAI us
     past it [U]). At SRS 36 the session-to-session SD is ~0.5 points; median within-client SD
     ~0.5 (planted ruptures included), lag-1 correlation ~.87.
     *Why not more*: SYNTH_PARAMETERS.md section 2 suggests a within-client SD of 1.5-2.5 [U], and
-    DEFINITIONS.md section 1.2 an SRS test-retest of ~.64 [U]. Generator version 1 had more (i.i.d.
+    docs/methods.md section 1.2 an SRS test-retest of ~.64 [U]. Generator version 1 had more (i.i.d.
     Gamma(1.6) noise per session: within-client SD ~2.1, lag-1 r ~.3); it made unplanted V-shaped
     dips as deep as the planted ruptures, so the Stiles 2-SD rule found them at a precision of
     ~0.2. Variation of that size leaves no rupture visible in the scores (section 5 asks for a dip
     >= 2 client SDs); variation this small makes the planted ruptures the only dips of their
-    depth. Whether real SRS series are this smooth is an open question (DEFINITIONS.md section 8,
+    depth. Whether real SRS series are this smooth is an open question (docs/methods.md section 8,
     open item 5).
     Result: ceiling-heavy, mean ~36.3-36.6, SD ~3.5-3.9, ~27 % of sessions >= 39, ~31-33 % < 36
     (demo / 240 clinicians). Items (relationship, goals & topics, approach, overall) take

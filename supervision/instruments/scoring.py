@@ -5,14 +5,14 @@ never modified. The loader calls :func:`score_sessions` on the canonical session
 :class:`~supervision.caseload.Caseload` carries totals whether the export gave items or totals.
 
 Missing-item rules (the ``max_missing`` and ``missing_rule`` keys of ``instruments.toml``; sources
-and certainty as in ../shared/DEFINITIONS.md §1):
+and certainty as in docs/methods.md §1):
 
 ========  ===========  =========================================================================
 prefix    max_missing  rule
 ========  ===========  =========================================================================
 srs       0            no prorating (visual-analogue items; no published rule) [U, conservative]
 wai       0            no prorating (no rule found; subscales likewise) [U, conservative]
-ors       0            a blank item invalidates the total [U] (DEFINITIONS.md §1.1)
+ors       0            a blank item invalidates the total [U] (docs/methods.md §1.1)
 phq9      0 (opt-in 2) official totals are complete: no developer rule found; the research
                        convention "<= 2 missing, mean of the answered items x 9" (Arrieta et al.
                        2017, J Clin Psychol doi:10.1002/jclp.22390, as in R qscorer) [V2] is an
@@ -21,7 +21,7 @@ gad7      0            no rule found; conservative [U]
 core10    1            CORE rule: prorate only when <= 10 % of items are missing, one item for the
                        CORE-10: mean of the 9 answered items x 10; 2+ missing: not scored [V]
                        coresystemtrust.org.uk "Information about the CORE-10" and "What's in a
-                       name (1): scoring CORE measures" (DEFINITIONS.md §1.6)
+                       name (1): scoring CORE measures" (docs/methods.md §1.6)
 ========  ===========  =========================================================================
 
 Reverse-keyed items (CORE-10 items 2 and 3 [V] CamCOPS core10.py) are scored
@@ -149,7 +149,7 @@ def score_sessions(sessions: pd.DataFrame, instruments=None, *, max_missing=None
         - ``<prefix>_<subscale>`` (e.g. ``wai_goal``, ``wai_task``, ``wai_bond``): sum of the
           subscale's items (same missing-item handling with ``subscale_max_missing``; subscales
           of WAI-SR per Hatcher & Gillaspy 2006 as given by two secondary sources [V2],
-          DEFINITIONS.md §1.3). A subscale column already present keeps its given values.
+          docs/methods.md §1.3). A subscale column already present keeps its given values.
 
         New columns follow the instrument's existing columns; other columns and the row order
         are unchanged.

@@ -16,7 +16,7 @@ Inputs (``path``)
 - any of these gzip-compressed (``.gz``), or a folder of them (``*.json``, ``*.ndjson``,
   ``*.jsonl`` and ``.gz`` variants, in name order; other files are ignored).
 
-How resources are read (codes: ../shared/DEFINITIONS.md §4, LOINC)
+How resources are read (codes: docs/methods.md §4, LOINC)
 ------------------------------------------------------------------
 - **Which questionnaire.** Items decide: every item whose LOINC code is a PHQ-9 or GAD-7 item is
   imported as that item, whatever the form is called, so a combined form (PHQ-9 and GAD-7 in one

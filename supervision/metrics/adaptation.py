@@ -40,7 +40,7 @@ must show there too.
 Small groups: a cell needs ``min_n`` contributing clients in the group and ``min_n_comparator``
 in the comparator; below that it is ``too few clients`` and carries **no estimate at all** (NaN),
 never a gap. Shrinkage: empirical Bayes across the service's clinicians (beta-binomial for rates,
-normal-normal for means, ../shared/DEFINITIONS.md §3.2 and §2.6), so a group of six clients
+normal-normal for means, docs/methods.md §3.2 and §2.6), so a group of six clients
 is pulled towards what colleagues see with that group.
 
 Verdicts (:data:`VERDICTS`), per row; "worse" means in the clinically unfavourable direction of
@@ -560,7 +560,7 @@ def adaptation_gaps(
           ``q_value``: Benjamini-Hochberg (1995) adjusted p within the ``fdr_scope`` family [V]
         - ``shrunken_difference``: empirical-Bayes group value - comparator value. Rates: the
           clinician's group rate under a Beta prior fitted by beta-binomial maximum likelihood to
-          every clinician's rate in the group (DEFINITIONS.md §3.2 [V]); for the ``clinician``
+          every clinician's rate in the group (docs/methods.md §3.2 [V]); for the ``clinician``
           comparator the other-clients rate is shrunk the same way, the ``service`` comparator is
           already a pooled service figure. Means: normal-normal shrinkage with a DerSimonian-Laird
           between-clinician variance (Morris 1983; stats.normal_shrinkage). With few clients the estimate moves towards
@@ -933,8 +933,8 @@ def funnel_data(
         The supervisee, marked ``highlight``.
     overdispersion : {None, "multiplicative", "additive"}
         None: the plain binomial / normal limits. "multiplicative": widened by sqrt(phi) when the
-        Winsorised phi > 1 (Spiegelhalter 2005 [V2]: as DEFINITIONS.md §3.3). "additive": random-effects tau^2 added
-        to the variance (FunnelPlotR; DEFINITIONS.md §3.3 [V]). phi and tau^2 are reported either
+        Winsorised phi > 1 (Spiegelhalter 2005 [V2]: as docs/methods.md §3.3). "additive": random-effects tau^2 added
+        to the variance (FunnelPlotR; docs/methods.md §3.3 [V]). phi and tau^2 are reported either
         way; with few clinicians they are unstable, so look at the unadjusted limits too.
     trim : float, default 0.1
         Winsorisation of the z-scores for phi (each tail).
@@ -1063,7 +1063,7 @@ def suppress_gaps(gaps: pd.DataFrame, *, policy: str | None = None, settings=Non
         ``n_comparator`` become nullable integers (<NA> where hidden; others rounded as the policy
         says), every estimate is NaN and ``verdict`` is ``"suppressed"`` where the group's count is
         hidden or the comparator rests on 1 to the policy's threshold of clients (NHS: means and
-        rates based on 1-7 individuals are not shown, DEFINITIONS.md §3.4 [V2]), and
+        rates based on 1-7 individuals are not shown, docs/methods.md §3.4 [V2]), and
         ``n_group_display`` holds the published text (e.g. ``*``). The comparator count of a
         hidden cell is hidden too (the clinician's total minus it would give the cell away).
         Zero counts are not hidden; such rows stay ``too few clients``.

@@ -11,7 +11,7 @@ Pipeline::
     ca = client_alliance(sa, clients=caseload.clients, ruptures=rp)
     cc = clinician_alliance(sa, clients=caseload.clients, ruptures=rp)
 
-Sources and their certainty are those of ../shared/DEFINITIONS.md (§1.2 SRS, §1.3 WAI-SR,
+Sources and their certainty are those of docs/methods.md (§1.2 SRS, §1.3 WAI-SR,
 §2.5 ruptures, §2.7 dropout, §3.1 Wilson): [V] read in the source, [V2] secondary source only,
 [U] unverified design choice.
 """
@@ -165,7 +165,7 @@ def session_alliance(
         with ``attendance == "attended"`` are used. Not modified.
     srs_cutoff : float, default 36
         SRS alliance alert cut-off. "<= 36 = discuss" [V2] hiboop.com SRS page; "36 or above
-        indicates positive alliance", i.e. < 36, [V2] cauceos.com (DEFINITIONS.md §1.2).
+        indicates positive alliance", i.e. < 36, [V2] cauceos.com (docs/methods.md §1.2).
     inclusive : bool, default True
         True: low when total <= cut-off (hiboop); False: low when total < cut-off (cauceos).
     drop_points : float, default 1
@@ -177,12 +177,12 @@ def session_alliance(
         Uncertain [V2]: hiboop says "any item below 8-9/10" prompts a conversation, so 8 is as
         defensible as 9; the default 9 is the more sensitive reading.
     low_item_items : sequence of str, default all four SRS items
-        Which items are checked (names of :data:`SRS_ITEM_NAMES`). DEFINITIONS.md §1.2: "any item
+        Which items are checked (names of :data:`SRS_ITEM_NAMES`). docs/methods.md §1.2: "any item
         below ~9 prompts a conversation" [V2], so every item by default; a relationship item of
         7/10 inside a total of 37 is exactly the quiet signal the total hides.
     ceiling_at : float, default 39
         ``ceiling`` when the total is at or above this. The SRS ceiling is a band, not a point:
-        the non-official banding "39-40 good" [V2] (cindyhansencft.com, DEFINITIONS.md §1.2) and
+        the non-official banding "39-40 good" [V2] (cindyhansencft.com, docs/methods.md §1.2) and
         the ceiling-effect review (SYNTH_PARAMETERS.md §2 [V]); 40 restores the exact-maximum rule.
 
     Returns
@@ -196,13 +196,13 @@ def session_alliance(
           sum of the items (no prorating). NaN when not measured.
         - ``srs_from_items``: True where ``srs_total`` was computed from the items.
         - ``relationship``, ``goals_topics``, ``approach_method``, ``overall``: SRS items 1-4
-          (0-10), named as in the SRS v3 (Duncan et al. 2003; DEFINITIONS.md §1.2 [V2]).
+          (0-10), named as in the SRS v3 (Duncan et al. 2003; docs/methods.md §1.2 [V2]).
         - ``wai_total``: WAI-SR total (12-60): the given ``wai_total``, else the sum of the 12 items
           when all are present.
         - ``wai_goal``, ``wai_task``, ``wai_bond``: WAI-SR subscales (4-20), the sum of their 4 items,
           only when all 4 are present. Items per the instrument spec: task 1, 2, 10, 12; bond
           3, 5, 7, 9; goal 4, 6, 8, 11 [V2] (Hatcher & Gillaspy 2006 key as reproduced by two
-          secondary sources; primary not read; DEFINITIONS.md §1.3).
+          secondary sources; primary not read; docs/methods.md §1.3).
         - ``measured``: True when ``srs_total`` is known.
         - ``prev_srs_total``: SRS total of the client's previous *measured* attended session.
         - ``srs_change``: ``srs_total - prev_srs_total``.
@@ -382,14 +382,14 @@ def ruptures(
         ``session_date``, ``session_number``, ``srs_total``). Not modified.
     sd_criterion : float or sequence of float, default 2
         Depth needed, in client SDs. 2 = Stiles et al. (2004); 1 = Strauss et al. (2006) [V, via
-        Gumz et al. 2012, DEFINITIONS.md §2.5]. Give ``(1, 2)`` to get both; rows are labelled by
+        Gumz et al. 2012, docs/methods.md §2.5]. Give ``(1, 2)`` to get both; rows are labelled by
         ``criterion`` ("1sd", "2sd"). Gumz et al. recommend reporting both.
     sd_floor : float, default 1
         Smallest SD used, in SRS points [U design choice]: a ceiling-only or near-constant series
         (SD 0 or tiny) would otherwise turn a 0.2-point wobble into a "rupture". No verified SRS
-        measurement-error figure exists to anchor it (DEFINITIONS.md §8, open item 5).
+        measurement-error figure exists to anchor it (docs/methods.md §8, open item 5).
     min_sessions : int, default 5
-        Measured sessions needed before a client is judged [U]; DEFINITIONS.md §2.5 suggests
+        Measured sessions needed before a client is judged [U]; docs/methods.md §2.5 suggests
         ">= 5" for a stable SD. A client is judged once the series has this many; every trough is
         then decided as of its own session (``sd_basis``), so recomputing with the data up to any
         later meeting gives the same flags. (With the whole-series SD a single trough in an
@@ -400,7 +400,7 @@ def ruptures(
         6 sessions, the commonest pattern being a simple V (1 session) [V].
     repair_window : int, default 3
         Attended sessions after the rupture within which a return counts as repair [U]; Stiles'
-        exact windowing was not read (DEFINITIONS.md §2.5, open item 6).
+        exact windowing was not read (docs/methods.md §2.5, open item 6).
     repair_tolerance : float, default 1
         Points below ``pre_score`` that still count as a return [U], for measurement noise.
     sd_basis : {"before_rupture", "through_rupture", "whole_series"}, default "before_rupture"
@@ -443,7 +443,7 @@ def ruptures(
 
     Notes
     -----
-    [V] (DEFINITIONS.md §2.5, Gumz, Brähler, Geyer & Erices 2012, BMC Med Res Methodol 12:10):
+    [V] (docs/methods.md §2.5, Gumz, Brähler, Geyer & Erices 2012, BMC Med Res Methodol 12:10):
     Stiles et al. (2004) J Couns Psychol 51:81-92 defined a rupture-repair sequence as a
     V-shaped deflection deeper than 2 SDs of the client's own session-to-session alliance
     scores, followed by a return, and called the criterion ad hoc and preliminary; Strauss et
@@ -718,10 +718,10 @@ def client_alliance(
           ``unrepaired_rupture``, ``open_rupture``, ``ceiling_only`` ("" when none)
         - with ``clients``: ``end_date``, ``end_reason``, ``dropout`` (bool): the episode ended
           with ``end_reason == "unilateral"``, or ended after exactly one attended session with a
-          reason not in ``planned_reasons``. Unilateral termination = dropout (DEFINITIONS.md
+          reason not in ``planned_reasons``. Unilateral termination = dropout (docs/methods.md
           §2.7 [V]; OpenFIT: unplanned closure [V]); the single-session rule is a design choice
           [U]. An ended episode with **no** end reason is not counted as dropout but as
-          ``ending_unknown`` (bool): DEFINITIONS.md §2.7 asks for an explicit "unknown" ending type.
+          ``ending_unknown`` (bool): docs/methods.md §2.7 asks for an explicit "unknown" ending type.
           Without ``clients`` these are missing.
     """
     _require(alliance, "alliance",
@@ -882,7 +882,7 @@ def clinician_alliance(
     ruptures : DataFrame, optional
         Output of :func:`ruptures` for one criterion; computed with the options below if not given.
     confidence : float, default 0.95
-        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; DEFINITIONS.md §3.1 [V]).
+        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; docs/methods.md §3.1 [V]).
     sd_criterion, sd_floor, min_sessions, max_decline_sessions, repair_window, repair_tolerance, planned_reasons
         As in :func:`ruptures` and :func:`client_alliance`.
     client_alliance_frame : DataFrame, optional

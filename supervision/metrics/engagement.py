@@ -1,15 +1,15 @@
 """Engagement: how many sessions clients come to, who ends after one, who ends unplanned, who has gone quiet.
 
-Definitions (sources in ``../shared/DEFINITIONS.md`` §2.7 and ``SYNTH_PARAMETERS.md`` §1):
+Definitions (sources in ``docs/methods.md`` §2.7 and ``SYNTH_PARAMETERS.md`` §1):
 
 - The number of **attended** sessions per episode; its distribution and mode. The most common
   number of sessions in routine therapy is one (Dryden, *Single-Session Therapy*; Talmon 1990) [V].
 - **Single-session episode**: an ended episode with exactly one attended session. It is its own
-  category, not automatically dropout (DEFINITIONS §2.7 recommendation): **planned** when the end
+  category, not automatically dropout (docs/methods.md §2.7 recommendation): **planned** when the end
   reason is one of ``planned_reasons`` (default ``planned``, ``mutual``: "got what I needed"),
   **unplanned** otherwise (``unilateral``, ``other``). ``referred_on`` is neither and is counted
   apart. An episode with an end date but **no end reason** is ``unknown``, not unplanned:
-  DEFINITIONS §2.7 asks for an explicit ending type (planned / unilateral / unknown) [V2 design
+  docs/methods.md §2.7 asks for an explicit ending type (planned / unilateral / unknown) [V2 design
   recommendation], and reading a blank as a dropout would blame the clinician for missing data.
 - **Unilateral termination**: the client ended without the therapist's agreement
   (``end_reason == "unilateral"``; Swift & Greenberg 2012 report a weighted dropout rate of 19.7 %

@@ -36,7 +36,7 @@ taxonomy is *not recorded* and counts in no share):
 When a client has no agreed goals recorded, nothing goal-related can be judged: the goal columns
 are <NA>/NaN and ``goals_recorded`` is False, never a coverage of 0.
 
-Sources and certainty (../shared/DEFINITIONS.md, ../shared/SYNTH_PARAMETERS.md §7): the
+Sources and certainty (docs/methods.md, ../shared/SYNTH_PARAMETERS.md §7): the
 supervisor's question and the measures are the project design (DESIGN.md §1, §4 "Session
 focus"). Agenda setting is CTS-R item 1 "agenda setting and adherence" (Blackburn et al. 2001)
 [V]; prescribed CBT structure spends about 5 minutes on a mood check and sets the agenda in the
@@ -46,7 +46,7 @@ structure. Observed routine rates (agenda 0.6-0.8 of CBT sessions; 1-3 topic shi
 their own service. Every cut-off here (N sessions for neglect, what counts as off goal) is a
 design choice [U] and a setting. The SRS item names follow Duncan et al. (2003) [V2]; WAI-SR goal
 items 4, 6, 8, 11 and task items 1, 2, 10, 12 (Hatcher & Gillaspy 2006 key) [V2]
-(DEFINITIONS.md §1.2, §1.3). Intervals: Wilson (1927) for rates (§3.1) [V]; Welch (1947) t
+(docs/methods.md §1.2, §1.3). Intervals: Wilson (1927) for rates (§3.1) [V]; Welch (1947) t
 interval for mean differences. Sessions of one client are not independent, so every
 session-based interval here is too narrow; read it with the number of clients.
 """
@@ -640,7 +640,7 @@ def clinician_focus(
         Output of :func:`client_focus` for the same sessions; computed with
         ``neglected_after_sessions`` if not given.
     confidence : float, default 0.95
-        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; DEFINITIONS.md §3.1 [V]).
+        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; docs/methods.md §3.1 [V]).
     neglected_after_sessions : int, default 4
         As in :func:`client_focus`.
     drift_definition : {"off_goal", "any_change"}, default "off_goal"
@@ -809,7 +809,7 @@ def focus_alliance_link(
     -----
     The SRS items are those of Duncan et al. (2003) [V2]: item 2 "goals and topics" (we worked on
     what I wanted to work on), item 3 "approach or method"; WAI-SR goal items 4, 6, 8, 11, task
-    items 1, 2, 10, 12 (DEFINITIONS.md §1.2-1.3 [V2]). Sessions are the unit: a client with many
+    items 1, 2, 10, 12 (docs/methods.md §1.2-1.3 [V2]). Sessions are the unit: a client with many
     sessions weighs more. The comparison is descriptive: who is off goal is not random (crisis,
     early sessions, clients who are harder to engage), so a difference is a prompt, not a cause.
     """

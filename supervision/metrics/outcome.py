@@ -15,7 +15,7 @@ Pipeline on a caseload::
     ce = clinician_effects(co)                                               # severity-adjusted, EB
     tt = talking_therapies(paired_scores(cl.sessions))                      # PHQ-9 + GAD-7
 
-Sources and their certainty are those of ../shared/DEFINITIONS.md (§1 instruments, §2.1
+Sources and their certainty are those of docs/methods.md (§1 instruments, §2.1
 Jacobson-Truax, §2.2 NHS Talking Therapies, §2.3 sudden gains, §2.4 expected treatment response,
 §2.6 therapist effects, §3 small samples): [V] read in the source, [V2] secondary source only,
 [U] unverified design choice.
@@ -138,7 +138,7 @@ def reliable_change_value(sd: float, reliability: float, *, z: float = 1.96) -> 
     """Reliable-change threshold in score points: z * sqrt(2) * SD * sqrt(1 - r).
 
     Jacobson & Truax (1991) J Consult Clin Psychol 59(1):12-19; as ``define_crit1_cutoff`` of the
-    R package suddengains [V] (its tests: SD 6.396073, r .931 -> 4.65703; DEFINITIONS.md §1.9).
+    R package suddengains [V] (its tests: SD 6.396073, r .931 -> 4.65703; docs/methods.md §1.9).
     """
     _check_number("sd", sd, minimum=0, strict=True)
     _check_number("reliability", reliability, minimum=0, maximum=1, strict=True)
@@ -178,10 +178,10 @@ def jacobson_truax(
     reliability : float, optional
         Reliability r_xx for the RCI: S_diff = sqrt(2) * SD_pre * sqrt(1 - r); RCI = (post - pre) /
         S_diff; reliable when |RCI| > ``critical_value`` (**strict**, as in R clinicalsignificance
-        tests/testthat/test-rci-utils.R [V]; DEFINITIONS.md §2.1).
+        tests/testthat/test-rci-utils.R [V]; docs/methods.md §2.1).
     reliable_change : float, optional
         Instead of ``reliability``: a published reliable-change value in points (PHQ-9 6, ORS 5;
-        DEFINITIONS.md §1.9). Reliable when the change is at least this (``reliable_change_inclusive``,
+        docs/methods.md §1.9). Reliable when the change is at least this (``reliable_change_inclusive``,
         the NHS Talking Therapies reading "a change of 6 or more" [V2]) or more than it. Give
         exactly one of ``reliability`` and ``reliable_change``.
     sd_pre : float, optional
@@ -222,7 +222,7 @@ def jacobson_truax(
           ``improved`` (reliably improved, not recovered), ``unchanged``, ``deteriorated``
           (reliably worse, not harmed), ``harmed`` (reliably worse, not clinical at pre and not
           functional at post, i.e. crossed into the dysfunctional range); <NA> without both scores.
-          Category rules as R clinicalsignificance R/calc_recovered.R [V] (DEFINITIONS.md §2.1).
+          Category rules as R clinicalsignificance R/calc_recovered.R [V] (docs/methods.md §2.1).
 
         ``DataFrame.attrs`` holds ``sd_pre``, ``s_diff``, ``reliable_change`` (threshold in points:
         critical_value * s_diff, or the value given), ``cutoff`` and ``n_complete``.
@@ -511,7 +511,7 @@ def sudden_gains(
     """Sudden gains (or losses) by the Tang & DeRubeis (1999) criteria, as R ``suddengains`` 0.7.2.
 
     For an interval from measurement n (pregain, x_n) to n + 1 (postgain) on a lower-is-better
-    scale, a sudden gain needs every applied criterion (DEFINITIONS.md §2.3 [V]; R suddengains
+    scale, a sudden gain needs every applied criterion (docs/methods.md §2.3 [V]; R suddengains
     R/identify_sg.R, R/check_interval.R; Tang & DeRubeis 1999 J Consult Clin Psychol 67:894-904):
 
     1. x_n - x_{n+1} >= ``sg_crit1_cutoff`` (e.g. 7 BDI points, or the reliable-change value,
@@ -554,13 +554,13 @@ def sudden_gains(
     sg_reversal_start : int, default 3
         The reversal search starts at occasion n + this. R suddengains 0.7.2 R/create_bysg.R
         starts at n + 3 (with ``identify_sg_1to2 = FALSE``, its default) and at n + 2 with a
-        baseline (DEFINITIONS.md §2.3 quirk [V code reading]); 3 follows the package's default,
+        baseline (docs/methods.md §2.3 quirk [V code reading]); 3 follows the package's default,
         2 also counts a fall-back at the first session after the postgain session.
     identify : {"gains", "losses"}
         Sudden losses mirror the gains (criterion 1 a rise of at least the cut-off, criterion 3
         mean_post - mean_pre). Criterion 2 for losses is a rise of at least ``sg_crit2_pct`` of the
         pregain score; the package's identify_sl instead tests x_n - x_{n+1} <= pct * x_n, which
-        every rise satisfies (DEFINITIONS.md §2.3 quirk) — we apply the rule as stated.
+        every rise satisfies (docs/methods.md §2.3 quirk) — we apply the rule as stated.
     intervals : bool, default False
         Return every testable interval with its criteria instead of the events only.
 
@@ -751,7 +751,7 @@ def talking_therapies(
 ) -> pd.DataFrame:
     """NHS Talking Therapies outcomes for paired PHQ-9 + GAD-7 first and last scores.
 
-    Definitions (DEFINITIONS.md §2.2): caseness = PHQ-9 >= ``phq9_caseness`` (10) or GAD-7 >=
+    Definitions (docs/methods.md §2.2): caseness = PHQ-9 >= ``phq9_caseness`` (10) or GAD-7 >=
     ``gad7_caseness`` (8) [V concept, NHS Digital IAPT outcome pages and fingertips glossary;
     thresholds V2: cbtwatch.com quoting the IAPT manual, BMC Psychiatry 2018 MindStep Table 1];
     finished treatment = at least ``min_attended`` (2) attended treatment appointments [V]
@@ -855,7 +855,7 @@ def talking_therapies_rates(tt: pd.DataFrame, *, by: str = "clinician_id", confi
         Output of :func:`talking_therapies` with a ``by`` column. Not modified.
     by : str, default "clinician_id"
     confidence : float, default 0.95
-        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; DEFINITIONS.md §3.1).
+        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; docs/methods.md §3.1).
 
     Returns
     -------
@@ -1064,7 +1064,7 @@ def client_outcomes(
         Settings holding user instruments.
     reliable_change, cutoff : float, optional
         Override the instrument's reliable-change value (points; a change of at least it is
-        reliable, DEFINITIONS.md §1.9: ORS 5 [V2], PHQ-9 6 [V2], GAD-7 4 [V2], CORE-10 6 at 90 %
+        reliable, docs/methods.md §1.9: ORS 5 [V2], PHQ-9 6 [V2], GAD-7 4 [V2], CORE-10 6 at 90 %
         confidence [V]) and clinical cut-off (ORS 25, PHQ-9 10, GAD-7 8, CORE-10 11; a score equal
         to it is clinical per the spec's ``cutoff_inclusive``).
     sg_crit1_cutoff : float, optional
@@ -1214,7 +1214,7 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
     client_outcomes : DataFrame
         Output of :func:`client_outcomes`. Not modified.
     confidence : float, default 0.95
-        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; DEFINITIONS.md §3.1 [V]).
+        Level of the Wilson intervals (Wilson 1927; Newcombe 1998; docs/methods.md §3.1 [V]).
     closed_only : bool, default False
         Count only ended episodes (needs ``open``, i.e. ``client_outcomes(..., clients=...)``).
 
@@ -1292,7 +1292,7 @@ def expected_trajectories(
 ) -> pd.DataFrame:
     """Expected treatment response from the service's own closed episodes, by intake band.
 
-    The model (DEFINITIONS.md §2.4; a nonparametric, data-driven stand-in for the mixed-model
+    The model (docs/methods.md §2.4; a nonparametric, data-driven stand-in for the mixed-model
     recovery curves of Finch, Lambert & Schaalje 2001 [V abstract] - the OQ and PCOMS equations are
     proprietary and not replicated [U]):
 
@@ -1474,7 +1474,7 @@ def track_status(
 ) -> pd.DataFrame:
     """On track, at risk or not on track, against the expected treatment response.
 
-    At the client's latest measured session k (DEFINITIONS.md §2.4; Lambert / Finch et al. 2001
+    At the client's latest measured session k (docs/methods.md §2.4; Lambert / Finch et al. 2001
     tolerance bands [V abstract]; thresholds [U] design choices, settings ``[outcome]``):
 
     - ``not_on_track``: reliable deterioration (worse than intake by at least the instrument's
@@ -1649,7 +1649,7 @@ def clinician_effects(
 ) -> pd.DataFrame:
     """Severity-adjusted effectiveness per clinician: residualised change, shrunken by empirical Bayes.
 
-    Method (DEFINITIONS.md §2.6): over the service's cases (clinical range at intake, two or more
+    Method (docs/methods.md §2.6): over the service's cases (clinical range at intake, two or more
     measured sessions, closed episodes by default), regress the latest score on the intake score
     by ordinary least squares; a case's residual (observed - predicted, signed so that positive
     = better than expected for its intake) is its severity-adjusted change (residualised change;

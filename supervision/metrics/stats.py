@@ -1,7 +1,7 @@
 """Small-sample statistics shared by the metrics: intervals, tests, shrinkage, funnel limits, FDR.
 
 Everything is vectorised over NumPy arrays and pure (no input is modified). Sources and their
-certainty: ../shared/DEFINITIONS.md §3 (Wilson, beta-binomial EB, Spiegelhalter funnel plots).
+certainty: docs/methods.md §3 (Wilson, beta-binomial EB, Spiegelhalter funnel plots).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def wilson_interval(k, n, confidence: float = 0.95):
     centre = (p + z^2/2n) / (1 + z^2/n), half-width = z * sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
     Wilson (1927) J Am Stat Assoc 22:209-212; method 3 of Newcombe (1998) Stat Med 17:857-872,
     whose worked example 81/263 gives 0.2553-0.3662. Same result as
-    ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")`` (../shared/DEFINITIONS.md §3.1).
+    ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")`` (docs/methods.md §3.1).
 
     Raises
     ------
@@ -407,7 +407,7 @@ def dersimonian_laird(estimate, variance) -> tuple[float, float]:
     Q = sum w_j (y_j - ybar_w)^2 with w_j = 1/v_j; tau^2 = max(0, (Q - (k - 1)) /
     (sum w - sum w^2 / sum w)). DerSimonian & Laird (1986) Control Clin Trials 7:177-188; the same
     additive random-effects estimator as FunnelPlotR's overdispersion adjustment
-    (../shared/DEFINITIONS.md §3.3 [V]).
+    (docs/methods.md §3.3 [V]).
     """
     y = np.asarray(estimate, dtype=float).ravel()
     v = np.asarray(variance, dtype=float).ravel()
@@ -511,7 +511,7 @@ def normal_shrinkage(estimate, variance, *, confidence: float = 0.95, tau2: floa
     Notes
     -----
     theta_j | y ~ N(mu + B_j (y_j - mu), B_j v_j) with B_j = tau^2 / (tau^2 + v_j) (the shrinkage
-    factor of ../shared/DEFINITIONS.md §2.6 [U standard]); when mu is estimated, the posterior
+    factor of docs/methods.md §2.6 [U standard]); when mu is estimated, the posterior
     variance adds (1 - B_j)^2 Var(mu_hat), Var(mu_hat) = 1 / sum 1/(tau^2 + v_j) (Morris 1983,
     J Am Stat Assoc 78:47-55). tau^2 itself is treated as known, so with few units the interval
     is somewhat too narrow.
@@ -570,7 +570,7 @@ def beta_binomial_prior(k, n) -> tuple[float, float]:
     Maximises sum log BetaBinom(k_i | n_i, alpha, beta) (the likelihood of
     ``scipy.stats.betabinom``) over logit(alpha / (alpha + beta)) and log(alpha + beta) by SLSQP
     with the analytic gradient, starting from the method-of-moments values. As in R ``ebbr::ebb_fit_prior``
-    (dgrtwo/ebbr, ../shared/DEFINITIONS.md §3.2 [V]); maximum likelihood rather than moments on
+    (dgrtwo/ebbr, docs/methods.md §3.2 [V]); maximum likelihood rather than moments on
     the raw proportions, which overstate the prior variance when n is small.
     """
     from scipy import optimize
@@ -649,7 +649,7 @@ def beta_binomial_shrinkage(k, n, *, confidence: float = 0.95, prior: tuple[floa
     -----
     Posterior Beta(alpha0 + x_i, beta0 + n_i - x_i); shrunken estimate (alpha0 + x_i) /
     (alpha0 + beta0 + n_i); interval from beta quantiles [V] dgrtwo/ebbr ``add_ebb_estimate``
-    (../shared/DEFINITIONS.md §3.2).
+    (docs/methods.md §3.2).
     """
     if not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must be strictly between 0 and 1 (e.g. 0.95); got {confidence!r}.")
@@ -674,7 +674,7 @@ def beta_binomial_shrinkage(k, n, *, confidence: float = 0.95, prior: tuple[floa
 # --------------------------------------------------------------------------------------------
 
 def _funnel_scale(kind: str, value, n, target, sd):
-    """Transformed value y, its standard error s and the transformed target (DEFINITIONS §3.3)."""
+    """Transformed value y, its standard error s and the transformed target (docs/methods.md §3.3)."""
     n = np.asarray(n, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "proportion":
@@ -724,7 +724,7 @@ def funnel_overdispersion(value, n, target: float, *, kind: str = "proportion", 
     -----
     Spiegelhalter (2005) Stat Med 24:1185-1202 (doi:10.1002/sim.1970), as implemented in R
     FunnelPlotR ``winsorisation`` (R quantile type 7 = NumPy's default), ``phi_func`` and
-    ``tau_func`` (../shared/DEFINITIONS.md §3.3 [V]). With few units phi and tau^2 are unstable:
+    ``tau_func`` (docs/methods.md §3.3 [V]). With few units phi and tau^2 are unstable:
     show the unadjusted limits too.
     """
     if not 0.0 <= float(trim) < 0.5:
