@@ -29,7 +29,7 @@ import ipywidgets as w
 
 from supervision.caseload import Caseload
 from supervision.remembered import Remembered, load_remembered
-from supervision.widgets.framework import error_html, unusable_notice
+from supervision.widgets.framework import guarded, unusable_notice
 
 PAGES = [
     ("start", "Start"),
@@ -207,13 +207,7 @@ class WorkbookApp:
 
     # -- errors --------------------------------------------------------------------------------
     def guard(self, fn):
-        def run(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - shown to the user, never swallowed
-                self.error.value = error_html(exc)
-                return None
-        return run
+        return guarded(self.error, fn)
 
     # -- data and choice -----------------------------------------------------------------------
     def _load(self, first_page: str | None = None) -> None:

@@ -89,6 +89,17 @@ def error_html(exc: BaseException) -> str:
             f"report</summary><pre>{html.escape(traceback.format_exc())}</pre></details></div>")
 
 
+def guarded(error_pane: w.HTML, fn):
+    """``fn`` wrapped so that any exception is shown in ``error_pane`` (never swallowed, never a traceback)."""
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, never swallowed
+            error_pane.value = error_html(exc)
+            return None
+    return run
+
+
 def unusable_notice(caseload: Caseload) -> w.HTML:
     """What a dashboard shows instead of itself when the export cannot be used."""
     problems = caseload.report[caseload.report["severity"] == "error"].head(10)
@@ -231,13 +242,7 @@ class Dashboard:
 
     def guard(self, fn):
         """Wrap a callback so any exception is shown in the error pane."""
-        def run(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - shown to the user, never swallowed
-                self.error.value = error_html(exc)
-                return None
-        return run
+        return guarded(self.error, fn)
 
     def _draw(self, i: int) -> None:
         self._stale.discard(i)
