@@ -401,9 +401,15 @@ def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     if fs is not None and len(neg):
         n_last = int(load_settings(t.get("settings"))["focus_metrics"]["neglected_after_sessions"])
         last = fs[fs["client_id"].isin(neg["client_id"])].sort_values(["client_id", "session_date"]).groupby("client_id").tail(n_last)
-        lab = last["focus_primary"].map(lambda c: labels.get(c, c) if isinstance(c, str) and c else "not recorded")
-        summary = lab.groupby(last["client_id"]).agg(lambda v: ", ".join(f"{k} ({n})" for k, n in v.value_counts().items()))
-        worked = neg["client_id"].map(summary).astype("string").fillna("–")
+        lab = last["focus_primary"].astype("object").map(labels).fillna(last["focus_primary"].astype("object"))
+        lab = lab.where(lab.notna() & (lab != ""), "not recorded").astype(str)
+        # per client: each focus with its count, most frequent first (counted once over all clients)
+        cnt = (pd.DataFrame({"client_id": last["client_id"].astype(str).to_numpy(), "label": lab.to_numpy()})
+               .value_counts().reset_index(name="n")
+               .sort_values(["client_id", "n", "label"], ascending=[True, False, True], kind="stable"))
+        text = cnt["label"] + " (" + cnt["n"].astype(str) + ")"
+        summary = text.groupby(cnt["client_id"].to_numpy(), sort=False).agg(", ".join)
+        worked = neg["client_id"].astype(str).map(summary).astype("string").fillna("–")
     goals = neg["neglected_goals"].astype("string").map(
         lambda g: ", ".join(labels.get(x, x) for x in str(g).split(";") if x), na_action="ignore")
     out.append(_items(neg, "neglected_goal", neg["last_session_date"],
@@ -417,23 +423,6 @@ def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------- caseload patterns
-def _client_mean_interval(values: pd.Series, confidence: float) -> tuple[float, float, float, int]:
-    """Mean of per-client values with a t interval (clients, not sessions, are the units)."""
-    from supervision.metrics.stats import mean_interval
-
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    n = len(v)
-    m = float(v.mean()) if n else np.nan
-    lo, hi = mean_interval(m, float(v.std(ddof=1)) if n > 1 else np.nan, n, confidence)
-    return m, lo, hi, n
-
-
-def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    from supervision.metrics.stats import wilson_interval
-
-    return wilson_interval(k, n, confidence)
-
-
 def _pattern(clin, flag, score_extra, evidence, question=None) -> dict:
     return {"clinician_id": clin, "client_id": CASELOAD_ITEM, "area": FLAGS[flag][0], "flag": flag, "since": pd.NaT,
             "evidence": evidence, "question": question or QUESTIONS.get(flag, ""), "_extra": score_extra}
@@ -454,48 +443,51 @@ def pattern_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     def extra(distance):
         return min(pts, 100 * abs(distance))
 
+    def beyond_mean(values: pd.Series, by: pd.Series, flag: str, words: Callable[[float, float, float, int], str]) -> None:
+        """Per clinician: the mean of the clients' values with a t interval; an item where it lies above the service."""
+        from supervision.metrics.stats import mean_interval
+
+        v = pd.to_numeric(values, errors="coerce")
+        svc = v.mean()
+        g = v.groupby(by.to_numpy(), sort=True).agg(["mean", "std", "count"])
+        lo, hi = mean_interval(g["mean"].to_numpy(), g["std"].to_numpy(), g["count"].to_numpy(), conf)
+        hit = (g["count"].to_numpy() >= k_min) & (np.nan_to_num(lo, nan=-np.inf) > svc)
+        for clin, m, lo_, hi_, n in zip(g.index[hit], g["mean"][hit], lo[hit], hi[hit], g["count"][hit]):
+            rows.append(_pattern(clin, flag, extra(lo_ - svc), words(m, lo_, hi_, int(n)) + f" against {_pct(svc)} in the service"))
+
+    def beyond_rate(x: pd.Series, by: pd.Series, flag: str, what: str) -> None:
+        """Per clinician: a rate over episodes with its Wilson interval; an item where it lies above the service."""
+        from supervision.metrics.stats import wilson_interval
+
+        svc = x.mean() if len(x) else np.nan
+        g = x.groupby(by.to_numpy(), sort=True).agg(["sum", "count"])
+        lo, hi = wilson_interval(g["sum"].to_numpy(), g["count"].to_numpy(), conf)
+        hit = (g["count"].to_numpy() >= k_min) & (np.nan_to_num(np.asarray(lo, float), nan=-np.inf) > svc)
+        for clin, k, n, lo_, hi_ in zip(g.index[hit], g["sum"][hit], g["count"][hit], np.asarray(lo)[hit], np.asarray(hi)[hit]):
+            rows.append(_pattern(clin, flag, extra(lo_ - svc),
+                                 f"{int(k)} of {int(n)} ended episodes {what}: {_pct(k / n)} ({_pct(lo_)}–{_pct(hi_)}) against "
+                                 f"{_pct(svc)} in the service"))
+
     fc = t.get("focus_clients")
     if fc is not None and len(fc):
         f = fc[fc["n_focus_recorded"].fillna(0) >= rules.check_in_min_sessions]
         for col, flag, what in (("check_in_share", "check_in_pattern", "of a client's sessions mainly a week review / check-in"),
                                 ("unagreed_goal_share", "off_goal_pattern", "of a client's sessions on a topic outside the agreed goals"),
                                 ("drift_rate", "off_goal_pattern", "of a client's session-to-session moves going off the agreed goals")):
-            if col not in f.columns:
-                continue
-            svc = f[col].mean()
-            for clin, g in f.groupby("clinician_id", sort=True, observed=True):
-                m, lo, hi, n = _client_mean_interval(g[col], conf)
-                if n >= k_min and pd.notna(lo) and lo > svc:
-                    rows.append(_pattern(clin, flag, extra(lo - svc),
-                                         f"on average {_pct(m)} {what} ({_pct(lo)}–{_pct(hi)}, {n} clients) against "
-                                         f"{_pct(svc)} in the service"))
+            if col in f.columns:
+                beyond_mean(f[col], f["clinician_id"], flag,
+                            lambda m, lo, hi, n, what=what: f"on average {_pct(m)} {what} ({_pct(lo)}–{_pct(hi)}, {n} clients)")
     ep = t.get("engagement_clients")
     if ep is not None and len(ep):
         ended = ep[ep["ended"].fillna(False).astype(bool)]
         for col, flag, what in (("unilateral", "unilateral_endings", "ended unilaterally"),
                                 ("single_session", "single_sessions", "came only once")):
-            if col not in ended.columns:
-                continue
-            x = ended[col].fillna(False).astype(bool)
-            svc = x.mean() if len(x) else np.nan
-            for clin, g in x.groupby(ended["clinician_id"], sort=True, observed=True):
-                n, k = len(g), int(g.sum())
-                if n < k_min:
-                    continue
-                lo, hi = _wilson(k, n, conf)
-                if lo > svc:
-                    rows.append(_pattern(clin, flag, extra(lo - svc),
-                                         f"{k} of {n} ended episodes {what}: {_pct(k / n)} ({_pct(lo)}–{_pct(hi)}) against "
-                                         f"{_pct(svc)} in the service"))
+            if col in ended.columns:
+                beyond_rate(ended[col].fillna(False).astype(bool), ended["clinician_id"], flag, what)
         sch = ep[ep["n_scheduled"].fillna(0) > 0]
-        dna = sch["n_no_show"] / sch["n_scheduled"]
-        svc = dna.mean() if len(dna) else np.nan
-        for clin, g in dna.groupby(sch["clinician_id"], sort=True, observed=True):
-            m, lo, hi, n = _client_mean_interval(g, conf)
-            if n >= k_min and pd.notna(lo) and lo > svc:
-                rows.append(_pattern(clin, "missed_sessions", extra(lo - svc),
-                                     f"on average {_pct(m)} of a client's booked sessions missed ({_pct(lo)}–{_pct(hi)}, "
-                                     f"{n} clients) against {_pct(svc)} in the service"))
+        beyond_mean(sch["n_no_show"] / sch["n_scheduled"], sch["clinician_id"], "missed_sessions",
+                    lambda m, lo, hi, n: f"on average {_pct(m)} of a client's booked sessions missed ({_pct(lo)}–{_pct(hi)}, "
+                                         f"{n} clients)")
     rows.extend(_adaptation_patterns(t, rules))
     if not rows:
         return []
@@ -523,29 +515,39 @@ def _adaptation_patterns(t: dict, rules: AgendaRules) -> list[dict]:
     if g is None or not len(g):
         return []
     clear = g[g["verdict"] == "clear gap"]
+    if clear.empty:
+        return []
+    metric = clear["metric"].astype(str)
+    name = metric.map(lambda m: _METRIC_WORDS.get(m, (m.replace("_", " "), ""))[0])
+    srs = ((clear["kind"].astype(str) == "mean") & metric.str.contains("srs")).to_numpy()
+
+    def val(v: pd.Series) -> pd.Series:
+        return pd.Series(np.where(srs, _num(v, "{:.1f}"), _num(v * 100, "{:.0f}") + " %"), index=v.index)
+
+    comp = clear["comparator"].astype(str)
+    who = np.where(comp == "clinician", "your other clients", "colleagues' clients of the same group")
+    bits = (name + " " + val(clear["value_group"]) + " (n=" + clear["n_group"].astype(str) + ") against "
+            + val(clear["value_comparator"]) + " with " + who + " (n=" + clear["n_comparator"].astype(str) + ")")
+    frame = pd.DataFrame({"clinician_id": clear["clinician_id"].astype(str), "dimension": clear["dimension"].astype(str),
+                          "group": clear["group"].astype(str), "bits": bits.astype(str),
+                          "own": comp == "clinician", "svc": comp == "service",
+                          "diff": clear["shrunken_difference"].abs() if "shrunken_difference" in clear else 0.0})
+    per = frame.groupby(["clinician_id", "dimension", "group"], sort=True).agg(
+        bits=("bits", "; ".join), own=("own", "any"), svc=("svc", "any"), diff=("diff", "max"))
     rows = []
-    for (clin, dim, grp), part in clear.groupby(["clinician_id", "dimension", "group"], sort=True, observed=True):
-        bits, comps = [], set()
-        for r in part.itertuples():
-            name, _ = _METRIC_WORDS.get(r.metric, (r.metric.replace("_", " "), "different"))
-            val = (lambda v: f"{v:.1f}") if r.kind == "mean" and "srs" in r.metric else _pct
-            who = "your other clients" if r.comparator == "clinician" else "colleagues' clients of the same group"
-            comps.add(r.comparator)
-            bits.append(f"{name} {val(r.value_group)} (n={r.n_group}) against {val(r.value_comparator)} with {who} "
-                        f"(n={r.n_comparator})")
-        group = f"{dim.replace('_', ' ')}: {str(grp).replace('_', ' ')}"
-        if comps == {"clinician"}:
+    for (clin, dim, grp), r in zip(per.index, per.itertuples(index=False)):
+        group = f"{dim.replace('_', ' ')}: {grp.replace('_', ' ')}"
+        if r.own and not r.svc:
             q = (f"Clients recorded as {group} fare worse with you than your other clients, beyond chance. "
                  "What might they need that is different?")
-        elif comps == {"service"}:
+        elif r.svc and not r.own:
             q = (f"Clients recorded as {group} fare worse with you than with colleagues, beyond chance. "
                  "What do colleagues do differently with them, and what might these clients need?")
         else:
             q = (f"Clients recorded as {group} fare worse with you than both your other clients and colleagues' clients of "
                  "the same group, beyond chance. What might they need that is different?")
-        diff = part["shrunken_difference"].abs().max() if "shrunken_difference" in part else 0
-        rows.append(_pattern(clin, "adaptation_gap", min(rules.pattern_distance_points, 100 * float(diff or 0)),
-                             f"{group}: " + "; ".join(bits), q))
+        rows.append(_pattern(clin, "adaptation_gap", min(rules.pattern_distance_points, 100 * float(r.diff or 0)),
+                             f"{group}: {r.bits}", q))
     return rows
 
 
