@@ -163,22 +163,49 @@ def _overview(ep_me: pd.DataFrame, ep_svc: pd.DataFrame, al: pd.DataFrame, me: s
         "intervals treat sessions as independent and are too narrow.</p>")
 
 
-def _notes_section(notes_path, supervisee: str, settings) -> str:
+def _text_html(text: str) -> str:
+    """A note's text as escaped HTML: paragraphs at blank lines, line breaks kept (never raw Markdown or HTML)."""
+    paras = [p for p in str(text).replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(f"<p>{_esc(p).replace(chr(10), '<br>')}</p>" for p in paras)
+
+
+def _notes_section(notes_path, supervisee: str, settings, client_ids=()) -> str:
+    """Every meeting with the supervisee (general notes, notes per client, actions), and the notes about the
+    supervisee's clients written outside a meeting, as formatted and escaped text."""
+    import pandas as pd
+
     from supervision.notes import NotesError, NotesStore
 
     try:
         with NotesStore(notes_path, settings=settings, read_only=True) as store:
             meetings = store.meetings(supervisee_id=supervisee)
-            parts = [f"<h3>Meeting of {m.meeting_date:%d %b %Y}</h3><pre style='white-space:pre-wrap;font-family:inherit'>"
-                     f"{_esc(store.meeting_markdown(m.meeting_id))}</pre>" for m in meetings.itertuples()]
+            notes = store.notes(supervisee_id=supervisee)
+            loose = [store.notes(client_id=c) for c in sorted(set(client_ids))]
             actions = store.actions(supervisee_id=supervisee)
     except NotesError as exc:
         return f"<p class='note'>No notes could be read: {_esc(exc)}</p>"
-    if not parts:
+    loose = pd.concat([x for x in loose if len(x)], ignore_index=True) if any(len(x) for x in loose) else notes.head(0)
+    loose = loose[loose["meeting_id"].isna()]
+    if meetings.empty and loose.empty:
         return "<p class='note'>No supervision meetings recorded for this supervisee.</p>"
-    act = "" if actions.empty else "<h3>Action items</h3>" + _table(
-        actions[[c for c in ("status", "text", "owner", "due", "client_id") if c in actions.columns]])
-    return act + "".join(parts)
+
+    def note_html(n) -> str:
+        who = f"{_esc(n.updated_by)}, {n.updated_at:%d %b %Y %H:%M} UTC" + (f", version {n.version}" if n.version > 1 else "")
+        about = "" if pd.isna(n.client_id) or str(n.client_id) in ("", "None", "nan") else f"<b>{_esc(n.client_id)}</b>: "
+        return f"<li>{about}{_text_html(n.text)}<span class='note'>({who})</span></li>"
+
+    parts = []
+    for m in meetings.itertuples():
+        mine = notes[notes["meeting_id"] == m.meeting_id]
+        acts = actions[actions["meeting_id"] == m.meeting_id]
+        parts.append(f"<h3>Meeting of {m.meeting_date:%d %b %Y} (supervisor {_esc(m.supervisor_id)})</h3>"
+                     + ("<ul>" + "".join(note_html(n) for n in mine.itertuples()) + "</ul>" if len(mine) else "<p>No notes.</p>")
+                     + ("" if acts.empty else _table(acts[["status", "text", "owner", "due", "client_id"]].assign(
+                         due=acts["due"].dt.strftime("%d %b %Y").fillna("")))))
+    if len(loose):
+        parts.append("<h3>Notes about clients outside a meeting</h3><ul>"
+                     + "".join(note_html(n) for n in loose.itertuples()) + "</ul>")
+    return "".join(parts)
 
 
 def _followup_section(caseload: Caseload, tables: dict, notes_path, supervisee: str) -> str:
@@ -287,7 +314,8 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         sections.append(area_section)
     sections.append("<h2>Follow-through and development</h2>" + _followup_section(caseload, tables, notes_path, clinician_id))
     if include_notes:
-        sections.append("<h2>Notes and agreed actions</h2>" + _notes_section(notes_path, clinician_id, caseload.settings))
+        sections.append("<h2>Notes and agreed actions</h2>"
+                        + _notes_section(notes_path, clinician_id, caseload.settings, client_ids=ids))
     body = "\n".join(sections)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>Supervision report {_esc(clinician_id)}</title><style>{CSS}</style>"

@@ -92,3 +92,21 @@ def test_single_report_creates_its_folder(tmp_path):
     NotesStore(tmp_path / "n.sqlite").close()
     paths = write_reports(load_caseload(), ["T01"], tmp_path / "new" / "r.html", notes_path=tmp_path / "n.sqlite")
     assert paths[0].exists()
+
+
+def test_notes_are_formatted_escaped_and_complete(tmp_path):
+    from supervision.notes import NotesStore
+    from supervision.report import build_report
+
+    db = tmp_path / "n.sqlite"
+    with NotesStore(db) as s:
+        m = s.start_meeting("S01", "T01", date="2025-11-01")
+        s.add_note("**Plan**: first paragraph\nsecond line\n\n<script>alert(1)</script> para two", author="S01", meeting_id=m)
+        s.add_action(m, "Phone C00345", "T01", due="2025-11-15", client_id="C00345")
+        s.add_note("Written outside any meeting about a client", author="S01", client_id="C00345")
+    html = build_report(load_caseload(), "T01", notes_path=db)
+    notes = html[html.index("<h2>Notes and agreed actions</h2>"):]
+    assert "<p>**Plan**: first paragraph<br>second line</p>" in notes  # paragraphs and line breaks, Markdown not raw in <pre>
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; para two" in notes and "<script>alert" not in notes
+    assert "Written outside any meeting about a client" in notes and "Phone C00345" in notes
+    assert "<pre" not in notes
