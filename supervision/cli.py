@@ -1,7 +1,7 @@
 """The ``supervision`` command.
 
     supervision validate PATH [--report FILE.csv] [--settings FILE.toml]
-    supervision metrics PATH --out DIR [--settings FILE.toml]
+    supervision metrics PATH --out DIR [--format csv|parquet] [--clinician ID] [--area AREA ...] [--settings FILE.toml]
     supervision report PATH --clinician ID|all --out FILE.html|DIR [--period all|3m|6m|12m] [--pdf]
     supervision import fhir PATH --out DIR [--default-clinician ID]
     supervision import mapped PATH --mapping FILE.toml --out DIR
@@ -89,6 +89,9 @@ def _usable_caseload(args):
     return cl
 
 
+AREAS = ("alliance", "engagement", "outcome", "focus", "adaptation")
+
+
 def _metrics(args) -> int:
     from supervision.io.export import write_safe_csv
     from supervision.metrics.tables import metric_tables
@@ -96,14 +99,35 @@ def _metrics(args) -> int:
     cl = _usable_caseload(args)
     if isinstance(cl, int):
         return cl
+    if args.clinician is not None and args.clinician not in set(cl.clinicians["clinician_id"].astype(str)):
+        print(f"Unknown clinician {args.clinician!r}: it is not in the export's clinicians. Run `supervision validate` "
+              "to see the clinicians it holds.", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    print("Computing the metric tables...", flush=True)
     tables = metric_tables(cl)
-    for name, frame in tables.items():
-        write_safe_csv(frame, out / f"{name}.csv")
-    print(f"Wrote {len(tables)} tables to {out} in {time.perf_counter() - t0:.1f} s: "
-          + ", ".join(f"{n}.csv ({len(f)} rows)" for n, f in tables.items()))
+    print(f"  computed in {time.perf_counter() - t0:.1f} s", flush=True)
+    if args.area:
+        tables = {n: f for n, f in tables.items() if n.split("_", 1)[0] in args.area}
+    written = []
+    for i, (name, frame) in enumerate(tables.items(), start=1):
+        if args.clinician is not None:  # one clinician's rows, with the service's where a table has them
+            if "clinician_id" in frame.columns:
+                frame = frame[frame["clinician_id"].astype(str) == args.clinician]
+            elif "scope" in frame.columns:
+                frame = frame[frame["scope"].astype(str).isin([args.clinician, "service"])]
+        t1 = time.perf_counter()
+        if args.format == "parquet":
+            path = out / f"{name}.parquet"
+            frame.reset_index(drop=True).to_parquet(path, index=False)  # typed, compressed; no formula risk
+        else:
+            path = write_safe_csv(frame, out / f"{name}.csv")
+        written.append((path.name, len(frame)))
+        print(f"  [{i}/{len(tables)}] {path.name}: {len(frame)} rows in {time.perf_counter() - t1:.1f} s", flush=True)
+    print(f"Wrote {len(written)} tables to {out} in {time.perf_counter() - t0:.1f} s: "
+          + ", ".join(f"{n} ({k} rows)" for n, k in written))
     if cl.n_errors:
         print(f"Note: {cl.n_errors} rows were quarantined by validation and are not in these tables.")
     return 0
@@ -194,9 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--report", help="write the full report to this CSV file")
     v.add_argument("--settings", help="settings file (TOML)")
     v.set_defaults(func=_validate)
-    m = sub.add_parser("metrics", help="write every metric table (per session, client, clinician) as CSV")
+    m = sub.add_parser("metrics", help="write every metric table (per session, client, clinician) as CSV or Parquet")
     m.add_argument("path", help="folder of CSV/Parquet files, or an .xlsx workbook")
     m.add_argument("--out", required=True, help="output folder")
+    m.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                   help="csv (opens in a spreadsheet; formulas neutralised) or parquet (typed, much faster for a service)")
+    m.add_argument("--clinician", help="only this clinician's rows (and the service's rows of per-clinician tables)")
+    m.add_argument("--area", nargs="+", choices=AREAS, help="only the tables of these areas")
     m.add_argument("--settings", help="settings file (TOML)")
     m.set_defaults(func=_metrics)
     r = sub.add_parser("report", help="write the supervision report (self-contained HTML, optional PDF)")

@@ -71,3 +71,48 @@ def test_import_mapped_command_reports_unmapped_codes(tmp_path):
 def test_import_mapped_without_a_mapping_is_a_sentence(tmp_path):
     r = run("import", "mapped", tmp_path, "--out", tmp_path / "o")
     assert r.returncode == 2 and "--mapping" in r.stderr
+
+
+def test_metrics_parquet_and_csv_hold_the_same_tables(tmp_path):
+    import pandas as pd
+
+    from supervision import demo_path
+    from supervision.cli import main
+
+    assert main(["metrics", str(demo_path()), "--out", str(tmp_path / "csv")]) == 0
+    assert main(["metrics", str(demo_path()), "--out", str(tmp_path / "pq"), "--format", "parquet"]) == 0
+    csvs = sorted(p.stem for p in (tmp_path / "csv").glob("*.csv"))
+    assert csvs == sorted(p.stem for p in (tmp_path / "pq").glob("*.parquet")) and len(csvs) >= 10
+    for name in csvs:
+        pq = pd.read_parquet(tmp_path / "pq" / f"{name}.parquet")
+        cs = pd.read_csv(tmp_path / "csv" / f"{name}.csv", encoding="utf-8-sig", keep_default_na=False, na_values=[""])
+        assert list(pq.columns) == list(cs.columns) and len(pq) == len(cs), name
+        for col in pq.columns:  # the same values, compared as the text a reader sees
+            a = pq[col]
+            a = a.dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(a) else a
+            b = cs[col]
+            if pd.api.types.is_numeric_dtype(a) and not pd.api.types.is_bool_dtype(a):
+                an, bn = a.astype(float), pd.to_numeric(b, errors="coerce")
+                assert ((an.isna() & bn.isna()) | ((an - bn).abs() <= 1e-9 * an.abs().clip(lower=1))).all(), (name, col)
+            else:
+                sa = a.astype("string").fillna("").str.replace("^'", "", regex=True)
+                sb = b.astype("string").fillna("").str.replace("^'", "", regex=True)
+                assert (sa.str.lower() == sb.str.lower()).all(), (name, col)
+
+
+def test_metrics_for_one_clinician_and_one_area(tmp_path, capsys):
+    import pandas as pd
+
+    from supervision import demo_path
+    from supervision.cli import main
+
+    assert main(["metrics", str(demo_path()), "--out", str(tmp_path), "--format", "parquet", "--clinician", "T03",
+                 "--area", "alliance", "engagement"]) == 0
+    names = sorted(p.stem for p in tmp_path.glob("*.parquet"))
+    assert names and all(n.split("_")[0] in ("alliance", "engagement") for n in names)
+    ac = pd.read_parquet(tmp_path / "alliance_clients.parquet")
+    assert set(ac["clinician_id"]) == {"T03"}
+    assert set(pd.read_parquet(tmp_path / "alliance_clinicians.parquet")["scope"]) == {"T03", "service"}
+    out = capsys.readouterr().out
+    assert "[1/" in out and "rows in" in out  # progress per table
+    assert main(["metrics", str(demo_path()), "--out", str(tmp_path / "x"), "--clinician", "NOPE"]) == 2
