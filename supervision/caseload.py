@@ -31,8 +31,11 @@ class Caseload:
     source : str
         The path that was read; ``format`` is ``csv``, ``parquet``, ``xlsx`` or a mix.
     scope : str or None
-        The clinician whose own clients these are (a self-review, :func:`supervision.privacy.apply_scope`);
-        None for a whole service. Views that compare with the service say they cannot when set.
+        The clinician whose own clients these are (a self-review, :func:`supervision.privacy.apply_scope`,
+        or a folder made by ``supervision publish``); None for a whole service. Views that compare with
+        the service say they cannot when set, or use ``benchmarks`` where those hold the figure.
+    benchmarks : DataFrame or None
+        A published folder's service benchmarks (suppressed service-wide aggregates).
     """
 
     clients: pd.DataFrame
@@ -46,6 +49,10 @@ class Caseload:
     format: str
     settings: Settings = field(repr=False)
     scope: str | None = None
+    #: Service benchmarks that came with a clinician's published folder (``supervision publish``):
+    #: service-wide aggregates under the disclosure policy, the only view of the service a
+    #: self-review has (:func:`supervision.publish.service_benchmarks`); None otherwise.
+    benchmarks: pd.DataFrame | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _warn_item_total_disagreements(self)

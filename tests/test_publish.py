@@ -172,3 +172,21 @@ def test_a_hosted_workbook_opens_the_folder_named_by_supervision_data(published,
 def test_a_new_output_folder_is_private(tmp_path):
     publish(demo_path(), tmp_path / "new")
     assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_published_folder_opens_as_a_self_review_with_the_service_benchmarks(tmp_path):
+    from supervision import load_caseload
+    from supervision.publish import publish
+    from supervision.widgets.supervision import supervision_dashboard
+
+    publish(demo_path(), tmp_path / "pub")
+    cl = load_caseload(tmp_path / "pub" / "T01")
+    assert cl.scope == "T01" and set(cl.clients["clinician_id"]) == {"T01"} and cl.benchmarks is not None
+    dash = supervision_dashboard(cl, notes_path=tmp_path / "n.sqlite").dashboard
+    dash.body.selected_index = 2  # Caseload
+    page = dash.views[2].html.value
+    assert "You and the service (as published with your folder)" in page
+    svc_clients = cl.benchmarks.query("benchmark == 'clients' and dimension == 'all'")["n_display"].iloc[0]
+    assert f"<td>clients</td><td>{len(cl.clients)}</td><td>{svc_clients}</td>" in page  # own 39 beside the service's
+    assert int(svc_clients) > len(cl.clients)
+    assert dash.error.value == ""

@@ -697,6 +697,24 @@ def _numbered(names: list) -> list:
     return out
 
 
+def _published(path) -> tuple[str, pd.DataFrame] | None:
+    """``(clinician_id, benchmarks)`` when ``path`` is a clinician's folder made by ``supervision publish``."""
+    import json
+
+    folder = Path(path)
+    manifest = folder / "manifest.json" if folder.is_dir() else None
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+        bench = pd.read_csv(folder / str(meta.get("benchmarks", "service_benchmarks.csv")), encoding="utf-8-sig",
+                            dtype=str, keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+    who = meta.get("clinician_id")
+    return (str(who), bench) if isinstance(who, str) and who else None
+
+
 def load_caseload(path=None, settings=None) -> Caseload:
     """Read, validate and normalise a service's export.
 
@@ -726,6 +744,10 @@ def load_caseload(path=None, settings=None) -> Caseload:
     kinds = {table: {c.name: c.kind for c in cols if c.kind in ("number", "date")} for table, cols in contract(settings).items()}
     raw, fmt = read_export(path, problems, kinds)
     caseload = load_tables(raw, settings, source=str(path), fmt=fmt, reader_problems=problems)
+    published = _published(path)
+    if published is not None and caseload.usable:
+        # a clinician's own folder from `supervision publish`: a self-review with the service's benchmarks
+        caseload.scope, caseload.benchmarks = published
     own = settings["privacy"].get("self_review_clinician")
     if own and caseload.usable:
         # self-review: only this clinician's own clients are loaded into the views

@@ -114,9 +114,10 @@ def self_review_notice(clinician: str) -> w.HTML:
     """What a view that compares with the service shows in a self-review."""
     box = w.HTML(
         f"<div style='border:1px solid #888;padding:8px'><b>Self-review of {html.escape(clinician)}:</b> only your own "
-        "clients are loaded, so there is no service here to compare with (the chart would compare you with "
-        "yourself). A comparison needs the service's figures, which a self-review shows only as suppressed "
-        "aggregates: <code>supervision.privacy.SelfReview.benchmark</code>, or ask your supervisor.</div>")
+        "clients are here, so this chart has no service to compare you with (it would compare you with yourself). "
+        "The service's figures reach a self-review only as totals with small numbers hidden: when your folder was "
+        "published with them, they are beside your own in the supervision page's <i>Caseload</i> tab; otherwise "
+        "ask your supervisor.</div>")
     box.add_class("sw-self-review")
     return box
 

@@ -212,6 +212,48 @@ class AgendaView(View):
         self.more.selected_index = None
 
 
+_BENCH_LABELS = {"clients": "clients", "single_session": "single-session episodes", "unilateral": "unilateral endings",
+                 "lost_contact": "open episodes with lost contact", "srs_total": "mean SRS per rated session",
+                 "ors_total": "mean ORS per rated session", "phq9_total": "mean PHQ-9", "gad7_total": "mean GAD-7",
+                 "core10_total": "mean CORE-10"}
+
+
+def benchmark_table(caseload: Caseload, bench: pd.DataFrame) -> str:
+    """A self-review's own figures beside the service's published benchmarks (the same definitions,
+    :func:`supervision.publish.service_benchmarks`); a hidden service figure is shown as hidden."""
+    from supervision.publish import service_benchmarks
+
+    mine = service_benchmarks(caseload, "none")
+    mine = mine[mine["dimension"] == "all"].set_index("benchmark")
+    svc = bench[bench["dimension"] == "all"].set_index("benchmark")
+
+    def cell(r, kind) -> str:
+        if kind == "count":
+            return "hidden (small number)" if str(r.get("n_suppressed")) == "True" else f"{r['n_display']}"
+        if kind == "rate":
+            if str(r.get("rate_suppressed")) == "True" or r.get("rate") in ("", None):
+                return "hidden (small number)"
+            return f"{float(r['rate']):.0%} (n={r['n_display']})"
+        if str(r.get("mean_suppressed")) == "True" or r.get("mean") in ("", None):
+            return "hidden (small number)"
+        return f"{float(r['mean']):.1f} (n={r['n_display']})"
+
+    rows = []
+    for name, label in _BENCH_LABELS.items():
+        if name not in svc.index or name not in mine.index:
+            continue
+        kind = str(svc.loc[name, "kind"])
+        rows.append(f"<tr><td>{label}</td><td>{html.escape(cell(mine.loc[name], kind))}</td>"
+                    f"<td>{html.escape(cell(svc.loc[name], kind))}</td></tr>")
+    return ("<h4>You and the service (as published with your folder)</h4>"
+            "<table class='sw-benchmark-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th><th>you</th>"
+            f"<th>the service</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            "<p><i>How to read this:</i> the service's figures were computed on the whole service's export before "
+            "your folder was made, with small numbers hidden and the others rounded (the disclosure policy in your "
+            "folder's manifest); yours use the same definitions. A difference is a question for supervision, not a "
+            "verdict.</p>")
+
+
 class CaseloadView(View):
     css_class = "sw-caseload"
 
@@ -249,16 +291,20 @@ class CaseloadView(View):
                 rows.append(f"<tr><td>{label}</td><td>{f(al.at[me, col])}</td>"
                             + ("" if own else f"<td>{f(al.at['service', col])}</td>") + "</tr>")
         period = "the whole export" if data.start_date is None else f"since {data.start_date:%d %b %Y}"
+        bench = getattr(data.extras.get("caseload"), "benchmarks", None)
         self.html.value = (
             f"<h3>Caseload of {html.escape(str(me))} ({period})</h3>"
-            + ("<p>Self-review: only your own clients are loaded, so there is no service column.</p>" if own else "")
+            + (("<p>Self-review: only your own clients are loaded, so the table has no service column; the service's "
+                "figures, as published with your folder, are below it.</p>" if bench is not None else
+                "<p>Self-review: only your own clients are loaded, so there is no service column.</p>") if own else "")
             + "<table class='sw-caseload-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th>"
             f"<th>{html.escape(str(me))}</th>" + ("" if own else "<th>service</th>")
             + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             "<p><i>How to read this:</i> rates are shown with a 95 % interval (Wilson). With few clients the interval is "
             "wide: a difference from the service inside it may be chance. Session-level rates treat sessions as "
             "independent, so their intervals are too narrow. Single sessions are not automatically dropout: many "
-            "clients get what they came for in one session.</p>")
+            "clients get what they came for in one session.</p>"
+            + (benchmark_table(data.extras["caseload"], bench) if own and bench is not None else ""))
         self.chart.show(session_count_comparison(eng.session_count_distribution(ep_me),
                                                  None if own else eng.session_count_distribution(ep_svc), label=str(me)))
 
