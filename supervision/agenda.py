@@ -223,6 +223,23 @@ def short_name(prefix: str) -> str:
     return f"{head.upper()}-{prefix[len(head):]}" if head != prefix and head else prefix.upper()
 
 
+def _join_runs(keys: list[pd.Series], values: pd.Series, sep: str) -> list[str]:
+    """``sep.join`` of ``values`` over each run of equal ``keys`` (rows already sorted by the keys), in
+    order: the runs' texts in one pass over plain lists (a grouped ``agg(sep.join)`` slices a Series per group)."""
+    n = len(values)
+    if n == 0:
+        return []
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for k in keys:
+        a = k.to_numpy()
+        change[1:] |= a[1:] != a[:-1]
+    starts = np.flatnonzero(change)
+    ends = np.r_[starts[1:], n]
+    vals = values.astype(str).tolist()
+    return [sep.join(vals[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
+
+
 def _labels(settings) -> dict[str, str]:
     return {c.code: c.label for c in settings.focus_codes}
 
@@ -408,7 +425,8 @@ def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
                .value_counts().reset_index(name="n")
                .sort_values(["client_id", "n", "label"], ascending=[True, False, True], kind="stable"))
         text = cnt["label"] + " (" + cnt["n"].astype(str) + ")"
-        summary = text.groupby(cnt["client_id"].to_numpy(), sort=False).agg(", ".join)
+        summary = pd.Series(_join_runs([cnt["client_id"]], text, ", "),
+                            index=cnt["client_id"].drop_duplicates().to_numpy())
         worked = neg["client_id"].astype(str).map(summary).astype("string").fillna("–")
     goals = neg["neglected_goals"].astype("string").map(
         lambda g: ", ".join(labels.get(x, x) for x in str(g).split(";") if x), na_action="ignore")
@@ -592,11 +610,14 @@ def arrange(items: pd.DataFrame, patterns: pd.DataFrame, rules: AgendaRules, ref
         n_other = (n_clinical - lead["kind"].eq("clinical").astype(int)).reindex(lead.index)
         section = lead["_k"].map({0: "risk", 1: "candidate", 2: "housekeeping"})
         bonus = np.where(section == "housekeeping", 0.0, rules.extra_flag_points * n_other.to_numpy())
-        flags = items.drop_duplicates(key + ["flag"]).groupby(key, sort=False, observed=True)["flag"].agg(", ".join)
+        # items are sorted by client, so each client's rows are one run: flags and evidence joined run by run
+        uniq = items.drop_duplicates(key + ["flag"])
+        flags = _join_runs([uniq[c] for c in key], uniq["flag"], ", ")
+        evidence = _join_runs([items[c] for c in key], items["_ev"], " | ")
         rows = pd.DataFrame({
-            "section": section, "area": lead["area"], "flag": lead["flag"], "flags": flags.reindex(lead.index),
+            "section": section, "area": lead["area"], "flag": lead["flag"], "flags": flags,
             "score": lead["score"] + bonus, "since": lead["since"],
-            "evidence": g["_ev"].agg(" | ".join).reindex(lead.index), "question": lead["question"],
+            "evidence": evidence, "question": lead["question"],
             "off_track": items["flag"].isin(OUTCOME_FLAGS).groupby([items[c] for c in key], sort=False,
                                                                    observed=True).any().reindex(lead.index),
         }).reset_index()
