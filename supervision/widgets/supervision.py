@@ -142,10 +142,6 @@ class AgendaView(View):
         self.open_buttons = {}
         by = {s: ag[ag["section"] == s] for s in SECTION_TITLES}
         n = {s: len(v) for s, v in by.items()}
-        self.header.value = (
-            f"<h3>Agenda for {_esc(me)}</h3><p>{n['risk']} client(s) with a risk answer, {n['today']} client(s) for today, "
-            f"{n['patterns']} pattern(s) in the caseload; {n['housekeeping']} housekeeping and {n['more']} further item(s) "
-            "folded below. Risk first; then the clients ranked clinical-first (see <i>How the agenda is ranked</i> below).</p>")
         # risk band: always shown, so that "no risk" is a finding too
         rows = []
         if by["risk"].empty:
@@ -210,6 +206,11 @@ class AgendaView(View):
         self.more.set_title(0, f"More items ({n['more']})")
         self.housekeeping.selected_index = None
         self.more.selected_index = None
+        # the summary last: when it names this supervisee, the sections above have been sent
+        self.header.value = (
+            f"<h3>Agenda for {_esc(me)}</h3><p>{n['risk']} client(s) with a risk answer, {n['today']} client(s) for today, "
+            f"{n['patterns']} pattern(s) in the caseload; {n['housekeeping']} housekeeping and {n['more']} further item(s) "
+            "folded below. Risk first; then the clients ranked clinical-first (see <i>How the agenda is ranked</i> below).</p>")
 
 
 _BENCH_LABELS = {"clients": "clients", "single_session": "single-session episodes", "unilateral": "unilateral endings",

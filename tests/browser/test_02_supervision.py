@@ -150,10 +150,15 @@ def check_agenda(lab, raw, supervisee: str) -> list[dict]:
         assert c in band, f"risk client {c} of {supervisee} not in the risk band: {band[:500]!r}"
     if not expected_risk:
         assert "no current client" in band.lower(), band
-    cards = agenda_cards(lab)
+    theirs = oracle.caseload_clients(raw, supervisee)
+    deadline = time.monotonic() + 20  # the cards are widgets of their own: wait until the page shows this supervisee's
+    while True:
+        cards = agenda_cards(lab)
+        if (len(cards) == n_today and {c["client"] for c in cards} <= theirs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(cards) == n_today <= 5, (summary, [c["client"] for c in cards])
     assert len({c["client"] for c in cards}) == len(cards), "a client appears on two cards"
-    theirs = oracle.caseload_clients(raw, supervisee)
     strangers = sorted({c["client"] for c in cards} - theirs)
     assert not strangers, f"the agenda of {supervisee} lists clients of someone else: {strangers}"
     assert lab.text(AGENDA_PATTERNS).startswith("Patterns in the caseload")
