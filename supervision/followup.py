@@ -103,6 +103,11 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _mine(frame: pd.DataFrame, clin) -> pd.Series:
+    """Rows of one clinician; every row when ``clin`` is None (the whole service)."""
+    return frame["clinician_id"] == clin if clin is not None else pd.Series(True, index=frame.index)
+
+
 def _window(frame: pd.DataFrame, date_col: str, start, end) -> pd.DataFrame:
     d = frame[date_col]
     return frame[(d >= pd.Timestamp(start)) & (d <= pd.Timestamp(end))]
@@ -115,38 +120,38 @@ def _per_client(frame: pd.DataFrame, num: str, den: str) -> Estimate:
 
 def _check_in(t, clin, start, end):
     f = _window(t["focus_sessions"], "session_date", start, end)
-    f = f[f["clinician_id"] == clin]
+    f = f[_mine(f, clin)]
     return _per_client(f.assign(_k=f["check_in"].fillna(False).astype(int), _m=f["focus_recorded"].astype(int)), "_k", "_m")
 
 
 def _agreed_goal(t, clin, start, end):
     f = _window(t["focus_sessions"], "session_date", start, end)
-    f = f[(f["clinician_id"] == clin) & f["on_goal"].notna()]
+    f = f[_mine(f, clin) & f["on_goal"].notna()]
     return _per_client(f.assign(_k=f["on_goal"].astype(bool).astype(int), _m=1), "_k", "_m")
 
 
 def _identity(t, clin, start, end):
     s = _window(t["sessions"], "session_date", start, end)
-    s = s[(s["clinician_id"] == clin) & (s["attendance"] == "attended") & s["identity_addressed"].notna()]
+    s = s[_mine(s, clin) & (s["attendance"] == "attended") & s["identity_addressed"].notna()]
     return _per_client(s.assign(_k=s["identity_addressed"].astype(bool).astype(int), _m=1), "_k", "_m")
 
 
 def _low_alliance(t, clin, start, end):
     a = _window(t["alliance_sessions"], "session_date", start, end)
-    a = a[(a["clinician_id"] == clin) & a["measured"].astype(bool)]
+    a = a[_mine(a, clin) & a["measured"].astype(bool)]
     return _per_client(a.assign(_k=a["low"].fillna(False).astype(int), _m=1), "_k", "_m")
 
 
 def _completion(t, clin, start, end):
     s = _window(t["sessions"], "session_date", start, end)
-    s = s[(s["clinician_id"] == clin) & (s["attendance"] == "attended")]
+    s = s[_mine(s, clin) & (s["attendance"] == "attended")]
     totals = [c for c in s.columns if c.endswith("_total") and not c.endswith("_prorated")]
     return _per_client(s.assign(_k=s[totals].notna().any(axis=1).astype(int) if totals else 0, _m=1), "_k", "_m")
 
 
 def _unilateral(t, clin, start, end):
     e = t["engagement_clients"]
-    e = e[(e["clinician_id"] == clin) & e["ended"].fillna(False).astype(bool)]
+    e = e[_mine(e, clin) & e["ended"].fillna(False).astype(bool)]
     e = _window(e, "end_date", start, end)
     return _per_client(e.assign(_k=e["unilateral"].fillna(False).astype(int), _m=1), "_k", "_m")
 
@@ -155,7 +160,7 @@ def _repair(t, clin, start, end):
     r = t.get("alliance_ruptures")
     if r is None or not len(r):
         return ratio_estimate([], [])
-    r = r[(r["clinician_id"] == clin) & (r["criterion"] == r["criterion"].iloc[0]) & (r["status"] != "open")]
+    r = r[_mine(r, clin) & (r["criterion"] == r["criterion"].iloc[0]) & (r["status"] != "open")]
     r = _window(r, "rupture_date", start, end)
     return _per_client(r.assign(_k=(r["status"] == "repaired").astype(int), _m=1), "_k", "_m")
 
@@ -163,7 +168,7 @@ def _repair(t, clin, start, end):
 def _first_srs(t, clin, start, end):
     a = t["alliance_clients"]
     e = t["engagement_clients"][["client_id", "start_date"]]
-    a = a[a["clinician_id"] == clin].merge(e, on="client_id", how="left")
+    a = a[_mine(a, clin)].merge(e, on="client_id", how="left")
     a = _window(a, "start_date", start, end)
     return mean_estimate(a["first_srs"].to_numpy(dtype=float))
 
@@ -181,8 +186,8 @@ GOAL_METRICS: dict[str, tuple[str, str, Callable]] = {
 }
 
 
-def metric_in_window(tables: dict, metric: str, clinician_id: str, start, end) -> Estimate:
-    """One goal metric for one clinician between two dates (inclusive).
+def metric_in_window(tables: dict, metric: str, clinician_id: str | None, start, end) -> Estimate:
+    """One goal metric for one clinician (None: the whole service) between two dates (inclusive).
 
     ``tables`` are the metric tables (:func:`supervision.metrics.tables.metric_tables`) plus
     ``sessions`` (the caseload's sessions) for the metrics read from the sessions themselves.
@@ -363,12 +368,11 @@ def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clie
         return pd.DataFrame()
     quarters = pd.period_range(s["session_date"].min(), s["session_date"].max(), freq="Q")
     rows = []
-    clinicians = caseload.clinicians["clinician_id"].tolist()
     for q in quarters:
         start, end = q.start_time, q.end_time.normalize()
         for metric in DEVELOPMENT_METRICS[1:]:
             est = metric_in_window(tables, metric, clinician_id, start, end)
-            svc = _service(tables, metric, clinicians, start, end)
+            svc = _service(tables, metric, start, end)
             rows.append({"quarter": start, "metric": metric, "label": GOAL_METRICS[metric][0], "value": est.value,
                          "lower": est.lower, "upper": est.upper, "n_clients": est.n_clients, "n_units": est.n_units,
                          "service": svc, "too_few": est.n_clients < min_clients})
@@ -408,9 +412,6 @@ def _outcome_effects(caseload: Caseload, tables: dict, clinician_id: str, quarte
     return rows
 
 
-def _service(tables, metric, clinicians, start, end) -> float:
-    """The service's pooled value of a rate metric in a window (every clinician's clients together)."""
-    ests = [metric_in_window(tables, metric, c, start, end) for c in clinicians]
-    num = sum(e.value * e.n_units for e in ests if e.n_units and not math.isnan(e.value))
-    den = sum(e.n_units for e in ests if e.n_units and not math.isnan(e.value))
-    return num / den if den else np.nan
+def _service(tables, metric, start, end) -> float:
+    """The service's pooled value of a metric in a window (every clinician's clients together)."""
+    return metric_in_window(tables, metric, None, start, end).value

@@ -120,7 +120,7 @@ def test_today_is_capped_and_ranked_clinical_first(clinic):
     ag = build_agenda(clinic)
     today = ag[ag["section"] == "today"]
     assert len(today) <= 5 and today["score"].is_monotonic_decreasing
-    assert list(today["client_id"][:2]) == ["RUPT", "ENDWORSE"] or today.iloc[0]["flag"] in ("ended_worse", "unrepaired_rupture")
+    assert list(today["client_id"][:2]) == ["ENDWORSE", "RUPT"]  # the outcome client, then the rupture client
     assert "FINE" not in set(ag["client_id"])
     one = build_agenda(clinic, today_clients=1)
     assert (one["section"] == "today").sum() == 1
@@ -212,7 +212,7 @@ def test_a_service_without_alliance_or_outcome_measures_still_gets_an_agenda(tmp
     (tmp_path / "sessions.csv").write_text("client_id,clinician_id,session_date,attendance\n"
                                            "Q,T1,2025-01-06,attended\nA,T1,2025-01-06,attended\nA,T1,2025-04-07,attended\n")
     ag = build_agenda(load_caseload(tmp_path))
-    assert list(ag["client_id"]) == ["Q"] and ag.iloc[0]["flag"] == "episode_to_close" or ag.iloc[0]["flag"] == "lost_contact"
+    assert list(ag["client_id"]) == ["Q"] and ag.iloc[0]["flag"] in ("episode_to_close", "lost_contact")
 
 
 def test_demo_agenda_per_supervisee():
@@ -259,7 +259,6 @@ def test_generated_every_current_risk_answer_is_in_risk(generated):
 def test_generated_today_is_capped(generated):
     _cl, _tables, ag, _truth = generated
     assert ag[ag["section"] == "today"].groupby("clinician_id").size().max() <= 5
-    assert not ag.duplicated(["clinician_id", "client_id"]).any() or (ag["client_id"] == CASELOAD_ITEM).any()
     assert not ag[ag["client_id"] != CASELOAD_ITEM].duplicated(["clinician_id", "client_id"]).any()
 
 
