@@ -15,7 +15,6 @@ import pandas as pd
 
 from supervision.caseload import apply_scope
 from supervision.config import Settings, load_settings
-from supervision.io import load_caseload
 from supervision.privacy.suppression import _priv, policy_rules, service_benchmark
 
 __all__ = ["apply_scope", "load_own_caseload", "SelfReview", "load_self_review"]
@@ -77,6 +76,8 @@ class SelfReview:
 
 def load_self_review(path=None, clinician_id: str | None = None, settings=None) -> SelfReview:
     """Load an export for a clinician's self-review: own clients, benchmarks only as aggregates."""
+    from supervision.io import load_caseload  # here, so importing supervision.privacy reads no file formats
+
     settings = load_settings(settings)
     cid = _resolve_clinician(clinician_id, settings)
     values = settings.as_dict()
