@@ -196,3 +196,20 @@ def test_importing_the_package_runs_nothing():
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
            and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
     assert not top, f"supervision/__init__.py imports at the top (line {top[0].lineno}): move it into the function that needs it."
+
+
+def test_command_line_code_only_in_the_cli():
+    """Argument parsing, printed summaries and ``__main__`` entries live in ``supervision/cli.py`` only."""
+    found = []
+    for name, path in _modules().items():
+        if name == "supervision.cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                    (a.name if isinstance(node, ast.Import) else node.module or "") == "argparse" for a in node.names):
+                found.append(f"{name} imports argparse (line {node.lineno})")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                found.append(f"{name} prints (line {node.lineno})")
+            elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "__name__":
+                found.append(f"{name} has a __main__ entry (line {node.lineno})")
+    assert not found, "Command-line code outside supervision/cli.py: " + "; ".join(found)
