@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from supervision.config import Settings
@@ -146,3 +147,97 @@ def _warn_item_total_disagreements(caseload: Caseload) -> None:
         "severity": "warning", "check": "total_items_mismatch"})
     out = pd.concat([rep, new[list(rep.columns)]] if len(rep.columns) else [new], ignore_index=True)
     caseload.report = out.sort_values(["table", "row", "column"], na_position="first", kind="stable").reset_index(drop=True)
+
+
+def id_text(v) -> str | None:
+    """An id cell as the loader reads it: trimmed text; 1001.0 -> '1001'; empty -> None."""
+    if v is None:
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    text = str(v).strip()
+    return text or None
+
+
+def apply_scope(caseload, clinician_id: str):
+    """The part of ``caseload`` that belongs to one clinician's own clients (self-review).
+
+    Parameters
+    ----------
+    caseload : Caseload
+        A loaded export (:func:`supervision.load_caseload`).
+    clinician_id : str
+        The clinician reviewing their own caseload.
+
+    Returns
+    -------
+    Caseload
+        ``clients`` of that clinician; ``sessions`` of those clients (a session a colleague
+        covered stays with the client's caseload; sessions this clinician held for a colleague's
+        client are not included); ``clinicians`` = that clinician's row; ``quarantine`` and
+        ``report`` only the rows that can be attributed to those clients or this clinician (plus
+        file-level problems that name no value); ``counts`` recomputed for clients, sessions and
+        clinicians (the ``scores`` row is left out, since merged scores cannot be counted back).
+        ``source`` notes the scope.
+
+    Raises
+    ------
+    ValueError
+        When the clinician has no clients and is not in the clinicians table.
+
+    Notes
+    -----
+    Re-exported as :func:`supervision.privacy.apply_scope` (docs/methods.md §3.4); it lives here,
+    with the Caseload, because the loader applies it (setting ``privacy.self_review_clinician``).
+    This is a scope for the views, not a security boundary: the process that builds it has read
+    the whole export. To keep service data away from a clinician altogether, give them a
+    pseudonymised export of their own clients and benchmarks computed elsewhere.
+    """
+    cid = str(clinician_id).strip()
+    cl = caseload.clients
+    own_clients = cl[cl["clinician_id"].astype(object) == cid]
+    if own_clients.empty and not (caseload.clinicians["clinician_id"].astype(object) == cid).any():
+        raise ValueError(f"Clinician '{cid}' has no clients in this export and is not in its clinicians table. "
+                         "Check the id (it is case-sensitive) or the export.")
+    ids = set(own_clients["client_id"].astype(object))
+    sess = caseload.sessions
+    own_sessions = sess[sess["client_id"].astype(object).isin(ids)]
+    clin = caseload.clinicians[caseload.clinicians["clinician_id"].astype(object) == cid]
+
+    def raw_ids(frame: pd.DataFrame, col: str) -> pd.Series:
+        return frame[col].map(id_text) if col in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+
+    quarantine, own_rows = {}, {}
+    for name, q in caseload.quarantine.items():
+        if name == "clinicians":
+            keep = raw_ids(q, "clinician_id") == cid
+        else:
+            keep = raw_ids(q, "client_id").isin(ids)
+            if name in ("clients", "sessions"):
+                keep |= raw_ids(q, "clinician_id") == cid
+        keep = keep.fillna(False).astype(bool)
+        quarantine[name] = q[keep].reset_index(drop=True)
+        own_rows[name] = set(pd.to_numeric(quarantine[name].get("source_row", pd.Series(dtype=float)), errors="coerce").dropna().astype(int))
+    for name, frame in (("clients", own_clients), ("sessions", own_sessions), ("clinicians", clin)):
+        if "source_row" in frame.columns:
+            own_rows.setdefault(name, set()).update(pd.to_numeric(frame["source_row"], errors="coerce").dropna().astype(int))
+    rep = caseload.report
+    if len(rep):
+        rows = pd.to_numeric(rep["row"], errors="coerce")
+        attributed = pd.Series([(not np.isnan(r)) and int(r) in own_rows.get(t, set()) for t, r in zip(rep["table"], rows)],
+                               index=rep.index)
+        file_level = rows.isna() & rep["value"].isna()
+        rep = rep[attributed | file_level].reset_index(drop=True)
+    counts = pd.DataFrame(
+        [{"table": n, "read": len(f) + len(quarantine.get(n, ())), "loaded": len(f), "quarantined": len(quarantine.get(n, ()))}
+         for n, f in (("clients", own_clients), ("sessions", own_sessions), ("clinicians", clin))
+         if n in set(caseload.counts["table"])],
+        columns=["table", "read", "loaded", "quarantined"])
+    return Caseload(own_clients.reset_index(drop=True), own_sessions.reset_index(drop=True), clin.reset_index(drop=True),
+                    quarantine, rep, counts, caseload.usable, f"{caseload.source} [own caseload of {cid}]",
+                    caseload.format, caseload.settings, scope=cid)

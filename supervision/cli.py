@@ -161,21 +161,15 @@ def _report(args) -> int:
 
 def _import(args) -> int:
     if args.kind == "fhir":
-        from supervision.io.fhir import cli_import_fhir
-
-        return cli_import_fhir(args.path, args.out, settings=args.settings, default_clinician=args.default_clinician)
+        return import_fhir_command(args.path, args.out, settings=args.settings, default_clinician=args.default_clinician)
     if not args.mapping:
         print("`supervision import mapped` needs --mapping FILE.toml (see data/mappings/ for examples).", file=sys.stderr)
         return 2
-    from supervision.io.mapping import cli_import_mapped
-
-    return cli_import_mapped(args.path, args.mapping, args.out, settings=args.settings)
+    return import_mapped_command(args.path, args.mapping, args.out, settings=args.settings)
 
 
 def _pseudonymise(args) -> int:
-    from supervision.privacy import cli_pseudonymise
-
-    return cli_pseudonymise(args.input, args.output, args.key_file, settings=args.settings)
+    return pseudonymise_command(args.input, args.output, args.key_file, settings=args.settings)
 
 
 def _publish(args) -> int:
@@ -207,6 +201,121 @@ def _demo(args) -> int:
     took = time.perf_counter() - t0
     size = sum(Path(p).stat().st_size for p in paths) / 1e6
     print(f"Wrote the demo clinic to {args.out} ({len(paths)} files, {size:.1f} MB) in {took:.1f} s.")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# `supervision import fhir|mapped` and `supervision pseudonymise`: summaries and exit codes (the
+# work itself is in supervision.io.fhir, supervision.io.mapping and supervision.privacy)
+# --------------------------------------------------------------------------------------------
+
+def print_import_summary(cl, what: str, took: float, out: str | Path, file=None, shown: int = 50) -> int:
+    """Print an import's summary and problems; return the exit code (0 clean, 1 problems, 2 unusable)."""
+    import pandas as pd
+
+    file = file or sys.stdout
+    n_sessions = len(cl.sessions) if cl.usable else 0
+    status = cl.status if n_sessions else "unusable"
+    headline = {"clean": "no problems found", "problems": "imported, with problems",
+                "unusable": "NOTHING could be imported"}[status]
+    print(f"Imported {what} in {took:.1f} s: {headline}.", file=file)
+    print(f"Wrote the contract tables and import_report.csv to {out}.", file=file)
+    print(file=file)
+    if len(cl.counts):
+        print(cl.counts.to_string(index=False), file=file)
+        print(file=file)
+    if n_sessions:
+        s = cl.summary()
+        print(f"{s['clinicians']} clinicians, {s['clients']} clients, {s['sessions']} sessions "
+              f"({s['attended']} attended), {s['first_date']:%Y-%m-%d} to {s['last_date']:%Y-%m-%d}.", file=file)
+        print(file=file)
+    if not cl.report.empty:
+        print(f"{cl.n_errors} error(s), {cl.n_warnings} warning(s). Problems by kind:", file=file)
+        print(cl.problems_by_kind().to_string(index=False), file=file)
+        print(file=file)
+        with pd.option_context("display.max_colwidth", 100, "display.width", 250):
+            print(cl.report.head(shown)[["table", "row", "column", "value", "problem", "severity"]].to_string(index=False),
+                  file=file)
+        if len(cl.report) > shown:
+            print(f"... and {len(cl.report) - shown} more in {Path(out) / 'import_report.csv'}.", file=file)
+    return {"clean": 0, "problems": 1, "unusable": 2}[status]
+
+
+def import_fhir_command(path, out, settings=None, default_clinician: str | None = None) -> int:
+    """``supervision import fhir PATH --out DIR``: import, print a summary, return the exit code.
+
+    0 = imported with no problems, 1 = imported with problems (see ``DIR/import_report.csv``),
+    2 = nothing could be imported (or a settings problem). Never raises for bad input.
+    """
+    from supervision.config import SettingsError, load_settings
+    from supervision.io.fhir import import_fhir_counted
+
+    try:
+        settings = load_settings(settings)
+    except SettingsError as exc:
+        print(f"Settings problem: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        cl, counts = import_fhir_counted(path, out, settings, default_clinician=default_clinician)
+    except OSError as exc:
+        print(f"Cannot write to {out}: {exc}", file=sys.stderr)
+        return 2
+    what = (f"{path} ({counts.get('imported', 0):,} of {counts.get('responses', 0):,} QuestionnaireResponses used, "
+            f"{counts.get('resources', 0):,} resources read)")
+    return print_import_summary(cl, what, time.perf_counter() - t0, out)
+
+
+def import_mapped_command(path, mapping, out, settings=None) -> int:
+    """``supervision import mapped PATH --mapping FILE --out DIR``: print a summary, return the exit code.
+
+    0 = imported with no problems, 1 = imported with problems (``DIR/import_report.csv``),
+    2 = nothing could be imported, or the mapping (or settings) file cannot be used: the message
+    names the key to fix. Never shows a traceback for bad input.
+    """
+    from supervision.config import SettingsError, load_settings
+    from supervision.io.mapping import MappingError, import_mapped
+
+    try:
+        settings = load_settings(settings)
+    except SettingsError as exc:
+        print(f"Settings problem: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        cl = import_mapped(path, mapping, out, settings)
+    except MappingError as exc:
+        print(f"Mapping file problem: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"Cannot write to {out}: {exc}", file=sys.stderr)
+        return 2
+    return print_import_summary(cl, f"{path} with the mapping {Path(mapping).name}", time.perf_counter() - t0, out)
+
+
+def pseudonymise_command(in_path, out_path, key_file, settings=None) -> int:
+    """``supervision pseudonymise IN OUT --key-file K``: print a summary; 0 = written, 2 = refused."""
+    from supervision.config import SettingsError
+    from supervision.privacy.pseudonymise import PseudonymiseError, pseudonymise
+
+    try:
+        summary = pseudonymise(in_path, out_path, key_file, settings, progress=lambda m: print(m, flush=True))
+    except (PseudonymiseError, SettingsError) as exc:
+        print(f"Not pseudonymised: {exc}", file=sys.stderr)
+        return 2
+    tables = ", ".join(f"{n} ({r} rows)" for n, r in summary.rows.items())
+    dropped = sorted({c for cols in summary.dropped_identifiers.values() for c in cols})
+    print(f"Wrote a pseudonymised export to {summary.output}: {tables}.")
+    print(f"Ids hashed with key {summary.key_fingerprint} (fingerprint; the key is not in the output): "
+          + ", ".join(f"{n} {d}" for d, n in ((d, summary.distinct_ids.get(d, 0)) for d in summary.id_formats)) + ".")
+    if dropped:
+        print(f"Dropped identifier columns: {', '.join(dropped)}.")
+    unknown = sorted({c for cols in summary.dropped_unknown.values() for c in cols})
+    if unknown:
+        print(f"Dropped columns outside the data contract: {', '.join(unknown)}.")
+    for note in summary.notes:
+        print(f"Note: {note}")
+    print(f"Details: {summary.report_path}")
     return 0
 
 

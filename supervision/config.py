@@ -15,6 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from supervision.errors import SettingsError  # noqa: F401 - raised here, and imported from here everywhere
+from supervision.instrument_specs import builtin_instruments, check_instrument_settings
+
 FOCUS_GROUPS = ("check_in", "goal_area", "crisis", "process", "technique", "admin")
 SUPPRESSION_POLICIES = ("nhs", "cms", "none")
 SEVERITIES = ("error", "warning")
@@ -160,10 +163,6 @@ def _check_dimensions(dims: Any, source: str) -> None:
         seen.add(d)
 
 
-class SettingsError(ValueError):
-    """A settings file that cannot be used; the message names the key and the fix."""
-
-
 @dataclass(frozen=True)
 class FocusCode:
     code: str
@@ -187,8 +186,6 @@ def _merge(default: dict, given: dict, prefix: str, source: str) -> dict:
     for key, value in given.items():
         dotted = f"{prefix}{key}"
         if prefix == "instruments.":  # [instruments.<prefix>]: any name; checked by the instrument loader
-            from supervision.instruments import check_instrument_settings
-
             check_instrument_settings({key: value}, source)
             out[key] = copy.deepcopy(value)
             continue
@@ -322,9 +319,7 @@ def _check_instrument_choice(values: dict, source: str) -> None:
     name = values.get("outcome", {}).get("instrument")
     if name is None:
         return
-    from supervision.instruments import instruments
-
-    known = instruments()  # the built-in ones
+    known = builtin_instruments()
     extra = set(values.get("instruments", {}) or {})
     if name not in known and name not in extra:
         raise SettingsError(f"{source}: 'outcome.instrument' must name an instrument ({', '.join([*known, *sorted(extra)])}), "

@@ -176,6 +176,7 @@ import datetime as _dt
 import json
 import math
 import pathlib
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -540,7 +541,42 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     (r_clin, r_client, r_ident, r_course, r_alliance, r_slots, r_dates, r_focus, r_meas,
      r_missing, r_messy, r_risk) = root.spawn(12)  # spawn(12) keeps the first 11 streams as spawn(11) made them
 
-    # ---------------------------------------------------------------- clinicians
+    # The stages run in this order. Each draws only from its own streams; a stream two stages share
+    # (r_alliance, r_dates, r_meas, r_missing) is drawn in this order, so a seed gives one clinic.
+    c = _Draft(as_of=as_of, messy=messy, months=months, n_clinicians=n_clinicians, period_days=period_days,
+               seed=seed, start64=start64, start_date=start_date, start_dow=start_dow)
+    _staff(c, p, r_clin)
+    _clients(c, p, r_client, r_ident, r_alliance)
+    _courses(c, p, r_course, r_alliance)
+    _appointments(c, p, r_slots, r_dates)
+    _endings(c, p, r_dates)
+    _session_focus(c, p, r_focus)
+    _measures(c, p, r_meas, r_missing)
+    _sessions_table(c)
+    _risk(c, p, r_risk)
+    _scores_table(c, p, r_meas, r_missing)
+    _client_tables(c)
+    _ground_truth(c, p)
+    out = {"clients": c.clients, "sessions": c.sessions, "clinicians": c.clinicians, "scores": c.scores,
+           "ground_truth": c.truth}
+    if messy:
+        out = _inject_defects(out, r_messy, as_of)
+    return out
+
+
+class _Draft(SimpleNamespace):
+    """The arrays of one clinic while it is generated: each stage of :func:`generate_clinic` reads
+    what earlier stages kept and keeps what later ones need (names as in the stage's code)."""
+
+    def keep(self, **values: Any) -> None:
+        vars(self).update(values)
+
+
+def _staff(c: _Draft, p: SynthParams, r_clin: np.random.Generator) -> None:
+    """Clinicians and their supervisors. A clinician's slot (position mod 12) plants a practice
+    pattern: trainee, WAI-SR user, totals only, check-in heavy, high drift, adaptation-gap site;
+    therapist effects on outcome, dropout and alliance are drawn per clinician."""
+    n_clinicians = c.n_clinicians
     n = int(n_clinicians)
     cidx = np.arange(n)
     w = max(2, len(str(n)))
@@ -564,8 +600,18 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     stick = np.where(high_drift, 0.30, r_clin.uniform(0.55, 0.85, n))
     p_agenda = np.where(checkin_heavy, r_clin.uniform(0.20, 0.35, n), r_clin.uniform(0.50, 0.85, n))
     id_rate = r_clin.uniform(0.05, 0.15, n)
+    c.keep(checkin_heavy=checkin_heavy, cidx=cidx, clin_ids=clin_ids, gap_pd=gap_pd, gap_rel=gap_rel)
+    c.keep(high_drift=high_drift, id_rate=id_rate, n=n, p_agenda=p_agenda, p_checkin=p_checkin, p_drift=p_drift)
+    c.keep(slot=slot, stick=stick, sup_ids=sup_ids, totals_only=totals_only, trainee=trainee, u_all=u_all)
+    c.keep(u_drop=u_drop, u_out=u_out, uses_wai=uses_wai)
 
-    # ---------------------------------------------------------------- clients
+
+def _clients(c: _Draft, p: SynthParams, r_client: np.random.Generator, r_ident: np.random.Generator,
+             r_alliance: np.random.Generator) -> None:
+    """Client episodes (clinician, start day), identity, agreed goals, measure set, severity at
+    intake, alliance level and outcome slope; the planted adaptation gaps act here."""
+    cidx, gap_pd, gap_rel, months, n, period_days = c.cidx, c.gap_pd, c.gap_rel, c.months, c.n, c.period_days
+    start_dow, trainee, u_all, u_out = c.start_dow, c.trainee, c.u_all, c.u_out
     expected = (p.episodes_per_18_months * months / 18.0
                 * np.where(trainee, p.trainee_caseload_factor, p.qualified_caseload_factor))
     n_eps = np.round(expected * r_client.uniform(0.85, 1.15, n)).astype(np.int64)
@@ -641,8 +687,17 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
              * np.where(in_gap, p.gap_alliance_factor, 1.0))
     # the client's own session-to-session SD of the SRS total without a rupture (drift + reading)
     srs_sd = math.hypot(p.srs_drift_sd, p.srs_noise_sd) * _ceiling_damping(s_all, p.srs_ceiling_deficit)
+    c.keep(N=N, W0=W0, agreed_mask=agreed_mask, agreed_str=agreed_str, b=b, client_ids=client_ids, clin=clin)
+    c.keep(codes=codes, core0=core0, dz0=dz0, gad0=gad0, goal_w=goal_w, goals=goals, ident=ident, in_gap=in_gap)
+    c.keep(minority=minority, modality_pref=modality_pref, mset=mset, n_goals=n_goals, pd_true=pd_true, phq0=phq0)
+    c.keep(s_all=s_all, sday=sday, srs_sd=srs_sd)
 
-    # ---------------------------------------------------------------- course, ruptures, gains
+
+def _courses(c: _Draft, p: SynthParams, r_course: np.random.Generator, r_alliance: np.random.Generator) -> None:
+    """Each episode's planned course: length, planted ruptures (and repairs), sudden gains, the
+    alliance session by session, and dropout after an attended session."""
+    N, W0, b, clin, dz0, in_gap, pd_true, s_all = c.N, c.W0, c.b, c.clin, c.dz0, c.in_gap, c.pd_true, c.s_all
+    srs_sd, trainee, u_drop = c.srs_sd, c.trainee, c.u_drop
     zb = (b - p.ors_slope_mean) / p.ors_slope_sd
     single = r_course.random(N) < p.p_single_planned
     mean_extra = p.course_extra_mean * np.exp(-0.15 * zb)
@@ -693,8 +748,15 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     first_event = np.minimum.reduceat(np.where(event, k, big), seg_start) if N else np.zeros(0, np.int64)
     dropout = first_event < L
     A0 = np.minimum(first_event, L)
+    c.keep(A0=A0, D=D, L=L, dropout=dropout, k=k, own=own, r_depth=r_depth, r_k=r_k, r_lag=r_lag, r_repair=r_repair)
+    c.keep(rupt=rupt, sg=sg, sg_n=sg_n, sg_rev=sg_rev, sg_rev_k=sg_rev_k, sg_u=sg_u)
 
-    # ---------------------------------------------------------------- appointment slots
+
+def _appointments(c: _Draft, p: SynthParams, r_slots: np.random.Generator, r_dates: np.random.Generator) -> None:
+    """Appointment slots (attended, cancelled, no-show, misses after a dropout) and their dates;
+    slots on or after the as-of date are cut off (the episode is censored)."""
+    A0, L, N, dropout, k, own, period_days, sday = c.A0, c.L, c.N, c.dropout, c.k, c.own, c.period_days, c.sday
+    start_dow = c.start_dow
     keep = k <= A0[own]
     a_rows = np.flatnonzero(keep)  # attended rows that are scheduled
     q = r_slots.beta(p.miss_rate_mean * p.miss_rate_concentration,
@@ -747,7 +809,14 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     np.maximum.at(last_day, s_client, day)
     last_att_day = np.full(N, -1, np.int64)
     np.maximum.at(last_att_day, s_client[s_att], day[s_att])
+    c.keep(A=A, S=S, attendance=attendance, censored=censored, day=day, last_att_day=last_att_day)
+    c.keep(last_day=last_day, s_att=s_att, s_client=s_client, s_row=s_row)
 
+
+def _endings(c: _Draft, p: SynthParams, r_dates: np.random.Generator) -> None:
+    """How each episode ended (completed, planned single session, dropout, censored), its end
+    date and end reason."""
+    L, N, censored, dropout, last_day, period_days = c.L, c.N, c.censored, c.dropout, c.last_day, c.period_days
     # endings
     mech = np.where(censored, 3, np.where(dropout, 2, np.where(L == 1, 1, 0)))  # 0 completed, 1 planned single, 2 dropout, 3 censored
     lag = np.where(mech == 2, r_dates.integers(14, 121, N),
@@ -760,8 +829,18 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     reason_single = _draw_categorical(r_dates, np.array([0.65, 0.25, 0.0, 0.10, 0.0]), N)
     reason_drop = np.where(r_dates.random(N) < 0.9, 2, 4)
     reason = np.where(mech == 0, reason_completed, np.where(mech == 1, reason_single, reason_drop))
+    c.keep(closed=closed, end_day=end_day, mech=mech, reason=reason, reasons=reasons)
 
-    # ---------------------------------------------------------------- attended sessions
+
+def _session_focus(c: _Draft, p: SynthParams, r_focus: np.random.Generator) -> None:
+    """Each attended session's focus (primary and secondary codes), agenda set and identity
+    addressed, and every slot's modality; the planted practice goals act here."""
+    S, agreed_mask, checkin_heavy, clin, codes, day = c.S, c.agreed_mask, c.checkin_heavy, c.clin, c.codes, c.day
+    goal_w, goals, id_rate, in_gap, k, minority = c.goal_w, c.goals, c.id_rate, c.in_gap, c.k, c.minority
+    modality_pref, n_goals, own, p_agenda, p_checkin = c.modality_pref, c.n_goals, c.own, c.p_agenda, c.p_checkin
+    p_drift, pd_true, period_days, r_k, r_lag = c.p_drift, c.pd_true, c.period_days, c.r_k, c.r_lag
+    r_repair, rupt, s_att, s_client, s_row, slot = c.r_repair, c.rupt, c.s_att, c.s_client, c.s_row, c.slot
+    stick = c.stick
     att_idx = np.flatnonzero(s_att)  # positions in the slot arrays
     ar = s_row[att_idx]  # rows of the course arrays
     ac = own[ar]
@@ -823,7 +902,17 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     identity_addr = r_focus.random(M) < np.minimum(p_id, 0.9)
     modality = np.where(r_focus.random(S) < 0.8, modality_pref[s_client],
                         _draw_categorical(r_focus, np.array([0.55, 0.35, 0.10]), S))
+    c.keep(M=M, ac=ac, agenda=agenda, ajc=ajc, ak=ak, ar=ar, att_idx=att_idx, goal_day=goal_day)
+    c.keep(goal_improver=goal_improver, goal_null=goal_null, identity_addr=identity_addr, lag_a=lag_a)
+    c.keep(modality=modality, off_goal=off_goal, primary=primary, rk_a=rk_a, secondary=secondary)
 
+
+def _measures(c: _Draft, p: SynthParams, r_meas: np.random.Generator, r_missing: np.random.Generator) -> None:
+    """True and observed SRS, WAI-SR and ORS of each attended session, the long instruments'
+    true scores, and which measures are missing (never at a planted rupture or sudden gain)."""
+    D, M, N, W0, ac, ak, ar, b, core0, gad0 = c.D, c.M, c.N, c.W0, c.ac, c.ak, c.ar, c.b, c.core0, c.gad0
+    lag_a, off_goal, phq0, r_repair, rk_a, rupt, sg = c.lag_a, c.off_goal, c.phq0, c.r_repair, c.rk_a, c.rupt, c.sg
+    sg_n, sg_rev, sg_rev_k, sg_u = c.sg_n, c.sg_rev, c.sg_rev_k, c.sg_u
     # SRS
     Da = D[ar]
     shares = np.array([0.20, 0.27, 0.27, 0.26])
@@ -875,8 +964,17 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     miss["wai"] &= ~prot_srs
     for name in ("ors", "phq9", "gad7", "core10"):
         miss[name] &= ~prot_out
+    c.keep(dW=dW, long_true=long_true, miss=miss, ors_items=ors_items, ors_total=ors_total, prot_out=prot_out)
+    c.keep(srs_items=srs_items, srs_total=srs_total, wai=wai)
 
-    # ---------------------------------------------------------------- sessions table
+
+def _sessions_table(c: _Draft) -> None:
+    """The ``sessions`` table: one row per slot, focus and wide measures on attended rows."""
+    S, agenda, ajc, att_idx, attendance, client_ids = c.S, c.agenda, c.ajc, c.att_idx, c.attendance, c.client_ids
+    clin, clin_ids, codes, day, identity_addr, miss = c.clin, c.clin_ids, c.codes, c.day, c.identity_addr, c.miss
+    modality, ors_items, ors_total, primary, s_client = c.modality, c.ors_items, c.ors_total, c.primary, c.s_client
+    secondary, srs_items, srs_total, start64 = c.secondary, c.srs_items, c.srs_total, c.start64
+    totals_only, uses_wai, wai = c.totals_only, c.uses_wai, c.wai
     tot_only_a = totals_only[ajc]
     sess_clin = clin[s_client]
     sess = {
@@ -917,8 +1015,13 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     for i in range(12):
         sessions[f"wai_{i + 1}"] = _on_attended(wai[:, i], wai_miss, "Int64")
     sessions = sessions[SESSION_COLUMNS]
+    c.keep(sessions=sessions, tot_only_a=tot_only_a)
 
-    # ---------------------------------------------------------------- risk items
+
+def _risk(c: _Draft, p: SynthParams, r_risk: np.random.Generator) -> None:
+    """Planted risk: a client at risk answers the risk items above 0 from an onset session on;
+    risk is rare, and far more likely in clients who get worse."""
+    A, M, N, ac, ak, dW = c.A, c.M, c.N, c.ac, c.ak, c.dW
     # A client at risk answers the risk items above 0 from an onset session on (at most sessions);
     # everyone else answers 0. Risk is rare, and far more likely in clients who get worse.
     worst = np.full(N, np.inf)
@@ -930,9 +1033,15 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
     onset = np.where(worse, first_worse, 1 + (r_risk.random(N) * np.maximum(A, 1)).astype(np.int64))
     risk_on = at_risk[ac] & (ak >= onset[ac]) & (r_risk.random(M) < p.p_risk_answer)
     risk_answer = np.where(risk_on, _draw_categorical(r_risk, np.array([0.65, 0.27, 0.08]), M) + 1, 0)
-    _risk_item = {"phq9": 9, "core10": 6}
+    risk_item_number = {"phq9": 9, "core10": 6}
+    c.keep(risk_item_number=risk_item_number, at_risk=at_risk, risk_answer=risk_answer, risk_on=risk_on, worse=worse)
 
-    # ---------------------------------------------------------------- scores (long)
+
+def _scores_table(c: _Draft, p: SynthParams, r_meas: np.random.Generator, r_missing: np.random.Generator) -> None:
+    """The long ``scores`` table: PHQ-9, GAD-7 or CORE-10 items (or totals only) of attended sessions."""
+    risk_item_number, ac, att_idx, client_ids, day = c.risk_item_number, c.ac, c.att_idx, c.client_ids, c.day
+    long_true, miss, mset, prot_out, risk_answer = c.long_true, c.miss, c.mset, c.prot_out, c.risk_answer
+    start64, tot_only_a = c.start64, c.tot_only_a
     parts = []
     for code_i, (name, (n_items, top, weights)) in enumerate(_LONG_INSTRUMENTS.items()):
         has = (mset[ac] == (2 if name == "core10" else 1)) & ~miss[name]
@@ -944,8 +1053,8 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         ir = rows[~tot]
         it = T[~tot]
         item_vals = np.clip(np.round(it[:, None] * wts[None, :] + r_meas.normal(0, 0.35, (ir.size, n_items))), 0, top)
-        if name in _risk_item:
-            item_vals[:, _risk_item[name] - 1] = risk_answer[ir]
+        if name in risk_item_number:
+            item_vals[:, risk_item_number[name] - 1] = risk_answer[ir]
         if name == "core10":
             for j in _CORE10_REVERSED:
                 item_vals[:, j - 1] = top - item_vals[:, j - 1]
@@ -972,8 +1081,14 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         "item": item_names[sc_item],
         "value": pd.array(sc_val, dtype="Int64"),
     })
+    c.keep(scores=scores)
 
-    # ---------------------------------------------------------------- clients / clinicians tables
+
+def _client_tables(c: _Draft) -> None:
+    """The ``clients`` and ``clinicians`` tables."""
+    agreed_str, client_ids, clin, clin_ids, closed = c.agreed_str, c.client_ids, c.clin, c.clin_ids, c.closed
+    end_day, ident, reason, reasons, sday, start64 = c.end_day, c.ident, c.reason, c.reasons, c.sday, c.start64
+    sup_ids, trainee = c.sup_ids, c.trainee
     end_dates = pd.Series(_dates(start64, end_day)).where(closed)
     clients = pd.DataFrame({
         "client_id": client_ids,
@@ -989,8 +1104,23 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         "supervisor_id": sup_ids,
         "role": np.where(trainee, "trainee", "qualified").astype(object),
     })
+    c.keep(clients=clients, clinicians=clinicians)
 
-    # ---------------------------------------------------------------- ground truth
+
+def _ground_truth(c: _Draft, p: SynthParams) -> None:
+    """The ground truth: what was planted (clinicians' patterns, adaptation gaps, ruptures, sudden
+    gains, clients' mechanisms, risk, practice goals) and the clinic's meta data."""
+    A, L, M, N, S, ac, ak, as_of, at_risk = c.A, c.L, c.M, c.N, c.S, c.ac, c.ak, c.as_of, c.at_risk
+    att_idx, checkin_heavy, client_ids, clin = c.att_idx, c.checkin_heavy, c.client_ids, c.clin
+    clin_ids, clinicians, closed, day, gap_pd = c.clin_ids, c.clinicians, c.closed, c.day, c.gap_pd
+    gap_rel, goal_day, goal_improver, goal_null = c.gap_rel, c.goal_day, c.goal_improver, c.goal_null
+    high_drift, in_gap, last_att_day, mech, messy = c.high_drift, c.in_gap, c.last_att_day, c.mech, c.messy
+    months, mset, n, p_agenda, p_checkin, p_drift = c.months, c.mset, c.n, c.p_agenda, c.p_checkin, c.p_drift
+    pd_true, period_days, r_depth, r_k, r_lag = c.pd_true, c.period_days, c.r_depth, c.r_k, c.r_lag
+    r_repair, risk_on, rupt, scores, seed, sg, sg_n = c.r_repair, c.risk_on, c.rupt, c.scores, c.seed, c.sg, c.sg_n
+    sg_rev, sg_rev_k, sg_u, start64, start_date = c.sg_rev, c.sg_rev_k, c.sg_u, c.start64, c.start_date
+    stick, sup_ids, totals_only, u_all, u_drop = c.stick, c.sup_ids, c.totals_only, c.u_all, c.u_drop
+    u_out, uses_wai, worse = c.u_out, c.uses_wai, c.worse
     def _date_str(days: np.ndarray) -> np.ndarray:
         return np.datetime_as_string(start64 + days.astype("timedelta64[D]"), unit="D").astype(object)
 
@@ -1135,11 +1265,7 @@ def generate_clinic(seed: int = DEFAULT_SEED, n_clinicians: int = 12, months: in
         "practice_goals": practice_goals,
         "defects": pd.DataFrame(columns=_DEFECT_COLUMNS),
     }
-    out = {"clients": clients, "sessions": sessions, "clinicians": clinicians, "scores": scores,
-           "ground_truth": truth}
-    if messy:
-        out = _inject_defects(out, r_messy, as_of)
-    return out
+    c.keep(truth=truth)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from supervision.io import load_caseload, load_tables
-from supervision.io.fhir import ANSWER_SCORES, ITEM_CODES, cli_import_fhir, import_fhir, read_fhir
+from supervision.cli import import_fhir_command
+from supervision.io.fhir import ANSWER_SCORES, ITEM_CODES, import_fhir, read_fhir
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 US_CORE = REFERENCE / "us_core_phq9_questionnaire_response.json"
@@ -257,8 +258,8 @@ def test_nothing_usable_and_missing_path_never_crash(tmp_path, capsys):
     (tmp_path / "broken.json").write_text('{"resourceType": "Bundle", "entry": [', encoding="utf-8")
     raw, problems = read_fhir(tmp_path / "broken.json")
     assert report(problems)["check"].tolist() == ["malformed_json"]
-    assert cli_import_fhir(tmp_path / "broken.json", tmp_path / "out") == 2
-    assert cli_import_fhir(tmp_path / "nope.ndjson", tmp_path / "out2") == 2
+    assert import_fhir_command(tmp_path / "broken.json", tmp_path / "out") == 2
+    assert import_fhir_command(tmp_path / "nope.ndjson", tmp_path / "out2") == 2
     assert "NOTHING could be imported" in capsys.readouterr().out
     raw, problems = read_fhir(tmp_path / "nope.ndjson")
     assert raw == {} and problems[0]["check"] == "unreadable_file"
@@ -267,8 +268,8 @@ def test_nothing_usable_and_missing_path_never_crash(tmp_path, capsys):
 
 
 def test_cli_exit_codes_and_report(tmp_path, capsys):
-    assert cli_import_fhir(US_CORE, tmp_path / "a") == 0
-    assert cli_import_fhir(FIXTURES / "mixed.ndjson", tmp_path / "b") == 1
+    assert import_fhir_command(US_CORE, tmp_path / "a") == 0
+    assert import_fhir_command(FIXTURES / "mixed.ndjson", tmp_path / "b") == 1
     out = capsys.readouterr().out
     assert "imported, with problems" in out and "malformed_json" in out
     rep = pd.read_csv(tmp_path / "b" / "import_report.csv", encoding="utf-8-sig")

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from supervision.io import load_caseload, load_tables
-from supervision.io.mapping import MappingError, cli_import_mapped, import_mapped, load_mapping, read_mapped
+from supervision.cli import import_mapped_command
+from supervision.io.mapping import MappingError, import_mapped, load_mapping, read_mapped
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = ROOT / "data" / "mappings"
@@ -117,15 +118,15 @@ def test_import_mapped_writes_an_ordinary_export(tmp_path):
 
 
 def test_cli_exit_codes(tmp_path, capsys):
-    assert cli_import_mapped(*ORS_SRS, tmp_path / "a") == 1
+    assert import_mapped_command(*ORS_SRS, tmp_path / "a") == 1
     out = capsys.readouterr().out
     assert "imported, with problems" in out and "unmapped_value" in out
     bad = tmp_path / "bad.toml"
     bad.write_text('[clients]\nfile = "x.csv"\n[clients.colums]\n')
-    assert cli_import_mapped(DATA / "ehr", bad, tmp_path / "b") == 2
+    assert import_mapped_command(DATA / "ehr", bad, tmp_path / "b") == 2
     err = capsys.readouterr().err
     assert "colums" in err and "Allowed" in err and "Traceback" not in err
-    assert cli_import_mapped(tmp_path / "missing", EHR[1], tmp_path / "c") == 2
+    assert import_mapped_command(tmp_path / "missing", EHR[1], tmp_path / "c") == 2
 
 
 # --------------------------------------------------------------------------------------------

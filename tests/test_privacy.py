@@ -25,9 +25,10 @@ from scipy.optimize import linprog
 
 from supervision import load_caseload
 from supervision.io import demo_path
+from supervision.cli import pseudonymise_command
 from supervision.io.export import neutralise_formulas, write_safe_csv, write_safe_excel
 from supervision.privacy import (
-    PseudonymiseError, SelfReview, apply_scope, cli_pseudonymise, load_own_caseload, load_self_review, policy_rules,
+    PseudonymiseError, SelfReview, apply_scope, load_own_caseload, load_self_review, policy_rules,
     pseudonymise, read_key, service_benchmark, suppress,
 )
 
@@ -218,7 +219,7 @@ def test_refuses_without_a_usable_key(identified, tmp_path, content, needle, cap
         key.write_text(content)
     with pytest.raises(PseudonymiseError, match=needle):
         pseudonymise(identified, tmp_path / "out", key)
-    assert cli_pseudonymise(identified, tmp_path / "out", key) == 2
+    assert pseudonymise_command(identified, tmp_path / "out", key) == 2
     err = capsys.readouterr().err
     assert "secrets.token_hex(32)" in err and needle in err
     assert not (tmp_path / "out").exists()
@@ -307,7 +308,7 @@ def test_wildcards_never_drop_contract_columns_and_unknown_columns_can_be_kept(t
 
 
 def test_cli_summary(identified, tmp_path, capsys):
-    assert cli_pseudonymise(identified, tmp_path / "out", _key(tmp_path / "k.txt")) == 0
+    assert pseudonymise_command(identified, tmp_path / "out", _key(tmp_path / "k.txt")) == 0
     out = capsys.readouterr().out
     assert "416 client" in out and "Dropped identifier columns" in out and "C00001" not in out
 

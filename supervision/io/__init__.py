@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supervision.caseload import Caseload
+from supervision.caseload import Caseload, apply_scope
 from supervision.config import Settings, load_settings
 from supervision.instruments import instruments
 from supervision.instruments.scoring import score_sessions
@@ -751,7 +751,5 @@ def load_caseload(path=None, settings=None) -> Caseload:
     own = settings["privacy"].get("self_review_clinician")
     if own and caseload.usable:
         # self-review: only this clinician's own clients are loaded into the views
-        from supervision.privacy import apply_scope
-
         caseload = apply_scope(caseload, own)
     return caseload

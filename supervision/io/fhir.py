@@ -74,7 +74,8 @@ questionnaires in one error per file and questionnaire (a service's export may h
 reports for ``clients``, ``sessions`` and ``scores`` carry the same row number: the line (or entry)
 of the resource they came from.
 
-Public functions: :func:`read_fhir`, :func:`import_fhir`, :func:`cli_import_fhir`.
+Public functions: :func:`read_fhir`, :func:`import_fhir`; the ``supervision import fhir`` command
+is in :mod:`supervision.cli`.
 """
 
 from __future__ import annotations
@@ -85,8 +86,6 @@ import zlib
 import json
 import math
 import re
-import sys
-import time
 from array import array
 from pathlib import Path
 from typing import Any
@@ -97,8 +96,8 @@ import pyarrow as pa
 
 from supervision.io.readers import SOURCE_ROW, RawTable
 
-__all__ = ["read_fhir", "import_fhir", "cli_import_fhir", "PANELS", "ITEM_CODES", "ANSWER_SCORES",
-           "NOT_SCORED", "write_import", "print_import_summary"]
+__all__ = ["read_fhir", "import_fhir", "import_fhir_counted", "PANELS", "ITEM_CODES", "ANSWER_SCORES",
+           "NOT_SCORED", "write_import"]
 
 LOINC = "http://loinc.org"
 #: LOINC panel code -> instrument prefix.
@@ -936,67 +935,21 @@ def import_fhir(path: str | Path, out_dir: str | Path, settings=None, *, default
     Caseload
         From :func:`supervision.io.load_tables` (``source`` = ``path``, ``format`` = ``fhir``).
     """
-    return _import(path, out_dir, settings, default_clinician)[0]
+    return import_fhir_counted(path, out_dir, settings, default_clinician=default_clinician)[0]
 
 
-def _import(path, out_dir, settings, default_clinician):
+def import_fhir_counted(path: str | Path, out_dir: str | Path, settings=None, *, default_clinician: str | None = None):
+    """:func:`import_fhir`, also returning the reader's counts.
+
+    Returns
+    -------
+    (Caseload, dict)
+        The caseload and ``{"resources", "responses", "imported"}``: resources read,
+        QuestionnaireResponses found and those used (``supervision import fhir`` prints them).
+    """
     from supervision.io import load_tables
 
     raw, problems, counts = _read(path, default_clinician)
     cl = load_tables(raw, settings, source=str(path), fmt="fhir", reader_problems=problems)
     write_import(raw, cl, out_dir)
     return cl, counts
-
-
-def print_import_summary(cl, what: str, took: float, out: str | Path, file=None, shown: int = 50) -> int:
-    """Print an import's summary and problems; return the exit code (0 clean, 1 problems, 2 unusable)."""
-    file = file or sys.stdout
-    n_sessions = len(cl.sessions) if cl.usable else 0
-    status = cl.status if n_sessions else "unusable"
-    headline = {"clean": "no problems found", "problems": "imported, with problems",
-                "unusable": "NOTHING could be imported"}[status]
-    print(f"Imported {what} in {took:.1f} s: {headline}.", file=file)
-    print(f"Wrote the contract tables and import_report.csv to {out}.", file=file)
-    print(file=file)
-    if len(cl.counts):
-        print(cl.counts.to_string(index=False), file=file)
-        print(file=file)
-    if n_sessions:
-        s = cl.summary()
-        print(f"{s['clinicians']} clinicians, {s['clients']} clients, {s['sessions']} sessions "
-              f"({s['attended']} attended), {s['first_date']:%Y-%m-%d} to {s['last_date']:%Y-%m-%d}.", file=file)
-        print(file=file)
-    if not cl.report.empty:
-        print(f"{cl.n_errors} error(s), {cl.n_warnings} warning(s). Problems by kind:", file=file)
-        print(cl.problems_by_kind().to_string(index=False), file=file)
-        print(file=file)
-        with pd.option_context("display.max_colwidth", 100, "display.width", 250):
-            print(cl.report.head(shown)[["table", "row", "column", "value", "problem", "severity"]].to_string(index=False),
-                  file=file)
-        if len(cl.report) > shown:
-            print(f"... and {len(cl.report) - shown} more in {Path(out) / 'import_report.csv'}.", file=file)
-    return {"clean": 0, "problems": 1, "unusable": 2}[status]
-
-
-def cli_import_fhir(path, out, settings=None, default_clinician: str | None = None) -> int:
-    """``supervision import fhir PATH --out DIR``: import, print a summary, return the exit code.
-
-    0 = imported with no problems, 1 = imported with problems (see ``DIR/import_report.csv``),
-    2 = nothing could be imported (or a settings problem). Never raises for bad input.
-    """
-    from supervision.config import SettingsError, load_settings
-
-    try:
-        settings = load_settings(settings)
-    except SettingsError as exc:
-        print(f"Settings problem: {exc}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    try:
-        cl, counts = _import(path, out, settings, default_clinician)
-    except OSError as exc:
-        print(f"Cannot write to {out}: {exc}", file=sys.stderr)
-        return 2
-    what = (f"{path} ({counts.get('imported', 0):,} of {counts.get('responses', 0):,} QuestionnaireResponses used, "
-            f"{counts.get('resources', 0):,} resources read)")
-    return print_import_summary(cl, what, time.perf_counter() - t0, out)

@@ -74,16 +74,15 @@ Rules
 - A mapping file that cannot be used raises :class:`MappingError`, naming the key, what is
   allowed and what was given. Problems with the *data* are never raised: they are report rows.
 
-Public functions: :func:`load_mapping`, :func:`read_mapped`, :func:`import_mapped`,
-:func:`cli_import_mapped`. Two documented examples: ``data/mappings/*.toml``.
+Public functions: :func:`load_mapping`, :func:`read_mapped`, :func:`import_mapped`; the
+``supervision import mapped`` command is in :mod:`supervision.cli`. Two documented examples:
+``data/mappings/*.toml``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
-import sys
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +94,7 @@ import pandas as pd
 from supervision.io.readers import SOURCE_ROW, RawTable, _decode, read_csv_text, read_excel_sheet, text_frame
 
 __all__ = ["MappingError", "Mapping", "TableMapping", "load_mapping", "read_mapped", "import_mapped",
-           "cli_import_mapped", "TABLE_KEYS", "AGGREGATES"]
+           "TABLE_KEYS", "AGGREGATES"]
 
 TABLES = ("clients", "sessions", "clinicians", "scores")
 REQUIRED = ("clients", "sessions")
@@ -665,30 +664,3 @@ def import_mapped(path: str | Path, mapping_file: str | Path, out_dir: str | Pat
                      reader_problems=problems)
     write_import(raw, cl, out_dir)
     return cl
-
-
-def cli_import_mapped(path, mapping, out, settings=None) -> int:
-    """``supervision import mapped PATH --mapping FILE --out DIR``: print a summary, return the exit code.
-
-    0 = imported with no problems, 1 = imported with problems (``DIR/import_report.csv``),
-    2 = nothing could be imported, or the mapping (or settings) file cannot be used: the message
-    names the key to fix. Never shows a traceback for bad input.
-    """
-    from supervision.config import SettingsError, load_settings
-    from supervision.io.fhir import print_import_summary
-
-    try:
-        settings = load_settings(settings)
-    except SettingsError as exc:
-        print(f"Settings problem: {exc}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    try:
-        cl = import_mapped(path, mapping, out, settings)
-    except MappingError as exc:
-        print(f"Mapping file problem: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"Cannot write to {out}: {exc}", file=sys.stderr)
-        return 2
-    return print_import_summary(cl, f"{path} with the mapping {Path(mapping).name}", time.perf_counter() - t0, out)

@@ -1068,7 +1068,7 @@ def suppress_gaps(gaps: pd.DataFrame, *, policy: str | None = None, settings=Non
         hidden cell is hidden too (the clinician's total minus it would give the cell away).
         Zero counts are not hidden; such rows stay ``too few clients``.
     """
-    from supervision.privacy import policy_rules, suppress_blocks
+    from supervision.privacy.suppression import policy_rules, suppress_blocks
 
     _require(gaps, "gaps", ["clinician_id", "dimension", "group", "metric", "comparator", "n_group", "n_comparator",
                             "verdict"], "Pass the output of adaptation_gaps(measures).")
