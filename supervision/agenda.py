@@ -64,6 +64,7 @@ import pandas as pd
 
 from supervision.caseload import Caseload
 from supervision.config import SettingsError, load_settings
+from supervision.rules import AgendaRules  # noqa: F401  (the agenda's rules live in supervision.rules)
 
 SECTIONS = ("risk", "today", "patterns", "housekeeping", "more")
 ITEM_COLUMNS = ["rank", "section", "clinician_id", "client_id", "area", "flag", "flags", "severity", "score", "since",
@@ -123,56 +124,6 @@ QUESTIONS = {
     "missed_sessions": "Your clients miss more booked sessions than the service's. What gets in the way, and how is it talked about?",
     "goal_review": "A practice goal agreed in supervision is due for review. What do the before and after figures (Follow-up) show, what helped, and what is the next goal?",
 }
-
-
-@dataclass(frozen=True)
-class AgendaRules:
-    """The agenda's rules, read once from ``[agenda]`` (defaults in ``supervision/defaults.toml``).
-
-    Build with :meth:`from_settings`; every value is range-checked there, and a wrong one raises
-    :class:`~supervision.config.SettingsError` naming the key, the allowed range and the value.
-    """
-
-    weights: dict = field(hash=False)
-    half_life_days: float
-    recency_days: int
-    today_clients: int
-    today_min_score: float
-    extra_flag_points: float
-    patterns: int
-    pattern_distance_points: float
-    pattern_confidence: float
-    pattern_min_clients: int
-    lost_contact_decay_days: int
-    measures_missing_sessions: int
-    high_from: float
-    medium_from: float
-    no_show_run: int
-    falling_trend: float
-    check_in_share: float
-    check_in_min_sessions: int
-
-    @classmethod
-    def from_settings(cls, settings=None, **overrides) -> AgendaRules:
-        """The rules from the settings' ``[agenda]`` section, with keyword ``overrides`` on top.
-
-        The settings loader has checked every value's type and range (``supervision/config.py``);
-        overrides are checked the same way here.
-        """
-        from supervision.config import _check_range
-
-        settings = load_settings(settings)
-        section = dict(settings["agenda"])
-        names = {f.name for f in fields(cls)}
-        for k, v in overrides.items():
-            if k not in names:
-                raise SettingsError(f"unknown agenda rule {k!r}; the rules are {', '.join(sorted(names))}.")
-            _check_range(f"agenda.{k}", v, "agenda rules")
-            section[k] = v
-        if section["medium_from"] > section["high_from"]:
-            raise SettingsError(f"{settings.source}: 'agenda.medium_from' ({section['medium_from']}) must not be above "
-                                f"'agenda.high_from' ({section['high_from']}).")
-        return cls(**{k: (dict(v) if k == "weights" else v) for k, v in section.items() if k in names})
 
 
 def item_score(weight, age_days, rules: AgendaRules):
@@ -695,11 +646,9 @@ def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id
     from supervision.metrics.tables import metric_tables
 
     if rules is None:
-        rules = AgendaRules.from_settings(caseload.settings, **overrides)
-    elif overrides:
-        from dataclasses import replace
-
-        rules = replace(rules, **overrides)
+        rules = caseload.rules.agenda
+    if overrides:
+        rules = rules.replace(**overrides)
     tables = dict(tables if tables is not None else metric_tables(caseload))
     tables.setdefault("sessions", caseload.sessions)
     tables.setdefault("settings", caseload.settings)
@@ -759,8 +708,8 @@ def support_prompts(caseload: Caseload, tables: dict, client_id: str) -> pd.Data
     t = dict(tables)
     t.setdefault("sessions", caseload.sessions)
     t.setdefault("settings", caseload.settings)
-    rules = AgendaRules.from_settings(caseload.settings)
-    labels = _labels(caseload.settings)
+    rules = caseload.rules.agenda
+    labels = caseload.rules.focus.labels
     data = {}
     risk = [r for r in risk_items({**t, "sessions": caseload.sessions[caseload.sessions["client_id"] == client_id]}, rules)]
     crisis = None
