@@ -29,17 +29,13 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         ``focus_sessions``, ``focus_clients`` and ``focus_clinicians`` (see :func:`focus_tables`);
         with identity dimensions, ``adaptation_measures`` and ``adaptation_gaps`` (see :func:`adaptation_tables`).
     """
-    opts = caseload.settings
-    sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
+    rules = caseload.rules  # every area's rules, read once from the settings when the caseload was loaded
+    sa = alliance.session_alliance(caseload.sessions, rules=rules)
     now = caseload.sessions["session_date"].max() if len(caseload.sessions) else None  # as engagement's lost contact
-    rp = alliance.ruptures(sa, clients=caseload.clients, reference_date=now,
-                           **alliance.alliance_options(opts, alliance.ruptures))
-    ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp,
-                                  **alliance.alliance_options(opts, alliance.client_alliance))
-    cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca,
-                                     **alliance.alliance_options(opts, alliance.clinician_alliance))
-    ep = engagement.episode_engagement(caseload.clients, caseload.sessions,
-                                       **engagement.engagement_options(opts, engagement.episode_engagement))
+    rp = alliance.ruptures(sa, clients=caseload.clients, reference_date=now, rules=rules)
+    ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp, rules=rules)
+    cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca, rules=rules)
+    ep = engagement.episode_engagement(caseload.clients, caseload.sessions, rules=rules)
     out = {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
             "engagement_clients": ep, "engagement_clinicians": engagement.clinician_engagement(ep),
             "engagement_session_counts": engagement.session_count_distribution(ep)}
