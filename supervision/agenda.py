@@ -57,14 +57,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from supervision.caseload import Caseload
-from supervision.config import SettingsError, load_settings
-from supervision.rules import AgendaRules  # noqa: F401  (the agenda's rules live in supervision.rules)
+from supervision.rules import AgendaRules, Rules  # the agenda's rules live in supervision.rules
 
 SECTIONS = ("risk", "today", "patterns", "housekeeping", "more")
 ITEM_COLUMNS = ["rank", "section", "clinician_id", "client_id", "area", "flag", "flags", "severity", "score", "since",
@@ -191,6 +189,11 @@ def _join_runs(keys: list[pd.Series], values: pd.Series, sep: str) -> list[str]:
     return [sep.join(vals[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
 
 
+def _all_rules(t: dict) -> Rules:
+    """Every area's rules of the caseload the tables came from (``t["rules"]``, else from ``t["settings"]``)."""
+    return t["rules"] if t.get("rules") is not None else Rules.from_settings(t.get("settings"))
+
+
 def _labels(settings) -> dict[str, str]:
     return {c.code: c.label for c in settings.focus_codes}
 
@@ -274,7 +277,7 @@ def alliance_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
                           which + " below the item threshold in the latest rating, while the total is "
                           + _num(li["latest_srs"]) + " (" + _date(li["latest_date"]) + ")"))
         ceil = ca[ca["ceiling_only"].fillna(False).astype(bool) & (ca["n_measured"] >= 3)]
-        at = float(load_settings(t.get("settings"))["alliance"]["ceiling_at"])
+        at = _all_rules(t).alliance.ceiling_at
         out.append(_items(ceil, "ceiling_only", ceil["latest_date"],
                           f"an SRS of {at:g} or more (near the maximum of 40) at all " + ceil["n_measured"].astype("string")
                           + " rated sessions"))
@@ -367,7 +370,7 @@ def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     fs = t.get("focus_sessions")
     worked = pd.Series("", index=neg.index, dtype="string")
     if fs is not None and len(neg):
-        n_last = int(load_settings(t.get("settings"))["focus_metrics"]["neglected_after_sessions"])
+        n_last = _all_rules(t).focus.neglected_after_sessions
         last = fs[fs["client_id"].isin(neg["client_id"])].sort_values(["client_id", "session_date"]).groupby("client_id").tail(n_last)
         lab = last["focus_primary"].astype("object").map(labels).fillna(last["focus_primary"].astype("object"))
         lab = lab.where(lab.notna() & (lab != ""), "not recorded").astype(str)
@@ -652,6 +655,7 @@ def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id
     tables = dict(tables if tables is not None else metric_tables(caseload))
     tables.setdefault("sessions", caseload.sessions)
     tables.setdefault("settings", caseload.settings)
+    tables.setdefault("rules", caseload.rules)
     if not len(caseload.sessions):
         return _empty()
     ref = caseload.sessions["session_date"].max()
@@ -708,6 +712,7 @@ def support_prompts(caseload: Caseload, tables: dict, client_id: str) -> pd.Data
     t = dict(tables)
     t.setdefault("sessions", caseload.sessions)
     t.setdefault("settings", caseload.settings)
+    t.setdefault("rules", caseload.rules)
     rules = caseload.rules.agenda
     labels = caseload.rules.focus.labels
     data = {}
