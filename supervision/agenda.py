@@ -194,10 +194,6 @@ def _all_rules(t: dict) -> Rules:
     return t["rules"] if t.get("rules") is not None else Rules.from_settings(t.get("settings"))
 
 
-def _labels(settings) -> dict[str, str]:
-    return {c.code: c.label for c in settings.focus_codes}
-
-
 # --------------------------------------------------------------------------- client-level flags
 def risk_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     """Current clients whose latest answer on a risk item is above the item's minimum.
@@ -365,7 +361,7 @@ def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     if fc is None or not len(fc):
         return []
     out = []
-    labels = _labels(t["settings"]) if t.get("settings") is not None else {}
+    labels = _all_rules(t).focus.labels
     neg = fc[fc["n_neglected_goals"].fillna(0) > 0]
     fs = t.get("focus_sessions")
     worked = pd.Series("", index=neg.index, dtype="string")

@@ -232,6 +232,12 @@ class FocusRules(_AreaRules):
     def _area(cls) -> str:
         return "focus"
 
+    def kwargs(self, function=None) -> dict:
+        """The ``[focus_metrics]`` rules as keyword arguments (the codes go to ``session_focus`` as its taxonomy)."""
+        out = super().kwargs(function)
+        out.pop("codes", None)
+        return out
+
     @property
     def code_set(self) -> frozenset[str]:
         return frozenset(c.code for c in self.codes)

@@ -78,9 +78,10 @@ def focus_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
     s, c, st = caseload.sessions, caseload.clients, caseload.settings
     if "focus_primary" not in s.columns or "agreed_goals" not in c.columns or s["focus_primary"].isna().all():
         return {}
-    fs = focus.session_focus(s, c, st)
-    fc = focus.client_focus(fs, **focus.focus_options(st, focus.client_focus))
-    fn = focus.clinician_focus(fs, client_focus_frame=fc, **focus.focus_options(st, focus.clinician_focus))
+    rules = caseload.rules
+    fs = focus.session_focus(s, c, rules)
+    fc = focus.client_focus(fs, rules=rules)
+    fn = focus.clinician_focus(fs, client_focus_frame=fc, rules=rules)
     return {"focus_sessions": fs, "focus_clients": fc, "focus_clinicians": fn}
 
 
