@@ -215,7 +215,15 @@ _NOT_YET_CONVERTED = {OutcomeRules, AdaptationRules}
                                   if a in _NOT_YET_CONVERTED else a for a in _AREA_SECTIONS], ids=lambda a: a.__name__)
 def test_no_function_writes_a_default_of_a_rule(area):
     own = {f.name for f in fields(area)}
-    hits = [h for h in _literal_defaults() if h[2] in own]
+    shared = {f.name for a in _AREA_SECTIONS if a is not area for f in fields(a)}
+    stems = {AllianceRules: "alliance", OutcomeRules: "outcome", FocusRules: "focus", EngagementRules: "engagement",
+             AdaptationRules: "adaptation", AgendaRules: "agenda", PrivacyRules: "privacy"}
+
+    def mine(file: str) -> bool:  # a name several areas share (confidence) is judged in the area's own modules
+        stem = Path(file).stem
+        return stem == stems[area] or stem not in stems.values()
+
+    hits = [h for h in _literal_defaults() if h[2] in own and (h[2] not in shared or mine(h[0]))]
     assert hits == [], f"defaults written outside defaults.toml: {hits}"
 
 
