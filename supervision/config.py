@@ -83,7 +83,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "adaptation.min_n": (1, 100_000, _CLOSED),
     "adaptation.min_n_comparator": (1, 100_000, _CLOSED),
     "adaptation.fdr_q": (0, 1, _OPEN),
-    "adaptation.variance_prior_df": (0, 1e6, _OPEN),
+    "adaptation.variance_prior_df": (0, 1e6, _CLOSED),  # 0 = plain Welch (defaults.toml)
     "adaptation.practical.first_srs": (0, 40, _CLOSED),
     "adaptation.practical.mean_srs": (0, 40, _CLOSED),
     "adaptation.practical.unilateral": (0, 1, _CLOSED),

@@ -34,9 +34,20 @@ from typing import Any, ClassVar, TypeVar
 from supervision.config import FocusCode, Settings, SettingsError, _defaults, check_value, load_settings
 
 __all__ = ["AllianceRules", "OutcomeRules", "FocusRules", "EngagementRules", "AdaptationRules", "AgendaRules",
-           "PrivacyRules", "Rules", "default_rules", "area_rules"]
+           "PrivacyRules", "Rules", "default_rules", "area_rules", "FROM_RULES"]
 
 A = TypeVar("A", bound="_AreaRules")
+
+
+class _FromRules:
+    """The default of an option whose None already means something (``sg_crit2_pct=None``: criterion off)."""
+
+    def __repr__(self) -> str:
+        return "FROM_RULES"
+
+
+#: "take this option from the rules", for the few options where None has a meaning of its own.
+FROM_RULES = _FromRules()
 
 
 def _frozen(value: Any) -> Any:

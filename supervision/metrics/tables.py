@@ -62,12 +62,13 @@ def adaptation_tables(caseload: Caseload, tables: dict) -> dict[str, pd.DataFram
     present = caseload.measures_present()
     usable = [i for i in present.loc[present["kind"] == "outcome", "instrument"]
               if co is not None and (co["instrument"] == i).any()]
-    inst, note = adaptation.outcome_instrument(usable, st["adaptation"]["outcome_instrument"], st["outcome"]["instrument"])
+    rules = caseload.rules
+    inst, note = adaptation.outcome_instrument(usable, rules.adaptation.outcome_instrument, rules.outcome.instrument)
     outcomes = co[co["instrument"] == inst] if inst is not None else co.iloc[:0] if co is not None else None
     measures = adaptation.client_measures(caseload.clients, caseload.sessions, settings=st,
                                           alliance=tables.get("alliance_clients"), engagement=tables.get("engagement_clients"),
-                                          outcomes=outcomes, instrument=inst or "ors")
-    gaps = adaptation.adaptation_gaps(measures, **adaptation.adaptation_options(st, adaptation.adaptation_gaps))
+                                          outcomes=outcomes, instrument=inst or rules.outcome.instrument, rules=rules)
+    gaps = adaptation.adaptation_gaps(measures, rules=rules)
     for frame in (measures, gaps):
         frame.attrs.update({"outcome_instrument": inst, "outcome_note": note})
     return {"adaptation_measures": measures, "adaptation_gaps": gaps}
@@ -97,24 +98,18 @@ def outcome_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         return {}
     st, s, c = caseload.settings, caseload.sessions, caseload.clients
 
-    def opts(fn):
-        kw = outcome.outcome_options(st, fn)
-        kw.pop("instrument", None)
-        return kw
-
+    rules = caseload.rules
     # the service-wide reference tables, once per instrument: session scores with intakes, expected trajectories
     scores = outcome.outcome_scores(s, clients=c, instruments=insts, settings=st)
     clients, track, clinicians = [], [], []
     for inst in insts:
         ss = scores[inst]
-        co = outcome.client_outcomes(s, instrument=inst, clients=c, settings=st, scores=ss,
-                                     **opts(outcome.client_outcomes))
+        co = outcome.client_outcomes(s, instrument=inst, clients=c, settings=st, scores=ss, rules=rules)
         clients.append(co)
-        ref = outcome.expected_trajectories(s, clients=c, instrument=inst, settings=st, scores=ss,
-                                            **opts(outcome.expected_trajectories))
+        ref = outcome.expected_trajectories(s, clients=c, instrument=inst, settings=st, scores=ss, rules=rules)
         track.append(outcome.track_status(s, clients=c, instrument=inst, settings=st, scores=ss, reference=ref,
-                                          **opts(outcome.track_status)).assign(instrument=inst))
-        clinicians.append(outcome.clinician_outcomes(co).assign(instrument=inst))
+                                          rules=rules).assign(instrument=inst))
+        clinicians.append(outcome.clinician_outcomes(co, rules=rules).assign(instrument=inst))
     return {"outcome_clients": pd.concat(clients, ignore_index=True),
             "outcome_track": pd.concat(track, ignore_index=True),
             "outcome_clinicians": pd.concat(clinicians, ignore_index=True)}
