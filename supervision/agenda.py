@@ -10,13 +10,13 @@ behind it, since when, and a question to open the conversation). Items are then 
     instrument can declare its own). Never capped, never ranked below anything else. One row per
     client, with the item, its answer, its date and the trend of that item.
 ``today``
-    At most ``today_clients`` clients (default 5), **one row per client** carrying all its
+    At most ``today_clients`` clients (``[agenda]``), **one row per client** carrying all its
     flags, ranked clinical-first (see the score below): reliably worse or not on track
     (including episodes that ended within ``recency_days`` while reliably worse), unrepaired and
     open ruptures, falling low alliance, then the rest. Clients below ``today_min_score`` are
     not "today" material and go to ``more``.
 ``patterns``
-    At most ``patterns`` caseload-level items (default 3) from the workbook's areas, each only
+    At most ``patterns`` caseload-level items (``[agenda]``) from the workbook's areas, each only
     when the supervisee's interval excludes the service's figure: check-in dominance, off-goal
     work (drift and topics outside the agreed goals), engagement (unilateral endings, single
     sessions, missed sessions) and adaptation gaps (one item per dimension and group, merged

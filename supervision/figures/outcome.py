@@ -20,7 +20,7 @@ from supervision.figures.theme import OKABE_ITO, layout, need_columns, subtitle
 _need = need_columns
 _subtitle = subtitle
 from supervision.instruments import Instrument, instruments
-from supervision.rules import OutcomeRules, area_rules
+from supervision.rules import OutcomeRules, area_rules, default_rules
 
 __all__ = ["outcome_trajectory", "jacobson_plot", "caterpillar_plot", "CATEGORY_STYLE"]
 
@@ -274,7 +274,7 @@ def caterpillar_plot(effects: pd.DataFrame, *, title: str = "Severity-adjusted o
           "clinician_effects(client_outcomes)")
     est = effects[effects["estimated"].astype(bool)].sort_values("effect", kind="stable")
     rest = effects[~effects["estimated"].astype(bool)]
-    level = effects.attrs.get("confidence", 0.90)
+    level = effects.attrs.get("confidence", default_rules().outcome.effect_confidence)  # attrs lost: the defaults' rules
     alike = (len(est) > 1 and float(np.ptp(est["effect"].to_numpy(dtype=float))) < 0.05
              and float(np.ptp((est["effect_upper"] - est["effect_lower"]).to_numpy(dtype=float))) < 0.05)
     if est.empty:
