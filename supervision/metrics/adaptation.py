@@ -1,8 +1,10 @@
 """Adaptation gaps: does a clinician do worse with some kinds of clients than with others?
 
 Pure functions (house style, ../shared/DESIGN.md §6): a tidy DataFrame in, a new DataFrame out,
-options as keyword arguments whose defaults are the ``[adaptation]`` section of
-``supervision/defaults.toml`` (see :func:`adaptation_options`); the input is never modified.
+options as keyword arguments; an option left None comes from ``rules=`` (an
+:class:`~supervision.rules.AdaptationRules` or :class:`~supervision.rules.Rules` such as ``caseload.rules``;
+None = the ``[adaptation]`` section of ``supervision/defaults.toml``, the only place a default is
+written; see :func:`adaptation_options`). An option given is checked as the settings are; the input is never modified.
 
 Pipeline::
 

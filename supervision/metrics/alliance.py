@@ -422,7 +422,8 @@ def ruptures(
         exact windowing was not read (docs/methods.md §2.5, open item 6).
     repair_tolerance : float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Points below ``pre_score`` that still count as a return [U], for measurement noise.
-    sd_basis : {"before_rupture", "through_rupture", "whole_series"}, optional (default: the rules, ``[alliance]`` in defaults.toml)
+    sd_basis : {"before_rupture", "through_rupture", "whole_series"}, optional
+        Default: the rules (``[alliance]`` in defaults.toml).
         Which of the client's scores give the client SD (point 3). Stiles et al. (2004) speak of
         the SD of the client's own session-to-session scores without (in what we could read) fixing
         the window [U]; "before_rupture" is the reading under which a flag shown in a supervision

@@ -2,9 +2,11 @@
 Therapies outcomes, expected treatment response (on track / not on track) and clinician effects.
 
 Pure functions (house style, ../shared/DESIGN.md §6): a tidy DataFrame in, a new DataFrame out,
-options as keyword arguments whose defaults are the ``[outcome]`` section of
-``supervision/defaults.toml`` (:func:`outcome_options`); the input is never modified. The change
-functions (:func:`jacobson_truax`, :func:`sudden_gains`, :func:`talking_therapies`) work on any
+options as keyword arguments; an option left None comes from ``rules=`` (an
+:class:`~supervision.rules.OutcomeRules` or :class:`~supervision.rules.Rules` such as ``caseload.rules``;
+None = the ``[outcome]`` section of ``supervision/defaults.toml``, the only place a default is
+written; :func:`outcome_options`). An option given is checked as the settings are; the input is
+never modified. The change functions (:func:`jacobson_truax`, :func:`sudden_gains`, :func:`talking_therapies`) work on any
 pre/post or long table, not only on the data contract's instruments.
 
 Pipeline on a caseload::
@@ -683,7 +685,8 @@ def sudden_gains_by_person(events: pd.DataFrame, *, id: str = "client_id", perso
     persons : array-like, optional
         Every person to list (e.g. all ids of the input data); persons without an event get
         ``n_events`` 0 and missing event columns. Default: persons with an event.
-    multiple_sg_select : {"first", "last", "largest", "smallest"}, optional (default: the rules, ``[outcome]`` in defaults.toml)
+    multiple_sg_select : {"first", "last", "largest", "smallest"}, optional
+        Default: the rules (``[outcome]`` in defaults.toml).
         Which event to keep when a person has several: earliest / latest pregain occasion, or the
         largest / smallest magnitude (ties: the earliest), as the package [V].
 
@@ -817,7 +820,8 @@ def talking_therapies(
     """
     r = _rules(rules, "talking_therapies()", locals())  # the rules, with the keywords given here on top
     phq9_caseness, gad7_caseness, phq9_reliable_change = r.phq9_caseness, r.gad7_caseness, r.phq9_reliable_change
-    gad7_reliable_change, min_attended, no_opposite_deterioration = r.gad7_reliable_change, r.min_attended, r.no_opposite_deterioration
+    gad7_reliable_change, min_attended = r.gad7_reliable_change, r.min_attended
+    no_opposite_deterioration = r.no_opposite_deterioration
     _require(episodes, "episodes", [phq9_first, phq9_last, gad7_first, gad7_last, attended],
              "Pass one row per episode with first and last PHQ-9 and GAD-7 totals and attended sessions "
              "(paired_scores(sessions) builds it).")
@@ -1566,8 +1570,8 @@ def track_status(
     """
     r = _rules(rules, "track_status()", locals())  # the rules, with the keywords given here on top
     intake_bands, min_reference, percentiles = r.intake_bands, r.min_reference, r.percentiles
-    pool_later_sessions, failure_percentile, risk_percentile = r.pool_later_sessions, r.failure_percentile, r.risk_percentile
-    instrument = r.instrument
+    pool_later_sessions, failure_percentile = r.pool_later_sessions, r.failure_percentile
+    risk_percentile, instrument = r.risk_percentile, r.instrument
     inst = _instrument(instrument, settings)
     _check_bool("open_only", open_only)
     _check_bool("per_session", per_session)
