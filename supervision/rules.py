@@ -243,6 +243,16 @@ class FocusRules(_AreaRules):
     def _area(cls) -> str:
         return "focus"
 
+    def _checked(self, changes: dict, source: str, check_type: bool) -> dict:
+        """The focus codes are checked as ``[[focus.codes]]`` is (code, label, group; known groups; no twice)."""
+        from supervision.config import _check_focus
+
+        out = super()._checked({k: v for k, v in changes.items() if k != "codes"}, source, check_type)
+        if "codes" in changes:
+            out["codes"] = _check_focus([dataclasses.asdict(c) if isinstance(c, FocusCode) else c
+                                         for c in changes["codes"]], source)
+        return out
+
     def kwargs(self, function=None) -> dict:
         """The ``[focus_metrics]`` rules as keyword arguments (the codes go to ``session_focus`` as its taxonomy)."""
         out = super().kwargs(function)

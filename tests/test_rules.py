@@ -249,6 +249,11 @@ def test_overrides_out_of_range_are_refused_with_the_key_named(base):
     with pytest.raises(SettingsError, match="unknown alliance rule 'sd_critrion'"):
         base.rules.alliance.replace(sd_critrion=1.5)
     assert base.rules.alliance.replace(sd_criterion=1).sd_criterion == 1.0  # a whole number is a number
+    with pytest.raises(SettingsError, match="allowed groups"):
+        base.rules.focus.replace(codes=[{"code": "x", "label": "X", "group": "nonsense"}])
+    with pytest.raises(SettingsError, match="'adaptation.practical.mean_srs' must be between 0 and 40"):
+        base.rules.adaptation.replace(practical={"mean_srs": -1.0})
+    assert base.rules.adaptation.replace(practical={"mean_srs": 3.0}).practical["first_srs"] == 2.0  # the rest kept
 
 
 def test_a_keyword_override_changes_only_that_call(base):
