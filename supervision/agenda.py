@@ -10,13 +10,13 @@ behind it, since when, and a question to open the conversation). Items are then 
     instrument can declare its own). Never capped, never ranked below anything else. One row per
     client, with the item, its answer, its date and the trend of that item.
 ``today``
-    At most ``today_clients`` clients (default 5), **one row per client** carrying all its
+    At most ``today_clients`` clients (``[agenda]``), **one row per client** carrying all its
     flags, ranked clinical-first (see the score below): reliably worse or not on track
     (including episodes that ended within ``recency_days`` while reliably worse), unrepaired and
     open ruptures, falling low alliance, then the rest. Clients below ``today_min_score`` are
     not "today" material and go to ``more``.
 ``patterns``
-    At most ``patterns`` caseload-level items (default 3) from the workbook's areas, each only
+    At most ``patterns`` caseload-level items (``[agenda]``) from the workbook's areas, each only
     when the supervisee's interval excludes the service's figure: check-in dominance, off-goal
     work (drift and topics outside the agreed goals), engagement (unilateral endings, single
     sessions, missed sessions) and adaptation gaps (one item per dimension and group, merged
@@ -57,13 +57,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from supervision.caseload import Caseload
-from supervision.config import SettingsError, load_settings
+from supervision.rules import AgendaRules, Rules  # the agenda's rules live in supervision.rules
 
 SECTIONS = ("risk", "today", "patterns", "housekeeping", "more")
 ITEM_COLUMNS = ["rank", "section", "clinician_id", "client_id", "area", "flag", "flags", "severity", "score", "since",
@@ -123,56 +122,6 @@ QUESTIONS = {
     "missed_sessions": "Your clients miss more booked sessions than the service's. What gets in the way, and how is it talked about?",
     "goal_review": "A practice goal agreed in supervision is due for review. What do the before and after figures (Follow-up) show, what helped, and what is the next goal?",
 }
-
-
-@dataclass(frozen=True)
-class AgendaRules:
-    """The agenda's rules, read once from ``[agenda]`` (defaults in ``supervision/defaults.toml``).
-
-    Build with :meth:`from_settings`; every value is range-checked there, and a wrong one raises
-    :class:`~supervision.config.SettingsError` naming the key, the allowed range and the value.
-    """
-
-    weights: dict = field(hash=False)
-    half_life_days: float
-    recency_days: int
-    today_clients: int
-    today_min_score: float
-    extra_flag_points: float
-    patterns: int
-    pattern_distance_points: float
-    pattern_confidence: float
-    pattern_min_clients: int
-    lost_contact_decay_days: int
-    measures_missing_sessions: int
-    high_from: float
-    medium_from: float
-    no_show_run: int
-    falling_trend: float
-    check_in_share: float
-    check_in_min_sessions: int
-
-    @classmethod
-    def from_settings(cls, settings=None, **overrides) -> AgendaRules:
-        """The rules from the settings' ``[agenda]`` section, with keyword ``overrides`` on top.
-
-        The settings loader has checked every value's type and range (``supervision/config.py``);
-        overrides are checked the same way here.
-        """
-        from supervision.config import _check_range
-
-        settings = load_settings(settings)
-        section = dict(settings["agenda"])
-        names = {f.name for f in fields(cls)}
-        for k, v in overrides.items():
-            if k not in names:
-                raise SettingsError(f"unknown agenda rule {k!r}; the rules are {', '.join(sorted(names))}.")
-            _check_range(f"agenda.{k}", v, "agenda rules")
-            section[k] = v
-        if section["medium_from"] > section["high_from"]:
-            raise SettingsError(f"{settings.source}: 'agenda.medium_from' ({section['medium_from']}) must not be above "
-                                f"'agenda.high_from' ({section['high_from']}).")
-        return cls(**{k: (dict(v) if k == "weights" else v) for k, v in section.items() if k in names})
 
 
 def item_score(weight, age_days, rules: AgendaRules):
@@ -240,8 +189,9 @@ def _join_runs(keys: list[pd.Series], values: pd.Series, sep: str) -> list[str]:
     return [sep.join(vals[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
 
 
-def _labels(settings) -> dict[str, str]:
-    return {c.code: c.label for c in settings.focus_codes}
+def _all_rules(t: dict) -> Rules:
+    """Every area's rules of the caseload the tables came from (``t["rules"]``, else from ``t["settings"]``)."""
+    return t["rules"] if t.get("rules") is not None else Rules.from_settings(t.get("settings"))
 
 
 # --------------------------------------------------------------------------- client-level flags
@@ -323,7 +273,7 @@ def alliance_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
                           which + " below the item threshold in the latest rating, while the total is "
                           + _num(li["latest_srs"]) + " (" + _date(li["latest_date"]) + ")"))
         ceil = ca[ca["ceiling_only"].fillna(False).astype(bool) & (ca["n_measured"] >= 3)]
-        at = float(load_settings(t.get("settings"))["alliance"]["ceiling_at"])
+        at = _all_rules(t).alliance.ceiling_at
         out.append(_items(ceil, "ceiling_only", ceil["latest_date"],
                           f"an SRS of {at:g} or more (near the maximum of 40) at all " + ceil["n_measured"].astype("string")
                           + " rated sessions"))
@@ -411,12 +361,12 @@ def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     if fc is None or not len(fc):
         return []
     out = []
-    labels = _labels(t["settings"]) if t.get("settings") is not None else {}
+    labels = _all_rules(t).focus.labels
     neg = fc[fc["n_neglected_goals"].fillna(0) > 0]
     fs = t.get("focus_sessions")
     worked = pd.Series("", index=neg.index, dtype="string")
     if fs is not None and len(neg):
-        n_last = int(load_settings(t.get("settings"))["focus_metrics"]["neglected_after_sessions"])
+        n_last = _all_rules(t).focus.neglected_after_sessions
         last = fs[fs["client_id"].isin(neg["client_id"])].sort_values(["client_id", "session_date"]).groupby("client_id").tail(n_last)
         lab = last["focus_primary"].astype("object").map(labels).fillna(last["focus_primary"].astype("object"))
         lab = lab.where(lab.notna() & (lab != ""), "not recorded").astype(str)
@@ -695,14 +645,13 @@ def build_agenda(caseload: Caseload, tables: dict | None = None, *, clinician_id
     from supervision.metrics.tables import metric_tables
 
     if rules is None:
-        rules = AgendaRules.from_settings(caseload.settings, **overrides)
-    elif overrides:
-        from dataclasses import replace
-
-        rules = replace(rules, **overrides)
+        rules = caseload.rules.agenda
+    if overrides:
+        rules = rules.replace(**overrides)
     tables = dict(tables if tables is not None else metric_tables(caseload))
     tables.setdefault("sessions", caseload.sessions)
     tables.setdefault("settings", caseload.settings)
+    tables.setdefault("rules", caseload.rules)
     if not len(caseload.sessions):
         return _empty()
     ref = caseload.sessions["session_date"].max()
@@ -759,8 +708,9 @@ def support_prompts(caseload: Caseload, tables: dict, client_id: str) -> pd.Data
     t = dict(tables)
     t.setdefault("sessions", caseload.sessions)
     t.setdefault("settings", caseload.settings)
-    rules = AgendaRules.from_settings(caseload.settings)
-    labels = _labels(caseload.settings)
+    t.setdefault("rules", caseload.rules)
+    rules = caseload.rules.agenda
+    labels = caseload.rules.focus.labels
     data = {}
     risk = [r for r in risk_items({**t, "sessions": caseload.sessions[caseload.sessions["client_id"] == client_id]}, rules)]
     crisis = None

@@ -9,6 +9,7 @@ import pandas as pd
 
 from supervision.config import Settings
 from supervision.instruments import instruments
+from supervision.rules import Rules
 
 
 @dataclass
@@ -37,6 +38,10 @@ class Caseload:
         the service say they cannot when set, or use ``benchmarks`` where those hold the figure.
     benchmarks : DataFrame or None
         A published folder's service benchmarks (suppressed service-wide aggregates).
+    rules : Rules
+        Every area's rules (thresholds, windows, weights) from ``settings``, built once when the
+        caseload is made (:class:`supervision.rules.Rules`); the metrics, figures, views, report and
+        agenda read them from here.
     """
 
     clients: pd.DataFrame
@@ -54,8 +59,10 @@ class Caseload:
     #: service-wide aggregates under the disclosure policy, the only view of the service a
     #: self-review has (:func:`supervision.publish.service_benchmarks`); None otherwise.
     benchmarks: pd.DataFrame | None = field(default=None, repr=False)
+    rules: Rules = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.rules = Rules.from_settings(self.settings)
         _warn_item_total_disagreements(self)
 
     @property

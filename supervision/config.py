@@ -86,7 +86,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "adaptation.min_n": (1, 100_000, _CLOSED),
     "adaptation.min_n_comparator": (1, 100_000, _CLOSED),
     "adaptation.fdr_q": (0, 1, _OPEN),
-    "adaptation.variance_prior_df": (0, 1e6, _OPEN),
+    "adaptation.variance_prior_df": (0, 1e6, _CLOSED),  # 0 = plain Welch (defaults.toml)
     "adaptation.practical.first_srs": (0, 40, _CLOSED),
     "adaptation.practical.mean_srs": (0, 40, _CLOSED),
     "adaptation.practical.unilateral": (0, 1, _CLOSED),
@@ -124,7 +124,7 @@ def _check_range(dotted: str, value: Any, source: str) -> None:
     """Refuse a number outside its declared range (and any inf or nan) in a sentence."""
     import math
 
-    numbers = value if isinstance(value, list) else [value]
+    numbers = list(value) if isinstance(value, (list, tuple)) else [value]
     numbers = [v for v in numbers if isinstance(v, (int, float)) and not isinstance(v, bool)]
     for v in numbers:
         if isinstance(v, float) and not math.isfinite(v):
@@ -142,7 +142,7 @@ def _check_range(dotted: str, value: Any, source: str) -> None:
                 allowed = f"more than {lo:g}" if open_ else f"{lo:g} or more"
             else:
                 allowed = (f"between {lo:g} and {hi:g}" + (" (both excluded)" if open_ else " (both included)"))
-            what = "every number of " if isinstance(value, list) else ""
+            what = "every number of " if isinstance(value, (list, tuple)) else ""
             raise SettingsError(f"{source}: {what}'{dotted}' must be {allowed}, got {v!r}. "
                                 "See supervision/defaults.toml for what the setting means.")
 
@@ -201,6 +201,20 @@ def _merge(default: dict, given: dict, prefix: str, source: str) -> dict:
                 raise SettingsError(f"{source}: '{dotted}' must be a section ([{dotted}]), got {value!r}.")
             out[key] = _merge(ref, value, dotted + ".", source)
             continue
+        out[key] = check_value(dotted, ref, value, source)
+    return out
+
+
+def check_value(dotted: str, ref: Any, value: Any, source: str, *, check_type: bool = True) -> Any:
+    """One setting's value checked against its default ``ref``: type, allowed values and range.
+
+    Returns the value (a whole number given for a number setting becomes a float). The one place a
+    setting is checked: the settings loader and every override of a rule
+    (:mod:`supervision.rules`) go through it, so both refuse a value in the same words.
+    ``check_type=False`` (keyword overrides to the metric functions, which also take a list of
+    numbers, numpy numbers or tuples) checks only the allowed values and the range.
+    """
+    if check_type:
         ok = isinstance(value, type(ref)) and not (isinstance(value, bool) and not isinstance(ref, bool))
         if isinstance(ref, float) and isinstance(value, int) and not isinstance(value, bool):
             ok, value = True, float(value)
@@ -208,17 +222,16 @@ def _merge(default: dict, given: dict, prefix: str, source: str) -> dict:
             raise SettingsError(
                 f"{source}: '{dotted}' must be {_type_name(ref)} (default {ref!r}), got {value!r}."
             )
-        if dotted in _CHOICES and value not in _CHOICES[dotted]:
-            raise SettingsError(
-                f"{source}: '{dotted}' must be one of {', '.join(_CHOICES[dotted])}, got {value!r}."
-            )
-        if dotted in _NON_NEGATIVE and value < 0:
-            raise SettingsError(f"{source}: '{dotted}' must be 0 or more, got {value!r}.")
-        _check_range(dotted, value, source)
-        if dotted == "identity.dimensions":
-            _check_dimensions(value, source)
-        out[key] = value
-    return out
+    if dotted in _CHOICES and isinstance(value, str) and value not in _CHOICES[dotted]:
+        raise SettingsError(
+            f"{source}: '{dotted}' must be one of {', '.join(_CHOICES[dotted])}, got {value!r}."
+        )
+    if dotted in _NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
+        raise SettingsError(f"{source}: '{dotted}' must be 0 or more, got {value!r}.")
+    _check_range(dotted, value, source)
+    if dotted == "identity.dimensions":
+        _check_dimensions(value, source)
+    return value
 
 
 def _check_focus(codes: Any, source: str) -> tuple[FocusCode, ...]:

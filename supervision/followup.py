@@ -387,21 +387,18 @@ def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clie
 
 def _outcome_effects(caseload: Caseload, tables: dict, clinician_id: str, quarters) -> list[dict]:
     """Severity-adjusted outcome per quarter over a rolling 12 months of ended episodes (see :func:`development`)."""
-    from supervision.config import load_settings
-    from supervision.metrics.outcome import clinician_effects, outcome_options
+    from supervision.metrics.outcome import clinician_effects
 
     co = tables.get("outcome_clients")
     if co is None or not len(co):
         return []
-    settings = load_settings(caseload.settings)
-    inst = settings["outcome"]["instrument"]
+    inst = caseload.rules.outcome.instrument
     co = co[co["instrument"] == inst] if (co["instrument"] == inst).any() else co[co["instrument"] == co["instrument"].iloc[0]]
-    kw = outcome_options(settings, clinician_effects)
     rows = []
     for q in quarters:
         end = q.end_time.normalize()
         part = co[(co["end_date"] > end - pd.DateOffset(months=12)) & (co["end_date"] <= end)]
-        est = clinician_effects(part, **kw) if len(part) else pd.DataFrame()
+        est = clinician_effects(part, rules=caseload.rules) if len(part) else pd.DataFrame()
         me = est[est["clinician_id"] == clinician_id] if len(est) else est
         r = me.iloc[0] if len(me) else None
         ok = r is not None and bool(r["estimated"])

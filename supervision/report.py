@@ -301,11 +301,15 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
                       "Single sessions are common everywhere; a caseload that differs from the service is worth a look, "
                       "not a verdict.")]
     if len(sa_me) and sa_me["srs_total"].notna().any():
-        charts.append(_figure(srs_heatmap(sa_me, rp[rp["client_id"].isin(ids)], title=f"Caseload alliance (SRS), {clinician_id}"),
-                              "One row per client, one column per attended session; marked cells are at or below the cut-off."))
+        ar = caseload.rules.alliance  # the user's cut-off, as the tables were computed with
+        charts.append(_figure(srs_heatmap(sa_me, rp[rp["client_id"].isin(ids)], title=f"Caseload alliance (SRS), {clinician_id}",
+                                          rules=ar),
+                              "One row per client, one column per attended session; marked cells are "
+                              f"{'at or below' if ar.inclusive else 'below'} the cut-off of {ar.srs_cutoff:g}."))
         flagged = agenda.loc[agenda["flags"].str.contains("rupture|alliance|low_item|ceiling"), "client_id"].drop_duplicates().head(12).tolist()
         if flagged:
-            charts.append(_figure(srs_small_multiples(sa_me, rp, clients=flagged, title="SRS of the clients on the agenda"),
+            charts.append(_figure(srs_small_multiples(sa_me, rp, clients=flagged, title="SRS of the clients on the agenda",
+                                                      rules=ar),
                                   "A rupture is a question to ask, not a finding."))
         charts.append(_figure(low_alliance_comparison(tables["alliance_clinicians"], clinician_id=clinician_id),
                               "Intervals are too narrow because one client's sessions are not independent."))
@@ -385,7 +389,7 @@ def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
     if g is None or g.empty:
         return "<h2>Adaptation</h2><p class='note'>No identity dimensions in this export.</p>"
     me = data.selection.supervisee
-    policy = data.extras.get("policy") or caseload.settings["privacy"]["suppression_policy"]
+    policy = data.extras.get("policy") or caseload.rules.privacy.suppression_policy
     # suppressed as the whole service's table (its margins run across clinicians), then this
     # clinician's rows: the same pattern in every clinician's report
     shown = _suppressed_gaps(g, policy, caseload.settings, suppress_gaps)

@@ -460,11 +460,17 @@ def test_wilson_vectorised_matches_scipy_and_handles_edges():
 # --------------------------------------------------------------------------------------------
 
 def test_function_defaults_are_the_settings_defaults():
+    # issue #17: no default is written in a signature; an option left None comes from the rules (defaults.toml)
     opts = alliance_options()
     for fn in (session_alliance, ruptures, client_alliance, clinician_alliance):
         params = inspect.signature(fn).parameters
-        for key, value in alliance_options(None, fn).items():
-            assert params[key].default == value, (fn.__name__, key)
+        for key in alliance_options(None, fn):
+            assert params[key].default is None, (fn.__name__, key)
+        assert params["rules"].default is None
+    sa = session_alliance(make_sessions({"A": V, "B": [38, 38.5, 38, 30, 31, 31.5, 32, 31]}))
+    pd.testing.assert_frame_equal(sa, session_alliance(make_sessions({"A": V, "B": [38, 38.5, 38, 30, 31, 31.5, 32, 31]}),
+                                                       **alliance_options(None, session_alliance)))
+    pd.testing.assert_frame_equal(ruptures(sa), ruptures(sa, **alliance_options(None, ruptures)))
     assert set(opts) == {"srs_cutoff", "inclusive", "drop_points", "low_item_threshold", "low_item_items",
                          "ceiling_at", "sd_criterion", "sd_floor", "sd_basis", "lost_contact_days",
                          "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance",

@@ -165,11 +165,16 @@ def test_lost_contact_days_is_a_setting_of_an_engagement_section():
     """Issue #19: `[engagement]` used to be refused; lost_contact_days now reads from it."""
     assert engagement_options(None, episode_engagement) == {"lost_contact_days": 42}
     import inspect
-    assert inspect.signature(episode_engagement).parameters["lost_contact_days"].default == 42
+    # issue #17: the signature holds no default of its own (None = the rules, i.e. defaults.toml)
+    assert inspect.signature(episode_engagement).parameters["lost_contact_days"].default is None
     st = load_settings({"engagement": {"lost_contact_days": 59}})
     clients, sessions = _tables()
     ep = episode_engagement(clients, sessions, **engagement_options(st, episode_engagement)).set_index("client_id")
     assert ep.loc["open_quiet", "lost_contact"]  # 59 days, boundary inclusive
+    from supervision.rules import Rules
+    sixty = Rules.from_settings(load_settings({"engagement": {"lost_contact_days": 60}}))
+    assert not episode_engagement(clients, sessions, rules=sixty).set_index("client_id").loc["open_quiet", "lost_contact"]
+    assert episode_engagement(clients, sessions).set_index("client_id").loc["open_quiet", "lost_contact"]  # 42 days
     with pytest.raises(SettingsError, match="engagement.lost_contact_dys"):
         load_settings({"engagement": {"lost_contact_dys": 10}})
 

@@ -23,6 +23,7 @@ _need = need_columns
 _subtitle = subtitle
 from supervision.metrics.adaptation import COMPARATOR_LABELS, METRICS
 from supervision.metrics.stats import funnel_limits
+from supervision.rules import default_rules
 
 __all__ = ["gap_forest", "gap_funnel", "gap_overview", "VERDICT_STYLE"]
 
@@ -205,8 +206,9 @@ def gap_forest(
                      tickformat="+.0%" if spec.kind == "rate" else "+.1f")
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(reversed(labels)), automargin=True)
     fig.update_layout(margin_r=120)
-    conf = gaps.attrs.get("confidence", 0.95)
-    min_n = gaps.attrs.get("min_n", 5)
+    fallback = default_rules().adaptation  # a table without its attrs: the defaults' rules
+    conf = gaps.attrs.get("confidence", fallback.confidence)
+    min_n = gaps.attrs.get("min_n", fallback.min_n)
     n_none = int(len(none)) + hidden_rows
     return _subtitle(fig, (
         f"Each row compares the group's clients with {COMPARATOR_LABELS[comparator]}; n counts clients "

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from supervision.figures.theme import OKABE_ITO, layout, need_columns, plural, subtitle
+from supervision.rules import AllianceRules, area_rules
 
 _need = need_columns
 _plural = plural
@@ -60,10 +61,11 @@ def srs_small_multiples(
     alliance: pd.DataFrame,
     ruptures: pd.DataFrame | None = None,
     *,
-    srs_cutoff: float = 36.0,
+    srs_cutoff: float | None = None,
     clients: Sequence[str] | None = None,
     columns: int = 4,
     title: str = "SRS by session",
+    rules=None,
 ) -> go.Figure:
     """One small panel per client: SRS total by session number, the cut-off line and ruptures.
 
@@ -76,8 +78,9 @@ def srs_small_multiples(
         Output of :func:`supervision.metrics.alliance.ruptures` for one criterion. Each episode
         is marked at its ``rupture_session``: repaired = triangle, not repaired = x, still open =
         open diamond.
-    srs_cutoff : float, default 36
-        Drawn as a dashed horizontal line in every panel.
+    srs_cutoff : float, optional
+        Drawn as a dashed horizontal line in every panel; default: ``rules`` (an
+        :class:`~supervision.rules.AllianceRules` or ``caseload.rules``; None = ``[alliance]`` of defaults.toml).
     clients : sequence of str, optional
         Clients to show, in this order (default: every client in ``alliance``, sorted).
     columns : int, default 4
@@ -92,6 +95,7 @@ def srs_small_multiples(
         (``name`` = client id) and the cut-off trace; then one marker trace per (client, status)
         with ruptures. Panels share the 0-40 y axis scale.
     """
+    srs_cutoff = area_rules(AllianceRules, rules, "srs_small_multiples()", srs_cutoff=srs_cutoff).srs_cutoff
     _need(alliance, "alliance", ["client_id", "session_number", "srs_total"], "session_alliance(sessions)")
     rp = _one_criterion(ruptures)
     if int(columns) < 1:
@@ -160,10 +164,11 @@ def srs_heatmap(
     alliance: pd.DataFrame,
     ruptures: pd.DataFrame | None = None,
     *,
-    srs_cutoff: float = 36.0,
-    inclusive: bool = True,
+    srs_cutoff: float | None = None,
+    inclusive: bool | None = None,
     clients: Sequence[str] | None = None,
     title: str = "Caseload alliance (SRS)",
+    rules=None,
 ) -> go.Figure:
     """Caseload heatmap: one row per client, one column per session number, colour = SRS total.
 
@@ -173,9 +178,10 @@ def srs_heatmap(
         Output of :func:`supervision.metrics.alliance.session_alliance`.
     ruptures : DataFrame, optional
         Output of :func:`supervision.metrics.alliance.ruptures` (one criterion), marked on the cells.
-    srs_cutoff, inclusive : float, bool
+    srs_cutoff, inclusive : float, bool, optional
         Cells at or below (``inclusive``) / below the cut-off are orange-red and carry an open
-        square; cells above are blue. The colour bar has a tick at the cut-off.
+        square; cells above are blue. The colour bar has a tick at the cut-off. Default: ``rules``
+        (:class:`~supervision.rules.AllianceRules` or ``caseload.rules``; None = defaults.toml).
     clients : sequence of str, optional
         Rows to show, in order (default: all clients, sorted).
     title : str
@@ -189,6 +195,8 @@ def srs_heatmap(
         the score printed in each cell. Trace 1: markers on the low cells (name "At or below
         cut-off"). Then one marker trace per rupture status present.
     """
+    r = area_rules(AllianceRules, rules, "srs_heatmap()", srs_cutoff=srs_cutoff, inclusive=inclusive)
+    srs_cutoff, inclusive = r.srs_cutoff, r.inclusive
     _need(alliance, "alliance", ["client_id", "session_number", "srs_total"], "session_alliance(sessions)")
     rp = _one_criterion(ruptures)
     ids = _client_order(alliance, clients)
@@ -327,8 +335,9 @@ def client_alliance_detail(
     ruptures: pd.DataFrame | None = None,
     *,
     client_id: str,
-    srs_cutoff: float = 36.0,
-    low_item_threshold: float = 9.0,
+    srs_cutoff: float | None = None,
+    low_item_threshold: float | None = None,
+    rules=None,
 ) -> go.Figure:
     """One client's alliance in detail: SRS total with ruptures (top), items and subscales (bottom).
 
@@ -341,8 +350,9 @@ def client_alliance_detail(
         Output of :func:`supervision.metrics.alliance.ruptures` for one criterion.
     client_id : str
         The client to show.
-    srs_cutoff, low_item_threshold : float
-        Drawn as dashed lines on the total and on the item panel.
+    srs_cutoff, low_item_threshold : float, optional
+        Drawn as dashed lines on the total and on the item panel. Default: ``rules``
+        (:class:`~supervision.rules.AllianceRules` or ``caseload.rules``; None = defaults.toml).
 
     Returns
     -------
@@ -351,6 +361,9 @@ def client_alliance_detail(
         Row 2: one trace per SRS item present (names from ``ITEM_STYLE``) and, when WAI-SR was
         given, its goal/task/bond subscales on a second y axis scale (4-20).
     """
+    r = area_rules(AllianceRules, rules, "client_alliance_detail()", srs_cutoff=srs_cutoff,
+                   low_item_threshold=low_item_threshold)
+    srs_cutoff, low_item_threshold = r.srs_cutoff, r.low_item_threshold
     _need(alliance, "alliance", ["client_id", "session_number", "srs_total"], "session_alliance(sessions)")
     part = alliance[alliance["client_id"] == client_id].sort_values("session_number")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.55, 0.45],

@@ -20,6 +20,7 @@ from supervision.figures.theme import OKABE_ITO, layout, need_columns, subtitle
 _need = need_columns
 _subtitle = subtitle
 from supervision.instruments import Instrument, instruments
+from supervision.rules import OutcomeRules, area_rules, default_rules
 
 __all__ = ["outcome_trajectory", "jacobson_plot", "caterpillar_plot", "CATEGORY_STYLE"]
 
@@ -55,12 +56,13 @@ def outcome_trajectory(
     track: pd.DataFrame,
     *,
     client_id: str,
-    instrument="ors",
+    instrument=None,
     gains: pd.DataFrame | None = None,
     settings=None,
     reliable_change: float | None = None,
     cutoff: float | None = None,
     title: str | None = None,
+    rules=None,
 ) -> go.Figure:
     """One client's scores by session with cut-off, reliable-change band, expected band and sudden gains.
 
@@ -72,7 +74,9 @@ def outcome_trajectory(
         columns), or of :func:`~supervision.metrics.outcome.session_scores` (no expected band).
     client_id : str
         The client to draw.
-    instrument : str or Instrument, default "ors"
+    instrument : str or Instrument, optional
+        Default: ``rules`` (:class:`~supervision.rules.OutcomeRules` or ``caseload.rules``; None =
+        ``[outcome] instrument`` of defaults.toml).
         For the scale range, direction, cut-off and reliable-change value.
     gains : DataFrame, optional
         Output of :func:`~supervision.metrics.outcome.sudden_gains` (``client_id``,
@@ -92,7 +96,7 @@ def outcome_trajectory(
         around the intake score.
     """
     _need(track, "track", ["client_id", "session_number", "score"], "track_status(..., per_session=True)")
-    inst = _inst(instrument, settings)
+    inst = _inst(area_rules(OutcomeRules, rules, "outcome figure", instrument=instrument).instrument, settings)
     rc = inst.reliable_change if reliable_change is None else reliable_change
     cut = inst.cutoff if cutoff is None else cutoff
     part = track[track["client_id"] == client_id]
@@ -177,11 +181,12 @@ def outcome_trajectory(
 def jacobson_plot(
     client_outcomes: pd.DataFrame,
     *,
-    instrument="ors",
+    instrument=None,
     settings=None,
     reliable_change: float | None = None,
     cutoff: float | None = None,
     title: str | None = None,
+    rules=None,
 ) -> go.Figure:
     """Caseload Jacobson plot: intake (x) against latest score (y), with cut-off and reliable-change lines.
 
@@ -191,7 +196,9 @@ def jacobson_plot(
         Output of :func:`supervision.metrics.outcome.client_outcomes` (``client_id``,
         ``first_score``, ``latest_score``, ``category``); clients without a category (one measured
         session) are left out and counted in the subtitle.
-    instrument : str or Instrument, default "ors"
+    instrument : str or Instrument, optional
+        Default: ``rules`` (:class:`~supervision.rules.OutcomeRules` or ``caseload.rules``; None =
+        ``[outcome] instrument`` of defaults.toml).
     reliable_change, cutoff : float, optional
         Overrides of the instrument's values.
 
@@ -205,7 +212,7 @@ def jacobson_plot(
     """
     _need(client_outcomes, "client_outcomes", ["client_id", "first_score", "latest_score", "category"],
           "client_outcomes(sessions, ...)")
-    inst = _inst(instrument, settings)
+    inst = _inst(area_rules(OutcomeRules, rules, "outcome figure", instrument=instrument).instrument, settings)
     rc = inst.reliable_change if reliable_change is None else reliable_change
     cut = inst.cutoff if cutoff is None else cutoff
     co = client_outcomes
@@ -267,7 +274,7 @@ def caterpillar_plot(effects: pd.DataFrame, *, title: str = "Severity-adjusted o
           "clinician_effects(client_outcomes)")
     est = effects[effects["estimated"].astype(bool)].sort_values("effect", kind="stable")
     rest = effects[~effects["estimated"].astype(bool)]
-    level = effects.attrs.get("confidence", 0.90)
+    level = effects.attrs.get("confidence", default_rules().outcome.effect_confidence)  # attrs lost: the defaults' rules
     alike = (len(est) > 1 and float(np.ptp(est["effect"].to_numpy(dtype=float))) < 0.05
              and float(np.ptp((est["effect_upper"] - est["effect_lower"]).to_numpy(dtype=float))) < 0.05)
     if est.empty:

@@ -1,8 +1,10 @@
 """Adaptation gaps: does a clinician do worse with some kinds of clients than with others?
 
 Pure functions (house style, ../shared/DESIGN.md §6): a tidy DataFrame in, a new DataFrame out,
-options as keyword arguments whose defaults are the ``[adaptation]`` section of
-``supervision/defaults.toml`` (see :func:`adaptation_options`); the input is never modified.
+options as keyword arguments; an option left None comes from ``rules=`` (an
+:class:`~supervision.rules.AdaptationRules` or :class:`~supervision.rules.Rules` such as ``caseload.rules``;
+None = the ``[adaptation]`` section of ``supervision/defaults.toml``, the only place a default is
+written; see :func:`adaptation_options`). An option given is checked as the settings are; the input is never modified.
 
 Pipeline::
 
@@ -72,13 +74,14 @@ choice. Min n, FDR level and the practical thresholds are [U] settings.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
 from supervision.metrics._checks import require_columns
 from supervision.metrics._frames import reindex_first, sort_positions, take_values
+from supervision.rules import AdaptationRules, Rules, area_rules, default_rules
 from supervision.metrics.stats import (
     FUNNEL_LEVELS, benjamini_hochberg, beta_binomial_shrinkage, funnel_limits, funnel_overdispersion,
     newcombe_interaction_interval, newcombe_interval, normal_shrinkage, two_proportion_test, welch_interaction,
@@ -130,8 +133,8 @@ VERDICTS = ("clear gap", "possible gap", "no evidence", "too few clients")
 #: Group values that say the identity is unknown; kept as groups of their own.
 MISSING_GROUPS = ("declined", "not_recorded")
 
-DEFAULT_PRACTICAL = {"first_srs": 2.0, "mean_srs": 2.0, "unilateral": 0.10, "unplanned_single_session": 0.10,
-                     "reliable_improvement": 0.10, "recovery": 0.10, "identity_addressed": 0.05}
+#: ``[adaptation.practical]`` of defaults.toml (written there only).
+DEFAULT_PRACTICAL = dict(default_rules().adaptation.practical)
 
 _COLUMNS = ["clinician_id", "dimension", "group", "metric", "comparator", "n_group", "n_comparator",
             "value_group", "value_comparator", "difference", "lower", "upper", "p_value", "q_value",
@@ -144,6 +147,12 @@ _COLUMNS = ["clinician_id", "dimension", "group", "metric", "comparator", "n_gro
 # --------------------------------------------------------------------------------------------
 
 _require = require_columns
+_RULE_NAMES = frozenset(f.name for f in fields(AdaptationRules))
+
+
+def _rules(rules, function: str, given: dict) -> AdaptationRules:
+    """The adaptation rules of a call: ``rules`` (None = the defaults) with the options given (not None) on top."""
+    return area_rules(AdaptationRules, rules, function, **{k: v for k, v in given.items() if k in _RULE_NAMES})
 
 
 
@@ -247,9 +256,10 @@ def client_measures(
     alliance: pd.DataFrame | None = None,
     engagement: pd.DataFrame | None = None,
     outcomes: pd.DataFrame | None = None,
-    instrument: str = "ors",
-    outcome_closed_only: bool = True,
+    instrument: str | None = None,
+    outcome_closed_only: bool | None = None,
     settings=None,
+    rules=None,
 ) -> pd.DataFrame:
     """One row per client episode: identity groups and the seven compared measures.
 
@@ -270,9 +280,10 @@ def client_measures(
         Output of :func:`supervision.metrics.outcome.client_outcomes` (``category``,
         ``clinical_first``, ``open``); computed for ``instrument`` when not given. When the
         instrument has no scores at all, the two outcome measures are left out (NaN).
-    instrument : str, default "ors"
-        Outcome instrument for the change categories.
-    outcome_closed_only : bool, default True
+    instrument : str, optional
+        Outcome instrument for the change categories; default ``[outcome] instrument`` of ``rules``
+        (a :class:`~supervision.rules.Rules`; else of defaults.toml).
+    outcome_closed_only : bool, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Count reliable improvement and recovery for ended episodes only (the latest score of an
         open episode is an interim score) [U: design choice, as ``[outcome] effect_closed_only``].
     settings : optional
@@ -305,6 +316,11 @@ def client_measures(
 
         ``attrs["dimensions"]`` lists the identity columns.
     """
+    r = _rules(rules, "client_measures()", locals())  # the rules, with the keywords given here on top
+    outcome_closed_only = r.outcome_closed_only
+    every = rules if isinstance(rules, Rules) else None  # the other areas' rules for the tables computed here
+    if instrument is None:  # the [outcome] instrument of the same rules
+        instrument = (every or default_rules()).outcome.instrument
     from supervision.config import load_settings
     from supervision.metrics.alliance import client_alliance, session_alliance
     from supervision.metrics.engagement import episode_engagement
@@ -335,7 +351,7 @@ def client_measures(
         out[d] = pd.array(names.astype(str), dtype="str").take(codes)
 
     if engagement is None:
-        engagement = episode_engagement(clients, sessions)
+        engagement = episode_engagement(clients, sessions, rules=every)
     _require(engagement, "engagement", ["client_id", "ended", "n_attended", "unilateral", "single_session_type"],
              "Pass the output of episode_engagement(clients, sessions).")
     e = reindex_first(engagement, "client_id", ids, ["ended", "n_attended", "unilateral", "single_session_type"])
@@ -344,7 +360,7 @@ def client_measures(
     out["n_attended"] = pd.to_numeric(e["n_attended"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
 
     if alliance is None:
-        alliance = client_alliance(session_alliance(sessions), clients=clients)
+        alliance = client_alliance(session_alliance(sessions, rules=every), clients=clients, rules=every)
     _require(alliance, "alliance", ["client_id", "first_srs", "mean_srs"],
              "Pass the output of client_alliance(session_alliance(sessions)).")
     a = reindex_first(alliance, "client_id", ids, ["first_srs", "mean_srs"])
@@ -361,7 +377,7 @@ def client_measures(
     rec = np.full(len(out), np.nan)
     if outcomes is None:
         try:
-            outcomes = client_outcomes(sessions, instrument=instrument, clients=clients, settings=settings)
+            outcomes = client_outcomes(sessions, instrument=instrument, clients=clients, settings=settings, rules=every)
         except (ValueError, KeyError):  # no such instrument / no reliable-change value: no outcome measures
             outcomes = None
     if outcomes is not None and len(outcomes):
@@ -478,15 +494,16 @@ def adaptation_gaps(
     clinician_id: str | Sequence[str] | None = None,
     dimensions: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
-    min_n: int = 5,
-    min_n_comparator: int = 5,
-    confidence: float = 0.95,
-    fdr_q: float = 0.05,
-    fdr_scope: str = "clinician",
+    min_n: int | None = None,
+    min_n_comparator: int | None = None,
+    confidence: float | None = None,
+    fdr_q: float | None = None,
+    fdr_scope: str | None = None,
     practical: dict | None = None,
-    variance_prior_df: float = 4.0,
-    min_own_weight: float = 0.5,
-    excess_multiplicity: str = "bh_selected",
+    variance_prior_df: float | None = None,
+    min_own_weight: float | None = None,
+    excess_multiplicity: str | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Screen a clinician's identity groups for gaps against two comparators, with honest uncertainty.
 
@@ -501,15 +518,15 @@ def adaptation_gaps(
         Identity columns to screen; default ``measures.attrs["dimensions"]`` or the settings'.
     metrics : sequence of str, optional
         Measures to compare (keys of :data:`METRICS`); default every one with data.
-    min_n : int, default 5
+    min_n : int, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Contributing clients needed in the group before a gap is estimated [U].
-    min_n_comparator : int, default 5
+    min_n_comparator : int, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Contributing clients needed in the comparator [U].
-    confidence : float, default 0.95
+    confidence : float, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Level of the intervals.
-    fdr_q : float, default 0.05
+    fdr_q : float, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Benjamini-Hochberg false-discovery rate for ``clear gap`` [U].
-    fdr_scope : {"clinician", "all"}, default "clinician"
+    fdr_scope : {"clinician", "all"}, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         The FDR family: every estimated row of one clinician against one comparator (dimensions
         x groups x metrics), or every estimated row of the table.
     practical : dict, optional
@@ -517,7 +534,7 @@ def adaptation_gaps(
         worse direction) that counts as a clear gap [U]; unnamed metrics keep
         :data:`DEFAULT_PRACTICAL` (2 SRS points, 10 percentage points for rates, 5 points of
         sessions for identity addressed).
-    variance_prior_df : float, default 4
+    variance_prior_df : float, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Means only: each group's variance is moderated towards the service-wide variance of the
         measure, s~^2 = (d0 s0^2 + (n - 1) s^2) / (d0 + n - 1), with d0 prior degrees of freedom
         and d0 + n - 1 degrees of freedom in Welch's test (the empirical-Bayes moderated t of
@@ -525,14 +542,14 @@ def adaptation_gaps(
         fixed instead of estimated [U]).
         It stops a small group whose clients happen to score alike (e.g. five clients with no
         session addressing identity: SD 0) from posing as a precise estimate. 0 = plain Welch.
-    min_own_weight : float, default 0.5
+    min_own_weight : float, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Floor on the weight of a cell's own data in the shrunken difference (0-1) [U: design
         choice]. Empirical-Bayes shrinkage estimates the spread between clinicians from a
         handful of them; when that estimate is 0 (DerSimonian-Laird tau^2 = 0, or a beta-binomial
         prior of unbounded precision) the cell is fully pooled and a gap of 7 SRS points with an
         interval excluding 0 shrinks to under 2. With the floor, a cell keeps at least this share
         of its own difference from the prior mean. 0 = plain empirical Bayes.
-    excess_multiplicity : {"bh_selected", "none"}, default "bh_selected"
+    excess_multiplicity : {"bh_selected", "none"}, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         The excess gap that a ``clear gap`` needs is a second test, run on the rows that passed
         the first (Benjamini-Hochberg q <= ``fdr_q``). "bh_selected": its one-sided p-value
         (the level at which its interval touches 0) gets a Benjamini-Hochberg q among the selected
@@ -584,6 +601,10 @@ def adaptation_gaps(
         (settings order), group (``declined``/``not_recorded`` last), metric (:data:`METRICS`
         order), comparator.
     """
+    r = _rules(rules, "adaptation_gaps()", locals())  # the rules, with the keywords given here on top
+    min_n, min_n_comparator, confidence = r.min_n, r.min_n_comparator, r.confidence
+    fdr_q, fdr_scope, variance_prior_df = r.fdr_q, r.fdr_scope, r.variance_prior_df
+    min_own_weight, excess_multiplicity, practical = r.min_own_weight, r.excess_multiplicity, r.practical
     _require(measures, "measures", ["client_id", "clinician_id"],
              "Pass the output of client_measures(clients, sessions).")
     min_n = _check_int("min_n", min_n, 2)
@@ -1117,8 +1138,9 @@ def adjusted_gaps(
     gaps: pd.DataFrame,
     *,
     clinician_id: str | Sequence[str] | None = None,
-    confidence: float = 0.95,
-    min_n: int = 5,
+    confidence: float | None = None,
+    min_n: int | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Each flagged gap re-estimated with the clinician's other flagged groups held fixed.
 
@@ -1147,9 +1169,9 @@ def adjusted_gaps(
         Output of :func:`adaptation_gaps`.
     clinician_id : str or sequence of str, optional
         Only these clinicians; default every clinician in ``gaps``.
-    confidence : float, default 0.95
+    confidence : float, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Level of the interval (the ``[adaptation] confidence`` setting).
-    min_n : int, default 5
+    min_n : int, optional (default: the rules, ``[adaptation]`` in defaults.toml)
         Clients needed in the group *outside* the adjusting groups, and in the adjusting groups
         outside the group, before an adjusted gap is estimated (the ``[adaptation] min_n`` setting).
 
@@ -1165,6 +1187,8 @@ def adjusted_gaps(
         "nothing else flagged to adjust for", "persists with ... held fixed", "largely explained by
         the overlap with ...", "uncertain once ... is held fixed", or why it cannot be estimated).
     """
+    r = _rules(rules, "adjusted_gaps()", locals())  # the rules, with the keywords given here on top
+    confidence, min_n = r.confidence, r.min_n
     from scipy import stats as _st
 
     _require(gaps, "gaps", ["clinician_id", "dimension", "group", "metric", "comparator", "verdict", "difference"],
@@ -1284,6 +1308,4 @@ def adaptation_options(settings=None, function: Callable | None = None) -> dict:
         ``supervision/defaults.toml`` (``practical`` is the ``[adaptation.practical]`` table as a
         dict), which are also the keyword names of the functions here.
     """
-    from supervision.config import section_options
-
-    return section_options(settings, "adaptation", function)
+    return AdaptationRules.from_settings(settings).kwargs(function)

@@ -1,13 +1,16 @@
 """Alliance metrics: SRS and WAI-SR per session, rupture-repair episodes, per client and per clinician.
 
 Pure functions (house style, ../shared/DESIGN.md §6): a tidy DataFrame in, a new DataFrame out,
-options as keyword arguments whose defaults are the ``[alliance]`` section of
-``supervision/defaults.toml`` (see :func:`alliance_options`); the input is never modified.
+options as keyword arguments; an option left None comes from ``rules=`` (an
+:class:`~supervision.rules.AllianceRules` or :class:`~supervision.rules.Rules`, such as
+``caseload.rules``; None = the ``[alliance]`` section of ``supervision/defaults.toml``, the only
+place a default is written). An option given here is checked as the settings are
+(:mod:`supervision.rules`); the input is never modified.
 
 Pipeline::
 
     sa = session_alliance(caseload.sessions)          # one row per attended session
-    rp = ruptures(sa, clients=caseload.clients)       # one row per rupture episode
+    rp = ruptures(sa, clients=caseload.clients, rules=caseload.rules)  # one row per rupture episode
     ca = client_alliance(sa, clients=caseload.clients, ruptures=rp)
     cc = clinician_alliance(sa, clients=caseload.clients, ruptures=rp)
 
@@ -19,6 +22,7 @@ Sources and their certainty are those of docs/methods.md (§1.2 SRS, §1.3 WAI-S
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -28,6 +32,7 @@ from supervision.metrics._frames import (as_column, block_codes, isin, reindex_f
                                         take_values)
 from supervision.instruments import instruments
 from supervision.metrics.stats import wilson_interval
+from supervision.rules import AllianceRules, area_rules
 
 __all__ = [
     "session_alliance", "ruptures", "client_alliance", "clinician_alliance", "alliance_options",
@@ -58,6 +63,7 @@ RUPTURE_RULE_BY_NOISE = (
 )
 #: Values of the ``sd_basis`` option of :func:`ruptures`.
 SD_BASES = ("before_rupture", "through_rupture", "whole_series")
+_RULE_NAMES = tuple(f.name for f in fields(AllianceRules))
 _EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow floating-point noise
 
 
@@ -66,6 +72,14 @@ _EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow float
 # --------------------------------------------------------------------------------------------
 
 _require = require_columns
+
+
+def _rules(rules, function: str, given: dict) -> AllianceRules:
+    """The alliance rules of a call: ``rules`` (None = the defaults), with the options given (not None) on top.
+
+    An option out of range is refused as the settings loader refuses it (``SettingsError`` naming the key).
+    """
+    return area_rules(AllianceRules, rules, function, **{k: given[k] for k in _RULE_NAMES if k in given})
 
 
 
@@ -147,12 +161,13 @@ def _criterion_label(k: float) -> str:
 def session_alliance(
     sessions: pd.DataFrame,
     *,
-    srs_cutoff: float = 36.0,
-    inclusive: bool = True,
-    drop_points: float = 1.0,
-    low_item_threshold: float = 9.0,
-    low_item_items: Sequence[str] = SRS_ITEM_NAMES,
-    ceiling_at: float = 39.0,
+    srs_cutoff: float | None = None,
+    inclusive: bool | None = None,
+    drop_points: float | None = None,
+    low_item_threshold: float | None = None,
+    low_item_items: Sequence[str] | None = None,
+    ceiling_at: float | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Alliance per attended session: SRS total and items, WAI-SR total and subscales, flags.
 
@@ -163,24 +178,24 @@ def session_alliance(
         ``session_date``, ``attendance`` and any of ``srs_1..srs_4``, ``srs_total``,
         ``wai_1..wai_12``, ``wai_total`` (absent measure columns are read as missing). Only rows
         with ``attendance == "attended"`` are used. Not modified.
-    srs_cutoff : float, default 36
+    srs_cutoff : float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         SRS alliance alert cut-off. "<= 36 = discuss" [V2] hiboop.com SRS page; "36 or above
         indicates positive alliance", i.e. < 36, [V2] cauceos.com (docs/methods.md §1.2).
-    inclusive : bool, default True
+    inclusive : bool, optional (default: the rules, ``[alliance]`` in defaults.toml)
         True: low when total <= cut-off (hiboop); False: low when total < cut-off (cauceos).
-    drop_points : float, default 1
+    drop_points : float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         A fall of at least this many points from the client's previous measured session is a
         ``drop``. OpenFIT alerts flag any drop of >= 1 point since the last session [V2]
         (support.openfit.care alerts page, quoted in ../shared/SYNTH_PARAMETERS.md §2).
-    low_item_threshold : float, default 9
+    low_item_threshold : float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         ``low_item`` when any of ``low_item_items`` is strictly below this.
         Uncertain [V2]: hiboop says "any item below 8-9/10" prompts a conversation, so 8 is as
         defensible as 9; the default 9 is the more sensitive reading.
-    low_item_items : sequence of str, default all four SRS items
+    low_item_items : sequence of str, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Which items are checked (names of :data:`SRS_ITEM_NAMES`). docs/methods.md §1.2: "any item
         below ~9 prompts a conversation" [V2], so every item by default; a relationship item of
         7/10 inside a total of 37 is exactly the quiet signal the total hides.
-    ceiling_at : float, default 39
+    ceiling_at : float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         ``ceiling`` when the total is at or above this. The SRS ceiling is a band, not a point:
         the non-official banding "39-40 good" [V2] (cindyhansencft.com, docs/methods.md §1.2) and
         the ceiling-effect review (SYNTH_PARAMETERS.md §2 [V]); 40 restores the exact-maximum rule.
@@ -222,6 +237,9 @@ def session_alliance(
     ValueError
         When a required column is missing or an option is out of range.
     """
+    r = _rules(rules, "session_alliance()", locals())  # the rules, with the keywords given here on top
+    srs_cutoff, inclusive, drop_points = r.srs_cutoff, r.inclusive, r.drop_points
+    low_item_threshold, low_item_items, ceiling_at = r.low_item_threshold, r.low_item_items, r.ceiling_at
     _require(sessions, "sessions", ["client_id", "clinician_id", "session_date", "attendance"],
              "Load the export with supervision.load_caseload() to get the canonical sessions table.")
     _check_number("srs_cutoff", srs_cutoff, minimum=0)
@@ -333,16 +351,17 @@ def _empty_ruptures() -> pd.DataFrame:
 def ruptures(
     alliance: pd.DataFrame,
     *,
-    sd_criterion: float | Sequence[float] = 2.0,
-    sd_floor: float = 1.0,
-    min_sessions: int = 5,
-    max_decline_sessions: int = 3,
-    repair_window: int = 3,
-    repair_tolerance: float = 1.0,
-    sd_basis: str = "before_rupture",
-    lost_contact_days: int = 42,
+    sd_criterion: float | Sequence[float] | None = None,
+    sd_floor: float | None = None,
+    min_sessions: int | None = None,
+    max_decline_sessions: int | None = None,
+    repair_window: int | None = None,
+    repair_tolerance: float | None = None,
+    sd_basis: str | None = None,
+    lost_contact_days: int | None = None,
     reference_date: pd.Timestamp | str | None = None,
     clients: pd.DataFrame | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Rupture-repair episodes found in each client's own SRS series.
 
@@ -380,35 +399,36 @@ def ruptures(
     alliance : DataFrame
         Output of :func:`session_alliance` (needs ``client_id``, ``clinician_id``,
         ``session_date``, ``session_number``, ``srs_total``). Not modified.
-    sd_criterion : float or sequence of float, default 2
+    sd_criterion : float or sequence of float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Depth needed, in client SDs. 2 = Stiles et al. (2004); 1 = Strauss et al. (2006) [V, via
         Gumz et al. 2012, docs/methods.md §2.5]. Give ``(1, 2)`` to get both; rows are labelled by
         ``criterion`` ("1sd", "2sd"). Gumz et al. recommend reporting both.
-    sd_floor : float, default 1
+    sd_floor : float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Smallest SD used, in SRS points [U design choice]: a ceiling-only or near-constant series
         (SD 0 or tiny) would otherwise turn a 0.2-point wobble into a "rupture". No verified SRS
         measurement-error figure exists to anchor it (docs/methods.md §8, open item 5).
-    min_sessions : int, default 5
+    min_sessions : int, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Measured sessions needed before a client is judged [U]; docs/methods.md §2.5 suggests
         ">= 5" for a stable SD. A client is judged once the series has this many; every trough is
         then decided as of its own session (``sd_basis``), so recomputing with the data up to any
         later meeting gives the same flags. (With the whole-series SD a single trough in an
         otherwise flat series of n sessions is sqrt(n) SDs deep, so the 2-SD rule could rarely fire
         below 5 sessions.)
-    max_decline_sessions : int, default 3
+    max_decline_sessions : int, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Longest decline measured from its start [U]. Gumz et al. (2012) saw declines of up to
         6 sessions, the commonest pattern being a simple V (1 session) [V].
-    repair_window : int, default 3
+    repair_window : int, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Attended sessions after the rupture within which a return counts as repair [U]; Stiles'
         exact windowing was not read (docs/methods.md §2.5, open item 6).
-    repair_tolerance : float, default 1
+    repair_tolerance : float, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Points below ``pre_score`` that still count as a return [U], for measurement noise.
-    sd_basis : {"before_rupture", "through_rupture", "whole_series"}, default "before_rupture"
+    sd_basis : {"before_rupture", "through_rupture", "whole_series"}, optional
+        Default: the rules (``[alliance]`` in defaults.toml).
         Which of the client's scores give the client SD (point 3). Stiles et al. (2004) speak of
         the SD of the client's own session-to-session scores without (in what we could read) fixing
         the window [U]; "before_rupture" is the reading under which a flag shown in a supervision
         meeting is reproduced later from the data up to that meeting.
-    lost_contact_days : int, default 42
+    lost_contact_days : int, optional (default: the rules, ``[engagement] lost_contact_days``)
         The ``[engagement]`` lost-contact window (days without an attended session; design
         choice [U], as :func:`supervision.metrics.engagement.episode_engagement`).
     reference_date : date, optional
@@ -466,6 +486,10 @@ def ruptures(
     ValueError
         When a required column is missing or an option is out of range.
     """
+    r = _rules(rules, "ruptures()", locals())  # the rules, with the keywords given here on top
+    sd_criterion, sd_floor, min_sessions = r.sd_criterion, r.sd_floor, r.min_sessions
+    max_decline_sessions, repair_window, repair_tolerance = r.max_decline_sessions, r.repair_window, r.repair_tolerance
+    sd_basis, lost_contact_days = r.sd_basis, r.lost_contact_days
     _require(alliance, "alliance", ["client_id", "clinician_id", "session_date", "session_number", "srs_total"],
              "Pass the output of session_alliance(sessions).")
     crits = _criteria(sd_criterion)
@@ -614,14 +638,14 @@ def ruptures(
 _find_ruptures = ruptures  # the summaries below take a ``ruptures`` keyword that shadows the name
 
 
-def within_client_sd(alliance: pd.DataFrame, *, min_sessions: int = 5) -> tuple[float, int]:
+def within_client_sd(alliance: pd.DataFrame, *, min_sessions: int | None = None, rules=None) -> tuple[float, int]:
     """The service's median within-client SD of the SRS total, and the clients it rests on.
 
     Parameters
     ----------
     alliance : DataFrame
         Output of :func:`session_alliance`.
-    min_sessions : int, default 5
+    min_sessions : int, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Clients with at least this many measured sessions count (as ``ruptures``).
 
     Returns
@@ -631,6 +655,7 @@ def within_client_sd(alliance: pd.DataFrame, *, min_sessions: int = 5) -> tuple[
         and their number. Set it beside :data:`RUPTURE_RULE_BY_NOISE`: the rupture rule was
         checked on synthetic series of known noise only.
     """
+    min_sessions = _rules(rules, "within_client_sd()", locals()).min_sessions
     _require(alliance, "alliance", ["client_id", "srs_total"], "Pass the output of session_alliance(sessions).")
     x = pd.to_numeric(alliance["srs_total"], errors="coerce")
     m = pd.DataFrame({"client_id": alliance["client_id"].to_numpy(), "x": x.to_numpy()}).dropna(subset=["x"])
@@ -661,17 +686,18 @@ def client_alliance(
     *,
     clients: pd.DataFrame | None = None,
     ruptures: pd.DataFrame | None = None,
-    sd_criterion: float = 2.0,
-    sd_floor: float = 1.0,
-    min_sessions: int = 5,
-    max_decline_sessions: int = 3,
-    repair_window: int = 3,
-    repair_tolerance: float = 1.0,
-    sd_basis: str = "before_rupture",
-    lost_contact_days: int = 42,
+    sd_criterion: float | None = None,
+    sd_floor: float | None = None,
+    min_sessions: int | None = None,
+    max_decline_sessions: int | None = None,
+    repair_window: int | None = None,
+    repair_tolerance: float | None = None,
+    sd_basis: str | None = None,
+    lost_contact_days: int | None = None,
     reference_date: pd.Timestamp | str | None = None,
-    min_trend_sessions: int = 3,
+    min_trend_sessions: int | None = None,
     planned_reasons: Sequence[str] = _PLANNED_REASONS,
+    rules=None,
 ) -> pd.DataFrame:
     """Alliance summary per client.
 
@@ -688,7 +714,7 @@ def client_alliance(
         below when not given.
     sd_criterion, sd_floor, min_sessions, max_decline_sessions, repair_window, repair_tolerance
         Passed to :func:`ruptures` (``min_sessions`` also decides ``rupture_judged``).
-    min_trend_sessions : int, default 3
+    min_trend_sessions : int, optional (default: the rules, ``[alliance]`` in defaults.toml)
         Measured sessions needed for ``trend`` [U]; two points give a difference, not a trend.
     planned_reasons : sequence of str, default ("planned", "mutual", "referred_on")
         End reasons that are not unplanned (used for single-session dropout).
@@ -724,6 +750,10 @@ def client_alliance(
           ``ending_unknown`` (bool): docs/methods.md §2.7 asks for an explicit "unknown" ending type.
           Without ``clients`` these are missing.
     """
+    r = _rules(rules, "client_alliance()", locals())  # the rules, with the keywords given here on top
+    sd_criterion, sd_floor, min_sessions = r.sd_criterion, r.sd_floor, r.min_sessions
+    max_decline_sessions, repair_window, repair_tolerance = r.max_decline_sessions, r.repair_window, r.repair_tolerance
+    sd_basis, lost_contact_days, min_trend_sessions = r.sd_basis, r.lost_contact_days, r.min_trend_sessions
     _require(alliance, "alliance",
              ["client_id", "clinician_id", "session_date", "session_number", "srs_total", "low", "drop",
               "low_item", "ceiling"], "Pass the output of session_alliance(sessions).")
@@ -859,17 +889,18 @@ def clinician_alliance(
     clients: pd.DataFrame | None = None,
     ruptures: pd.DataFrame | None = None,
     confidence: float = 0.95,
-    sd_criterion: float = 2.0,
-    sd_floor: float = 1.0,
-    min_sessions: int = 5,
-    max_decline_sessions: int = 3,
-    repair_window: int = 3,
-    repair_tolerance: float = 1.0,
-    sd_basis: str = "before_rupture",
-    lost_contact_days: int = 42,
+    sd_criterion: float | None = None,
+    sd_floor: float | None = None,
+    min_sessions: int | None = None,
+    max_decline_sessions: int | None = None,
+    repair_window: int | None = None,
+    repair_tolerance: float | None = None,
+    sd_basis: str | None = None,
+    lost_contact_days: int | None = None,
     reference_date: pd.Timestamp | str | None = None,
     planned_reasons: Sequence[str] = _PLANNED_REASONS,
     client_alliance_frame: pd.DataFrame | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Alliance per clinician, and the same figures for the whole service.
 
@@ -909,6 +940,10 @@ def clinician_alliance(
           ongoing ones included), ``first_srs_dropout``, ``first_srs_stayed`` (mean first measured
           SRS of each group), ``first_srs_difference`` (dropout - stayed). Missing without ``clients``.
     """
+    r = _rules(rules, "clinician_alliance()", locals())  # the rules, with the keywords given here on top
+    sd_criterion, sd_floor, min_sessions = r.sd_criterion, r.sd_floor, r.min_sessions
+    max_decline_sessions, repair_window, repair_tolerance = r.max_decline_sessions, r.repair_window, r.repair_tolerance
+    sd_basis, lost_contact_days = r.sd_basis, r.lost_contact_days
     _require(alliance, "alliance", ["client_id", "clinician_id", "srs_total", "low"],
              "Pass the output of session_alliance(sessions).")
     ropts = _rupture_opts(locals())
@@ -1016,9 +1051,4 @@ def alliance_options(settings=None, function: Callable | None = None) -> dict:
         ``supervision/defaults.toml``, which are also the keyword names of the functions here,
         and ``lost_contact_days`` from ``[engagement]``.
     """
-    from supervision.config import section_options
-
-    opts = section_options(settings, "alliance", function)
-    # the lost-contact window is the engagement setting (one definition of "lost contact")
-    lost = section_options(settings, "engagement", function)
-    return {**opts, **lost} if function is not None else {**opts, "lost_contact_days": lost["lost_contact_days"]}
+    return AllianceRules.from_settings(settings).kwargs(function)

@@ -35,6 +35,7 @@ import pandas as pd
 
 from supervision.instruments import instruments
 from supervision.metrics.stats import wilson_interval
+from supervision.rules import EngagementRules, area_rules
 
 PLANNED_REASONS = ("planned", "mutual")
 
@@ -51,9 +52,10 @@ def episode_engagement(
     clients: pd.DataFrame,
     sessions: pd.DataFrame,
     *,
-    lost_contact_days: int = 42,
+    lost_contact_days: int | None = None,
     reference_date: pd.Timestamp | str | None = None,
     planned_reasons: Sequence[str] = PLANNED_REASONS,
+    rules=None,
 ) -> pd.DataFrame:
     """One row per client episode with its attendance and engagement flags.
 
@@ -61,12 +63,16 @@ def episode_engagement(
     ----------
     clients, sessions : DataFrame
         Canonical tables of a :class:`~supervision.caseload.Caseload`.
-    lost_contact_days : int, default 42
-        Days without an attended session after which an open episode counts as lost contact [U].
+    lost_contact_days : int, optional
+        Days without an attended session after which an open episode counts as lost contact [U];
+        default: ``rules`` (``[engagement] lost_contact_days`` in defaults.toml).
     reference_date : date, optional
         "Now" for lost contact; default the last session date in ``sessions``.
     planned_reasons : sequence of str, default ("planned", "mutual")
         End reasons that make a single-session episode *planned*.
+    rules : EngagementRules or Rules, optional
+        The engagement rules (``caseload.rules``); None = the defaults. Options given above go on top,
+        checked as the settings are (:mod:`supervision.rules`).
 
     Returns
     -------
@@ -77,6 +83,8 @@ def episode_engagement(
         ``unplanned``, ``referred_on``, ``unknown`` (ended with no end reason) or empty), ``unilateral``, ``n_no_measure`` (attended
         sessions without any alliance or outcome measure).
     """
+    lost_contact_days = area_rules(EngagementRules, rules, "episode_engagement()",
+                                   lost_contact_days=lost_contact_days).lost_contact_days
     if lost_contact_days < 1:
         raise ValueError(f"lost_contact_days must be 1 or more; got {lost_contact_days!r}.")
     ref = pd.Timestamp(reference_date) if reference_date is not None else (
@@ -289,9 +297,4 @@ def engagement_options(settings=None, function=None) -> dict:
     The setting names of ``[engagement]`` in ``supervision/defaults.toml`` are the keyword names
     of :func:`episode_engagement`; ``fn(..., **engagement_options(settings, fn))`` applies them.
     """
-    from supervision.config import section_options
-
-    values = section_options(settings, "engagement", function)
-    if "planned_reasons" in values:
-        values["planned_reasons"] = tuple(values["planned_reasons"])
-    return values
+    return EngagementRules.from_settings(settings).kwargs(function)

@@ -1,9 +1,11 @@
 """Session focus: are sessions working on the client's agreed goals, or on week reviews and drift?
 
 Pure functions (house style, ../shared/DESIGN.md §6): a tidy DataFrame in, a new DataFrame out,
-options as keyword arguments whose defaults are the ``[focus_metrics]`` section of
-``supervision/defaults.toml`` (see :func:`focus_options`); the input is never modified. The focus
-taxonomy (code -> group) is the ``[[focus.codes]]`` setting (:attr:`Settings.focus_codes`).
+options as keyword arguments; an option left None comes from ``rules=`` (a
+:class:`~supervision.rules.FocusRules` or :class:`~supervision.rules.Rules` such as ``caseload.rules``;
+None = the ``[focus_metrics]`` section of ``supervision/defaults.toml``, the only place a default is
+written; see :func:`focus_options`); the input is never modified. The focus taxonomy (code -> group)
+is the ``[[focus.codes]]`` setting (:attr:`Settings.focus_codes`, ``rules.focus.codes``).
 
 Pipeline::
 
@@ -62,6 +64,7 @@ from scipy import stats as _stats
 from supervision.metrics._checks import require_columns
 from supervision.metrics._frames import as_column, block_codes, sort_frame, sort_positions, take_values
 from supervision.metrics.stats import wilson_interval
+from supervision.rules import FocusRules, Rules, area_rules, default_rules
 
 __all__ = [
     "session_focus", "client_focus", "clinician_focus", "focus_alliance_link", "focus_options",
@@ -88,6 +91,15 @@ _CHECK_IN, _CRISIS, _GOAL_AREA = "check_in", "crisis", "goal_area"
 # --------------------------------------------------------------------------------------------
 
 _require = require_columns
+_RULE_NAMES = ("neglected_after_sessions", "drift_definition", "confidence", "link_min_sessions")
+
+
+def _rules(rules, function: str, given: dict) -> FocusRules:
+    """The focus rules of a call: ``rules`` (None = the defaults), with the options given (not None) on top.
+
+    An option out of range is refused as the settings loader refuses it (``SettingsError`` naming the key).
+    """
+    return area_rules(FocusRules, rules, function, **{k: given[k] for k in _RULE_NAMES if k in given})
 
 
 
@@ -108,9 +120,11 @@ def _check_confidence(confidence) -> float:
 def _taxonomy(taxonomy) -> pd.DataFrame:
     """Normalise a taxonomy to a frame ``code, label, group`` (one row per code)."""
     if taxonomy is None:
-        from supervision.config import load_settings
-
-        taxonomy = load_settings()
+        taxonomy = default_rules().focus
+    if isinstance(taxonomy, Rules):
+        taxonomy = taxonomy.focus
+    if isinstance(taxonomy, FocusRules):
+        taxonomy = taxonomy.codes
     if hasattr(taxonomy, "focus_codes"):  # Settings
         taxonomy = taxonomy.focus_codes
     if isinstance(taxonomy, pd.DataFrame):
@@ -269,8 +283,8 @@ def session_focus(sessions: pd.DataFrame, clients: pd.DataFrame, taxonomy=None) 
         The canonical ``clients`` table: ``client_id`` and ``agreed_goals`` (``;``-separated
         focus codes; empty = no goals recorded). Sessions of a client missing from it are
         treated as having no goals recorded. Not modified.
-    taxonomy : Settings, sequence of FocusCode, dict or DataFrame, optional
-        The focus codes and their groups: ``caseload.settings`` (its ``[[focus.codes]]``), a
+    taxonomy : Settings, Rules, FocusRules, sequence of FocusCode, dict or DataFrame, optional
+        The focus codes and their groups: ``caseload.rules`` or ``caseload.settings`` (its ``[[focus.codes]]``), a
         sequence of ``FocusCode``/``{code, label, group}``, a ``{code: group}`` dict or a frame
         with ``code, group`` (and ``label``). Default: the default settings' taxonomy.
 
@@ -461,22 +475,27 @@ _FOCUS_REQUIRED = ["client_id", "clinician_id", "session_date", "session_number"
 _FOCUS_FIX = "Pass the output of session_focus(sessions, clients, settings)."
 
 
-def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4,
-                 drift_definition: str = "off_goal") -> pd.DataFrame:
+def client_focus(
+    focus: pd.DataFrame,
+    *,
+    neglected_after_sessions: int | None = None,
+    drift_definition: str | None = None,
+    rules=None,
+) -> pd.DataFrame:
     """Focus per client: goal coverage, check-in dominance, drift, neglected goals, agenda setting.
 
     Parameters
     ----------
     focus : DataFrame
         Output of :func:`session_focus`. Not modified.
-    neglected_after_sessions : int, default 4
+    neglected_after_sessions : int, optional (default: the rules, ``[focus_metrics]`` in defaults.toml)
         An agreed goal is *neglected* when it was neither the primary nor a secondary focus in
         the client's last this-many attended sessions; clients with fewer attended sessions are
         not judged. [U] design choice: no published threshold; 4 is about a month of weekly
         sessions. Only sessions with a **recorded** primary focus count: a session with no
         focus recorded says nothing about which goal was worked on, so the window is the last
         this-many sessions *with a recorded focus*, and a client with fewer of them is not judged.
-    drift_definition : {"off_goal", "any_change"}, default "off_goal"
+    drift_definition : {"off_goal", "any_change"}, optional (default: the rules, ``[focus_metrics]`` in defaults.toml)
         What counts as drift. ``"off_goal"``: a change of primary focus to an unagreed goal
         area, process talk or admin (``focus_drift`` of :func:`session_focus`); a switch between
         two agreed goals is the work, not drift, check-ins have their own measure, crisis and
@@ -517,6 +536,8 @@ def client_focus(focus: pd.DataFrame, *, neglected_after_sessions: int = 4,
         - ``n_neglected_goals`` (Int64; <NA> when not judged)
         - ``last_session_date``: date of the latest attended session
     """
+    r = _rules(rules, "client_focus()", locals())  # the rules, with the keywords given here on top
+    neglected_after_sessions, drift_definition = r.neglected_after_sessions, r.drift_definition
     _require(focus, "focus", _FOCUS_REQUIRED, _FOCUS_FIX)
     N = _check_int("neglected_after_sessions", neglected_after_sessions, 1)
 
@@ -626,9 +647,10 @@ def clinician_focus(
     focus: pd.DataFrame,
     *,
     client_focus_frame: pd.DataFrame | None = None,
-    confidence: float = 0.95,
-    neglected_after_sessions: int = 4,
-    drift_definition: str = "off_goal",
+    confidence: float | None = None,
+    neglected_after_sessions: int | None = None,
+    drift_definition: str | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Focus per clinician, and the same figures for the whole service (``scope == "service"``).
 
@@ -639,11 +661,11 @@ def clinician_focus(
     client_focus_frame : DataFrame, optional
         Output of :func:`client_focus` for the same sessions; computed with
         ``neglected_after_sessions`` if not given.
-    confidence : float, default 0.95
+    confidence : float, optional (default: the rules, ``[focus_metrics]`` in defaults.toml)
         Level of the Wilson intervals (Wilson 1927; Newcombe 1998; docs/methods.md §3.1 [V]).
-    neglected_after_sessions : int, default 4
+    neglected_after_sessions : int, optional (default: the rules, ``[focus_metrics]`` in defaults.toml)
         As in :func:`client_focus`.
-    drift_definition : {"off_goal", "any_change"}, default "off_goal"
+    drift_definition : {"off_goal", "any_change"}, optional (default: the rules, ``[focus_metrics]`` in defaults.toml)
         As in :func:`client_focus`: by default a switch between two agreed goals, a check-in or
         crisis work is not drift.
 
@@ -675,6 +697,8 @@ def clinician_focus(
         - ``n_neglect_judged``, ``n_clients_neglected`` (judged clients with at least one
           neglected goal)
     """
+    r = _rules(rules, "clinician_focus()", locals())  # the rules, with the keywords given here on top
+    confidence, neglected_after_sessions, drift_definition = r.confidence, r.neglected_after_sessions, r.drift_definition
     _require(focus, "focus", _FOCUS_REQUIRED, _FOCUS_FIX)
     conf = _check_confidence(confidence)
     N = _check_int("neglected_after_sessions", neglected_after_sessions, 1)
@@ -765,8 +789,9 @@ def focus_alliance_link(
     focus: pd.DataFrame,
     alliance: pd.DataFrame,
     *,
-    confidence: float = 0.95,
-    link_min_sessions: int = 5,
+    confidence: float | None = None,
+    link_min_sessions: int | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Client-rated goals and method items on on-goal versus off-goal sessions, per clinician and service.
 
@@ -779,9 +804,9 @@ def focus_alliance_link(
         (``goals_topics`` = SRS item 2, ``approach_method`` = SRS item 3, ``wai_goal`` and
         ``wai_task``: WAI-SR subscale sums, present only when all four items were answered).
         Joined on ``client_id``, ``session_number`` and ``session_date``. Not modified.
-    confidence : float, default 0.95
+    confidence : float, optional (default: the rules, ``[focus_metrics]`` in defaults.toml)
         Level of the Welch t interval of the difference.
-    link_min_sessions : int, default 5
+    link_min_sessions : int, optional (default: the rules, ``[focus_metrics]`` in defaults.toml)
         Sessions needed in *each* group (on goal, off goal) before the difference is estimated
         [U design choice]; with fewer, the means are shown and the difference is NaN.
 
@@ -813,6 +838,8 @@ def focus_alliance_link(
     sessions weighs more. The comparison is descriptive: who is off goal is not random (crisis,
     early sessions, clients who are harder to engage), so a difference is a prompt, not a cause.
     """
+    r = _rules(rules, "focus_alliance_link()", locals())  # the rules, with the keywords given here on top
+    confidence, link_min_sessions = r.confidence, r.link_min_sessions
     _require(focus, "focus", ["client_id", "clinician_id", "session_date", "session_number", "on_goal", "off_goal"],
              _FOCUS_FIX)
     _require(alliance, "alliance", ["client_id", "session_date", "session_number"],
@@ -911,6 +938,4 @@ def focus_options(settings=None, function: Callable | None = None) -> dict:
         ``supervision/defaults.toml``, which are also the keyword names of the functions here.
         The taxonomy itself is ``[[focus.codes]]``: pass the settings to :func:`session_focus`.
     """
-    from supervision.config import section_options
-
-    return section_options(settings, "focus_metrics", function)
+    return FocusRules.from_settings(settings).kwargs(function)

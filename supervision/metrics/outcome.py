@@ -2,9 +2,11 @@
 Therapies outcomes, expected treatment response (on track / not on track) and clinician effects.
 
 Pure functions (house style, ../shared/DESIGN.md §6): a tidy DataFrame in, a new DataFrame out,
-options as keyword arguments whose defaults are the ``[outcome]`` section of
-``supervision/defaults.toml`` (:func:`outcome_options`); the input is never modified. The change
-functions (:func:`jacobson_truax`, :func:`sudden_gains`, :func:`talking_therapies`) work on any
+options as keyword arguments; an option left None comes from ``rules=`` (an
+:class:`~supervision.rules.OutcomeRules` or :class:`~supervision.rules.Rules` such as ``caseload.rules``;
+None = the ``[outcome]`` section of ``supervision/defaults.toml``, the only place a default is
+written; :func:`outcome_options`). An option given is checked as the settings are; the input is
+never modified. The change functions (:func:`jacobson_truax`, :func:`sudden_gains`, :func:`talking_therapies`) work on any
 pre/post or long table, not only on the data contract's instruments.
 
 Pipeline on a caseload::
@@ -24,6 +26,7 @@ Jacobson-Truax, §2.2 NHS Talking Therapies, §2.3 sudden gains, §2.4 expected 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -35,6 +38,7 @@ from supervision.metrics._frames import (as_column, block_codes, positions_in, r
 from supervision.instruments import Instrument, instruments
 from supervision.instruments.scoring import total_scores
 from supervision.metrics.stats import normal_shrinkage, tau2_qprofile, wilson_interval
+from supervision.rules import FROM_RULES, OutcomeRules, area_rules
 
 __all__ = [
     "reliable_change_value", "jacobson_truax", "sudden_gains", "sudden_losses", "sudden_gains_by_person",
@@ -60,6 +64,17 @@ _EPS = 1e-9  # scores are entered to 0.1; comparisons of differences allow float
 # --------------------------------------------------------------------------------------------
 
 _require = require_columns
+_RULE_NAMES = frozenset(f.name for f in fields(OutcomeRules))
+
+
+def _rules(rules, function: str, given: dict) -> OutcomeRules:
+    """The outcome rules of a call: ``rules`` (None = the defaults), with the options given on top.
+
+    Options that are None (or :data:`~supervision.rules.FROM_RULES`) come from the rules; one out of
+    range is refused as the settings loader refuses it (``SettingsError`` naming the key).
+    """
+    return area_rules(OutcomeRules, rules, function,
+                      **{k: v for k, v in given.items() if k in _RULE_NAMES and v is not FROM_RULES})
 
 
 
@@ -155,7 +170,7 @@ def jacobson_truax(
     reliability: float | None = None,
     reliable_change: float | None = None,
     sd_pre: float | None = None,
-    critical_value: float = 1.96,
+    critical_value: float | None = None,
     cutoff: float | None = None,
     cutoff_type: str | None = "a",
     m_clinical: float | None = None,
@@ -164,6 +179,7 @@ def jacobson_truax(
     sd_functional: float | None = None,
     cutoff_inclusive: bool = False,
     reliable_change_inclusive: bool = True,
+    rules=None,
 ) -> pd.DataFrame:
     """Reliable and clinically significant change (Jacobson & Truax 1991) for any pre/post table.
 
@@ -187,7 +203,7 @@ def jacobson_truax(
     sd_pre : float, optional
         SD of the pre scores for S_diff; default the sample SD (n - 1) of the pre scores of the
         complete pairs [R] (as clinicalsignificance).
-    critical_value : float, default 1.96
+    critical_value : float, optional (default: the rules, ``[outcome]`` in defaults.toml)
         |RCI| must exceed this (1.96 = 95 % two-sided).
     cutoff : float, optional
         Clinical cut-off. When not given it is computed by ``cutoff_type``:
@@ -233,6 +249,8 @@ def jacobson_truax(
         When a column is missing, both or neither of ``reliability`` / ``reliable_change`` are
         given, or a cut-off cannot be computed from what was given.
     """
+    r = _rules(rules, "jacobson_truax()", locals())  # the rules, with the keywords given here on top
+    critical_value = r.critical_value
     _require(data, "data", [pre, post], "Pass a table with one row per case and a pre and a post score column.")
     _check_bool("higher_is_better", higher_is_better)
     _check_bool("cutoff_inclusive", cutoff_inclusive)
@@ -499,14 +517,15 @@ def sudden_gains(
     time: str = "session_number",
     score: str = "score",
     higher_is_better: bool = False,
-    sg_crit2_pct: float | None = 0.25,
-    sg_crit3: bool = True,
-    sg_crit3_alpha: float = 0.05,
-    sg_crit3_adjust: bool = True,
-    sg_crit3_critical_value: float = 2.776,
-    sg_reversal_start: int = 3,
+    sg_crit2_pct: float | None = FROM_RULES,
+    sg_crit3: bool | None = None,
+    sg_crit3_alpha: float | None = None,
+    sg_crit3_adjust: bool | None = None,
+    sg_crit3_critical_value: float | None = None,
+    sg_reversal_start: int | None = None,
     identify: str = "gains",
     intervals: bool = False,
+    rules=None,
 ) -> pd.DataFrame:
     """Sudden gains (or losses) by the Tang & DeRubeis (1999) criteria, as R ``suddengains`` 0.7.2.
 
@@ -541,17 +560,17 @@ def sudden_gains(
         For a higher-is-better scale (ORS) the criteria are mirrored: a gain is a rise. Criterion 2
         is then a rise of at least ``sg_crit2_pct`` of the pregain score [U: no published rule for
         such scales].
-    sg_crit2_pct : float or None, default 0.25
+    sg_crit2_pct : float or None, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Criterion 2 share of the pregain score. None: not applied.
-    sg_crit3 : bool, default True
+    sg_crit3 : bool, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Apply criterion 3.
-    sg_crit3_alpha : float, default 0.05
+    sg_crit3_alpha : float, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Two-tailed alpha of criterion 3's critical value.
-    sg_crit3_adjust : bool, default True
+    sg_crit3_adjust : bool, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Adjust the critical value for missing values (df = n_pre + n_post - 2).
-    sg_crit3_critical_value : float, default 2.776
+    sg_crit3_critical_value : float, optional (default: the rules, ``[outcome]`` in defaults.toml)
         The fixed critical value used when ``sg_crit3_adjust`` is False.
-    sg_reversal_start : int, default 3
+    sg_reversal_start : int, optional (default: the rules, ``[outcome]`` in defaults.toml)
         The reversal search starts at occasion n + this. R suddengains 0.7.2 R/create_bysg.R
         starts at n + 3 (with ``identify_sg_1to2 = FALSE``, its default) and at n + 2 with a
         baseline (docs/methods.md §2.3 quirk [V code reading]); 3 follows the package's default,
@@ -598,6 +617,10 @@ def sudden_gains(
         On missing columns, non-whole ``time``, duplicated occasions, no criterion applied, or an
         option out of range.
     """
+    r = _rules(rules, "sudden_gains()", locals())  # the rules, with the keywords given here on top
+    sg_crit3, sg_crit3_alpha, sg_crit3_adjust = r.sg_crit3, r.sg_crit3_alpha, r.sg_crit3_adjust
+    sg_crit3_critical_value, sg_reversal_start = r.sg_crit3_critical_value, r.sg_reversal_start
+    sg_crit2_pct = r.sg_crit2_pct if sg_crit2_pct is FROM_RULES else sg_crit2_pct  # None: criterion 2 off
     opts = _sg_options(sg_crit1_cutoff, sg_crit2_pct, sg_crit3, sg_crit3_alpha, sg_crit3_adjust,
                        sg_crit3_critical_value, higher_is_better, identify)
     s = opts["s"]
@@ -650,7 +673,7 @@ def sudden_losses(data: pd.DataFrame, **kwargs) -> pd.DataFrame:
 
 
 def sudden_gains_by_person(events: pd.DataFrame, *, id: str = "client_id", persons=None,
-                           multiple_sg_select: str = "first") -> pd.DataFrame:
+                           multiple_sg_select: str | None = None, rules=None) -> pd.DataFrame:
     """One row per person with their selected sudden gain (loss), as ``create_byperson`` of suddengains.
 
     Parameters
@@ -662,7 +685,8 @@ def sudden_gains_by_person(events: pd.DataFrame, *, id: str = "client_id", perso
     persons : array-like, optional
         Every person to list (e.g. all ids of the input data); persons without an event get
         ``n_events`` 0 and missing event columns. Default: persons with an event.
-    multiple_sg_select : {"first", "last", "largest", "smallest"}, default "first"
+    multiple_sg_select : {"first", "last", "largest", "smallest"}, optional
+        Default: the rules (``[outcome]`` in defaults.toml).
         Which event to keep when a person has several: earliest / latest pregain occasion, or the
         largest / smallest magnitude (ties: the earliest), as the package [V].
 
@@ -674,6 +698,7 @@ def sudden_gains_by_person(events: pd.DataFrame, *, id: str = "client_id", perso
     """
     _require(events, "events", [id, "pregain_time", "magnitude", "n_events"],
              "Pass the output of sudden_gains(...) or sudden_losses(...).")
+    multiple_sg_select = _rules(rules, "sudden_gains_by_person()", locals()).multiple_sg_select
     if multiple_sg_select not in _SELECT:
         raise ValueError(f"multiple_sg_select must be one of {', '.join(_SELECT)}; got {multiple_sg_select!r}.")
     e = events
@@ -742,12 +767,13 @@ def talking_therapies(
     gad7_first: str = "gad7_first",
     gad7_last: str = "gad7_last",
     attended: str = "n_attended",
-    phq9_caseness: float = 10.0,
-    gad7_caseness: float = 8.0,
-    phq9_reliable_change: float = 6.0,
-    gad7_reliable_change: float = 4.0,
-    min_attended: int = 2,
-    no_opposite_deterioration: bool = True,
+    phq9_caseness: float | None = None,
+    gad7_caseness: float | None = None,
+    phq9_reliable_change: float | None = None,
+    gad7_reliable_change: float | None = None,
+    min_attended: int | None = None,
+    no_opposite_deterioration: bool | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """NHS Talking Therapies outcomes for paired PHQ-9 + GAD-7 first and last scores.
 
@@ -792,6 +818,10 @@ def talking_therapies(
           improvement), ``reliable_improvement`` (without recovery), ``not_at_caseness``,
           ``no_reliable_change``.
     """
+    r = _rules(rules, "talking_therapies()", locals())  # the rules, with the keywords given here on top
+    phq9_caseness, gad7_caseness, phq9_reliable_change = r.phq9_caseness, r.gad7_caseness, r.phq9_reliable_change
+    gad7_reliable_change, min_attended = r.gad7_reliable_change, r.min_attended
+    no_opposite_deterioration = r.no_opposite_deterioration
     _require(episodes, "episodes", [phq9_first, phq9_last, gad7_first, gad7_last, attended],
              "Pass one row per episode with first and last PHQ-9 and GAD-7 totals and attended sessions "
              "(paired_scores(sessions) builds it).")
@@ -846,7 +876,8 @@ def talking_therapies(
     return out
 
 
-def talking_therapies_rates(tt: pd.DataFrame, *, by: str = "clinician_id", confidence: float = 0.95) -> pd.DataFrame:
+def talking_therapies_rates(tt: pd.DataFrame, *, by: str = "clinician_id", confidence: float | None = None,
+                            rules=None) -> pd.DataFrame:
     """NHS Talking Therapies rates per group (clinician) and for the service, with Wilson intervals.
 
     Parameters
@@ -854,7 +885,7 @@ def talking_therapies_rates(tt: pd.DataFrame, *, by: str = "clinician_id", confi
     tt : DataFrame
         Output of :func:`talking_therapies` with a ``by`` column. Not modified.
     by : str, default "clinician_id"
-    confidence : float, default 0.95
+    confidence : float, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Level of the Wilson intervals (Wilson 1927; Newcombe 1998; docs/methods.md §3.1).
 
     Returns
@@ -867,6 +898,7 @@ def talking_therapies_rates(tt: pd.DataFrame, *, by: str = "clinician_id", confi
         (NHS Digital: recovered / (finished - not at caseness) [V]); ``reliable_improvement`` and
         ``reliable_deterioration`` over ``n_finished`` [V].
     """
+    confidence = _rules(rules, "talking_therapies_rates()", locals()).confidence
     _require(tt, "tt", [by, "in_outcome_denominator", "in_recovery_denominator", "recovery",
                         "reliable_recovery", "reliable_improvement", "reliable_deterioration"],
              "Pass the output of talking_therapies(...) with a clinician_id column.")
@@ -923,7 +955,7 @@ def _score_frames(sessions: pd.DataFrame, insts: Sequence[Instrument]) -> dict[s
     return out
 
 
-def session_scores(sessions: pd.DataFrame, *, instrument="ors", settings=None) -> pd.DataFrame:
+def session_scores(sessions: pd.DataFrame, *, instrument=None, settings=None, rules=None) -> pd.DataFrame:
     """One instrument's total at every attended session, numbered within the client.
 
     Parameters
@@ -932,7 +964,7 @@ def session_scores(sessions: pd.DataFrame, *, instrument="ors", settings=None) -
         The canonical ``sessions`` table (``client_id``, ``clinician_id``, ``session_date``,
         ``attendance`` and the instrument's columns; a missing total is scored from the items by
         :func:`supervision.instruments.scoring.score_sessions`). Not modified.
-    instrument : str or Instrument, default "ors"
+    instrument : str or Instrument, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Prefix (``ors``, ``phq9``, ``gad7``, ``core10``, ... or one defined in the settings).
     settings : optional
         Settings holding user instruments.
@@ -946,7 +978,7 @@ def session_scores(sessions: pd.DataFrame, *, instrument="ors", settings=None) -
     """
     _require(sessions, "sessions", ["client_id", "clinician_id", "session_date", "attendance"],
              "Load the export with supervision.load_caseload() to get the canonical sessions table.")
-    inst = _instrument(instrument, settings)
+    inst = _instrument(_rules(rules, "session_scores()", locals()).instrument, settings)
     return _score_frames(sessions, [inst])[inst.prefix]
 
 
@@ -1034,20 +1066,21 @@ def _with_intake(ss: pd.DataFrame, clients: pd.DataFrame, known: tuple | None = 
 def client_outcomes(
     sessions: pd.DataFrame,
     *,
-    instrument="ors",
+    instrument=None,
     clients: pd.DataFrame | None = None,
     settings=None,
     reliable_change: float | None = None,
     cutoff: float | None = None,
     sg_crit1_cutoff: float | None = None,
-    sg_crit2_pct: float | None = 0.25,
-    sg_crit3: bool = True,
-    sg_crit3_alpha: float = 0.05,
-    sg_crit3_adjust: bool = True,
-    sg_crit3_critical_value: float = 2.776,
-    sg_reversal_start: int = 3,
-    rescale_reliable_change: bool = False,
+    sg_crit2_pct: float | None = FROM_RULES,
+    sg_crit3: bool | None = None,
+    sg_crit3_alpha: float | None = None,
+    sg_crit3_adjust: bool | None = None,
+    sg_crit3_critical_value: float | None = None,
+    sg_reversal_start: int | None = None,
+    rescale_reliable_change: bool | None = None,
     scores: pd.DataFrame | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Per client: first and latest score, change, Jacobson-Truax category, sudden gains and losses.
 
@@ -1055,7 +1088,7 @@ def client_outcomes(
     ----------
     sessions : DataFrame
         The canonical ``sessions`` table. Not modified.
-    instrument : str or Instrument, default "ors"
+    instrument : str or Instrument, optional (default: the rules, ``[outcome]`` in defaults.toml)
         An outcome instrument with a reliable-change value (ORS, PHQ-9, GAD-7, CORE-10, or one
         from the settings).
     clients : DataFrame, optional
@@ -1069,7 +1102,7 @@ def client_outcomes(
         to it is clinical per the spec's ``cutoff_inclusive``).
     sg_crit1_cutoff : float, optional
         Sudden-gain criterion 1; default the instrument's reliable-change value.
-    rescale_reliable_change : bool, default False
+    rescale_reliable_change : bool, optional (default: the rules, ``[outcome]`` in defaults.toml)
         The published reliable-change values are not all at one confidence level: CORE-10's 6
         points is a **90 %** value (Barkham et al. 2013 [V], the instrument spec's
         ``reliable_change_confidence``), the others 95 %. False (default) uses each value as
@@ -1108,6 +1141,11 @@ def client_outcomes(
           not-on-track view (:func:`track_status`) covers open episodes only, so a client who got
           worse and left is listed through this column rather than only counted.
     """
+    r = _rules(rules, "client_outcomes()", locals())  # the rules, with the keywords given here on top
+    sg_crit3, sg_crit3_alpha, sg_crit3_adjust = r.sg_crit3, r.sg_crit3_alpha, r.sg_crit3_adjust
+    sg_crit3_critical_value, sg_reversal_start = r.sg_crit3_critical_value, r.sg_reversal_start
+    rescale_reliable_change, instrument = r.rescale_reliable_change, r.instrument
+    sg_crit2_pct = r.sg_crit2_pct if sg_crit2_pct is FROM_RULES else sg_crit2_pct  # None: criterion 2 off
     inst = _instrument(instrument, settings)
     rc = inst.reliable_change if reliable_change is None else reliable_change
     if rc is None:
@@ -1205,17 +1243,17 @@ def client_outcomes(
     return out.reset_index(drop=True)
 
 
-def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.95,
-                       closed_only: bool = False) -> pd.DataFrame:
+def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float | None = None,
+                       closed_only: bool = False, rules=None) -> pd.DataFrame:
     """Jacobson-Truax category rates per clinician and for the whole service, with Wilson intervals.
 
     Parameters
     ----------
     client_outcomes : DataFrame
         Output of :func:`client_outcomes`. Not modified.
-    confidence : float, default 0.95
+    confidence : float, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Level of the Wilson intervals (Wilson 1927; Newcombe 1998; docs/methods.md §3.1 [V]).
-    closed_only : bool, default False
+    closed_only : bool, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Count only ended episodes (needs ``open``, i.e. ``client_outcomes(..., clients=...)``).
 
     Returns
@@ -1230,6 +1268,7 @@ def clinician_outcomes(client_outcomes: pd.DataFrame, *, confidence: float = 0.9
         (the level of the reliable-change value behind the rates, e.g. 0.90 for CORE-10; NaN if
         mixed or unknown) when the client table has it.
     """
+    confidence = _rules(rules, "clinician_outcomes()", locals()).confidence
     _require(client_outcomes, "client_outcomes", ["clinician_id", "category", "improvement", "n_sudden_gains"],
              "Pass the output of client_outcomes(sessions, ...).")
     _check_bool("closed_only", closed_only)
@@ -1282,13 +1321,14 @@ def expected_trajectories(
     sessions: pd.DataFrame,
     *,
     clients: pd.DataFrame,
-    instrument="ors",
+    instrument=None,
     settings=None,
-    intake_bands: int = 3,
-    min_reference: int = 20,
-    percentiles: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
-    pool_later_sessions: bool = True,
+    intake_bands: int | None = None,
+    min_reference: int | None = None,
+    percentiles: Sequence[float] | None = None,
+    pool_later_sessions: bool | None = None,
     scores: pd.DataFrame | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Expected treatment response from the service's own closed episodes, by intake band.
 
@@ -1323,15 +1363,15 @@ def expected_trajectories(
     ----------
     sessions, clients : DataFrame
         The canonical tables. Not modified.
-    instrument : str or Instrument, default "ors"
+    instrument : str or Instrument, optional (default: the rules, ``[outcome]`` in defaults.toml)
     settings : optional
         Settings holding user instruments.
-    intake_bands : int, default 3
-    min_reference : int, default 20
+    intake_bands : int, optional (default: the rules, ``[outcome]`` in defaults.toml)
+    min_reference : int, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Minimum reference episodes per band and session [U: design choice; with 20, the 10th
         percentile rests on 2 episodes below it].
-    percentiles : sequence of float, default (10, 25, 50, 75, 90)
-    pool_later_sessions : bool, default True
+    percentiles : sequence of float, optional (default: the rules, ``[outcome]`` in defaults.toml)
+    pool_later_sessions : bool, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Pool later sessions for band-sessions with too few episodes (point 4). False: the first
         wave's rule, under which every band ran out of reference episodes by about session 10.
     scores : DataFrame, optional
@@ -1353,6 +1393,9 @@ def expected_trajectories(
         ``edges`` (the cut points), ``instrument``, ``min_reference``, ``percentiles``,
         ``n_reference_episodes``.
     """
+    r = _rules(rules, "expected_trajectories()", locals())  # the rules, with the keywords given here on top
+    intake_bands, min_reference, percentiles = r.intake_bands, r.min_reference, r.percentiles
+    pool_later_sessions, instrument = r.pool_later_sessions, r.instrument
     inst = _instrument(instrument, settings)
     _check_number("intake_bands", intake_bands, minimum=1, integer=True)
     _check_number("min_reference", min_reference, minimum=1, integer=True)
@@ -1458,19 +1501,20 @@ def track_status(
     sessions: pd.DataFrame,
     *,
     clients: pd.DataFrame,
-    instrument="ors",
+    instrument=None,
     settings=None,
     reference: pd.DataFrame | None = None,
-    intake_bands: int = 3,
-    min_reference: int = 20,
-    percentiles: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
-    pool_later_sessions: bool = True,
-    failure_percentile: float = 10.0,
-    risk_percentile: float = 25.0,
+    intake_bands: int | None = None,
+    min_reference: int | None = None,
+    percentiles: Sequence[float] | None = None,
+    pool_later_sessions: bool | None = None,
+    failure_percentile: float | None = None,
+    risk_percentile: float | None = None,
     reliable_change: float | None = None,
     open_only: bool = True,
     per_session: bool = False,
     scores: pd.DataFrame | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """On track, at risk or not on track, against the expected treatment response.
 
@@ -1491,7 +1535,7 @@ def track_status(
     ----------
     sessions, clients : DataFrame
         The canonical tables. Not modified.
-    instrument : str or Instrument, default "ors"
+    instrument : str or Instrument, optional (default: the rules, ``[outcome]`` in defaults.toml)
     settings : optional
         Settings holding user instruments.
     reference : DataFrame, optional
@@ -1524,6 +1568,10 @@ def track_status(
         (plain words). With ``per_session=True``: the same columns for every measured session
         plus ``session_date``.
     """
+    r = _rules(rules, "track_status()", locals())  # the rules, with the keywords given here on top
+    intake_bands, min_reference, percentiles = r.intake_bands, r.min_reference, r.percentiles
+    pool_later_sessions, failure_percentile = r.pool_later_sessions, r.failure_percentile
+    risk_percentile, instrument = r.risk_percentile, r.instrument
     inst = _instrument(instrument, settings)
     _check_bool("open_only", open_only)
     _check_bool("per_session", per_session)
@@ -1641,11 +1689,12 @@ def track_status(
 def clinician_effects(
     client_outcomes: pd.DataFrame,
     *,
-    min_cases: int = 15,
-    confidence: float = 0.90,
-    closed_only: bool = True,
+    min_cases: int | None = None,
+    confidence: float | None = None,
+    closed_only: bool | None = None,
     clinical_only: bool = True,
-    tau2_uncertainty: bool = True,
+    tau2_uncertainty: bool | None = None,
+    rules=None,
 ) -> pd.DataFrame:
     """Severity-adjusted effectiveness per clinician: residualised change, shrunken by empirical Bayes.
 
@@ -1667,15 +1716,15 @@ def clinician_effects(
     ----------
     client_outcomes : DataFrame
         Output of :func:`client_outcomes` (with ``clients=...`` when ``closed_only``). Not modified.
-    min_cases : int, default 15
+    min_cases : int, optional (default: the rules, ``[outcome]`` in defaults.toml)
         No estimate for a clinician with fewer cases (they still inform the service model).
-    confidence : float, default 0.90
+    confidence : float, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Level of the posterior interval.
-    closed_only : bool, default True
+    closed_only : bool, optional (default: the rules, ``[outcome]`` in defaults.toml)
         Only ended episodes (the latest score is then the end score).
     clinical_only : bool, default True
         Only cases in the clinical range at intake.
-    tau2_uncertainty : bool, default True
+    tau2_uncertainty : bool, optional (default: the rules, ``[outcome]`` in defaults.toml)
         The between-clinician variance tau^2 is estimated, not known. True: each interval is the
         union of the posterior intervals over the Q-profile ``confidence`` interval of tau^2
         (Viechtbauer 2007 [U]; :func:`supervision.metrics.stats.tau2_qprofile`), so an estimate
@@ -1699,6 +1748,10 @@ def clinician_effects(
         ``no_difference`` (bool), ``mu``, ``n_cases`` (service), ``sd_intake``, ``min_cases``,
         ``confidence``.
     """
+    r = _rules(rules, "clinician_effects()", {"min_cases": min_cases, "effect_confidence": confidence,  # settings' names
+                                              "effect_closed_only": closed_only, "effect_tau2_uncertainty": tau2_uncertainty})
+    min_cases, confidence, closed_only = r.min_cases, r.effect_confidence, r.effect_closed_only
+    tau2_uncertainty = r.effect_tau2_uncertainty
     _require(client_outcomes, "client_outcomes", ["clinician_id", "first_score", "latest_score", "clinical_first"],
              "Pass the output of client_outcomes(sessions, clients=clients).")
     _check_number("min_cases", min_cases, minimum=1, integer=True)
@@ -1818,6 +1871,13 @@ def outcome_options(settings=None, function: Callable | None = None) -> dict:
     dict
         ``{keyword: value}`` (lists become tuples).
     """
-    from supervision.config import section_options
+    renames = _RENAMES.get(getattr(function, "__name__", ""), {})
+    values = OutcomeRules.from_settings(settings).kwargs()
+    values = {**{k: v for k, v in values.items() if k not in renames and k not in renames.values()},
+              **{renames[k]: v for k, v in values.items() if k in renames}}
+    if function is None:
+        return values
+    import inspect
 
-    return section_options(settings, "outcome", function, _RENAMES.get(getattr(function, "__name__", ""), {}))
+    accepted = inspect.signature(function).parameters
+    return {k: v for k, v in values.items() if k in accepted}

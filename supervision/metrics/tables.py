@@ -29,17 +29,13 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         ``focus_sessions``, ``focus_clients`` and ``focus_clinicians`` (see :func:`focus_tables`);
         with identity dimensions, ``adaptation_measures`` and ``adaptation_gaps`` (see :func:`adaptation_tables`).
     """
-    opts = caseload.settings
-    sa = alliance.session_alliance(caseload.sessions, **alliance.alliance_options(opts, alliance.session_alliance))
+    rules = caseload.rules  # every area's rules, read once from the settings when the caseload was loaded
+    sa = alliance.session_alliance(caseload.sessions, rules=rules)
     now = caseload.sessions["session_date"].max() if len(caseload.sessions) else None  # as engagement's lost contact
-    rp = alliance.ruptures(sa, clients=caseload.clients, reference_date=now,
-                           **alliance.alliance_options(opts, alliance.ruptures))
-    ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp,
-                                  **alliance.alliance_options(opts, alliance.client_alliance))
-    cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca,
-                                     **alliance.alliance_options(opts, alliance.clinician_alliance))
-    ep = engagement.episode_engagement(caseload.clients, caseload.sessions,
-                                       **engagement.engagement_options(opts, engagement.episode_engagement))
+    rp = alliance.ruptures(sa, clients=caseload.clients, reference_date=now, rules=rules)
+    ca = alliance.client_alliance(sa, clients=caseload.clients, ruptures=rp, rules=rules)
+    cn = alliance.clinician_alliance(sa, clients=caseload.clients, ruptures=rp, client_alliance_frame=ca, rules=rules)
+    ep = engagement.episode_engagement(caseload.clients, caseload.sessions, rules=rules)
     out = {"alliance_sessions": sa, "alliance_ruptures": rp, "alliance_clients": ca, "alliance_clinicians": cn,
             "engagement_clients": ep, "engagement_clinicians": engagement.clinician_engagement(ep),
             "engagement_session_counts": engagement.session_count_distribution(ep)}
@@ -66,12 +62,13 @@ def adaptation_tables(caseload: Caseload, tables: dict) -> dict[str, pd.DataFram
     present = caseload.measures_present()
     usable = [i for i in present.loc[present["kind"] == "outcome", "instrument"]
               if co is not None and (co["instrument"] == i).any()]
-    inst, note = adaptation.outcome_instrument(usable, st["adaptation"]["outcome_instrument"], st["outcome"]["instrument"])
+    rules = caseload.rules
+    inst, note = adaptation.outcome_instrument(usable, rules.adaptation.outcome_instrument, rules.outcome.instrument)
     outcomes = co[co["instrument"] == inst] if inst is not None else co.iloc[:0] if co is not None else None
     measures = adaptation.client_measures(caseload.clients, caseload.sessions, settings=st,
                                           alliance=tables.get("alliance_clients"), engagement=tables.get("engagement_clients"),
-                                          outcomes=outcomes, instrument=inst or "ors")
-    gaps = adaptation.adaptation_gaps(measures, **adaptation.adaptation_options(st, adaptation.adaptation_gaps))
+                                          outcomes=outcomes, instrument=inst or rules.outcome.instrument, rules=rules)
+    gaps = adaptation.adaptation_gaps(measures, rules=rules)
     for frame in (measures, gaps):
         frame.attrs.update({"outcome_instrument": inst, "outcome_note": note})
     return {"adaptation_measures": measures, "adaptation_gaps": gaps}
@@ -82,9 +79,10 @@ def focus_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
     s, c, st = caseload.sessions, caseload.clients, caseload.settings
     if "focus_primary" not in s.columns or "agreed_goals" not in c.columns or s["focus_primary"].isna().all():
         return {}
-    fs = focus.session_focus(s, c, st)
-    fc = focus.client_focus(fs, **focus.focus_options(st, focus.client_focus))
-    fn = focus.clinician_focus(fs, client_focus_frame=fc, **focus.focus_options(st, focus.clinician_focus))
+    rules = caseload.rules
+    fs = focus.session_focus(s, c, rules)
+    fc = focus.client_focus(fs, rules=rules)
+    fn = focus.clinician_focus(fs, client_focus_frame=fc, rules=rules)
     return {"focus_sessions": fs, "focus_clients": fc, "focus_clinicians": fn}
 
 
@@ -100,24 +98,18 @@ def outcome_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
         return {}
     st, s, c = caseload.settings, caseload.sessions, caseload.clients
 
-    def opts(fn):
-        kw = outcome.outcome_options(st, fn)
-        kw.pop("instrument", None)
-        return kw
-
+    rules = caseload.rules
     # the service-wide reference tables, once per instrument: session scores with intakes, expected trajectories
     scores = outcome.outcome_scores(s, clients=c, instruments=insts, settings=st)
     clients, track, clinicians = [], [], []
     for inst in insts:
         ss = scores[inst]
-        co = outcome.client_outcomes(s, instrument=inst, clients=c, settings=st, scores=ss,
-                                     **opts(outcome.client_outcomes))
+        co = outcome.client_outcomes(s, instrument=inst, clients=c, settings=st, scores=ss, rules=rules)
         clients.append(co)
-        ref = outcome.expected_trajectories(s, clients=c, instrument=inst, settings=st, scores=ss,
-                                            **opts(outcome.expected_trajectories))
+        ref = outcome.expected_trajectories(s, clients=c, instrument=inst, settings=st, scores=ss, rules=rules)
         track.append(outcome.track_status(s, clients=c, instrument=inst, settings=st, scores=ss, reference=ref,
-                                          **opts(outcome.track_status)).assign(instrument=inst))
-        clinicians.append(outcome.clinician_outcomes(co).assign(instrument=inst))
+                                          rules=rules).assign(instrument=inst))
+        clinicians.append(outcome.clinician_outcomes(co, rules=rules).assign(instrument=inst))
     return {"outcome_clients": pd.concat(clients, ignore_index=True),
             "outcome_track": pd.concat(track, ignore_index=True),
             "outcome_clinicians": pd.concat(clinicians, ignore_index=True)}

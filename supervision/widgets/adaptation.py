@@ -29,13 +29,15 @@ COMPARATORS = [("the clinician's other clients", "clinician"), ("the service's c
 
 class AdaptationModel:
     def __init__(self, caseload: Caseload):
-        st = caseload.settings
+        st, rules = caseload.settings, caseload.rules
         present = caseload.measures_present()
         usable = present.loc[present["kind"] == "outcome", "instrument"].tolist()
-        inst, self.outcome_note = metrics.outcome_instrument(usable, st["adaptation"]["outcome_instrument"],
-                                                             st["outcome"]["instrument"])
-        self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st, instrument=inst or "ors")
-        self.options = metrics.adaptation_options(st, metrics.adaptation_gaps)
+        inst, self.outcome_note = metrics.outcome_instrument(usable, rules.adaptation.outcome_instrument,
+                                                             rules.outcome.instrument)
+        self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st,
+                                                instrument=inst or rules.outcome.instrument, rules=rules)
+        self.rules = rules.adaptation
+        self.options = self.rules.kwargs(metrics.adaptation_gaps)
         self.dimensions = [d for d in st.identity_dimensions if d in self.measures.columns]
         self.metrics = [m for m in METRIC_LABELS if m in self.measures.columns and self.measures[m].notna().any()]
         self._gaps: dict[tuple, pd.DataFrame] = {}
@@ -69,8 +71,7 @@ class SummaryView(View):
         adjusted = {}
         if comp == "clinician" and len(found):  # overlapping groups: each gap with the others held fixed
             mm = m.measures if data is None else m.measures[m.measures["client_id"].isin(data.service_clients["client_id"])]
-            adj = metrics.adjusted_gaps(mm, gaps, clinician_id=me, confidence=m.options.get("confidence", 0.95),
-                                        min_n=m.options.get("min_n", 5))
+            adj = metrics.adjusted_gaps(mm, gaps, clinician_id=me, rules=m.rules)
             adjusted = {(r.dimension, r.group, r.metric): r for r in adj.itertuples()}
 
         def adj_text(r) -> str:
@@ -94,7 +95,7 @@ class SummaryView(View):
             f"<h3>Adaptation: {html.escape(me)} compared with {dict((v, k) for k, v in COMPARATORS)[comp]}</h3>"
             + (f"<ul>{items}</ul>" if items else "<p>No gap stands out beyond what chance explains.</p>")
             + f"<p>Reliable improvement and recovery: {html.escape(m.outcome_note)}.</p>"
-            + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.options.get('min_n', 5)}) to estimate "
+            + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.rules.min_n}) to estimate "
               "anything: they are shown as such, never as a gap.</p>"
               "<p><i>How to raise a gap in supervision:</i> as a question about the work, not a judgement of the therapist. "
               "What is it like for clients of this group to work with you? What might they need that is different? "

@@ -11,7 +11,6 @@ metrics for the whole service once per setting (cached), then every view redraws
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 import ipywidgets as w
 import pandas as pd
@@ -19,53 +18,47 @@ import pandas as pd
 from supervision.caseload import Caseload
 from supervision.figures import alliance as figs
 from supervision.metrics import alliance as metrics
+from supervision.rules import AllianceRules
 from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
 
 MAX_PANELS = 16
 
 
-@dataclass(frozen=True)
-class AllianceOptions:
-    srs_cutoff: float
-    inclusive: bool
-    drop_points: float
-    sd_criterion: float
-
-
 class AllianceModel:
-    """Service-wide alliance tables for one set of options (computed once, then sliced).
+    """Service-wide alliance tables for one set of alliance rules (computed once, then sliced).
 
+    ``rules`` (:class:`supervision.rules.AllianceRules`; default ``caseload.rules.alliance``) are the
+    thresholds; the views read them as ``model.options`` (``options.srs_cutoff``, ``options.sd_criterion``).
     ``tables`` (from :func:`supervision.metrics.tables.metric_tables`) are used as they are when
-    given: they were computed with the settings' options, so pass them only when ``options`` are
-    the settings' own (the supervision dashboard does; the alliance notebook's live thresholds
-    recompute).
+    given: they were computed with ``caseload.rules``, so pass them only with those rules (the
+    supervision dashboard does; the alliance notebook's live thresholds recompute).
     """
 
-    def __init__(self, caseload: Caseload, options: AllianceOptions, settings_kwargs: dict, tables: dict | None = None):
-        self.options = options
-        self.low_item_threshold = settings_kwargs.get("low_item_threshold", 9.0)
-        self.ceiling_at = settings_kwargs.get("ceiling_at", 39.0)
-        self.min_sessions = settings_kwargs.get("min_sessions", 5)
+    def __init__(self, caseload: Caseload, rules: AllianceRules | None = None, tables: dict | None = None):
+        self.options = rules = rules if rules is not None else caseload.rules.alliance
         names = ("alliance_sessions", "alliance_ruptures", "alliance_clients", "alliance_clinicians")
         if tables is not None and all(n in tables for n in names):
             self.sessions, self.ruptures, self.clients, self.clinicians = (tables[n] for n in names)
             return
-        sess_kw = {**{k: v for k, v in settings_kwargs.items() if k in ("low_item_threshold", "low_item_items", "ceiling_at")},
-                   "srs_cutoff": options.srs_cutoff, "inclusive": options.inclusive, "drop_points": options.drop_points}
-        rup_kw = {k: v for k, v in settings_kwargs.items()
-                  if k in ("sd_floor", "min_sessions", "max_decline_sessions", "repair_window", "repair_tolerance",
-                           "sd_basis", "lost_contact_days")}
-        self.sessions = metrics.session_alliance(caseload.sessions, **sess_kw)
+        self.sessions = metrics.session_alliance(caseload.sessions, rules=rules)
         now = caseload.sessions["session_date"].max() if len(caseload.sessions) else None  # as the metric tables
-        rup_kw["reference_date"] = now
-        self.ruptures = metrics.ruptures(self.sessions, sd_criterion=options.sd_criterion, clients=caseload.clients, **rup_kw)
-        def opts(fn):  # the settings' other options of fn (trend length, confidence), the live threshold
-            return {**metrics.alliance_options(caseload.settings, fn), **rup_kw, "sd_criterion": options.sd_criterion}
-
+        self.ruptures = metrics.ruptures(self.sessions, clients=caseload.clients, reference_date=now, rules=rules)
         self.clients = metrics.client_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures,
-                                               **opts(metrics.client_alliance))
+                                               reference_date=now, rules=rules)
         self.clinicians = metrics.clinician_alliance(self.sessions, clients=caseload.clients, ruptures=self.ruptures,
-                                                     **opts(metrics.clinician_alliance))
+                                                     reference_date=now, rules=rules)
+
+    @property
+    def low_item_threshold(self) -> float:
+        return self.options.low_item_threshold
+
+    @property
+    def ceiling_at(self) -> float:
+        return self.options.ceiling_at
+
+    @property
+    def min_sessions(self) -> int:
+        return self.options.min_sessions
 
 
 def _by_concern(ca: pd.DataFrame) -> pd.DataFrame:
@@ -233,24 +226,27 @@ class AllianceDashboard(Dashboard):
     css_class = "sw-alliance"
 
     def __init__(self, caseload: Caseload, supervisee: str | None = None):
-        self._settings_kwargs = metrics.alliance_options(caseload.settings)
-        kw = self._settings_kwargs
+        rules = caseload.rules.alliance  # the settings' rules are where every control starts
         wide = w.Layout(width="320px", min_width="260px")
-        self.cutoff = w.FloatSlider(value=kw.get("srs_cutoff", 36.0), min=30, max=40, step=0.5, description="SRS cut-off:",
-                                    continuous_update=False, style={"description_width": "initial"}, layout=wide)
+        self.cutoff = w.FloatSlider(value=rules.srs_cutoff, min=min(30.0, rules.srs_cutoff), max=40, step=0.5,
+                                    description="SRS cut-off:", continuous_update=False,
+                                    style={"description_width": "initial"}, layout=wide)
         self.cutoff.add_class("sw-cutoff")
-        self.inclusive = w.Checkbox(value=kw.get("inclusive", True), description="equal counts as low", indent=False,
+        self.inclusive = w.Checkbox(value=rules.inclusive, description="equal counts as low", indent=False,
                                     layout=w.Layout(width="auto", min_width="170px"))
         self.inclusive.add_class("sw-inclusive")
-        self.drop = w.FloatSlider(value=kw.get("drop_points", 1.0), min=0.5, max=5, step=0.5, description="Drop of (points):",
-                                  continuous_update=False, style={"description_width": "initial"}, layout=wide)
+        self.drop = w.FloatSlider(value=rules.drop_points, min=min(0.5, rules.drop_points), max=max(5.0, rules.drop_points),
+                                  step=0.5, description="Drop of (points):", continuous_update=False,
+                                  style={"description_width": "initial"}, layout=wide)
         self.drop.add_class("sw-drop")
-        self.sd = w.Dropdown(options=[("2 SD (Stiles et al. 2004)", 2.0), ("1 SD (Strauss et al. 2006)", 1.0)],
-                             value=2.0 if kw.get("sd_criterion", 2.0) != 1.0 else 1.0, description="Rupture rule:",
+        sd_choices = [("2 SD (Stiles et al. 2004)", 2.0), ("1 SD (Strauss et al. 2006)", 1.0)]
+        if float(rules.sd_criterion) not in (1.0, 2.0):  # the user's own rule is offered, never replaced by 2 SD
+            sd_choices.insert(0, (f"{rules.sd_criterion:g} SD (your settings)", float(rules.sd_criterion)))
+        self.sd = w.Dropdown(options=sd_choices, value=float(rules.sd_criterion), description="Rupture rule:",
                              style={"description_width": "initial"})
         self.sd.add_class("sw-sd")
         self._caseload = caseload
-        self._cache: dict[AllianceOptions, AllianceModel] = {}
+        self._cache: dict[AllianceRules, AllianceModel] = {}
         thresholds = w.HBox([self.cutoff, self.inclusive, self.drop, self.sd], layout=w.Layout(flex_flow="row wrap"))
         thresholds.add_class("sw-thresholds")
         super().__init__(caseload, [SummaryView(), HeatmapView(), SeriesView(), CompareView()],
@@ -260,13 +256,15 @@ class AllianceDashboard(Dashboard):
             ctrl.observe(self.guard(lambda _ch: self.refresh(update_clients=False)), names="value")
 
     @property
-    def options(self) -> AllianceOptions:
-        return AllianceOptions(float(self.cutoff.value), bool(self.inclusive.value), float(self.drop.value), float(self.sd.value))
+    def options(self) -> AllianceRules:
+        """The caseload's alliance rules with the four controls' values (checked as the settings are)."""
+        return self._caseload.rules.alliance.replace(srs_cutoff=float(self.cutoff.value), inclusive=bool(self.inclusive.value),
+                                                     drop_points=float(self.drop.value), sd_criterion=float(self.sd.value))
 
     def model(self) -> AllianceModel:
         opts = self.options
         if opts not in self._cache:
-            self._cache[opts] = AllianceModel(self._caseload, opts, self._settings_kwargs)
+            self._cache[opts] = AllianceModel(self._caseload, opts)
         return self._cache[opts]
 
     def enrich(self, data: Slice) -> None:

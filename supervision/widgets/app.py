@@ -83,13 +83,9 @@ class Shared:
     def alliance(self):
         """The alliance tables with the settings' options (as the supervision page uses them)."""
         if getattr(self, "_alliance", None) is None:
-            from supervision.metrics.alliance import alliance_options
-            from supervision.widgets.alliance import AllianceModel, AllianceOptions
+            from supervision.widgets.alliance import AllianceModel
 
-            kw = alliance_options(self.caseload.settings)
-            opts = AllianceOptions(kw.get("srs_cutoff", 36.0), kw.get("inclusive", True), kw.get("drop_points", 1.0),
-                                   kw.get("sd_criterion", 2.0))
-            self._alliance = AllianceModel(self.caseload, opts, kw, tables=self.tables)
+            self._alliance = AllianceModel(self.caseload, self.caseload.rules.alliance, tables=self.tables)
         return self._alliance
 
     def outcome(self, instrument: str):

@@ -45,7 +45,7 @@ def primary_instrument(caseload: Caseload) -> str:
     """The outcome measure of the settings when present, else the first outcome measure present."""
     present = caseload.measures_present()
     outcome = present.loc[present["kind"] == "outcome", "instrument"].tolist()
-    want = caseload.settings["outcome"].get("instrument", "ors")
+    want = caseload.rules.outcome.instrument
     return want if want in outcome else (outcome[0] if outcome else want)
 
 

@@ -26,20 +26,18 @@ class FocusModel:
     """Service-wide focus tables (computed once, then sliced)."""
 
     def __init__(self, caseload: Caseload):
-        st = caseload.settings
         # an export without focus columns gets empty ones: the view then says nothing was recorded
         sessions = caseload.sessions.assign(**{c: pd.Series(pd.NA, index=caseload.sessions.index, dtype="string")
                                                for c in ("focus_primary", "focus_secondary") if c not in caseload.sessions})
         clients = caseload.clients if "agreed_goals" in caseload.clients else caseload.clients.assign(
             agreed_goals=pd.Series(pd.NA, index=caseload.clients.index, dtype="string"))
-        self.sessions = metrics.session_focus(sessions, clients, st)
-        self.clients = metrics.client_focus(self.sessions, **metrics.focus_options(st, metrics.client_focus))
-        self.clinicians = metrics.clinician_focus(self.sessions, client_focus_frame=self.clients,
-                                                  **metrics.focus_options(st, metrics.clinician_focus))
-        self.link = metrics.focus_alliance_link(self.sessions, session_alliance(caseload.sessions),
-                                                **metrics.focus_options(st, metrics.focus_alliance_link))
+        rules = caseload.rules
+        self.sessions = metrics.session_focus(sessions, clients, rules)
+        self.clients = metrics.client_focus(self.sessions, rules=rules)
+        self.clinicians = metrics.clinician_focus(self.sessions, client_focus_frame=self.clients, rules=rules)
+        self.link = metrics.focus_alliance_link(self.sessions, session_alliance(caseload.sessions, rules=rules), rules=rules)
         self.recorded = bool(self.sessions["focus_recorded"].any()) if len(self.sessions) else False
-        self.labels = {c.code: c.label for c in st.focus_codes}  # codes -> the taxonomy's labels
+        self.labels = rules.focus.labels  # codes -> the taxonomy's labels
 
     def goal_text(self, codes) -> str:
         """``mood;substance_use`` -> ``Mood / depression, Substance use``."""

@@ -179,7 +179,7 @@ class Dashboard:
             raise ValueError("This caseload cannot be used (see its validation report in the start-here notebook).")
         self.index = CaseloadIndex(caseload)
         self.views = views
-        self._name_colleagues = bool(caseload.settings["privacy"].get("name_colleagues", False))
+        self._name_colleagues = caseload.rules.privacy.name_colleagues
         self._clinician_ids = sorted(set(caseload.clinicians["clinician_id"].astype(str))
                                      | set(caseload.clients["clinician_id"].astype(str)))
         self.scope = caseload.scope

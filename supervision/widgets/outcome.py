@@ -32,21 +32,17 @@ class OutcomeModel:
     def __init__(self, caseload: Caseload, instrument: str):
         s, c, st = caseload.sessions, caseload.clients, caseload.settings
         self.instrument = instruments(st)[instrument]
-        def opts(fn):
-            kw = metrics.outcome_options(st, fn)
-            kw.pop("instrument", None)  # the picker decides
-            return kw
-
-        kw = opts(metrics.client_outcomes)
-        self.clients = metrics.client_outcomes(s, instrument=instrument, clients=c, settings=st, **kw)
-        tkw = opts(metrics.track_status)
-        self.track = metrics.track_status(s, clients=c, instrument=instrument, settings=st, per_session=True, open_only=False, **tkw)
+        rules = caseload.rules  # the picker decides the instrument; every other option is the rules'
+        self.clients = metrics.client_outcomes(s, instrument=instrument, clients=c, settings=st, rules=rules)
+        self.track = metrics.track_status(s, clients=c, instrument=instrument, settings=st, per_session=True, open_only=False,
+                                          rules=rules)
         self.status = self.track.sort_values("session_number").groupby("client_id", sort=False).tail(1)
-        self.clinicians = metrics.clinician_outcomes(self.clients)
-        self.effects = metrics.clinician_effects(self.clients, **opts(metrics.clinician_effects))
+        self.clinicians = metrics.clinician_outcomes(self.clients, rules=rules)
+        self.effects = metrics.clinician_effects(self.clients, rules=rules)
         scores = metrics.session_scores(s, instrument=instrument, settings=st)
         rc = self.instrument.reliable_change
-        self.gains = (metrics.sudden_gains(scores, sg_crit1_cutoff=rc, higher_is_better=self.instrument.higher_is_better)
+        self.gains = (metrics.sudden_gains(scores, sg_crit1_cutoff=rc, higher_is_better=self.instrument.higher_is_better,
+                                           rules=rules)
                       if rc is not None and len(scores) else pd.DataFrame(columns=["client_id"]))
 
 

@@ -29,7 +29,7 @@ from supervision.figures.engagement import session_count_comparison
 from supervision.metrics import engagement as eng
 from supervision.metrics.tables import metric_tables
 from supervision.notes import NotesError, NotesStore
-from supervision.widgets.alliance import AllianceModel, AllianceOptions, HeatmapView
+from supervision.widgets.alliance import AllianceModel, HeatmapView
 from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
 
 #: Where the dashboard's *Save report* button writes (git-ignored).
@@ -700,12 +700,7 @@ class SupervisionDashboard(Dashboard):
         except NotesError:
             goals = None
         self._agenda = build_agenda(caseload, self._tables, goals=goals)
-        from supervision.metrics.alliance import alliance_options
-
-        kw = alliance_options(caseload.settings)
-        opts = AllianceOptions(kw.get("srs_cutoff", 36.0), kw.get("inclusive", True), kw.get("drop_points", 1.0),
-                               kw.get("sd_criterion", 2.0))
-        self._alliance = AllianceModel(caseload, opts, kw, tables=self._tables)  # the settings' options: no recompute
+        self._alliance = AllianceModel(caseload, caseload.rules.alliance, tables=self._tables)  # the same rules: no recompute
         clin = caseload.clinicians
         self._supervisor_of = dict(zip(clin["clinician_id"], clin["supervisor_id"])) if "supervisor_id" in clin else {}
         self.notes_path = notes_path
