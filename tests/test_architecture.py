@@ -14,7 +14,8 @@ Two rules:
 2. Imports go down the layers, never up. A module may import modules of its own layer or of a
    lower one. The layers, from the bottom:
 
-   0. foundations: errors, instrument specs, settings (``config``), the data contract
+   0. foundations: errors, instrument specs, settings (``config``) and the rules object built
+      from them (``rules``), the data contract
       (``schema``), instruments and scoring, the metrics' helpers (``stats``, ``_frames``,
       ``_checks``), the synthetic clinic (``synth``). They read nothing but their own files.
    1. files and tables: the file readers (``io.readers``), safe spreadsheet export
@@ -48,7 +49,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "supervision"
 
 #: layer -> modules (a name ending in ".*" covers a package's submodules and the package itself).
 LAYERS: dict[int, list[str]] = {
-    0: ["supervision.errors", "supervision.instrument_specs", "supervision.config", "supervision.schema",
+    0: ["supervision.errors", "supervision.instrument_specs", "supervision.config", "supervision.rules", "supervision.schema",
         "supervision.instruments", "supervision.instruments.scoring", "supervision.metrics",
         "supervision.metrics.stats", "supervision.metrics._frames", "supervision.metrics._checks", "supervision.synth"],
     1: ["supervision.io.readers", "supervision.io.export", "supervision.caseload", "supervision.privacy.suppression"],
