@@ -141,6 +141,16 @@ class FunnelView(View):
     css_class = "sw-adapt-funnel"
     compares_with_service = True
 
+    def self_review(self, data, dashboard) -> dict | None:
+        dim, group = self._dash.group_dimension, self._dash.group.value
+        if dim is None or not group:
+            return None
+        return {"names": ["clients", "single_session", "unilateral", "lost_contact", "srs_total", "ors_total",
+                          "focus_on_goal"], "dimension": dim, "group": group,
+                "what": "the same group of clients",
+                "not_comparable": "The funnel places every clinician's figure for this group; a self-review has only "
+                                  "the service's published totals per group, shown here: no funnel can be drawn."}
+
     def __init__(self, dash):
         super().__init__()
         self._dash = dash

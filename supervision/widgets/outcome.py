@@ -160,6 +160,14 @@ class CompareView(View):
     css_class = "sw-outcome-compare"
     compares_with_service = True
 
+    def self_review(self, data, dashboard) -> dict:
+        spec = data.extras["outcome"].instrument
+        inst = getattr(spec, "prefix", spec)
+        return {"names": [f"{inst}_{r}" for r in ("reliably_improved", "recovered", "deteriorated", "harmed")]
+                         + [f"{inst}_total"], "what": f"outcome ({getattr(spec, 'name', inst)})",
+                "not_comparable": "The clinicians' adjusted effects (the caterpillar chart) compare named colleagues "
+                                  "and are not published: no valid comparison for them."}
+
     def __init__(self):
         super().__init__()
         self.html = w.HTML()
