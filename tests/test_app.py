@@ -314,3 +314,52 @@ def test_caterpillar_says_so_when_it_carries_no_information():
     eff.loc[0, "effect"] = 2.0
     fig = caterpillar_plot(eff)
     assert len(fig.data[0].x) == 3
+
+
+def _rendered_texts(widget):
+    """Every HTML text and every figure/output bundle under ``widget`` (what the page shows as tables and charts)."""
+    import ipywidgets as w
+
+    stack, seen = [widget], set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, w.HTML):
+            yield x.value
+        if isinstance(x, w.Output):
+            for o in x.outputs:
+                yield json.dumps(o.get("data", {}))
+        stack.extend(getattr(x, "children", None) or ())
+
+
+@pytest.mark.parametrize("name_colleagues", [False, True])
+def test_no_colleague_id_in_any_page_or_tab(tmp_path, monkeypatch, name_colleagues):
+    """Every page and every tab of the app, drawn for two supervisees: with ``name_colleagues = false`` no
+    other clinician's id appears in any HTML table or chart; with ``true`` they do (the scan can fail)."""
+    from supervision.widgets.app import PAGES, WorkbookApp
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "state.json"))
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f"[privacy]\nname_colleagues = {'true' if name_colleagues else 'false'}\n")
+    Remembered(settings=str(settings)).write()
+    app = WorkbookApp()
+    assert app.message.value == "", app.message.value
+    ids = sorted(app.shared.caseload.clinicians["clinician_id"].astype(str))
+    named = set()
+    for me in (ids[0], ids[2]):
+        app.set_supervisee(me)
+        others = re.compile(r"(?<![\w-])(" + "|".join(re.escape(c) for c in ids if c != me) + r")(?![\w-])")
+        for key, _title in PAGES:
+            app.nav.value = key
+            page = app.pages[key]
+            for i in range(len(getattr(page, "views", []) or [])):
+                page._draw(i)
+            texts = list(_rendered_texts(app.widgets[key]))
+            assert texts, key
+            found = {c for t in texts for c in others.findall(t)}
+            named |= found
+            if not name_colleagues:
+                assert not found, (me, key, sorted(found))
+    assert bool(named) == name_colleagues
