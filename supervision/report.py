@@ -396,6 +396,12 @@ def _gap_rows(caseload: Caseload, tables: dict, me: str, policy) -> tuple[pd.Dat
     return raw, shown[shown["clinician_id"] == me]
 
 
+def value_label(value, settings) -> str:
+    from supervision.config import value_label as label
+
+    return label(value, settings)
+
+
 def _gap_words(metric: str) -> str:
     from supervision.agenda import _METRIC_WORDS
 
@@ -479,7 +485,7 @@ def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
         n = found["n_group_display"] if "n_group_display" in found else pd.Series(pd.NA, index=found.index)
         body = _table(pd.DataFrame({
             "verdict": found["verdict"], "dimension": found["dimension"].str.replace("_", " "),
-            "group": found["group"].astype(str).str.replace("_", " "),
+            "group": found["group"].map(lambda v: value_label(v, caseload.settings)),
             "measure": found["metric"].map(_gap_words), "against": found["comparator"].map(
                 {"clinician": "your other clients", "service": "colleagues' clients of the same group"}),
             "group n": n.fillna("*").astype(str),

@@ -363,3 +363,34 @@ def test_no_colleague_id_in_any_page_or_tab(tmp_path, monkeypatch, name_colleagu
             if not name_colleagues:
                 assert not found, (me, key, sorted(found))
     assert bool(named) == name_colleagues
+
+
+def test_identity_values_are_shown_with_their_labels():
+    """Group values read as the settings' [identity.labels] (``gay_lesbian`` -> "gay or lesbian") in the
+    Adaptation page's picker, texts and charts; a settings file can relabel them."""
+    from supervision.config import load_settings, value_label
+    from supervision.io import load_caseload
+    from supervision.widgets.adaptation import AdaptationDashboard
+
+    assert value_label("gay_lesbian") == "gay or lesbian" and value_label("declined") == "declined to say"
+    assert value_label("a_new_value") == "a new value"
+    st = load_settings({"identity": {"labels": {"gay_lesbian": "gay / lesbian"}}})
+    assert value_label("gay_lesbian", st) == "gay / lesbian"
+    cl = load_caseload()
+    dash = AdaptationDashboard(cl, supervisee="T03")
+    dash.dimension.value = "sexual_orientation"
+    labels = dict((v, k) for k, v in dash.group.options)
+    assert labels["gay_lesbian"] == "gay or lesbian" and labels["declined"] == "declined to say"
+    dash.group.value = "gay_lesbian"
+    for i in range(len(dash.views)):
+        dash._draw(i)
+    shown = " ".join(_rendered_texts(dash.widget))
+    assert "gay or lesbian" in shown
+    assert "gay_lesbian" not in shown.replace("value=\"gay_lesbian\"", "") and "gay lesbian" not in shown
+    assert dash.error.value == ""
+
+
+def test_client_page_sentences_start_with_a_capital(app):
+    app.nav.value = "client"
+    facts = app.pages["client"].views[0].facts.value
+    assert "<p>Episode from " in facts and "<p>episode" not in facts

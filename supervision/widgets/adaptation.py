@@ -15,6 +15,7 @@ import ipywidgets as w
 import pandas as pd
 
 from supervision.caseload import Caseload
+from supervision.config import value_label
 from supervision.figures import adaptation as figs
 from supervision.metrics import adaptation as metrics
 from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
@@ -84,7 +85,7 @@ class SummaryView(View):
 
         items = "".join(
             f"<li><b>{html.escape(r.verdict)}</b>: {html.escape(str(r.dimension).replace('_', ' '))} = "
-            f"<b>{html.escape(str(r.group))}</b>, {METRIC_LABELS.get(r.metric, r.metric)}: "
+            f"<b>{html.escape(value_label(r.group, self._dash._settings))}</b>, {METRIC_LABELS.get(r.metric, r.metric)}: "
             f"{_val(r.value_group, r.metric)} (n={r.n_group}) against {_val(r.value_comparator, r.metric)} (n={r.n_comparator}); "
             f"difference {_diff(r.difference, r.metric)} ({_diff(r.lower, r.metric)} to {_diff(r.upper, r.metric)})"
             f"{adj_text(r)}</li>"
@@ -147,7 +148,7 @@ class FunnelView(View):
             return None
         return {"names": ["clients", "single_session", "unilateral", "lost_contact", "srs_total", "ors_total",
                           "focus_on_goal"], "dimension": dim, "group": group,
-                "what": "the same group of clients",
+                "what": "the same group of clients", "group_label": value_label(group, self._dash._settings),
                 "not_comparable": "The funnel places every clinician's figure for this group; a self-review has only "
                                   "the service's published totals per group, shown here: no funnel can be drawn."}
 
@@ -171,7 +172,7 @@ class FunnelView(View):
         fd = metrics.funnel_data(in_period, dimension=dim, group=group, metric=d.metric.value,
                                  clinician_id=data.selection.supervisee)
         self.note.value = (f"<p>Every clinician's {METRIC_LABELS.get(d.metric.value, d.metric.value)} for clients with "
-                           f"{html.escape(dim.replace('_', ' '))} = <b>{html.escape(str(group))}</b>, against how many such "
+                           f"{html.escape(dim.replace('_', ' '))} = <b>{html.escape(value_label(group, d._settings))}</b>, against how many such "
                            "clients they saw. Points inside the funnel differ from the service by no more than chance would "
                            "make them; the funnel is wide on the left because small numbers vary a lot.</p>")
         self.chart.show(figs.gap_funnel(fd))
@@ -182,6 +183,7 @@ class AdaptationDashboard(Dashboard):
 
     def __init__(self, caseload: Caseload, supervisee: str | None = None):
         self._model = AdaptationModel(caseload)
+        self._settings = caseload.settings  # the value labels ([identity.labels])
         m = self._model
         self.dimension = w.Dropdown(options=[("All dimensions", "all")] + [(d.replace("_", " "), d) for d in m.dimensions],
                                     value="all", description="Dimension:")
@@ -217,7 +219,7 @@ class AdaptationDashboard(Dashboard):
         m = self._model
         dim = self.group_dimension
         groups = sorted(m.measures[dim].dropna().astype(str).unique()) if dim else []
-        self.group.options = [(g, g) for g in groups]
+        self.group.options = [(value_label(g, self._settings), g) for g in groups]
         self.group.value = self._default_group(dim, groups)
 
     def _default_group(self, dim, groups):

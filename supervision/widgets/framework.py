@@ -178,7 +178,7 @@ def benchmark_cell(r, kind: str, name: str = "") -> str:
 
 
 def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dimension: str = "all",
-                           group: str = "all", what: str = "", not_comparable: str = "") -> str:
+                           group: str = "all", what: str = "", not_comparable: str = "", group_label: str = "") -> str:
     """A self-review's own figures beside the service's published ones, for the benchmarks ``names``.
 
     ``own`` is :func:`supervision.publish.service_benchmarks` of the clinician's own caseload with no
@@ -202,7 +202,7 @@ def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dim
         rows.append(f"<tr><td>{html.escape(benchmark_label(name))}</td><td class='n'>{html.escape(you)}</td>"
                     f"<td class='n'>{html.escape(benchmark_cell(svc.loc[name], kind, name))}</td></tr>")
     scope = "" if dimension == "all" else (
-        f" for clients recorded as {html.escape(dimension.replace('_', ' '))}: <b>{html.escape(str(group))}</b>")
+        f" for clients recorded as {html.escape(dimension.replace('_', ' '))}: <b>{html.escape(group_label or str(group))}</b>")
     out = [f"<h4>You and the service{scope}{(' — ' + html.escape(what)) if what else ''}</h4>"]
     if rows:
         out.append("<table class='sw-benchmark-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th>"

@@ -331,7 +331,7 @@ class ClientView(View):
         ag = data.extras["agenda"]
         items = ag[ag["client_id"] == cid]
         facts = ("" if r is None else
-                 f"<p>Episode from {r['start_date']:%d %b %Y}" + (f" to {r['end_date']:%d %b %Y} ({r['end_reason']})" if r["ended"] else ", open")
+                 f"<p>Episode from {r['start_date']:%d %b %Y}" + (f" to {r['end_date']:%d %b %Y} ({_esc(str(r['end_reason']).replace('_', ' '))})" if r["ended"] else ", open")
                  + f"; {r['n_attended']} attended, {r['n_cancelled']} cancelled, {r['n_no_show']} missed.</p>")
         lis = "".join(f"<p><b>{_esc(SECTION_TITLES.get(i.section, i.section))}</b> ({i.severity}): "
                       f"{_esc(i.flags.replace('_', ' '))}</p>{_evidence_list(i.evidence)}<p><i>{_esc(i.question)}</i></p>"
