@@ -17,10 +17,21 @@ ATTENDANCE_COLOURS = {"attended": OKABE_ITO["blue"], "cancelled": OKABE_ITO["ora
 ATTENDANCE_LABELS = {"attended": "Attended", "cancelled": "Cancelled", "no_show": "Did not attend"}
 
 
+_TEMPLATE: list = []  # plotly's "plotly_white" template, looked up once (by name, plotly rebuilds it on every use)
+
+
+def _template():
+    if not _TEMPLATE:
+        import plotly.io as pio
+
+        _TEMPLATE.append(pio.templates["plotly_white"])
+    return _TEMPLATE[0]
+
+
 def layout(fig: go.Figure, title: str, *, height: int = 360) -> go.Figure:
     """Apply the house layout (white, readable when printed, legend above the plot)."""
     fig.update_layout(
-        template="plotly_white", title={"text": title, "x": 0, "xanchor": "left"}, height=height,
+        template=_template(), title={"text": title, "x": 0, "xanchor": "left"}, height=height,
         margin={"l": 60, "r": 20, "t": 70, "b": 50}, colorway=SEQUENCE,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
         font={"family": "Arial, Helvetica, sans-serif", "size": 13},
