@@ -224,3 +224,48 @@ def test_app_remembers_the_choice(web, app_server, browser_timings, browser_note
     Path(app_server.state_file).write_text(json.dumps({"supervisee": "T07", "page": "supervision"}))
     _voila_shutdown_bug(web, browser_notes)
     _external_ok(web, browser_notes)
+
+
+def test_app_opens_a_published_clinician_folder(web, app_server, tmp_path, browser_timings, browser_notes):
+    """`supervision publish` the demo, open one clinician's folder in the app: only that clinician's clients
+    appear (oracle: the demo's clients table), and the service's published mean SRS is shown beside theirs
+    (oracle: the folder's service_benchmarks.csv)."""
+    import pandas as pd
+
+    from supervision.io import demo_path
+    from supervision.publish import publish
+
+    me = "T03"
+    publish(demo_path(), tmp_path / "pub")
+    folder = tmp_path / "pub" / me
+    bench = pd.read_csv(folder / "service_benchmarks.csv", dtype=str, keep_default_na=False)
+    srs = bench[(bench["benchmark"] == "srs_total") & (bench["dimension"] == "all")].iloc[0]
+    expected = f"{float(srs['mean']):.1f} (n={srs['n_display']})"
+    demo_clients = pd.read_csv(demo_path() / "clients.csv", dtype=str)
+    mine = set(demo_clients.loc[demo_clients["clinician_id"] == me, "client_id"])
+
+    web.notebook = "app-published"
+    web.page.set_viewport_size(VIEW)
+    Path(app_server.state_file).write_text(json.dumps({"data": str(folder), "page": "caseload"}))
+    time.sleep(HEAT_SECONDS)  # a kernel taken by an earlier test is replaced in the pool
+    try:
+        t = time.monotonic()
+        web.page.goto(app_server.url("/"), wait_until="domcontentloaded")
+        web.wait_for_text(".sw-page-caseload .sw-caseload-completion", rf"Caseload of {me}", timeout=120)
+        browser_timings("app: open a published clinician folder -> Caseload page", time.monotonic() - t)
+        _page_ok(web, "caseload")
+        shown = {r[0] for r in web.table_rows(".sw-page-caseload .sw-caseload-rows")[1:]}
+        assert shown and shown <= mine and len(shown) == len(mine), (sorted(shown - mine), len(shown), len(mine))
+        sup = [o["value"] for o in web.options(".sw-page-caseload .sw-supervisee")]
+        assert len(sup) == 1 and sup[0].startswith(me), sup
+        _nav(web, "alliance")
+        web.wait_for_text(PAGES["alliance"][1], r"\d+ clients", timeout=60)
+        web.open_tab(".sw-page-alliance .sw-tabs", "vs service")
+        text = web.wait_for_text(".sw-page-alliance .sw-self-review-compare", r"You and the service", timeout=30)
+        assert expected in text, (expected, text[:600])
+        _page_ok(web, "alliance")
+        _shot(web, "self-review-alliance")
+    finally:
+        Path(app_server.state_file).write_text(json.dumps({"page": "supervision"}))
+    _voila_shutdown_bug(web, browser_notes)
+    _external_ok(web, browser_notes)
