@@ -394,3 +394,79 @@ def test_client_page_sentences_start_with_a_capital(app):
     app.nav.value = "client"
     facts = app.pages["client"].views[0].facts.value
     assert "<p>Episode from " in facts and "<p>episode" not in facts
+
+
+def _fig(page, view_class: str, part: str = "chart"):
+    v = next(v for v in page.views if type(v).__name__ == view_class)
+    page._draw(page.views.index(v))
+    return getattr(v, part).figure
+
+
+def _trace(fig, prefix: str):
+    return next(t for t in fig.data if (t.name or "").startswith(prefix))
+
+
+def test_every_page_figure_equals_the_api(app):
+    """The charts of Supervision hour, Alliance, Session focus, Outcome and Adaptation hold the numbers of
+    the metrics API (or of plain pandas) for the same supervisee (whole export, all episodes)."""
+    from supervision.metrics import adaptation as am
+    from supervision.metrics.tables import metric_tables
+
+    cl = app.shared.caseload
+    me = sorted(cl.clinicians["clinician_id"].astype(str))[0]
+    app.set_supervisee(me)
+    tables = metric_tables(cl)
+    s = cl.sessions
+    att = s[(s["clinician_id"] == me) & (s["attendance"] == "attended")]
+
+    # Supervision hour, Caseload tab: the supervisee's bars rest on their ended episodes (plain pandas).
+    app.nav.value = "supervision"
+    fig = _fig(app.pages["supervision"], "CaseloadView")
+    ended = int((cl.clients["clinician_id"].eq(me) & cl.clients["end_date"].notna()).sum())
+    assert _trace(fig, f"{me} (n=").name == f"{me} (n={ended})"
+
+    # Alliance: the heatmap holds every rated session's SRS total; the supervisee's low-alliance share.
+    app.nav.value = "alliance"
+    page = app.pages["alliance"]
+    z = np.asarray(_trace(_fig(page, "HeatmapView"), "SRS total").z, dtype=float)
+    np.testing.assert_allclose(np.sort(z[~np.isnan(z)]), np.sort(att["srs_total"].dropna().to_numpy()))
+    x = float(_trace(_fig(page, "CompareView"), f"{me} (this supervisee)").x[0])
+    rated = att["srs_total"].dropna()
+    assert x == pytest.approx((rated <= 36).mean())  # the default cut-off, inclusive (docs/methods.md, alliance)
+    assert x == pytest.approx(tables["alliance_clinicians"].set_index("scope").at[me, "low_rate"])
+
+    # Session focus: one mark per attended session with a recorded focus; the supervisee's goal coverage.
+    app.nav.value = "focus"
+    page = app.pages["focus"]
+    fig = _fig(page, "TimelineView")
+    from supervision.widgets.focus import MAX_TIMELINE
+
+    n_att = att.groupby("client_id").size()
+    shown = n_att[n_att >= 2].index  # clients with two or more attended sessions (all of them, if few enough)
+    assert len(shown) <= MAX_TIMELINE
+    assert sum(len(t.x) for t in fig.data if t.x is not None and t.mode and "markers" in t.mode) == \
+        int(att.loc[att["client_id"].isin(shown), "focus_primary"].notna().sum())
+    fn = tables["focus_clinicians"].set_index("scope")
+    x = float(_trace(_fig(page, "CompareView"), f"{me} (this supervisee)").x[0])
+    assert x == pytest.approx(fn.at[me, "coverage_rate"])
+
+    # Outcome: one point per client with two or more ORS scores, each at (intake, latest).
+    app.nav.value = "outcome"
+    fig = _fig(app.pages["outcome"], "JacobsonView")
+    co = tables["outcome_clients"]
+    co = co[(co["instrument"] == "ors") & (co["clinician_id"] == me) & co["category"].notna()]
+    pts = sorted((float(a), float(b)) for t in fig.data if t.mode == "markers" for a, b in zip(t.x, t.y))
+    assert pts == sorted(zip(co["first_score"].astype(float), co["latest_score"].astype(float)))
+
+    # Adaptation: the funnel's supervisee point is the API's funnel row for the same cell.
+    app.nav.value = "adaptation"
+    page = app.pages["adaptation"]
+    fig = _fig(page, "FunnelView")
+    fd = am.funnel_data(page._model.measures, dimension=page.group_dimension, group=page.group.value,
+                        metric=page.metric.value, clinician_id=me)
+    sup = _trace(fig, "Supervisee")
+    row = fd[fd["clinician_id"] == me]
+    assert len(row) == 1
+    assert float(sup.x[0]) == pytest.approx(float(row["n"].iloc[0]))
+    assert float(sup.y[0]) == pytest.approx(float(row["value"].iloc[0]))
+    assert app.error.value == ""
