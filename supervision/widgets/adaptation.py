@@ -33,8 +33,14 @@ class AdaptationModel:
         st = caseload.settings
         present = caseload.measures_present()
         usable = present.loc[present["kind"] == "outcome", "instrument"].tolist()
-        inst, self.outcome_note = metrics.outcome_instrument(usable, st["adaptation"]["outcome_instrument"],
-                                                             st["outcome"]["instrument"])
+        inst, note = metrics.outcome_instrument(usable, st["adaptation"]["outcome_instrument"], st["outcome"]["instrument"])
+        import re
+
+        from supervision.instruments import instruments
+
+        names = {k: v.name for k, v in instruments(st).items()}  # "ors" -> "Outcome Rating Scale" (no codes on screen)
+        self.outcome_note = re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], note) \
+            if names else note
         self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st, instrument=inst or "ors")
         self.options = metrics.adaptation_options(st, metrics.adaptation_gaps)
         self.dimensions = [d for d in st.identity_dimensions if d in self.measures.columns]

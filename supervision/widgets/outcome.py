@@ -89,7 +89,7 @@ class SummaryView(View):
         ended_html = ("" if ended.empty else
                       f"<p><b>{len(ended)}</b> ended episodes finished worse than at intake:</p>"
                       "<table class='sw-outcome-ended-worse' style='font-size:13px' cellpadding='4'><thead><tr><th>client</th>"
-                      "<th>last session</th><th>intake</th><th>last score</th><th></th></tr></thead><tbody>"
+                      "<th>last session</th><th>intake</th><th>last score</th><th>change</th></tr></thead><tbody>"
                       + ended_rows + "</tbody></table>")
         rc_conf = co["reliable_change_confidence"].dropna().unique() if "reliable_change_confidence" in co.columns else []
         rc_label = f" at {rc_conf[0]:.0%} confidence" if len(rc_conf) == 1 else ""
