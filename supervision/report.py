@@ -433,7 +433,7 @@ def _agenda_gaps_disclosed(agenda: pd.DataFrame, caseload: Caseload, tables: dic
                 v = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.1f}")  # noqa: E731
                 bits.append(f"{_gap_words(r.metric)} {v(d['value_group'])} (n={d['n_group_display']}) against "
                             f"{v(d['value_comparator'])} with {who}")
-        evidence[f"{dim.replace('_', ' ')}: {str(grp).replace('_', ' ')}:"] = "; ".join(bits)
+        evidence[f"{dim.replace('_', ' ')}: {value_label(grp, caseload.settings)}:"] = "; ".join(bits)
     ag = agenda.copy()
     for i in ag.index[ag["flag"] == "adaptation_gap"]:
         ev = str(ag.at[i, "evidence"])

@@ -177,6 +177,9 @@ def benchmark_cell(r, kind: str, name: str = "") -> str:
     return f"{float(r['mean']):.1f} (n={r['n_display']})"
 
 
+_RIGHT = "text-align:right;padding-left:14px"  # figures under their headers, right-aligned
+
+
 def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dimension: str = "all",
                            group: str = "all", what: str = "", not_comparable: str = "", group_label: str = "") -> str:
     """A self-review's own figures beside the service's published ones, for the benchmarks ``names``.
@@ -199,14 +202,14 @@ def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dim
             continue
         kind = str(svc.loc[name, "kind"])
         you = benchmark_cell(mine.loc[name], kind, name) if name in mine.index else "none of your clients"
-        rows.append(f"<tr><td>{html.escape(benchmark_label(name))}</td><td class='n'>{html.escape(you)}</td>"
-                    f"<td class='n'>{html.escape(benchmark_cell(svc.loc[name], kind, name))}</td></tr>")
+        rows.append(f"<tr><td>{html.escape(benchmark_label(name))}</td><td class='n' style='{_RIGHT}'>{html.escape(you)}</td>"
+                    f"<td class='n' style='{_RIGHT}'>{html.escape(benchmark_cell(svc.loc[name], kind, name))}</td></tr>")
     scope = "" if dimension == "all" else (
         f" for clients recorded as {html.escape(dimension.replace('_', ' '))}: <b>{html.escape(group_label or str(group))}</b>")
     out = [f"<h4>You and the service{scope}{(' — ' + html.escape(what)) if what else ''}</h4>"]
     if rows:
         out.append("<table class='sw-benchmark-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th>"
-                   "<th class='n'>you</th><th class='n'>the service</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+                   f"<th class='n' style='{_RIGHT}'>you</th><th class='n' style='{_RIGHT}'>the service</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
     else:
         out.append("<p><b>No valid comparison here:</b> the service's figures published with your folder hold none "
                    "of the figures this view shows" + (" for this group" if dimension != "all" else "") + ".</p>")
