@@ -256,3 +256,16 @@ def test_every_comparing_view_of_a_self_review_shows_own_and_service_figures(pub
     assert you == str(int(((c["clinician_id"] == me) & (c[dim] == group)).sum()))
     n_svc = int((c[dim] == group).sum())
     assert svc == "hidden (small number)" or abs(int(svc) - n_svc) <= 2  # rounded to 5 under the 'nhs' policy
+
+
+def test_a_self_review_offers_no_service_comparator_in_adaptation(published):
+    """In a clinician's folder "the service's clients in the same group" would be the clinician again: not offered."""
+    from supervision.widgets.adaptation import AdaptationDashboard
+
+    out, _summary, _ = published
+    dash = AdaptationDashboard(load_caseload(out / "T03"))
+    assert [v for _, v in dash.comparator.options] == ["clinician"]
+    assert "Self-review" in dash.views[0].html.value and not dash.error.value
+    whole = AdaptationDashboard(load_caseload(demo_path()))
+    assert [v for _, v in whole.comparator.options] == ["clinician", "service"]
+    assert "Self-review" not in whole.views[0].html.value

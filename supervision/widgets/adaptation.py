@@ -99,6 +99,9 @@ class SummaryView(View):
         too_few = int((g["verdict"] == "too few clients").sum())
         self.html.value = (
             f"<h3>Adaptation: {html.escape(me)} compared with {dict((v, k) for k, v in COMPARATORS)[comp]}</h3>"
+            + ("<p class='sw-self-review'>Self-review: only your own clients are here, so each group is compared with "
+               "your other clients; the service's figures for the same group, as published with your folder, are in "
+               "the <i>Clinicians (funnel)</i> tab.</p>" if self._dash.scope is not None else "")
             + (f"<ul>{items}</ul>" if items else "<p>No gap stands out beyond what chance explains.</p>")
             + f"<p>Reliable improvement and recovery: {html.escape(m.outcome_note)}.</p>"
             + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.options.get('min_n', 5)}) to estimate "
@@ -199,8 +202,10 @@ class AdaptationDashboard(Dashboard):
         self.metric = w.Dropdown(options=[(METRIC_LABELS[k], k) for k in m.metrics], description="Measure:",
                                  layout=w.Layout(width="360px"))
         self.metric.add_class("sw-metric")
-        self.comparator = w.Dropdown(options=COMPARATORS, value="clinician", description="Against:",
-                                     layout=w.Layout(width="420px"))
+        # a self-review holds only the clinician's clients: "the service's clients" would be the clinician again,
+        # so that comparator is not offered (the funnel tab shows the published service figures of the group)
+        self.comparator = w.Dropdown(options=COMPARATORS if caseload.scope is None else COMPARATORS[:1], value="clinician",
+                                     description="Against:", layout=w.Layout(width="420px"))
         self.comparator.add_class("sw-comparator")
         self._all_dimension: str | None = None  # with "All dimensions": the dimension of the flagged cell
         self._flagged_cell: tuple | None = None
