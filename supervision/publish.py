@@ -44,10 +44,10 @@ _RATES = ("single_session", "unilateral", "lost_contact")
 # Session measures published as service means (per session; n counts clients).
 _MEANS = ("srs_total", "ors_total", "phq9_total", "gad7_total", "core10_total")
 # Session focus shares published as service means of a per-session true/false (n counts clients):
-# the pooled share of docs/methods.md (focus), e.g. goal coverage = sessions on an agreed goal / sessions judged.
+# the pooled share of docs/methods.md §9.5, e.g. goal coverage = sessions on an agreed goal / sessions judged.
 _FOCUS = {"focus_on_goal": "on_goal", "focus_check_in": "check_in", "focus_agenda_set": "agenda_set"}
 # Jacobson-Truax categories published per outcome measure as per-client rates (clients with two or more
-# scores), as in :func:`supervision.metrics.outcome.clinician_outcomes` (docs/methods.md, reliable change).
+# scores), as in :func:`supervision.metrics.outcome.clinician_outcomes` (docs/methods.md §2.1), suppressed as §9.3.
 _OUTCOME_RATES = ("reliably_improved", "recovered", "deteriorated", "harmed")
 # The policy's output columns that may leave the analyst: raw counts never do.
 _PUBLIC = ["n_display", "n_suppressed", "events_display", "events_suppressed", "rate", "rate_suppressed",
@@ -149,7 +149,7 @@ def service_benchmarks(caseload, policy=None) -> pd.DataFrame:
 
 
 def _focus_jobs(caseload, dims: list[str]) -> list:
-    """Session focus shares (a mean of a per-session true/false; n counts clients)."""
+    """Session focus shares (docs/methods.md §9.5): the pooled share of sessions; n counts clients."""
     from supervision.metrics.tables import focus_tables
 
     fs = focus_tables(caseload).get("focus_sessions")

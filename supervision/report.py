@@ -444,7 +444,7 @@ def _agenda_gaps_disclosed(agenda: pd.DataFrame, caseload: Caseload, tables: dic
 
 
 def _disclosure_sentence(caseload: Caseload, tables: dict, me: str, policy) -> str:
-    """The report's disclosure decision, stated once (agenda and adaptation section follow it)."""
+    """The report's disclosure decision (docs/methods.md §9.3), stated once (agenda and adaptation section follow it)."""
     if str(policy) == "none":
         return ("<p class='meta sw-disclosure'><b>Small numbers:</b> every count is shown in full (<code>--policy "
                 "none</code>): this report is the supervision pair's own record; do not share it beyond the pair.</p>")

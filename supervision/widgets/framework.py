@@ -186,7 +186,7 @@ def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dim
 
     ``own`` is :func:`supervision.publish.service_benchmarks` of the clinician's own caseload with no
     suppression (the clinician's own data); ``bench`` the service's, as published with the folder
-    (under the disclosure policy). Rows where the service published nothing say so; the text
+    (under the disclosure policy, docs/methods.md §9.3). Rows where the service published nothing say so; the text
     ``not_comparable`` names what this view shows that has no published service figure.
     """
     def part(frame):
