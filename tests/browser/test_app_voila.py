@@ -178,8 +178,9 @@ def test_app_every_page(web, app_server, browser_timings, browser_notes):
         web.select(".sw-page-client .sw-story-client", label)
         web.page.wait_for_function(
             "([sels, before, cid]) => document.querySelector('.sw-page-client .sw-story-facts').innerText.includes("
-            "'Client ' + cid) && sels.every((s, i) => { const d = window.__swPlotData(s + ' .js-plotly-plot');"
-            " return d === null ? before[i] !== 'null' || true : JSON.stringify(d) !== before[i]; })",
+            "'Client ' + cid) && document.querySelector('.sw-page-client .sw-status').innerText.includes('client ' + cid)"
+            " && sels.every((s, i) => { const d = window.__swPlotData(s + ' .js-plotly-plot');"
+            " return d === null || JSON.stringify(d) !== before[i]; })",
             arg=[[f".sw-page-client {c}" for c in CLIENT_CHARTS], before, cid], timeout=30_000, polling=20)
         browser_timings(f"app: client change -> Client page redrawn ({cid})", time.monotonic() - t)
         kernel = re.search(r"updated in (\d+) ms", web.text(".sw-page-client .sw-status"))
