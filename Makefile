@@ -60,8 +60,11 @@ lab: install
 
 # App mode: the whole workbook without code (notebooks/app.ipynb), served by Voila on this computer.
 # One kernel is kept ready (preheated) with the remembered data loaded, so the first page opens at once.
+# The "workbook" template (share/jupyter/voila/templates/workbook) is Voila's lab template without its CDN
+# links: the app makes no request beyond this computer.
 app: install-test
-	$(BIN)/voila notebooks/app.ipynb --Voila.ip=127.0.0.1 --port=$(PORT) --preheat_kernel=True --pool_size=1
+	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/voila notebooks/app.ipynb --template=workbook --Voila.ip=127.0.0.1 \
+		--port=$(PORT) --preheat_kernel=True --pool_size=1
 
 test: install-test hub-env
 	$(BIN)/python -m pytest

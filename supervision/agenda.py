@@ -479,6 +479,7 @@ _METRIC_WORDS = {
 
 def _adaptation_patterns(t: dict, rules: AgendaRules) -> list[dict]:
     """Clear adaptation gaps: one item per clinician, dimension and group, merged over metrics and comparators."""
+    from supervision.config import value_label
     g = t.get("adaptation_gaps")
     if g is None or not len(g):
         return []
@@ -504,7 +505,7 @@ def _adaptation_patterns(t: dict, rules: AgendaRules) -> list[dict]:
         bits=("bits", "; ".join), own=("own", "any"), svc=("svc", "any"), diff=("diff", "max"))
     rows = []
     for (clin, dim, grp), r in zip(per.index, per.itertuples(index=False)):
-        group = f"{dim.replace('_', ' ')}: {grp.replace('_', ' ')}"
+        group = f"{dim.replace('_', ' ')}: {value_label(grp, t.get('settings'))}"  # the settings' label, not the code
         if r.own and not r.svc:
             q = (f"Clients recorded as {group} fare worse with you than your other clients, beyond chance. "
                  "What might they need that is different?")

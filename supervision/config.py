@@ -189,6 +189,12 @@ def _merge(default: dict, given: dict, prefix: str, source: str) -> dict:
             check_instrument_settings({key: value}, source)
             out[key] = copy.deepcopy(value)
             continue
+        if prefix == "identity.labels.":  # [identity.labels]: any value of the data, shown as this text
+            if not isinstance(value, str):
+                raise SettingsError(f"{source}: '{dotted}' must be text (the label shown for the value {key!r}), "
+                                    f"got {value!r}.")
+            out[key] = value
+            continue
         if key not in default:
             allowed = ", ".join(sorted(default)) or "(none)"
             raise SettingsError(
@@ -253,6 +259,17 @@ def _check_focus(codes: Any, source: str) -> tuple[FocusCode, ...]:
         seen.add(entry["code"])
         out.append(FocusCode(str(entry["code"]), str(entry["label"]), str(entry["group"])))
     return tuple(out)
+
+
+def value_label(value, settings=None) -> str:
+    """How an identity or context value is shown: its label in ``[identity.labels]`` (of ``settings``,
+    else the defaults), otherwise the value with underscores as spaces (``gay_lesbian`` -> "gay or lesbian")."""
+    if settings is not None:
+        labels = settings["identity"].get("labels", {})
+    else:
+        labels = _defaults()["identity"].get("labels", {})
+    text = str(value)
+    return str(labels.get(text, text.replace("_", " ")))
 
 
 class Settings:

@@ -43,6 +43,12 @@ _MAX_NAME = 64
 _RATES = ("single_session", "unilateral", "lost_contact")
 # Session measures published as service means (per session; n counts clients).
 _MEANS = ("srs_total", "ors_total", "phq9_total", "gad7_total", "core10_total")
+# Session focus shares published as service means of a per-session true/false (n counts clients):
+# the pooled share of docs/methods.md §9.5, e.g. goal coverage = sessions on an agreed goal / sessions judged.
+_FOCUS = {"focus_on_goal": "on_goal", "focus_check_in": "check_in", "focus_agenda_set": "agenda_set"}
+# Jacobson-Truax categories published per outcome measure as per-client rates (clients with two or more
+# scores), as in :func:`supervision.metrics.outcome.clinician_outcomes` (docs/methods.md §2.1), suppressed as §9.3.
+_OUTCOME_RATES = ("reliably_improved", "recovered", "deteriorated", "harmed")
 # The policy's output columns that may leave the analyst: raw counts never do.
 _PUBLIC = ["n_display", "n_suppressed", "events_display", "events_suppressed", "rate", "rate_suppressed",
            "mean", "mean_suppressed"]
@@ -103,8 +109,11 @@ def service_benchmarks(caseload, policy=None) -> pd.DataFrame:
     -------
     DataFrame
         One row per benchmark and group: ``benchmark`` (``clients``, a rate such as
-        ``single_session`` or a mean such as ``srs_total``), ``kind`` (``count``, ``rate``,
-        ``mean``), ``dimension`` (``all`` or an identity dimension), ``group``, ``is_total`` and
+        ``single_session`` or a mean such as ``srs_total``; the session focus shares
+        ``focus_on_goal``, ``focus_check_in``, ``focus_agenda_set`` as the mean of 100 or 0 per
+        session, i.e. the pooled percentage of sessions; per outcome measure the client rates ``<instrument>_reliably_improved``,
+        ``_recovered``, ``_deteriorated``, ``_harmed`` among clients with two or more scores),
+        ``kind`` (``count``, ``rate``, ``mean``), ``dimension`` (``all`` or an identity dimension), ``group``, ``is_total`` and
         the policy's display columns ``n_display, n_suppressed, events_display,
         events_suppressed, rate, rate_suppressed, mean, mean_suppressed`` (see
         :func:`supervision.privacy.service_benchmark`). Raw counts are left out.
@@ -123,6 +132,7 @@ def service_benchmarks(caseload, policy=None) -> pd.DataFrame:
     jobs = [("clients", "count", clients, None)]
     jobs += [(r, "rate", per_client.assign(**{r: per_client[r].astype("boolean")}), r) for r in _RATES if r in per_client]
     jobs += [(m, "mean", sessions, m) for m in _MEANS if m in sessions and sessions[m].notna().any()]
+    jobs += _focus_jobs(caseload, dims) + _outcome_jobs(caseload, dims)
     parts = []
     for name, kind, table, value in jobs:
         for dim in [None, *dims]:
@@ -136,6 +146,44 @@ def service_benchmarks(caseload, policy=None) -> pd.DataFrame:
         if c not in out:
             out[c] = pd.NA
     return out[["benchmark", "kind", "dimension", "group", "is_total", *_PUBLIC]]
+
+
+def _focus_jobs(caseload, dims: list[str]) -> list:
+    """Session focus shares (docs/methods.md §9.5): the pooled share of sessions; n counts clients."""
+    from supervision.metrics.tables import focus_tables
+
+    fs = focus_tables(caseload).get("focus_sessions")
+    if fs is None or fs.empty:
+        return []
+    if dims:
+        fs = fs.merge(caseload.clients[["client_id", *dims]], on="client_id", how="left")
+    jobs = []
+    for name, col in _FOCUS.items():
+        if col in fs and fs[col].notna().any():
+            # 100 or 0 per session, so the mean is the pooled percentage (a 0/1 column would be read as a
+            # per-client rate, which these are not: a client has many sessions)
+            jobs.append((name, "mean", fs.assign(**{col: fs[col].astype("Float64") * 100}), col))
+    return jobs
+
+
+def _outcome_jobs(caseload, dims: list[str]) -> list:
+    """Per outcome measure: the share of clients with two or more scores in each Jacobson-Truax category."""
+    from supervision.metrics.tables import outcome_tables
+
+    co = outcome_tables(caseload).get("outcome_clients")
+    if co is None or co.empty:
+        return []
+    co = co[co["category"].notna()]
+    if dims:
+        co = co.merge(caseload.clients[["client_id", *dims]], on="client_id", how="left")
+    jobs = []
+    for inst, part in co.groupby("instrument", sort=True):
+        cat = part["category"].astype(str)
+        flags = {"recovered": cat == "recovered", "reliably_improved": cat.isin(["recovered", "improved"]),
+                 "deteriorated": cat == "deteriorated", "harmed": cat == "harmed"}
+        for r in _OUTCOME_RATES:
+            jobs.append((f"{inst}_{r}", "rate", part.assign(_flag=flags[r].astype("boolean")), "_flag"))
+    return jobs
 
 
 def _write_tables(scoped, folder: Path) -> None:

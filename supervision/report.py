@@ -273,10 +273,12 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         raise ReportError(f"period must be one of {', '.join(PERIODS)}; got {period!r}.")
     tables = tables if tables is not None else metric_tables(caseload)
     data = CaseloadIndex(caseload).slice(Selection(supervisee=clinician_id, period=period))
+    policy = policy or caseload.rules.privacy.suppression_policy
     data.extras["policy"] = policy
     ids = set(data.clients["client_id"])
     agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
     agenda = agenda[agenda["client_id"].isin(ids) | (agenda["client_id"] == "(caseload)")]
+    agenda = _agenda_gaps_disclosed(agenda, caseload, tables, clinician_id, policy)
     sa = tables["alliance_sessions"]
     sa_me = sa[sa["client_id"].isin(ids)]
     if data.start_date is not None:
@@ -293,6 +295,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         f"<p class='meta'>Caseload {period_text}: {len(data.clients)} clients, {len(data.sessions)} scheduled sessions. "
         f"Made on {datetime.now(timezone.utc):%d %b %Y %H:%M} UTC by the supervision workbook {__version__} from "
         f"<code>{_esc(Path(caseload.source).name)}</code>. Identifiers are the export's pseudonymous ids.</p>",
+        _disclosure_sentence(caseload, tables, clinician_id, policy),
         "<h2>Agenda</h2>" + _agenda_section(agenda),
         "<h2>Caseload compared with the service</h2>" + _overview(ep_me, ep_svc, al, clinician_id),
     ]
@@ -381,38 +384,121 @@ def _suppressed_gaps(gaps: pd.DataFrame, policy, settings, suppress_gaps) -> pd.
     return out
 
 
-def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
-    """Adaptation gaps in words, with every count under the disclosure policy (the report is an export)."""
+def _gap_rows(caseload: Caseload, tables: dict, me: str, policy) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The supervisee's gap rows as the report shows them: ``(raw, shown)``; ``shown`` is under ``policy``
+    (suppressed as the whole service's table, so its margins run across clinicians: the same pattern in every
+    clinician's report), or the raw rows for ``none``."""
     from supervision.metrics.adaptation import suppress_gaps
 
+    g = tables.get("adaptation_gaps")
+    if g is None or g.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    raw = g[g["clinician_id"] == me]
+    if str(policy) == "none":
+        return raw, raw.assign(n_group_display=raw["n_group"].astype(str))
+    shown = _suppressed_gaps(g, policy, caseload.settings, suppress_gaps)
+    return raw, shown[shown["clinician_id"] == me]
+
+
+def value_label(value, settings) -> str:
+    from supervision.config import value_label as label
+
+    return label(value, settings)
+
+
+def _gap_words(metric: str) -> str:
+    from supervision.agenda import _METRIC_WORDS
+
+    return _METRIC_WORDS.get(metric, (metric.replace("_", " "), ""))[0]
+
+
+def _agenda_gaps_disclosed(agenda: pd.DataFrame, caseload: Caseload, tables: dict, me: str, policy) -> pd.DataFrame:
+    """The agenda's adaptation-gap items with the numbers the report's disclosure policy allows: a count
+    the policy hides is hidden here too (the item itself stays: the agenda lists the gap)."""
+    if str(policy) == "none" or agenda.empty or not (agenda["flag"] == "adaptation_gap").any():
+        return agenda
+    raw, shown = _gap_rows(caseload, tables, me, policy)
+    if raw.empty:
+        return agenda
+    clear = raw[raw["verdict"] == "clear gap"]
+    keyed = shown.set_index(["dimension", "group", "metric", "comparator"])
+    evidence = {}
+    for (dim, grp), part in clear.groupby(["dimension", "group"], sort=False):
+        bits = []
+        for r in part.itertuples():
+            who = "your other clients" if r.comparator == "clinician" else "colleagues' clients of the same group"
+            k = (dim, grp, r.metric, r.comparator)
+            d = keyed.loc[k] if k in keyed.index else None
+            if d is None or d["verdict"] == "suppressed" or pd.isna(d["value_group"]):
+                bits.append(f"{_gap_words(r.metric)}: a clear gap against {who} (numbers hidden: see "
+                            "Small numbers above)")
+            else:
+                pct = "srs" not in str(r.metric)
+                v = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.1f}")  # noqa: E731
+                bits.append(f"{_gap_words(r.metric)} {v(d['value_group'])} (n={d['n_group_display']}) against "
+                            f"{v(d['value_comparator'])} with {who}")
+        evidence[f"{dim.replace('_', ' ')}: {value_label(grp, caseload.settings)}:"] = "; ".join(bits)
+    ag = agenda.copy()
+    for i in ag.index[ag["flag"] == "adaptation_gap"]:
+        ev = str(ag.at[i, "evidence"])
+        for prefix, text in evidence.items():
+            if ev.startswith(prefix):
+                ag.at[i, "evidence"] = f"{prefix} {text}"
+    return ag
+
+
+def _disclosure_sentence(caseload: Caseload, tables: dict, me: str, policy) -> str:
+    """The report's disclosure decision (docs/methods.md §9.3), stated once (agenda and adaptation section follow it)."""
+    if str(policy) == "none":
+        return ("<p class='meta sw-disclosure'><b>Small numbers:</b> every count is shown in full (<code>--policy "
+                "none</code>): this report is the supervision pair's own record; do not share it beyond the pair.</p>")
+    from supervision.privacy import policy_rules
+
+    rules = policy_rules(policy, caseload.settings)
+    _raw, shown = _gap_rows(caseload, tables, me, policy)
+    hidden = int((shown["verdict"] == "suppressed").sum()) if len(shown) else 0
+    rounding = f" and the others rounded to {rules.rounding}" if rules.rounding and rules.rounding > 1 else ""
+    return (f"<p class='meta sw-disclosure'><b>Small numbers:</b> group counts in this report (the adaptation section "
+            f"and the agenda's adaptation items) follow the '{_esc(rules.name)}' small-numbers policy: counts of 1 to "
+            f"{rules.max_suppressed} are hidden (*){rounding}, so no client can be singled out ({hidden} adaptation "
+            "rows hidden, some only so that a hidden count cannot be worked out from the others). A gap the agenda "
+            "lists is never left out, only its numbers. For the supervision pair's own record, "
+            "<code>--policy none</code> shows everything.</p>")
+
+
+def adaptation_section(caseload: Caseload, tables: dict, data) -> str:
+    """Adaptation gaps in words, under the report's disclosure decision (stated once at the top): every gap the
+    agenda lists is here, with its numbers hidden where the policy hides them."""
     g = tables.get("adaptation_gaps")
     if g is None or g.empty:
         return "<h2>Adaptation</h2><p class='note'>No identity dimensions in this export.</p>"
     me = data.selection.supervisee
     policy = data.extras.get("policy") or caseload.rules.privacy.suppression_policy
-    # suppressed as the whole service's table (its margins run across clinicians), then this
-    # clinician's rows: the same pattern in every clinician's report
-    shown = _suppressed_gaps(g, policy, caseload.settings, suppress_gaps)
-    shown = shown[shown["clinician_id"] == me]
+    raw, shown = _gap_rows(caseload, tables, me, policy)
+    key = ["dimension", "group", "metric", "comparator"]
     found = shown[shown["verdict"].isin(["clear gap", "possible gap"])]
-    hidden = int((shown["verdict"] == "suppressed").sum())
+    # a clear gap (on the agenda) whose numbers the policy hides is still listed, its numbers hidden
+    listed = raw.loc[raw["verdict"] == "clear gap", key].merge(shown[[*key, "verdict"]], on=key, how="left")
+    masked = listed[listed["verdict"] != "clear gap"].assign(verdict="clear gap (numbers hidden)")
+    found = pd.concat([found, masked], ignore_index=True)
     if found.empty:
         body = "<p>No gap stands out beyond what chance explains.</p>"
     else:
-        pct = ~found["metric"].isin(["first_srs", "mean_srs"])
-        fmt = lambda v, p: "–" if pd.isna(v) else (f"{v:.0%}" if p else f"{v:.1f}")  # noqa: E731
+        pct = ~found["metric"].astype(str).str.contains("srs")
+        fmt = lambda v, p: "*" if pd.isna(v) else (f"{v:.0%}" if p else f"{v:.1f}")  # noqa: E731
+        n = found["n_group_display"] if "n_group_display" in found else pd.Series(pd.NA, index=found.index)
         body = _table(pd.DataFrame({
-            "verdict": found["verdict"], "dimension": found["dimension"].str.replace("_", " "), "group": found["group"],
-            "measure": found["metric"].str.replace("_", " "), "against": found["comparator"],
-            "group n": found["n_group_display"].astype(str),
-            "value": [fmt(v, p) for v, p in zip(found["value_group"], pct)],
-            "comparator": [fmt(v, p) for v, p in zip(found["value_comparator"], pct)],
+            "verdict": found["verdict"], "dimension": found["dimension"].str.replace("_", " "),
+            "group": found["group"].map(lambda v: value_label(v, caseload.settings)),
+            "measure": found["metric"].map(_gap_words), "against": found["comparator"].map(
+                {"clinician": "your other clients", "service": "colleagues' clients of the same group"}),
+            "group n": n.fillna("*").astype(str),
+            "value": [fmt(v, p) for v, p in zip(found.get("value_group", pd.Series(index=found.index)), pct)],
+            "comparator": [fmt(v, p) for v, p in zip(found.get("value_comparator", pd.Series(index=found.index)), pct)],
         }))
     return ("<h2>Adaptation</h2>" + body
-            + f"<p class='note'>Counts follow the '{_esc(policy)}' small-numbers policy: small groups are hidden (*) and "
-              f"counts rounded, so no client can be singled out ({hidden} rows hidden here, some only so that a hidden "
-              "count cannot be worked out from the others). For the supervision pair's own record, "
-              "<code>--policy none</code> shows everything. A gap is a question for supervision, not a verdict.</p>")
+            + "<p class='note'>Numbers follow the small-numbers decision stated at the top of this report. "
+              "A gap is a question for supervision, not a verdict.</p>")
 
 
 #: Area sections after the charts: functions ``(caseload, tables, slice) -> html``.

@@ -272,7 +272,9 @@ def test_generated_planted_patterns_reach_the_agenda(generated):
     found = g[g["verdict"] == "clear gap"].merge(truth["adaptation_gaps"][["clinician_id", "dimension", "group"]])
     for r in found[["clinician_id", "dimension", "group"]].drop_duplicates().itertuples():
         mine = pats[(pats["clinician_id"] == r.clinician_id) & (pats["flag"] == "adaptation_gap")]
-        label = f"{r.dimension.replace('_', ' ')}: {str(r.group).replace('_', ' ')}"
+        from supervision.config import value_label
+
+        label = f"{r.dimension.replace('_', ' ')}: {value_label(r.group)}"  # the group's label ([identity.labels])
         assert mine["evidence"].str.startswith(label).any(), f"planted gap {r} found by the metrics is not in patterns"
     assert (ag[ag["section"] == "patterns"].groupby("clinician_id").size() <= 3).all()
 

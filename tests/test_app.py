@@ -314,3 +314,159 @@ def test_caterpillar_says_so_when_it_carries_no_information():
     eff.loc[0, "effect"] = 2.0
     fig = caterpillar_plot(eff)
     assert len(fig.data[0].x) == 3
+
+
+def _rendered_texts(widget):
+    """Every HTML text and every figure/output bundle under ``widget`` (what the page shows as tables and charts)."""
+    import ipywidgets as w
+
+    stack, seen = [widget], set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, w.HTML):
+            yield x.value
+        if isinstance(x, w.Output):
+            for o in x.outputs:
+                yield json.dumps(o.get("data", {}))
+        stack.extend(getattr(x, "children", None) or ())
+
+
+@pytest.mark.parametrize("name_colleagues", [False, True])
+def test_no_colleague_id_in_any_page_or_tab(tmp_path, monkeypatch, name_colleagues):
+    """Every page and every tab of the app, drawn for two supervisees: with ``name_colleagues = false`` no
+    other clinician's id appears in any HTML table or chart; with ``true`` they do (the scan can fail)."""
+    from supervision.widgets.app import PAGES, WorkbookApp
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "state.json"))
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f"[privacy]\nname_colleagues = {'true' if name_colleagues else 'false'}\n")
+    Remembered(settings=str(settings)).write()
+    app = WorkbookApp()
+    assert app.message.value == "", app.message.value
+    ids = sorted(app.shared.caseload.clinicians["clinician_id"].astype(str))
+    named = set()
+    for me in (ids[0], ids[2]):
+        app.set_supervisee(me)
+        others = re.compile(r"(?<![\w-])(" + "|".join(re.escape(c) for c in ids if c != me) + r")(?![\w-])")
+        for key, _title in PAGES:
+            app.nav.value = key
+            page = app.pages[key]
+            for i in range(len(getattr(page, "views", []) or [])):
+                page._draw(i)
+            texts = list(_rendered_texts(app.widgets[key]))
+            assert texts, key
+            found = {c for t in texts for c in others.findall(t)}
+            named |= found
+            if not name_colleagues:
+                assert not found, (me, key, sorted(found))
+    assert bool(named) == name_colleagues
+
+
+def test_identity_values_are_shown_with_their_labels():
+    """Group values read as the settings' [identity.labels] (``gay_lesbian`` -> "gay or lesbian") in the
+    Adaptation page's picker, texts and charts; a settings file can relabel them."""
+    from supervision.config import load_settings, value_label
+    from supervision.io import load_caseload
+    from supervision.widgets.adaptation import AdaptationDashboard
+
+    assert value_label("gay_lesbian") == "gay or lesbian" and value_label("declined") == "declined to say"
+    assert value_label("a_new_value") == "a new value"
+    st = load_settings({"identity": {"labels": {"gay_lesbian": "gay / lesbian"}}})
+    assert value_label("gay_lesbian", st) == "gay / lesbian"
+    cl = load_caseload()
+    dash = AdaptationDashboard(cl, supervisee="T03")
+    dash.dimension.value = "sexual_orientation"
+    labels = dict((v, k) for k, v in dash.group.options)
+    assert labels["gay_lesbian"] == "gay or lesbian" and labels["declined"] == "declined to say"
+    dash.group.value = "gay_lesbian"
+    for i in range(len(dash.views)):
+        dash._draw(i)
+    shown = " ".join(_rendered_texts(dash.widget))
+    assert "gay or lesbian" in shown
+    assert "gay_lesbian" not in shown.replace("value=\"gay_lesbian\"", "") and "gay lesbian" not in shown
+    assert dash.error.value == ""
+
+
+def test_client_page_sentences_start_with_a_capital(app):
+    app.nav.value = "client"
+    facts = app.pages["client"].views[0].facts.value
+    assert "<p>Episode from " in facts and "<p>episode" not in facts
+
+
+def _fig(page, view_class: str, part: str = "chart"):
+    v = next(v for v in page.views if type(v).__name__ == view_class)
+    page._draw(page.views.index(v))
+    return getattr(v, part).figure
+
+
+def _trace(fig, prefix: str):
+    return next(t for t in fig.data if (t.name or "").startswith(prefix))
+
+
+def test_every_page_figure_equals_the_api(app):
+    """The charts of Supervision hour, Alliance, Session focus, Outcome and Adaptation hold the numbers of
+    the metrics API (or of plain pandas) for the same supervisee (whole export, all episodes)."""
+    from supervision.metrics import adaptation as am
+    from supervision.metrics.tables import metric_tables
+
+    cl = app.shared.caseload
+    me = sorted(cl.clinicians["clinician_id"].astype(str))[0]
+    app.set_supervisee(me)
+    tables = metric_tables(cl)
+    s = cl.sessions
+    att = s[(s["clinician_id"] == me) & (s["attendance"] == "attended")]
+
+    # Supervision hour, Caseload tab: the supervisee's bars rest on their ended episodes (plain pandas).
+    app.nav.value = "supervision"
+    fig = _fig(app.pages["supervision"], "CaseloadView")
+    ended = int((cl.clients["clinician_id"].eq(me) & cl.clients["end_date"].notna()).sum())
+    assert _trace(fig, f"{me} (n=").name == f"{me} (n={ended})"
+
+    # Alliance: the heatmap holds every rated session's SRS total; the supervisee's low-alliance share.
+    app.nav.value = "alliance"
+    page = app.pages["alliance"]
+    z = np.asarray(_trace(_fig(page, "HeatmapView"), "SRS total").z, dtype=float)
+    np.testing.assert_allclose(np.sort(z[~np.isnan(z)]), np.sort(att["srs_total"].dropna().to_numpy()))
+    x = float(_trace(_fig(page, "CompareView"), f"{me} (this supervisee)").x[0])
+    rated = att["srs_total"].dropna()
+    assert x == pytest.approx((rated <= 36).mean())  # the default cut-off, inclusive (docs/methods.md, alliance)
+    assert x == pytest.approx(tables["alliance_clinicians"].set_index("scope").at[me, "low_rate"])
+
+    # Session focus: one mark per attended session with a recorded focus; the supervisee's goal coverage.
+    app.nav.value = "focus"
+    page = app.pages["focus"]
+    fig = _fig(page, "TimelineView")
+    from supervision.widgets.focus import MAX_TIMELINE
+
+    n_att = att.groupby("client_id").size()
+    shown = n_att[n_att >= 2].index  # clients with two or more attended sessions (all of them, if few enough)
+    assert len(shown) <= MAX_TIMELINE
+    assert sum(len(t.x) for t in fig.data if t.x is not None and t.mode and "markers" in t.mode) == \
+        int(att.loc[att["client_id"].isin(shown), "focus_primary"].notna().sum())
+    fn = tables["focus_clinicians"].set_index("scope")
+    x = float(_trace(_fig(page, "CompareView"), f"{me} (this supervisee)").x[0])
+    assert x == pytest.approx(fn.at[me, "coverage_rate"])
+
+    # Outcome: one point per client with two or more ORS scores, each at (intake, latest).
+    app.nav.value = "outcome"
+    fig = _fig(app.pages["outcome"], "JacobsonView")
+    co = tables["outcome_clients"]
+    co = co[(co["instrument"] == "ors") & (co["clinician_id"] == me) & co["category"].notna()]
+    pts = sorted((float(a), float(b)) for t in fig.data if t.mode == "markers" for a, b in zip(t.x, t.y))
+    assert pts == sorted(zip(co["first_score"].astype(float), co["latest_score"].astype(float)))
+
+    # Adaptation: the funnel's supervisee point is the API's funnel row for the same cell.
+    app.nav.value = "adaptation"
+    page = app.pages["adaptation"]
+    fig = _fig(page, "FunnelView")
+    fd = am.funnel_data(page._model.measures, dimension=page.group_dimension, group=page.group.value,
+                        metric=page.metric.value, clinician_id=me)
+    sup = _trace(fig, "Supervisee")
+    row = fd[fd["clinician_id"] == me]
+    assert len(row) == 1
+    assert float(sup.x[0]) == pytest.approx(float(row["n"].iloc[0]))
+    assert float(sup.y[0]) == pytest.approx(float(row["value"].iloc[0]))
+    assert app.error.value == ""

@@ -190,3 +190,82 @@ def test_a_published_folder_opens_as_a_self_review_with_the_service_benchmarks(t
     assert f"<td>clients</td><td>{len(cl.clients)}</td><td>{svc_clients}</td>" in page  # own 39 beside the service's
     assert int(svc_clients) > len(cl.clients)
     assert dash.error.value == ""
+
+
+def _row(html_text: str, label: str) -> list[str]:
+    """The cells after ``label`` in the table row that starts with it."""
+    import re
+
+    m = re.search(r"<tr><td>" + re.escape(label) + r"</td>(.*?)</tr>", html_text)
+    assert m, (label, html_text[:400])
+    return re.findall(r"<td[^>]*>(.*?)</td>", m.group(1))
+
+
+def test_every_comparing_view_of_a_self_review_shows_own_and_service_figures(published, demo):
+    """A published folder: the Alliance, Session focus, Outcome and Adaptation comparisons show the
+    clinician's figure (oracle: the metrics of the whole export for that clinician) beside the
+    service's (oracle: plain pandas / the metrics' service row of the whole export, rounded as shown)."""
+    from supervision.metrics.tables import metric_tables
+    from supervision.widgets.adaptation import AdaptationDashboard
+    from supervision.widgets.alliance import AllianceDashboard
+    from supervision.widgets.focus import FocusDashboard
+    from supervision.widgets.outcome import OutcomeDashboard
+
+    out, _summary, _ = published
+    me = "T03"
+    cl = load_caseload(out / me)
+    tables = metric_tables(demo)
+
+    def compare(make):
+        dash = make(cl)
+        i = next(i for i, v in enumerate(dash.views) if v.compares_with_service)
+        dash._draw(i)
+        box = dash.views[i].widget.children[0]
+        assert "sw-self-review-compare" in box._dom_classes and not dash.error.value
+        return dash, box.value
+
+    # Alliance: mean SRS per rated session (plain pandas over every rated session)
+    _, page = compare(AllianceDashboard)
+    s = demo.sessions
+    you, svc = _row(page, "mean SRS per rated session")
+    mine = s.loc[s["clinician_id"] == me, "srs_total"]
+    assert you == f"{mine.mean():.1f} (n={s.loc[mine.dropna().index, 'client_id'].nunique()})"
+    assert svc.startswith(f"{s['srs_total'].mean():.1f} (n=")
+    assert "no valid comparison" in page
+    # Session focus: goal coverage, the metrics' pooled rates
+    _, page = compare(FocusDashboard)
+    fn = tables["focus_clinicians"].set_index("scope")
+    you, svc = _row(page, "sessions on an agreed goal (goal coverage)")
+    assert you.startswith(f"{100 * fn.at[me, 'coverage_rate']:.0f}% of sessions")
+    assert svc.startswith(f"{100 * fn.at['service', 'coverage_rate']:.0f}% of sessions")
+    you, _ = _row(page, "sessions mainly a week review / check-in")
+    assert you.startswith(f"{100 * fn.at[me, 'check_in_rate']:.0f}%")
+    # Outcome: the Jacobson-Truax rates of clinician_outcomes (the service's from rounded counts, or hidden)
+    _, page = compare(OutcomeDashboard)
+    oc = tables["outcome_clinicians"]
+    oc = oc[oc["instrument"] == "ors"].set_index("scope")
+    you, svc = _row(page, "ORS: recovered, of clients with two or more scores")
+    assert you == f"{oc.at[me, 'recovered_rate']:.0%} (n={int(oc.at[me, 'n'])})"
+    assert svc == "hidden (small number)" or svc.endswith(f"(n={5 * round(oc.at['service', 'n'] / 5)})")
+    # Adaptation: the same group of clients, mine beside the service's
+    dash, page = compare(AdaptationDashboard)
+    dim, group = dash.group_dimension, dash.group.value
+    assert f"clients recorded as {dim.replace('_', ' ')}" in page
+    c = demo.clients
+    you, svc = _row(page, "clients")
+    assert you == str(int(((c["clinician_id"] == me) & (c[dim] == group)).sum()))
+    n_svc = int((c[dim] == group).sum())
+    assert svc == "hidden (small number)" or abs(int(svc) - n_svc) <= 2  # rounded to 5 under the 'nhs' policy
+
+
+def test_a_self_review_offers_no_service_comparator_in_adaptation(published):
+    """In a clinician's folder "the service's clients in the same group" would be the clinician again: not offered."""
+    from supervision.widgets.adaptation import AdaptationDashboard
+
+    out, _summary, _ = published
+    dash = AdaptationDashboard(load_caseload(out / "T03"))
+    assert [v for _, v in dash.comparator.options] == ["clinician"]
+    assert "Self-review" in dash.views[0].html.value and not dash.error.value
+    whole = AdaptationDashboard(load_caseload(demo_path()))
+    assert [v for _, v in whole.comparator.options] == ["clinician", "service"]
+    assert "Self-review" not in whole.views[0].html.value

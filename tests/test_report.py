@@ -110,3 +110,25 @@ def test_notes_are_formatted_escaped_and_complete(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; para two" in notes and "<script>alert" not in notes
     assert "Written outside any meeting about a client" in notes and "Phone C00345" in notes
     assert "<pre" not in notes
+
+
+def test_one_disclosure_decision_and_no_agenda_gap_hidden(caseload):
+    """Under the default policy the agenda's gap (T03, personality disorder) is in the adaptation section too,
+    with the numbers the policy hides hidden in both; the small-numbers sentence appears once."""
+    from supervision.agenda import build_agenda
+    from supervision.metrics.tables import metric_tables
+
+    tables = metric_tables(caseload)
+    ag = build_agenda(caseload, tables, clinician_id="T03")
+    gaps = ag.loc[ag["flag"] == "adaptation_gap", "evidence"]
+    assert any(e.startswith("personality disorder: yes:") for e in gaps)  # the demo's planted gap is on the agenda
+    for policy, hidden in ((None, True), ("none", False)):
+        page = build_report(caseload, "T03", include_notes=False, tables=tables, policy=policy)
+        assert page.count("sw-disclosure") == 1 and page.count("Small numbers:") == 1
+        assert page.count("small-numbers policy") == (1 if hidden else 0)
+        section = page[page.index("<h2>Adaptation"):page.index("<h2>Follow-through")]
+        agenda = page[page.index("<h2>Agenda"):page.index("<h2>Caseload compared")]
+        assert "personality disorder</td><td>yes</td><td>unplanned single sessions" in section
+        assert ("clear gap (numbers hidden)" in section) == hidden
+        assert ("unplanned single sessions 73 % (n=15)" in agenda) != hidden
+        assert ("numbers hidden: see Small numbers above" in agenda) == hidden

@@ -100,6 +100,15 @@ def test_save_report_button_writes_the_report_and_says_where(caseload, tmp_path)
     assert len(files) == 1 and dash.selection.supervisee in files[0].name
     assert "Saved" in dash.report_feedback.value and str(files[0]) in dash.report_feedback.value
     assert dash.error.value == ""
+    # a link the browser can open: the anchor carries the saved file itself (no server path needed)
+    import base64
+    import re
+
+    a = re.search(r"<a class='sw-report-link' download='([^']+)' href='data:text/html;base64,([^']+)'",
+                  dash.report_feedback.value)
+    assert a, dash.report_feedback.value[:300]
+    assert a.group(1) == files[0].name
+    assert base64.b64decode(a.group(2)) == files[0].read_bytes()
 
 
 def test_follow_up_across_three_meetings_in_the_dashboard(caseload, tmp_path):

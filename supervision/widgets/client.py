@@ -87,7 +87,7 @@ class StoryView(View):
         status = "" if row is None else (f"<span class='sw-dot' style='display:inline-block;width:12px;height:12px;"
                                          f"border-radius:50%;background:{row['colour']};margin-right:6px'></span>"
                                          f"<b>{_esc(row['status_label'])}</b>")
-        period = "" if e is None else (f"episode from {e['start_date']:%d %b %Y}"
+        period = "" if e is None else (f"Episode from {e['start_date']:%d %b %Y}"
                                        + (f" to {e['end_date']:%d %b %Y} ({_esc(e['end_reason']).replace('_', ' ')})"
                                           if e["ended"] else ", open")
                                        + f"; {e['n_attended']} attended, {e['n_cancelled']} cancelled, "

@@ -149,6 +149,11 @@ class CompareView(View):
     css_class = "sw-focus-compare"
     compares_with_service = True
 
+    def self_review(self, data, dashboard) -> dict:
+        return {"names": ["focus_on_goal", "focus_check_in", "focus_agenda_set", "srs_total"], "what": "session focus",
+                "not_comparable": "Focus drift and the link between focus and the SRS are not published for the "
+                                  "service: no valid comparison for them."}
+
     def __init__(self):
         super().__init__()
         self.chart = FigureBox("sw-chart-focus-compare")

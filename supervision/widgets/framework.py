@@ -73,7 +73,12 @@ class View:
 
     css_class = "sw-view"
     title = ""
-    compares_with_service = False  # True: shows a notice instead in a self-review (one clinician's own clients)
+    compares_with_service = False  # True: in a self-review, shows :meth:`self_review` instead (own clients only)
+
+    def self_review(self, data, dashboard) -> dict | None:
+        """In a self-review with published benchmarks: ``names`` (benchmarks), optional ``dimension``,
+        ``group``, ``what`` and ``not_comparable`` for :func:`self_review_comparison`; None = a plain notice."""
+        return None
 
     def __init__(self):
         self.widget = w.VBox()
@@ -110,16 +115,114 @@ def unusable_notice(caseload: Caseload) -> w.HTML:
     return box
 
 
-def self_review_notice(clinician: str) -> w.HTML:
-    """What a view that compares with the service shows in a self-review."""
+def self_review_notice(clinician: str, published: bool = False) -> w.HTML:
+    """What a view that compares with the service shows in a self-review without a valid comparison."""
+    why = ("The service's figures published with your folder hold nothing that compares with this view, so there "
+           "is no valid comparison here; the other views show yours beside the service's where one exists."
+           if published else
+           "The service's figures reach a self-review only as totals with small numbers hidden, in a folder made with "
+           "<code>supervision publish</code>; this data came without them, so ask your service for such a folder "
+           "or your supervisor.")
     box = w.HTML(
         f"<div style='border:1px solid #888;padding:8px'><b>Self-review of {html.escape(clinician)}:</b> only your own "
-        "clients are here, so this chart has no service to compare you with (it would compare you with yourself). "
-        "The service's figures reach a self-review only as totals with small numbers hidden: when your folder was "
-        "published with them, they are beside your own in the supervision page's <i>Caseload</i> tab; otherwise "
-        "ask your supervisor.</div>")
+        f"clients are here, so this chart has no service to compare you with (it would compare you with yourself). {why}</div>")
     box.add_class("sw-self-review")
     return box
+
+
+#: Plain names of the published service benchmarks (:func:`supervision.publish.service_benchmarks`).
+BENCHMARK_LABELS = {
+    "clients": "clients", "single_session": "single-session episodes", "unilateral": "unilateral endings",
+    "lost_contact": "open episodes with lost contact", "srs_total": "mean SRS per rated session",
+    "ors_total": "mean ORS per rated session", "phq9_total": "mean PHQ-9", "gad7_total": "mean GAD-7",
+    "core10_total": "mean CORE-10", "focus_on_goal": "sessions on an agreed goal (goal coverage)",
+    "focus_check_in": "sessions mainly a week review / check-in", "focus_agenda_set": "sessions with an agenda set",
+}
+_OUTCOME_WORDS = {"reliably_improved": "reliably improved (recovered or improved)", "recovered": "recovered",
+                  "deteriorated": "reliably deteriorated", "harmed": "harmed (reliably worse into the clinical range)"}
+
+
+def benchmark_label(name: str) -> str:
+    """A benchmark's plain name (an outcome rate: "ORS: recovered")."""
+    if name in BENCHMARK_LABELS:
+        return BENCHMARK_LABELS[name]
+    inst, _, rate = name.partition("_")
+    if rate in _OUTCOME_WORDS:
+        return f"{inst.upper().replace('PHQ9', 'PHQ-9').replace('GAD7', 'GAD-7').replace('CORE10', 'CORE-10')}: " \
+               f"{_OUTCOME_WORDS[rate]}, of clients with two or more scores"
+    return name.replace("_", " ")
+
+
+def _hidden(r, col: str) -> bool:
+    return str(r.get(col)).strip() in ("True", "true", "1")
+
+
+def benchmark_cell(r, kind: str, name: str = "") -> str:
+    """One benchmark row as text: the figure with its n, or "hidden (small number)"."""
+    def empty(v) -> bool:
+        return v is None or (not isinstance(v, str) and pd.isna(v)) or str(v).strip() in ("", "*", "nan", "<NA>")
+
+    if kind == "count":
+        return "hidden (small number)" if _hidden(r, "n_suppressed") or empty(r.get("n_display")) else f"{r['n_display']}"
+    if _hidden(r, "n_suppressed"):
+        return "hidden (small number)"
+    if kind == "rate":
+        if _hidden(r, "rate_suppressed") or empty(r.get("rate")):
+            return "hidden (small number)"
+        return f"{float(r['rate']):.0%} (n={r['n_display']})"
+    if _hidden(r, "mean_suppressed") or empty(r.get("mean")):
+        return "hidden (small number)"
+    if name.startswith("focus_"):
+        return f"{float(r['mean']):.0f}% of sessions (n={r['n_display']} clients)"
+    return f"{float(r['mean']):.1f} (n={r['n_display']})"
+
+
+_RIGHT = "text-align:right;padding-left:14px"  # figures under their headers, right-aligned
+
+
+def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dimension: str = "all",
+                           group: str = "all", what: str = "", not_comparable: str = "", group_label: str = "") -> str:
+    """A self-review's own figures beside the service's published ones, for the benchmarks ``names``.
+
+    ``own`` is :func:`supervision.publish.service_benchmarks` of the clinician's own caseload with no
+    suppression (the clinician's own data); ``bench`` the service's, as published with the folder
+    (under the disclosure policy, docs/methods.md §9.3). Rows where the service published nothing say so; the text
+    ``not_comparable`` names what this view shows that has no published service figure.
+    """
+    def part(frame):
+        f = frame[(frame["dimension"].astype(str) == dimension) & (frame["group"].astype(str) == str(group))]
+        return f.drop_duplicates("benchmark").set_index("benchmark")
+
+    mine, svc = part(own), part(bench)
+    rows, missing = [], []
+    for name in names:
+        if name not in svc.index:
+            if name in mine.index:
+                missing.append(benchmark_label(name))
+            continue
+        kind = str(svc.loc[name, "kind"])
+        you = benchmark_cell(mine.loc[name], kind, name) if name in mine.index else "none of your clients"
+        rows.append(f"<tr><td>{html.escape(benchmark_label(name))}</td><td class='n' style='{_RIGHT}'>{html.escape(you)}</td>"
+                    f"<td class='n' style='{_RIGHT}'>{html.escape(benchmark_cell(svc.loc[name], kind, name))}</td></tr>")
+    scope = "" if dimension == "all" else (
+        f" for clients recorded as {html.escape(dimension.replace('_', ' '))}: <b>{html.escape(group_label or str(group))}</b>")
+    out = [f"<h4>You and the service{scope}{(' — ' + html.escape(what)) if what else ''}</h4>"]
+    if rows:
+        out.append("<table class='sw-benchmark-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th>"
+                   f"<th class='n' style='{_RIGHT}'>you</th><th class='n' style='{_RIGHT}'>the service</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    else:
+        out.append("<p><b>No valid comparison here:</b> the service's figures published with your folder hold none "
+                   "of the figures this view shows" + (" for this group" if dimension != "all" else "") + ".</p>")
+    if missing:
+        out.append("<p>Not published for the service (no comparison possible): " + html.escape(", ".join(missing)) + ".</p>")
+    if not_comparable:
+        out.append(f"<p>{not_comparable}</p>")
+    out.append("<p><i>How to read this:</i> the service's figures were computed on the whole service's export before "
+               "your folder was made, with small numbers hidden and the others rounded (the disclosure policy in your "
+               "folder's manifest); yours use the same definitions over your whole folder, whatever period is picked "
+               "above. The service's figures include your own clients. A difference is a question for supervision, "
+               "not a verdict.</p>")
+    return "".join(out)
 
 
 _CELL: dict = {"id": None}
@@ -183,6 +286,8 @@ class Dashboard:
         self._clinician_ids = sorted(set(caseload.clinicians["clinician_id"].astype(str))
                                      | set(caseload.clients["clinician_id"].astype(str)))
         self.scope = caseload.scope
+        self._loaded = caseload
+        self._own_benchmarks: pd.DataFrame | None = None  # a self-review's own figures, as the published ones
         clinicians = sorted(self.index.sessions_by) or sorted(caseload.clinicians["clinician_id"])
         roles = dict(zip(caseload.clinicians["clinician_id"], caseload.clinicians.get("role", pd.Series(dtype=str))))
         n_clients = {k: len(v) for k, v in self.index.clients_by.items()}
@@ -248,7 +353,7 @@ class Dashboard:
     def _draw(self, i: int) -> None:
         self._stale.discard(i)
         if self.scope is not None and self.views[i].compares_with_service:
-            self.views[i].widget.children = [self_review_notice(self.scope)]
+            self.views[i].widget.children = [self._self_review_panel(self.views[i])]
             return
         FigureBox.current_filter = self._figure_filter()
         try:
@@ -257,6 +362,21 @@ class Dashboard:
             self.error.value += error_html(exc)
         finally:
             FigureBox.current_filter = None
+
+    def _self_review_panel(self, view: View) -> w.HTML:
+        """In a self-review: the view's figures beside the service's published benchmarks, or a plain notice."""
+        bench = getattr(self._loaded, "benchmarks", None)
+        spec = view.self_review(self.last_slice, self) if bench is not None and self.last_slice is not None else None
+        if spec is None:
+            return self_review_notice(self.scope, published=bench is not None)
+        if self._own_benchmarks is None:
+            from supervision.publish import service_benchmarks
+
+            self._own_benchmarks = service_benchmarks(self._loaded, "none")
+        box = w.HTML(self_review_comparison(self._own_benchmarks, bench, **spec))
+        box.add_class("sw-self-review")
+        box.add_class("sw-self-review-compare")
+        return box
 
     def _figure_filter(self):
         """Other clinicians unnamed in every chart, unless ``[privacy] name_colleagues`` is true."""

@@ -85,7 +85,7 @@ class SummaryView(View):
         ended_html = ("" if ended.empty else
                       f"<p><b>{len(ended)}</b> ended episodes finished worse than at intake:</p>"
                       "<table class='sw-outcome-ended-worse' style='font-size:13px' cellpadding='4'><thead><tr><th>client</th>"
-                      "<th>last session</th><th>intake</th><th>last score</th><th></th></tr></thead><tbody>"
+                      "<th>last session</th><th>intake</th><th>last score</th><th>change</th></tr></thead><tbody>"
                       + ended_rows + "</tbody></table>")
         rc_conf = co["reliable_change_confidence"].dropna().unique() if "reliable_change_confidence" in co.columns else []
         rc_label = f" at {rc_conf[0]:.0%} confidence" if len(rc_conf) == 1 else ""
@@ -155,6 +155,14 @@ class ClientView(View):
 class CompareView(View):
     css_class = "sw-outcome-compare"
     compares_with_service = True
+
+    def self_review(self, data, dashboard) -> dict:
+        spec = data.extras["outcome"].instrument
+        inst = getattr(spec, "prefix", spec)
+        return {"names": [f"{inst}_{r}" for r in ("reliably_improved", "recovered", "deteriorated", "harmed")]
+                         + [f"{inst}_total"], "what": f"outcome ({getattr(spec, 'name', inst)})",
+                "not_comparable": "The clinicians' adjusted effects (the caterpillar chart) compare named colleagues "
+                                  "and are not published: no valid comparison for them."}
 
     def __init__(self):
         super().__init__()

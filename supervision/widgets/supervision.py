@@ -331,7 +331,7 @@ class ClientView(View):
         ag = data.extras["agenda"]
         items = ag[ag["client_id"] == cid]
         facts = ("" if r is None else
-                 f"<p>Episode from {r['start_date']:%d %b %Y}" + (f" to {r['end_date']:%d %b %Y} ({r['end_reason']})" if r["ended"] else ", open")
+                 f"<p>Episode from {r['start_date']:%d %b %Y}" + (f" to {r['end_date']:%d %b %Y} ({_esc(str(r['end_reason']).replace('_', ' '))})" if r["ended"] else ", open")
                  + f"; {r['n_attended']} attended, {r['n_cancelled']} cancelled, {r['n_no_show']} missed.</p>")
         lis = "".join(f"<p><b>{_esc(SECTION_TITLES.get(i.section, i.section))}</b> ({i.severity}): "
                       f"{_esc(i.flags.replace('_', ' '))}</p>{_evidence_list(i.evidence)}<p><i>{_esc(i.question)}</i></p>"
@@ -688,6 +688,23 @@ class NotesView(View):
                               f"<h4>Actions ({len(actions)})</h4><ul>{acts or '<li>none yet</li>'}</ul>")
 
 
+def report_link_html(path: Path) -> str:
+    """A link that opens a saved report from the browser, wherever the workbook is served.
+
+    The report is embedded in the link (a ``data:`` URL with ``download``): the browser saves
+    and opens it without the server having to serve the reports folder (Voila serves only the
+    notebook's folder, and only images). The file's place on the computer is said beside it.
+    """
+    import base64
+
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f"<span style='color:#060'>Saved. <a class='sw-report-link' download='{html.escape(path.name, quote=True)}' "
+            f"href='data:text/html;base64,{data}' target='_blank' rel='noopener' "
+            "style='font-weight:bold;text-decoration:underline'>Open the report</a> "
+            f"({path.stat().st_size / 1e6:.1f} MB; opens in any browser, offline; also kept as "
+            f"<code>{html.escape(str(path))}</code>).</span>")
+
+
 class SupervisionDashboard(Dashboard):
     css_class = "sw-supervision"
 
@@ -726,8 +743,7 @@ class SupervisionDashboard(Dashboard):
                              f"supervision-report-{safe_file_part(sel.supervisee)}-{date.today():%Y-%m-%d}.html")
         path.write_text(build_report(self._caseload, sel.supervisee, period=sel.period, notes_path=self.notes_path,
                                      tables=self._tables), encoding="utf-8")
-        self.report_feedback.value = (f"<span style='color:#060'>Saved: <code>{html.escape(str(path))}</code> "
-                                      f"({path.stat().st_size / 1e6:.1f} MB; opens in any browser, offline).</span>")
+        self.report_feedback.value = report_link_html(path)
         return path
 
     def enrich(self, data: Slice) -> None:

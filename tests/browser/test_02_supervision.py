@@ -334,7 +334,7 @@ def test_supervision(lab, raw, tmp_path, workspace, browser_timings):
     # --- Save report: a file in the tmp report folder, named in the feedback --------------------
     t0 = time.monotonic()
     lab.click(REPORT_SAVE)
-    fb = lab.wait_for_text(REPORT_FEEDBACK, r"^Saved: .+\.html", timeout=120)
+    fb = lab.wait_for_text(REPORT_FEEDBACK, r"^Saved\. Open the report .+\.html", timeout=120)
     browser_timings("supervision: Save report -> 'Saved'", time.monotonic() - t0)
     path = Path(lab.text(f"{REPORT_FEEDBACK} code"))
     assert path.parent == reports, f"the report was written to {path}, not into {reports}"
@@ -343,6 +343,11 @@ def test_supervision(lab, raw, tmp_path, workspace, browser_timings):
     report = path.read_text(encoding="utf-8")
     assert f"Supervision report: {sup}" in report
     assert html.escape(note) in report and html.escape(action) in report, "the report lacks the note or the action just saved"
+    # ... and a link the browser opens: clicking it hands the browser the saved report itself
+    with lab.page.expect_download(timeout=30_000) as got:
+        lab.page.locator(f"{REPORT_FEEDBACK} a.sw-report-link").first.click()
+    assert got.value.suggested_filename == path.name
+    assert Path(got.value.path()).read_bytes() == path.read_bytes(), "the link does not give the saved report"
     assert_no_dashboard_error(lab)
 
     # --- reload the page: the note is still there ---------------------------------------------

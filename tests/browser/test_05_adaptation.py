@@ -87,14 +87,20 @@ def check_forest(data, raw, supervisee: str, dimension: str | None = None) -> di
         assert col in c.columns, f"forest dimension {dim_label!r} is not a column of clients.csv"
         if dimension:
             assert col == dimension, (dim_label, dimension)
-        group = group_label.replace(" ", "_")
+        from supervision.config import value_label
+
+        # the chart shows a group by its label ([identity.labels]); back to the value in the raw file
+        codes = {value_label(v): v for v in mine[col].dropna().unique()}
+        group = codes.get(group_label, group_label.replace(" ", "_"))
         raw_n = int((mine[col] == group).sum())
         assert 0 < r["n"] <= raw_n, f"{dim_label} = {group_label}: n = {r['n']} shown, {raw_n} such clients in the raw file"
         enough = r["n"] >= MIN_N and r["n_vs"] >= MIN_N  # both sides of the comparison
         assert r["estimate"] == enough, (
             f"{dim_label} = {group_label} (n = {r['n']} vs {r['n_vs']}): estimate shown = {r['estimate']}")
     if dimension:
-        present = {g.replace("_", " ") for g in mine[dimension].dropna()}
+        from supervision.config import value_label
+
+        present = {value_label(g) for g in mine[dimension].dropna()}
         shown = {g for (_, g) in rows}
         assert shown <= present, (shown, present)
     return rows
@@ -173,13 +179,16 @@ def test_adaptation(lab, raw, browser_timings):
     browser_timings("adaptation: change dimension -> forest updated", dt)
     check_forest(forest, raw, sup, DIMENSION_ID)
     groups = [o["label"] for o in lab.options(GROUP)]
-    assert groups == sorted(raw["clients"][DIMENSION_ID].dropna().unique()), groups
+    from supervision.config import value_label
+
+    # the groups by their labels ([identity.labels] of the settings), in the order of their codes
+    assert groups == [value_label(g) for g in sorted(raw["clients"][DIMENSION_ID].dropna().unique())], groups
     assert_no_dashboard_error(lab)
     check_seen(lab, FOREST, f"forest {sup} {DIMENSION_ID}", unseen)
     lab.screenshot(f"groups-{sup}-{DIMENSION_ID}", D)
 
     # --- group, then the funnel of all clinicians for that group -----------------------------------------
-    lab.select(GROUP, GROUP_ID)
+    lab.select(GROUP, value_label(GROUP_ID))
     lab.open_tab(TABS, T_FUNNEL)
     funnel = lab.wait_for_plot(FUNNEL)
     wait_title(lab, FUNNEL, rf"clients with {DIMENSION_ID.replace('_', ' ')} '{GROUP_ID}'")

@@ -2,8 +2,8 @@
 
 - Opening the app shows the supervision agenda (timed: open -> agenda, with the kernel heated).
 - Every page of the navigation renders: no code cell, no error, no widget shown as text, and no
-  request leaves the machine (Voila's own ``lab`` template links Font Awesome from a CDN: those
-  exact URLs are set aside and reported, as in test_voila.py).
+  request leaves the machine: served as ``make app`` does, with the workbook's template (Voila's
+  ``lab`` template without its Font Awesome CDN links), every request must go to 127.0.0.1.
 - A supervisee change redraws every chart of the visible page (timed, reported, not asserted).
 - The choice (supervisee, page) survives a reload; a remembered folder that is gone falls back
   to the demo with a visible message.
@@ -46,6 +46,10 @@ PAGES = {
 CLIENT_CHARTS = [".sw-chart-story-outcome", ".sw-chart-story-alliance", ".sw-chart-story-attendance",
                  ".sw-chart-story-focus"]
 VIEW = {"width": 1440, "height": 900}
+REPO = Path(__file__).resolve().parents[2]
+# As `make app`: preheated, and the workbook's template (Voila's lab template without its CDN links).
+APP_ARGS = ("--preheat_kernel=True", "--pool_size=1", "--template=workbook")
+APP_ENV = {"JUPYTER_PATH": str(REPO / "share" / "jupyter")}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +59,8 @@ def app_server(browser_available, workspace, tmp_path_factory):
         pytest.fail(f"{NOTEBOOK} is not in notebooks/", pytrace=False)
     state_dir = tmp_path_factory.mktemp("voila-app")
     state_file = state_dir / "remembered.json"
-    server = jlab.start_voila(nb, state_dir, extra_args=("--preheat_kernel=True", "--pool_size=1"),
-                              env_extra={"SUPERVISION_STATE": str(state_file)})
+    server = jlab.start_voila(nb, state_dir, extra_args=APP_ARGS,
+                              env_extra={"SUPERVISION_STATE": str(state_file), **APP_ENV})
     server.state_file = state_file
     try:
         time.sleep(HEAT_SECONDS)
@@ -118,11 +122,10 @@ def _voila_shutdown_bug(web, browser_notes) -> None:
 
 
 def _external_ok(web, browser_notes) -> None:
+    """Every request the page made went to 127.0.0.1 (or data:/blob:): the guard recorded none elsewhere.
+    Nothing is set aside: the workbook's template has no CDN link (Voila's own lab template has two)."""
     template = {unquote(u) for u in voila_template_urls()}
-    aside = web.guard.set_aside(lambda r: unquote(r["url"]) in template)
-    if aside:
-        browser_notes("Voila's lab template (not the workbook) requested, and the guard blocked: "
-                      + ", ".join(sorted({r["url"] for r in aside})))
+    assert template, "Voila's lab template links no CDN any more: drop the workbook template"
     web.assert_no_external_requests()
 
 
@@ -166,6 +169,23 @@ def test_app_every_page(web, app_server, browser_timings, browser_notes):
         timeout=30_000, polling=20)
     browser_timings("app: supervisee change -> all 4 client charts redrawn", time.monotonic() - t)
     assert web.text(PAGES["client"][1]) != facts
+    # A client change redraws the story: the facts and every chart (timed, reported, not asserted).
+    opts = [o["value"] for o in web.options(".sw-page-client .sw-story-client")]
+    for label in opts[1:4]:
+        cid = label.split(" ")[0]
+        before = [json.dumps(web.plot_data(f".sw-page-client {c}")) for c in CLIENT_CHARTS]
+        t = time.monotonic()
+        web.select(".sw-page-client .sw-story-client", label)
+        web.page.wait_for_function(
+            "([sels, before, cid]) => document.querySelector('.sw-page-client .sw-story-facts').innerText.includes("
+            "'Client ' + cid) && document.querySelector('.sw-page-client .sw-status').innerText.includes('client ' + cid)"
+            " && sels.every((s, i) => { const d = window.__swPlotData(s + ' .js-plotly-plot');"
+            " return d === null || JSON.stringify(d) !== before[i]; })",
+            arg=[[f".sw-page-client {c}" for c in CLIENT_CHARTS], before, cid], timeout=30_000, polling=20)
+        browser_timings(f"app: client change -> Client page redrawn ({cid})", time.monotonic() - t)
+        kernel = re.search(r"updated in (\d+) ms", web.text(".sw-page-client .sw-status"))
+        if kernel:  # the kernel's share of it (the page's own status line), the rest is the browser drawing
+            browser_timings(f"app: client change, of which the kernel ({cid})", int(kernel.group(1)) / 1000)
     # ... and the Caseload page follows the same supervisee when opened.
     t = time.monotonic()
     _nav(web, "caseload")
@@ -206,5 +226,50 @@ def test_app_remembers_the_choice(web, app_server, browser_timings, browser_note
     web.wait_for_text(PAGES["supervision"][1], r"Agenda for T07", timeout=60)
     _page_ok(web, "supervision")
     Path(app_server.state_file).write_text(json.dumps({"supervisee": "T07", "page": "supervision"}))
+    _voila_shutdown_bug(web, browser_notes)
+    _external_ok(web, browser_notes)
+
+
+def test_app_opens_a_published_clinician_folder(web, app_server, tmp_path, browser_timings, browser_notes):
+    """`supervision publish` the demo, open one clinician's folder in the app: only that clinician's clients
+    appear (oracle: the demo's clients table), and the service's published mean SRS is shown beside theirs
+    (oracle: the folder's service_benchmarks.csv)."""
+    import pandas as pd
+
+    from supervision.io import demo_path
+    from supervision.publish import publish
+
+    me = "T03"
+    publish(demo_path(), tmp_path / "pub")
+    folder = tmp_path / "pub" / me
+    bench = pd.read_csv(folder / "service_benchmarks.csv", dtype=str, keep_default_na=False)
+    srs = bench[(bench["benchmark"] == "srs_total") & (bench["dimension"] == "all")].iloc[0]
+    expected = f"{float(srs['mean']):.1f} (n={srs['n_display']})"
+    demo_clients = pd.read_csv(demo_path() / "clients.csv", dtype=str)
+    mine = set(demo_clients.loc[demo_clients["clinician_id"] == me, "client_id"])
+
+    web.notebook = "app-published"
+    web.page.set_viewport_size(VIEW)
+    Path(app_server.state_file).write_text(json.dumps({"data": str(folder), "page": "caseload"}))
+    time.sleep(HEAT_SECONDS)  # a kernel taken by an earlier test is replaced in the pool
+    try:
+        t = time.monotonic()
+        web.page.goto(app_server.url("/"), wait_until="domcontentloaded")
+        web.wait_for_text(".sw-page-caseload .sw-caseload-completion", rf"Caseload of {me}", timeout=120)
+        browser_timings("app: open a published clinician folder -> Caseload page", time.monotonic() - t)
+        _page_ok(web, "caseload")
+        shown = {r[0] for r in web.table_rows(".sw-page-caseload .sw-caseload-rows")[1:]}
+        assert shown and shown <= mine and len(shown) == len(mine), (sorted(shown - mine), len(shown), len(mine))
+        sup = [o["value"] for o in web.options(".sw-page-caseload .sw-supervisee")]
+        assert len(sup) == 1 and sup[0].startswith(me), sup
+        _nav(web, "alliance")
+        web.wait_for_text(PAGES["alliance"][1], r"\d+ clients", timeout=60)
+        web.open_tab(".sw-page-alliance .sw-tabs", "vs service")
+        text = web.wait_for_text(".sw-page-alliance .sw-self-review-compare", r"You and the service", timeout=30)
+        assert expected in text, (expected, text[:600])
+        _page_ok(web, "alliance")
+        _shot(web, "self-review-alliance")
+    finally:
+        Path(app_server.state_file).write_text(json.dumps({"page": "supervision"}))
     _voila_shutdown_bug(web, browser_notes)
     _external_ok(web, browser_notes)
