@@ -471,86 +471,6 @@ class _Rows:
     rate: np.ndarray      # the measure is a rate (else a mean)
 
 
-def _mean_sd(n, s, ss):
-    """Mean and SD (ddof 1) from n, sum and sum of squares; NaN where n is 0 (mean) or under 2 (SD)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
-        var = np.where(n > 1, np.maximum(ss - n * mean * mean, 0.0) / np.maximum(n - 1, 1), np.nan)
-    return mean, np.sqrt(var)
-
-
-def _moderate(sd: np.ndarray, n: np.ndarray, s0, d0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Variance moderated towards s0^2 with d0 prior degrees of freedom, and its df (docs/methods.md §9.6,
-    Smyth 2004 [U]): (d0 s0 + (n - 1) s^2) / (d0 + n - 1) on d0 + n - 1 df. ``s0`` is one variance or
-    one per row; where d0 is 0 or s0 is not finite, the plain variance on n - 1 df (NaN under 2 clients)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        own = np.where(n > 1, sd * sd, 0.0)
-        dfo = np.maximum(n - 1, 0)
-        plain = (d0 <= 0) | ~np.isfinite(s0)
-        var = (d0 * s0 + dfo * own) / (d0 + dfo)
-    return (np.where(plain, np.where(n > 1, own, np.nan), var),
-            np.where(plain, np.where(n > 1, dfo, np.nan), d0 + dfo))
-
-
-def _shrink_rates(sums: np.ndarray, group_codes: np.ndarray, wanted: np.ndarray,
-                  min_own_weight: float = 0.0) -> np.ndarray:
-    """Beta-binomial EB rate per cell (docs/methods.md §3.2), the prior fitted per group across the
-    clinicians with clients in the set; only groups with a ``wanted`` cell are fitted (NaN elsewhere).
-
-    ``sums`` holds each cell's (n, events, -). The cell's own rate keeps at least ``min_own_weight``
-    of the weight (§9.6): n / (n + a + b) is floored, so a prior fitted as "no difference between
-    clinicians" cannot erase the cell's own data.
-    """
-    n, k = sums[:, 0], sums[:, 1]
-    out = np.full(n.shape, np.nan)
-    for g in np.unique(group_codes[wanted]):
-        idx = np.flatnonzero(group_codes == g)
-        units = idx[n[idx] > 0]
-        if units.size < 2:
-            continue
-        eb = beta_binomial_shrinkage(k[units], n[units], interval=False)
-        est = np.asarray(eb["estimate"], dtype=float)
-        a0, b0 = float(eb["alpha"]), float(eb["beta"])
-        if min_own_weight > 0 and np.isfinite(a0) and np.isfinite(b0) and a0 + b0 > 0:
-            weight = n[units] / (n[units] + a0 + b0)
-            prior = a0 / (a0 + b0)
-            raw = k[units] / n[units]
-            est = np.where(weight < min_own_weight, prior + min_own_weight * (raw - prior), est)
-        elif min_own_weight > 0 and not (np.isfinite(a0) and np.isfinite(b0)):  # a point-mass prior: no spread at all
-            prior = float(np.sum(k[units]) / np.sum(n[units]))
-            est = prior + min_own_weight * (k[units] / n[units] - prior)
-        out[units] = est
-    return out
-
-
-def _shrink_means(sums: np.ndarray, group_codes: np.ndarray, wanted: np.ndarray,
-                  min_own_weight: float = 0.0) -> np.ndarray:
-    """Normal-normal EB mean per cell (docs/methods.md §2.6), per group across clinicians; sampling
-    variance = pooled within-clinician SD^2 / n; only groups with a ``wanted`` cell (NaN elsewhere).
-
-    The shrinkage factor tau^2 / (tau^2 + v) is floored at ``min_own_weight`` (§9.6): with a
-    DerSimonian-Laird tau^2 of 0 (common with a handful of clinicians) every cell would otherwise be
-    fully pooled to the service mean, whatever its own clients scored.
-    """
-    n, s, ss = sums[:, 0], sums[:, 1], sums[:, 2]
-    out = np.full(n.shape, np.nan)
-    for g in np.unique(group_codes[wanted]):
-        idx = np.flatnonzero(group_codes == g)
-        units = idx[n[idx] > 0]
-        if units.size < 2:
-            continue
-        mean = s[units] / n[units]
-        within = np.maximum(ss[units] - n[units] * mean * mean, 0.0).sum()
-        dof = (n[units] - 1).sum()
-        if dof <= 0 or within <= 0:
-            continue
-        var = within / dof / n[units]
-        eb = normal_shrinkage(mean, var)
-        weight = np.maximum(np.asarray(eb["shrinkage"], dtype=float), float(min_own_weight))
-        out[units] = eb["mu"] + weight * (mean - eb["mu"])
-    return out
-
-
 def adaptation_gaps(
     measures: pd.DataFrame,
     *,
@@ -850,6 +770,14 @@ def _gap_against_comparator(units: _Units, rows: _Rows, opts: _GapOptions) -> di
     return out
 
 
+def _mean_sd(n, s, ss):
+    """Mean and SD (ddof 1) from n, sum and sum of squares; NaN where n is 0 (mean) or under 2 (SD)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        var = np.where(n > 1, np.maximum(ss - n * mean * mean, 0.0) / np.maximum(n - 1, 1), np.nan)
+    return mean, np.sqrt(var)
+
+
 def _rate_gap(group: np.ndarray, comp: np.ndarray, worse: str, confidence: float):
     """A difference of two rates (docs/methods.md §9.6, §3.1): the Newcombe hybrid-score interval
     (Newcombe 1998, method 10) and the one-sided 'N - 1' chi-squared / Fisher-Irwin test (Campbell 2007 [U])."""
@@ -870,6 +798,19 @@ def _mean_gap(mean_g, sd_g, n_g, mean_c, sd_c, n_c, s0, worse: str, opts: _GapOp
     w = welch_test(mean_g, np.sqrt(var_g), n_g, mean_c, np.sqrt(var_c), n_c, opts.confidence,
                    df1=df_g, df2=df_c, alternative=worse)
     return w["difference"], w["lower"], w["upper"], w["p_value"]
+
+
+def _moderate(sd: np.ndarray, n: np.ndarray, s0, d0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Variance moderated towards s0^2 with d0 prior degrees of freedom, and its df (docs/methods.md §9.6,
+    Smyth 2004 [U]): (d0 s0 + (n - 1) s^2) / (d0 + n - 1) on d0 + n - 1 df. ``s0`` is one variance or
+    one per row; where d0 is 0 or s0 is not finite, the plain variance on n - 1 df (NaN under 2 clients)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = np.where(n > 1, sd * sd, 0.0)
+        dfo = np.maximum(n - 1, 0)
+        plain = (d0 <= 0) | ~np.isfinite(s0)
+        var = (d0 * s0 + dfo * own) / (d0 + dfo)
+    return (np.where(plain, np.where(n > 1, own, np.nan), var),
+            np.where(plain, np.where(n > 1, dfo, np.nan), d0 + dfo))
 
 
 def _shrunken_difference(units: _Units, cells: _Cells, rows: _Rows, gap: dict, opts: _GapOptions) -> np.ndarray:
@@ -894,6 +835,65 @@ def _shrunken_difference(units: _Units, cells: _Cells, rows: _Rows, gap: dict, o
         against = np.where(rows.comparator[at] == COMPARATORS.index("clinician"), own_other[cell],
                            gap["value_comparator"][at])
         out[at] = group[cell] - against
+    return out
+
+
+def _shrink_rates(sums: np.ndarray, group_codes: np.ndarray, wanted: np.ndarray,
+                  min_own_weight: float = 0.0) -> np.ndarray:
+    """Beta-binomial EB rate per cell (docs/methods.md §3.2), the prior fitted per group across the
+    clinicians with clients in the set; only groups with a ``wanted`` cell are fitted (NaN elsewhere).
+
+    ``sums`` holds each cell's (n, events, -). The cell's own rate keeps at least ``min_own_weight``
+    of the weight (§9.6): n / (n + a + b) is floored, so a prior fitted as "no difference between
+    clinicians" cannot erase the cell's own data.
+    """
+    n, k = sums[:, 0], sums[:, 1]
+    out = np.full(n.shape, np.nan)
+    for g in np.unique(group_codes[wanted]):
+        idx = np.flatnonzero(group_codes == g)
+        units = idx[n[idx] > 0]
+        if units.size < 2:
+            continue
+        eb = beta_binomial_shrinkage(k[units], n[units], interval=False)
+        est = np.asarray(eb["estimate"], dtype=float)
+        a0, b0 = float(eb["alpha"]), float(eb["beta"])
+        if min_own_weight > 0 and np.isfinite(a0) and np.isfinite(b0) and a0 + b0 > 0:
+            weight = n[units] / (n[units] + a0 + b0)
+            prior = a0 / (a0 + b0)
+            raw = k[units] / n[units]
+            est = np.where(weight < min_own_weight, prior + min_own_weight * (raw - prior), est)
+        elif min_own_weight > 0 and not (np.isfinite(a0) and np.isfinite(b0)):  # a point-mass prior: no spread at all
+            prior = float(np.sum(k[units]) / np.sum(n[units]))
+            est = prior + min_own_weight * (k[units] / n[units] - prior)
+        out[units] = est
+    return out
+
+
+def _shrink_means(sums: np.ndarray, group_codes: np.ndarray, wanted: np.ndarray,
+                  min_own_weight: float = 0.0) -> np.ndarray:
+    """Normal-normal EB mean per cell (docs/methods.md §2.6), per group across clinicians; sampling
+    variance = pooled within-clinician SD^2 / n; only groups with a ``wanted`` cell (NaN elsewhere).
+
+    The shrinkage factor tau^2 / (tau^2 + v) is floored at ``min_own_weight`` (§9.6): with a
+    DerSimonian-Laird tau^2 of 0 (common with a handful of clinicians) every cell would otherwise be
+    fully pooled to the service mean, whatever its own clients scored.
+    """
+    n, s, ss = sums[:, 0], sums[:, 1], sums[:, 2]
+    out = np.full(n.shape, np.nan)
+    for g in np.unique(group_codes[wanted]):
+        idx = np.flatnonzero(group_codes == g)
+        units = idx[n[idx] > 0]
+        if units.size < 2:
+            continue
+        mean = s[units] / n[units]
+        within = np.maximum(ss[units] - n[units] * mean * mean, 0.0).sum()
+        dof = (n[units] - 1).sum()
+        if dof <= 0 or within <= 0:
+            continue
+        var = within / dof / n[units]
+        eb = normal_shrinkage(mean, var)
+        weight = np.maximum(np.asarray(eb["shrinkage"], dtype=float), float(min_own_weight))
+        out[units] = eb["mu"] + weight * (mean - eb["mu"])
     return out
 
 
