@@ -642,10 +642,10 @@ def _clinicians(measures: pd.DataFrame, clinician_id) -> tuple[np.ndarray, np.nd
 
 
 def _identity_cells(measures: pd.DataFrame, dims: list[str], clinician: np.ndarray, asked: np.ndarray) -> _Cells:
-    """Every clinician x group cell of each dimension (docs/methods.md §9.6 "What is compared"): every group a
-    clinician has a client in, ``declined`` and ``not_recorded`` included, and each clinician's recording
-    rate of the dimension (``declined`` counts as recorded: the question was asked). Clients without a
-    clinician are left out."""
+    """Every clinician x group cell of each dimension (docs/methods.md §9.6; "What is compared" in the
+    module docstring): every group a clinician has a client in, ``declined`` and ``not_recorded``
+    included, and each clinician's recording rate of the dimension (``declined`` counts as recorded:
+    the question was asked). Clients without a clinician are left out."""
     valid = clinician >= 0
     cc = clinician[valid].astype(np.int64)
     K = len(asked)
@@ -703,23 +703,24 @@ def _client_sets(measures: pd.DataFrame, mets: list[str], cells: _Cells, clinici
         has = ~np.isnan(x)
         xv = np.where(has, x, 0.0)
         terms = (has.astype(float), xv, xv * xv)
-
-        def sums(idx: np.ndarray, size: int) -> np.ndarray:
-            return np.stack([np.bincount(idx, weights=w, minlength=size) for w in terms], axis=1)
-
-        clinician_all = sums(cc, K)
-        service_all = sums(np.zeros(cc.size, dtype=np.int64), 1)
+        clinician_all = _sums(terms, cc, K)
+        service_all = _sums(terms, np.zeros(cc.size, dtype=np.int64), 1)
         out = sets[mi * C:(mi + 1) * C]
         for d in range(len(cells.client_cell)):
             (c0, g0), (c1, g1) = cells.starts[d], cells.starts[d + 1]
-            group = sums(cells.client_cell[d], c1 - c0)
+            group = _sums(terms, cells.client_cell[d], c1 - c0)
             clinician_total = clinician_all[cells.clin[c0:c1]]
-            service_group = sums(cells.client_group[d], g1 - g0)[cells.group[c0:c1] - g0]
+            service_group = _sums(terms, cells.client_group[d], g1 - g0)[cells.group[c0:c1] - g0]
             out[c0:c1, 0] = group
             out[c0:c1, 1] = clinician_total - group
             out[c0:c1, 2] = service_group - group
             out[c0:c1, 3] = (service_all - clinician_total) - (service_group - group)
     return _Units(sets=sets, n_cells=C, kind=np.array([METRICS[m].kind for m in mets], dtype=object), s0=s0)
+
+
+def _sums(terms: tuple[np.ndarray, ...], idx: np.ndarray, size: int) -> np.ndarray:
+    """Each term (has a value, value, value squared) summed per ``idx`` (0..size-1): a (size, 3) array."""
+    return np.stack([np.bincount(idx, weights=w, minlength=size) for w in terms], axis=1)
 
 
 def _table_rows(cells: _Cells, units: _Units, mets: list[str]) -> _Rows:
