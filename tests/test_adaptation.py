@@ -471,6 +471,59 @@ def test_excess_gap_recomputed_with_plain_pandas():
     assert g["excess_gap"].notna().sum() > 20
 
 
+def test_shrunken_rate_difference_recomputed_from_the_counts():
+    """Issue #17: one row's shrunken difference recomputed from its counts (docs/methods.md §9.6, §3.2).
+
+    The group's rate under a Beta prior fitted to every clinician's (events, clients) in the group,
+    the clinician's other clients under a prior fitted to every clinician's other clients; the
+    cell's own rate keeping at least min_own_weight of the weight. The priors use every clinician,
+    also when one clinician is asked for."""
+    m = _measures(5)
+    m.loc[(m["clinician_id"] == "C") & (m["faith"] == "big"), "unilateral"] = [1.0] * 8 + [0.0] * 4  # C: 8 of 12
+    x = m.dropna(subset=["unilateral"])
+    counts = lambda part: part.groupby("clinician_id")["unilateral"].agg(["sum", "size"])  # noqa: E731
+    big, other = counts(x[x["faith"] == "big"]), counts(x[x["faith"] != "big"])
+
+    def shrunk(table, w):
+        a0, b0 = beta_binomial_prior(table["sum"], table["size"])
+        k, n = table.loc["C", "sum"], table.loc["C", "size"]
+        prior = a0 / (a0 + b0)
+        if n / (n + a0 + b0) < w:  # the floor on the cell's own weight
+            return prior + w * (k / n - prior)
+        return (a0 + k) / (a0 + b0 + n)
+
+    for w in (0.0, 0.5, 0.9):
+        g = adaptation_gaps(m, clinician_id="C", dimensions=["faith"], metrics=["unilateral"], min_own_weight=w)
+        r = g[(g["group"] == "big")].set_index("comparator")
+        assert r.loc["clinician", "shrunken_difference"] == pytest.approx(shrunk(big, w) - shrunk(other, w), abs=1e-12)
+        colleagues = x[(x["faith"] == "big") & (x["clinician_id"] != "C")]["unilateral"].mean()
+        assert r.loc["service", "shrunken_difference"] == pytest.approx(shrunk(big, w) - colleagues, abs=1e-12)
+    assert r.loc["clinician", "difference"] == pytest.approx(8 / 12 - other.loc["C", "sum"] / other.loc["C", "size"])
+
+
+def test_excess_p_value_of_a_mean_recomputed_from_the_four_client_sets():
+    """Issue #17: the excess gap's one-sided p (the second multiplicity step) recomputed by hand:
+    the Welch-Satterthwaite t of (group - own other clients) - (colleagues' group - colleagues' other
+    clients), each variance moderated towards the service's, (d0 s0^2 + (n - 1) s^2) / (d0 + n - 1)."""
+    m = _measures(6)
+    g = adaptation_gaps(m, dimensions=["faith"], metrics=["mean_srs"], min_n=4, min_n_comparator=4)
+    r = g[(g["clinician_id"] == "A") & (g["group"] == "few") & (g["comparator"] == "clinician")].iloc[0]
+    assert r["q_value"] <= 0.05 and np.isfinite(r["excess_p_value"])  # selected by the first screen
+    v, own, grp = m["mean_srs"], m["clinician_id"] == "A", m["faith"] == "few"
+    four = [v[own & grp], v[own & ~grp], v[~own & grp], v[~own & ~grp]]
+    d0, s0 = 4.0, v.var(ddof=1)
+    var = [(d0 * s0 + (len(s) - 1) * s.var(ddof=1)) / (d0 + len(s) - 1) for s in four]
+    df = [d0 + len(s) - 1 for s in four]
+    terms = [vi / len(s) for vi, s in zip(var, four)]
+    se = np.sqrt(sum(terms))
+    dfw = sum(terms) ** 2 / sum(t * t / f for t, f in zip(terms, df))
+    contrast = (four[0].mean() - four[1].mean()) - (four[2].mean() - four[3].mean())
+    assert r["excess_gap"] == pytest.approx(contrast, rel=1e-12)
+    assert r["excess_p_value"] == pytest.approx(stats.t.sf(-contrast / se, dfw), rel=1e-9)  # lower SRS is worse
+    half = stats.t.ppf(0.975, dfw) * se
+    assert (r["excess_lower"], r["excess_upper"]) == pytest.approx((contrast - half, contrast + half), rel=1e-9)
+
+
 def test_options_from_settings_and_bad_options():
     opts = adaptation_options(None, adaptation_gaps)
     assert opts["min_n"] == 5 and opts["fdr_q"] == 0.05 and opts["practical"]["unilateral"] == 0.10

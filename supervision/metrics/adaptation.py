@@ -415,77 +415,76 @@ def client_measures(
 # --------------------------------------------------------------------------------------------
 # gaps
 # --------------------------------------------------------------------------------------------
+#
+# adaptation_gaps reads as its definition (docs/methods.md §9.6); each step is one private
+# function below it, in the order the definition takes them, computed on whole columns. The
+# words used throughout:
+#
+# - a *cell* is one clinician x one group of one identity dimension; every clinician's cells are
+#   kept (the comparators and the shrinkage priors need the colleagues' cells too);
+# - a *unit* is a cell x a measure; it holds the (n, sum, sum of squares) of its four client sets;
+# - a *row* is a reported unit x a comparator: one row of the returned table.
 
-def _mean_sd(n, s, ss):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
-        var = np.where(n > 1, np.maximum(ss - n * mean * mean, 0.0) / np.maximum(n - 1, 1), np.nan)
-    return mean, np.sqrt(var)
-
-
-def _moderate(sd: np.ndarray, n: np.ndarray, s0: float, d0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Variance moderated towards s0^2 with d0 prior degrees of freedom (Smyth 2004), and its df."""
-    with np.errstate(invalid="ignore"):
-        own = np.where(n > 1, sd * sd, 0.0)
-        dfo = np.maximum(n - 1, 0)
-        if d0 <= 0 or not np.isfinite(s0):
-            return np.where(n > 1, own, np.nan), np.where(n > 1, dfo, np.nan)
-        var = (d0 * s0 + dfo * own) / (d0 + dfo)
-    return var, d0 + dfo
+#: The four client sets of a unit, in the order of the ``sets`` arrays.
+_SETS = ("group", "own_other", "colleagues_group", "colleagues_other")
+#: Each comparator's client set: the clinician's other clients, or colleagues' clients in the group.
+_COMPARATOR_SET = {"clinician": _SETS.index("own_other"), "service": _SETS.index("colleagues_group")}
 
 
-def _shrink_rates(k: np.ndarray, n: np.ndarray, clinician_codes: np.ndarray, group_codes: np.ndarray,
-                  wanted: np.ndarray, min_own_weight: float = 0.0) -> np.ndarray:
-    """Beta-binomial EB rate per (clinician, group) cell, the prior fitted per group across clinicians.
+@dataclass(frozen=True)
+class _GapOptions:
+    """The checked options of :func:`adaptation_gaps` (``d0`` = variance_prior_df, ``w_min`` = min_own_weight)."""
 
-    The cell's own rate keeps at least ``min_own_weight`` of the weight: n / (n + a + b) is floored,
-    so a prior fitted as "no difference between clinicians" cannot erase the cell's own data.
-    """
-    out = np.full(k.shape, np.nan)
-    for g in np.unique(group_codes[wanted]):
-        idx = np.flatnonzero(group_codes == g)
-        units = idx[n[idx] > 0]
-        if units.size < 2:
-            continue
-        eb = beta_binomial_shrinkage(k[units], n[units], interval=False)
-        est = np.asarray(eb["estimate"], dtype=float)
-        a0, b0 = float(eb["alpha"]), float(eb["beta"])
-        if min_own_weight > 0 and np.isfinite(a0) and np.isfinite(b0) and a0 + b0 > 0:
-            weight = n[units] / (n[units] + a0 + b0)
-            prior = a0 / (a0 + b0)
-            raw = k[units] / n[units]
-            est = np.where(weight < min_own_weight, prior + min_own_weight * (raw - prior), est)
-        elif min_own_weight > 0 and not (np.isfinite(a0) and np.isfinite(b0)):  # a point-mass prior: no spread at all
-            prior = float(np.sum(k[units]) / np.sum(n[units]))
-            est = prior + min_own_weight * (k[units] / n[units] - prior)
-        out[units] = est
-    return out
+    min_n: int
+    min_n_comparator: int
+    confidence: float
+    fdr_q: float
+    fdr_scope: str
+    thresholds: dict
+    d0: float
+    w_min: float
+    excess_multiplicity: str
 
 
-def _shrink_means(n: np.ndarray, s: np.ndarray, ss: np.ndarray, group_codes: np.ndarray,
-                  wanted: np.ndarray, min_own_weight: float = 0.0) -> np.ndarray:
-    """Normal-normal EB mean per (clinician, group) cell; sampling variance = pooled within SD^2 / n.
+@dataclass(frozen=True)
+class _Cells:
+    """Every clinician x group cell of every dimension, the dimensions one after another; within a
+    dimension sorted by clinician, then group name. ``group`` indexes ``group_names`` (each
+    dimension's groups, one after another)."""
 
-    The shrinkage factor tau^2 / (tau^2 + v) is floored at ``min_own_weight``: with a
-    DerSimonian-Laird tau^2 of 0 (common with a handful of clinicians) every cell would otherwise be
-    fully pooled to the service mean, whatever its own clients scored.
-    """
-    out = np.full(n.shape, np.nan)
-    for g in np.unique(group_codes[wanted]):
-        idx = np.flatnonzero(group_codes == g)
-        units = idx[n[idx] > 0]
-        if units.size < 2:
-            continue
-        mean = s[units] / n[units]
-        within = np.maximum(ss[units] - n[units] * mean * mean, 0.0).sum()
-        dof = (n[units] - 1).sum()
-        if dof <= 0 or within <= 0:
-            continue
-        var = within / dof / n[units]
-        eb = normal_shrinkage(mean, var)
-        weight = np.maximum(np.asarray(eb["shrinkage"], dtype=float), float(min_own_weight))
-        out[units] = eb["mu"] + weight * (mean - eb["mu"])
-    return out
+    clin: np.ndarray            # the cell's clinician (index into the sorted clinician names)
+    dim: np.ndarray             # the cell's dimension (index into dims)
+    group: np.ndarray           # the cell's group (index into group_names)
+    reported: np.ndarray        # the cell's clinician was asked for
+    recording_rate: np.ndarray  # the clinician's share of clients with the dimension recorded
+    group_names: list[str]
+    group_rank: np.ndarray      # per group name: its place in the dimension's order (missing groups last)
+    client_cell: list[np.ndarray]   # per dimension: each client's cell, counted from the dimension's first
+    client_group: list[np.ndarray]  # per dimension: each client's group, counted likewise
+    starts: np.ndarray          # per dimension: its first cell and first group (two columns), and the ends
+
+
+@dataclass(frozen=True)
+class _Units:
+    """Per unit (measure ``mi`` x cell ``c`` at ``mi * n_cells + c``): the four client sets' sums."""
+
+    sets: np.ndarray      # (units, 4, 3): n, sum, sum of squares of each set of _SETS
+    n_cells: int
+    kind: np.ndarray      # per measure: "rate" or "mean"
+    s0: np.ndarray        # per measure: the service-wide variance of the measure (means; NaN for rates)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The returned table's rows in table order: each a unit and a comparator (index into COMPARATORS)."""
+
+    unit: np.ndarray
+    cell: np.ndarray
+    metric: np.ndarray
+    comparator: np.ndarray
+    clin: np.ndarray
+    higher_is_better: np.ndarray
+    rate: np.ndarray      # the measure is a rate (else a mean)
 
 
 def adaptation_gaps(
@@ -607,6 +606,27 @@ def adaptation_gaps(
     min_own_weight, excess_multiplicity, practical = r.min_own_weight, r.excess_multiplicity, r.practical
     _require(measures, "measures", ["client_id", "clinician_id"],
              "Pass the output of client_measures(clients, sessions).")
+    opts = _gap_options(min_n, min_n_comparator, confidence, fdr_q, fdr_scope, practical, variance_prior_df,
+                        min_own_weight, excess_multiplicity)
+    dims, mets = _dimensions(measures, dimensions), _metrics(measures, metrics)
+    clinician, names, asked = _clinicians(measures, clinician_id)
+    cells = _identity_cells(measures, dims, clinician, asked)           # clinician x group, every dimension
+    if not cells.reported.any():
+        return _empty()
+    units = _client_sets(measures, mets, cells, clinician, len(names))  # each cell's four client sets, per measure
+    rows = _table_rows(cells, units, mets)                              # reported cell x measure x comparator
+    gap = _gap_against_comparator(units, rows, opts)                    # minimum n; difference, interval, p
+    shrunken = _shrunken_difference(units, cells, rows, gap, opts)      # empirical Bayes, own weight floored
+    excess = _excess_gap(units, cells, opts)                            # against colleagues' pattern
+    q, family = _false_discovery(gap, rows, opts)                       # Benjamini-Hochberg within the family
+    excess_p, excess_q = _excess_screen(units, rows, excess, gap, q, family, opts)  # its own multiplicity step
+    verdict = _verdicts(gap, q, shrunken, excess, excess_q, rows, mets, opts)
+    return _gap_table(names, dims, mets, cells, rows, gap, q, shrunken, excess, excess_p, excess_q, verdict, opts)
+
+
+def _gap_options(min_n, min_n_comparator, confidence, fdr_q, fdr_scope, practical, variance_prior_df,
+                 min_own_weight, excess_multiplicity) -> _GapOptions:
+    """The options of :func:`adaptation_gaps` checked, in that order; a bad one is named in plain words."""
     min_n = _check_int("min_n", min_n, 2)
     min_n_comparator = _check_int("min_n_comparator", min_n_comparator, 2)
     confidence = _check_unit("confidence", confidence)
@@ -618,231 +638,379 @@ def adaptation_gaps(
         variance_prior_df, bool) and variance_prior_df >= 0
     if not ok_d0:
         raise ValueError(f"variance_prior_df must be a number >= 0 (0 = plain Welch); got {variance_prior_df!r}.")
-    d0 = float(variance_prior_df)
     ok_w = isinstance(min_own_weight, (int, float, np.integer, np.floating)) and not isinstance(
         min_own_weight, bool) and 0 <= min_own_weight <= 1
     if not ok_w:
         raise ValueError(f"min_own_weight must be a number from 0 to 1 (0 = plain empirical Bayes); got {min_own_weight!r}.")
-    w_min = float(min_own_weight)
     if excess_multiplicity not in ("bh_selected", "none"):
         raise ValueError(f"excess_multiplicity must be 'bh_selected' or 'none'; got {excess_multiplicity!r}.")
-    dims = _dimensions(measures, dimensions)
-    mets = _metrics(measures, metrics)
-    clin_codes, clin_uni = pd.factorize(measures["clinician_id"].astype(object), sort=True)
-    clin_names = np.asarray(clin_uni, dtype=object)
+    return _GapOptions(min_n, min_n_comparator, confidence, fdr_q, fdr_scope, thresholds, float(variance_prior_df),
+                       float(min_own_weight), excess_multiplicity)
+
+
+def _clinicians(measures: pd.DataFrame, clinician_id) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each client's clinician (index into the sorted names, -1 for none), the names, and which were asked for."""
+    codes, uniques = pd.factorize(measures["clinician_id"].astype(object), sort=True)
+    names = np.asarray(uniques, dtype=object)
     if clinician_id is None:
-        wanted_clin = np.ones(len(clin_names), dtype=bool)
-    else:
-        asked = {clinician_id} if isinstance(clinician_id, str) else set(clinician_id)
-        unknown = sorted(map(str, asked - set(clin_names)))
-        if unknown:
-            raise ValueError(f"clinician_id {', '.join(unknown)} has no clients in the table; "
-                             f"clinicians: {', '.join(map(str, clin_names))}.")
-        wanted_clin = np.isin(clin_names, list(asked))
-    valid = clin_codes >= 0
-    K = len(clin_names)
+        return codes, names, np.ones(len(names), dtype=bool)
+    asked = {clinician_id} if isinstance(clinician_id, str) else set(clinician_id)
+    unknown = sorted(map(str, asked - set(names)))
+    if unknown:
+        raise ValueError(f"clinician_id {', '.join(unknown)} has no clients in the table; "
+                         f"clinicians: {', '.join(map(str, names))}.")
+    return codes, names, np.isin(names, list(asked))
 
-    values = {m: pd.to_numeric(measures[m], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[valid]
-              for m in mets}
-    cc_all = clin_codes[valid]
 
-    # each metric's count, sum and sum of squares per client (0 where missing), for the bincounts below
-    terms = {}
-    for m in mets:
-        has = ~np.isnan(values[m])
-        xv = np.where(has, values[m], 0.0)
-        terms[m] = (has.astype(float), xv, xv * xv)
-
-    def sums(idx: np.ndarray, metric: str, size: int) -> np.ndarray:
-        return np.stack([np.bincount(idx, weights=w, minlength=size) for w in terms[metric]], axis=1)
-
-    # the clinician and whole-service sums of each metric do not depend on the dimension
-    per_metric = {m: (sums(cc_all, m, K), sums(np.zeros(len(cc_all), dtype=np.int64), m, 1)) for m in mets}
-    grp_names: list[str] = []  # every dimension's groups; rows hold an index into it
-    grp_rank_of: list[int] = []  # sort position of each group within its dimension
-    cells = []  # per dimension: each client's group, the cells (clinician x group), the reported ones
-    for dim in dims:
-        codes, names = _group_codes(measures[dim])
+def _identity_cells(measures: pd.DataFrame, dims: list[str], clinician: np.ndarray, asked: np.ndarray) -> _Cells:
+    """Every clinician x group cell of each dimension (docs/methods.md §9.6; "What is compared" in the
+    module docstring): every group a clinician has a client in, ``declined`` and ``not_recorded``
+    included, and each clinician's recording rate of the dimension (``declined`` counts as recorded:
+    the question was asked). Clients without a clinician are left out."""
+    valid = clinician >= 0
+    cc = clinician[valid].astype(np.int64)
+    K = len(asked)
+    clin, dim, group, rec, client_cell, client_group = [], [], [], [], [], []
+    group_names: list[str] = []
+    group_rank: list[int] = []
+    cell_start, group_start = [0], [0]
+    for di, d in enumerate(dims):
+        codes, names = _group_codes(measures[d])
         present = np.unique(codes[valid])  # the groups of rows with a clinician, sorted by name
-        gr_all, gr_uni = np.searchsorted(present, codes[valid]), names[present]
-        rank = {g: i for i, g in enumerate(_group_order(gr_uni))}
-        G = len(gr_uni)
-        cell_idx, cell_uni = pd.factorize(cc_all.astype(np.int64) * G + gr_all, sort=True)  # np.unique, by hashing
+        gr, gr_names = np.searchsorted(present, codes[valid]), names[present]
+        G = len(gr_names)
+        cell_of_client, cell_key = pd.factorize(cc * G + gr, sort=True)  # np.unique, by hashing
         recorded = (names != "not_recorded")[codes[valid]]
-        rec = np.bincount(cc_all, weights=recorded.astype(float), minlength=K) / np.maximum(
-            np.bincount(cc_all, minlength=K), 1)
-        wanted = wanted_clin[cell_uni // G]
-        cells.append({"gr_all": gr_all, "G": G, "cell_idx": cell_idx, "clin": cell_uni // G, "grp": cell_uni % G,
-                      "wanted": wanted, "sel": np.flatnonzero(wanted), "offset": len(grp_names), "rec": rec})
-        grp_names.extend(str(g) for g in gr_uni)
-        grp_rank_of.extend(rank[str(g)] for g in gr_uni)
+        rate = np.bincount(cc, weights=recorded.astype(float), minlength=K) / np.maximum(np.bincount(cc, minlength=K), 1)
+        clin.append(cell_key // G)
+        dim.append(np.full(cell_key.size, di))
+        group.append(group_start[-1] + cell_key % G)
+        rec.append(rate[cell_key // G])
+        client_cell.append(cell_of_client)
+        client_group.append(gr)
+        order = {g: i for i, g in enumerate(_group_order(gr_names))}
+        group_names.extend(str(g) for g in gr_names)
+        group_rank.extend(order[str(g)] for g in gr_names)
+        cell_start.append(cell_start[-1] + cell_key.size)
+        group_start.append(group_start[-1] + G)
+    cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype))
+    clin_all = cat(clin, np.int64)
+    return _Cells(clin=clin_all, dim=cat(dim, np.int64), group=cat(group, np.int64), reported=asked[clin_all],
+                  recording_rate=cat(rec, float), group_names=group_names,
+                  group_rank=np.asarray(group_rank, dtype=np.int64), client_cell=client_cell,
+                  client_group=client_group, starts=np.column_stack([cell_start, group_start]))
 
-    # Table order: clinician, dimension (settings order), group (declined / not_recorded last), then
-    # metric (METRICS order) and comparator. Every reported cell has one row per metric and comparator,
-    # so the rows are written straight to their place: the cell's first row plus the slot's rank.
-    if sum(c["sel"].size for c in cells) == 0:
-        return _empty()
-    r_clin = np.concatenate([c["clin"][c["sel"]] for c in cells])
-    r_dim = np.concatenate([np.full(c["sel"].size, di) for di, c in enumerate(cells)])
-    r_grp = np.concatenate([c["offset"] + c["grp"][c["sel"]] for c in cells])
-    r_rec = np.concatenate([c["rec"][c["clin"][c["sel"]]] for c in cells])
-    by_cell = np.lexsort((np.asarray(grp_rank_of, dtype=np.int64)[r_grp], r_dim, r_clin))
-    n_slots = len(mets) * len(COMPARATORS)
-    first_row = np.empty(r_clin.size, dtype=np.int64)
-    first_row[by_cell] = np.arange(r_clin.size) * n_slots
+
+def _client_sets(measures: pd.DataFrame, mets: list[str], cells: _Cells, clinician: np.ndarray, K: int) -> _Units:
+    """The four client sets of each cell and measure (docs/methods.md §9.6 "Comparators"), as counts,
+    sums and sums of squares of the clients with a value (every client counts once):
+
+    - ``group``: the clinician's clients in the group;
+    - ``own_other``: the clinician's other clients (the ``clinician`` comparator);
+    - ``colleagues_group``: other clinicians' clients in the group (the ``service`` comparator);
+    - ``colleagues_other``: other clinicians' other clients (the excess gap's fourth set).
+
+    Also each mean measure's service-wide variance (the s0^2 towards which variances are moderated).
+    """
+    valid = clinician >= 0
+    cc = clinician[valid]
+    C = cells.clin.size
+    sets = np.empty((len(mets) * C, len(_SETS), 3))
+    s0 = np.full(len(mets), np.nan)
+    for mi, m in enumerate(mets):
+        x = pd.to_numeric(measures[m], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[valid]
+        if METRICS[m].kind == "mean" and np.sum(~np.isnan(x)) > 1:
+            s0[mi] = float(np.nanvar(x, ddof=1))
+        has = ~np.isnan(x)
+        xv = np.where(has, x, 0.0)
+        terms = (has.astype(float), xv, xv * xv)
+        clinician_all = _sums(terms, cc, K)
+        service_all = _sums(terms, np.zeros(cc.size, dtype=np.int64), 1)
+        out = sets[mi * C:(mi + 1) * C]
+        for d in range(len(cells.client_cell)):
+            (c0, g0), (c1, g1) = cells.starts[d], cells.starts[d + 1]
+            group = _sums(terms, cells.client_cell[d], c1 - c0)
+            clinician_total = clinician_all[cells.clin[c0:c1]]
+            service_group = _sums(terms, cells.client_group[d], g1 - g0)[cells.group[c0:c1] - g0]
+            out[c0:c1, 0] = group
+            out[c0:c1, 1] = clinician_total - group
+            out[c0:c1, 2] = service_group - group
+            out[c0:c1, 3] = (service_all - clinician_total) - (service_group - group)
+    return _Units(sets=sets, n_cells=C, kind=np.array([METRICS[m].kind for m in mets], dtype=object), s0=s0)
+
+
+def _sums(terms: tuple[np.ndarray, ...], idx: np.ndarray, size: int) -> np.ndarray:
+    """Each term (has a value, value, value squared) summed per ``idx`` (0..size-1): a (size, 3) array."""
+    return np.stack([np.bincount(idx, weights=w, minlength=size) for w in terms], axis=1)
+
+
+def _table_rows(cells: _Cells, units: _Units, mets: list[str]) -> _Rows:
+    """The rows of the table in its order: clinician, dimension (settings order), group (``declined`` /
+    ``not_recorded`` last), measure (:data:`METRICS` order), comparator; reported clinicians only."""
+    reported = np.flatnonzero(cells.reported)
+    by_cell = reported[np.lexsort((cells.group_rank[cells.group[reported]], cells.dim[reported],
+                                   cells.clin[reported]))]
     slots = sorted((list(METRICS).index(m), ci, mi) for mi, m in enumerate(mets) for ci in range(len(COMPARATORS)))
-    slot_metric = np.array([mi for _, _, mi in slots])
-    slot_comparator = np.array([ci for _, ci, _ in slots])
-    slot_of = {(mi, ci): s for s, (_, ci, mi) in enumerate(slots)}
-    n_rows = r_clin.size * n_slots
-    a = {"clin": np.repeat(r_clin[by_cell], n_slots), "dim": np.repeat(r_dim[by_cell], n_slots),
-         "grp": np.repeat(r_grp[by_cell], n_slots), "metric": np.tile(slot_metric, r_clin.size),
-         "comparator": np.tile(slot_comparator, r_clin.size), "recording_rate": np.repeat(r_rec[by_cell], n_slots),
-         "n_group": np.zeros(n_rows, dtype=np.int64), "n_comparator": np.zeros(n_rows, dtype=np.int64),
-         "estimated": np.zeros(n_rows, dtype=bool),
-         **{col: np.full(n_rows, np.nan) for col in ("value_group", "value_comparator", "difference", "lower", "upper",
-                                                     "p_value", "shrunken_difference", "excess_gap", "excess_lower",
-                                                     "excess_upper", "s0")},
-         "quads": np.full((n_rows, 12), np.nan)}  # the excess gap's four (n, sum, sum of squares), for re-use
+    metric = np.tile(np.array([mi for _, _, mi in slots], dtype=np.int64), by_cell.size)
+    cell = np.repeat(by_cell, len(slots))
+    hib = np.array([METRICS[m].higher_is_better for m in mets], dtype=bool)
+    return _Rows(unit=metric * units.n_cells + cell, cell=cell, metric=metric,
+                 comparator=np.tile(np.array([ci for _, ci, _ in slots], dtype=np.int64), by_cell.size),
+                 clin=cells.clin[cell], higher_is_better=hib[metric], rate=(units.kind == "rate")[metric])
 
-    start = 0
-    for c in cells:
-        gr_all, G, cell_idx, cell_clin, cell_grp, wanted, sel = (
-            c[k] for k in ("gr_all", "G", "cell_idx", "clin", "grp", "wanted", "sel"))
-        C = cell_clin.size
-        rows = np.zeros(C, dtype=np.int64)  # each reported cell's first row
-        rows[sel] = first_row[start:start + sel.size]
-        start += sel.size
-        for mi, metric in enumerate(mets):
-            spec = METRICS[metric]
-            worse_side = "less" if spec.higher_is_better else "greater"
-            x = values[metric]
-            cellsum = sums(cell_idx, metric, C)
-            tot = per_metric[metric][0][cell_clin]
-            svc = sums(gr_all, metric, G)[cell_grp]
-            allsum = per_metric[metric][1]
-            own_other = tot - cellsum                     # the clinician's other clients
-            coll_group = svc - cellsum                    # colleagues' clients in the group
-            coll_other = (allsum - tot) - coll_group      # colleagues' other clients
-            comp = {"clinician": own_other, "service": coll_group}
-            n_g, s_g, ss_g = cellsum[:, 0], cellsum[:, 1], cellsum[:, 2]
 
-            g_mean, g_sd = _mean_sd(n_g, s_g, ss_g)
-            s0 = float(np.nanvar(x, ddof=1)) if spec.kind == "mean" and np.sum(~np.isnan(x)) > 1 else np.nan
-            if spec.kind == "rate":
-                shr_g = _shrink_rates(s_g, n_g, cell_clin, cell_grp, wanted & (n_g >= min_n), w_min)
+def _gap_against_comparator(units: _Units, rows: _Rows, opts: _GapOptions) -> dict[str, np.ndarray]:
+    """Each row's group against its comparator (docs/methods.md §9.6 "Comparators", "Minimum n").
+
+    ``n_group`` / ``n_comparator`` count the clients with a value. A row is ``estimated`` with at least
+    ``min_n`` in the group and ``min_n_comparator`` in the comparator; the others get no estimate. The
+    difference is group - comparator with its interval, and the p-value is one-sided for the group
+    faring worse (a group faring better is not a gap): :func:`_rate_gap`, :func:`_mean_gap`.
+    """
+    comparator_set = np.array([_COMPARATOR_SET[c] for c in COMPARATORS])[rows.comparator]
+    group, comp = units.sets[rows.unit, 0], units.sets[rows.unit, comparator_set]
+    n_g, n_c = group[:, 0], comp[:, 0]
+    estimated = (n_g >= opts.min_n) & (n_c >= opts.min_n_comparator)
+    mean_g, sd_g = _mean_sd(n_g, group[:, 1], group[:, 2])
+    mean_c, sd_c = _mean_sd(n_c, comp[:, 1], comp[:, 2])
+    out = {"n_group": n_g.astype(np.int64), "n_comparator": n_c.astype(np.int64), "estimated": estimated,
+           **{col: np.full(n_g.size, np.nan) for col in ("value_group", "value_comparator", "difference", "lower",
+                                                         "upper", "p_value")}}
+    for rate in (True, False):
+        for hib in (True, False):
+            at = np.flatnonzero(estimated & (rows.rate == rate) & (rows.higher_is_better == hib))
+            if not at.size:
+                continue
+            worse = "less" if hib else "greater"
+            if rate:
+                d, lo, hi, p = _rate_gap(group[at], comp[at], worse, opts.confidence)
             else:
-                shr_g = _shrink_means(n_g, s_g, ss_g, cell_grp, wanted & (n_g >= min_n), w_min)
-                g_var, g_df = _moderate(g_sd, n_g, s0, d0)
-
-            # excess gap: (group - own other clients) - (colleagues' group - colleagues' other clients),
-            # computed only for the cells with enough clients in all four (the others stay NaN)
-            quads = [cellsum, own_other, coll_group, coll_other]
-            at_x = np.flatnonzero(wanted & (n_g >= min_n)
-                                  & np.logical_and.reduce([q[:, 0] >= min_n_comparator for q in quads[1:]]))
-            if spec.kind == "rate":
-                kn = [v for q in quads for v in (np.round(q[at_x, 1]), np.maximum(q[at_x, 0], 1))]
-                x_lo, x_hi = newcombe_interaction_interval(*kn, confidence=confidence)
-                x_d = kn[0] / kn[1] - kn[2] / kn[3] - (kn[4] / kn[5] - kn[6] / kn[7])
-            else:
-                ms, vs, dfs = [], [], []
-                for q in quads:
-                    mq, sq = _mean_sd(q[at_x, 0], q[at_x, 1], q[at_x, 2])
-                    vq, fq = _moderate(sq, q[at_x, 0], s0, d0)
-                    ms.append(mq), vs.append(np.sqrt(vq)), dfs.append(fq)
-                wi = welch_interaction(ms, vs, [q[at_x, 0] for q in quads], dfs, confidence)
-                x_d, x_lo, x_hi = wi["difference"], wi["lower"], wi["upper"]
-
-            for ci, comparator in enumerate(COMPARATORS):
-                cc = comp[comparator]
-                n_c, s_c, ss_c = cc[:, 0], cc[:, 1], cc[:, 2]
-                c_mean, c_sd = _mean_sd(n_c, s_c, ss_c)
-                ok = wanted & (n_g >= min_n) & (n_c >= min_n_comparator)
-                at = np.flatnonzero(ok)  # the estimated cells; the tests run on these alone
-                if spec.kind == "rate":
-                    k_g, k_c = np.round(s_g[at]), np.round(s_c[at])
-                    lo, hi = newcombe_interval(k_g, n_g[at], k_c, n_c[at], confidence)
-                    p = two_proportion_test(k_g, n_g[at], k_c, n_c[at], alternative=worse_side)
-                    diff = g_mean[at] - c_mean[at]
-                    shr_c = (_shrink_rates(s_c, n_c, cell_clin, cell_grp, ok, w_min) if comparator == "clinician"
-                             else c_mean)
-                else:
-                    c_var, c_df = _moderate(c_sd, n_c, s0, d0)
-                    w = welch_test(g_mean[at], np.sqrt(g_var[at]), n_g[at], c_mean[at], np.sqrt(c_var[at]), n_c[at],
-                                   confidence, df1=g_df[at], df2=c_df[at], alternative=worse_side)
-                    diff, lo, hi, p = w["difference"], w["lower"], w["upper"], w["p_value"]
-                    shr_c = (_shrink_means(n_c, s_c, ss_c, cell_grp, ok, w_min) if comparator == "clinician"
-                             else c_mean)
-
-                dest = rows + slot_of[mi, ci]  # the cells' rows for this metric and comparator
-                a["n_group"][dest[sel]] = n_g[sel]
-                a["n_comparator"][dest[sel]] = n_c[sel]
-                a["estimated"][dest[at]] = True
-                for col, v in (("value_group", g_mean[at]), ("value_comparator", c_mean[at]), ("difference", diff),
-                               ("lower", lo), ("upper", hi), ("p_value", p),
-                               ("shrunken_difference", shr_g[at] - shr_c[at])):
-                    a[col][dest[at]] = v
-                for col, v in zip(("excess_gap", "excess_lower", "excess_upper"), (x_d, x_lo, x_hi)):
-                    a[col][dest[at_x]] = v  # the same on both comparator rows
-                a["quads"][dest[at_x]] = np.concatenate([q[at_x] for q in quads], axis=1)
-                a["s0"][dest[at_x]] = s0
-    est_ok = a["estimated"]
-    hib = np.array([METRICS[m].higher_is_better for m in mets])[a["metric"]]
-    thr = np.array([thresholds[m] for m in mets])[a["metric"]]
-
-    # FDR within each family (one clinician and comparator, or the whole table)
-    q = np.full(est_ok.size, np.nan)
-    tested = est_ok & ~np.isnan(a["p_value"])
-    family = a["clin"] * len(COMPARATORS) + a["comparator"] if fdr_scope == "clinician" else np.zeros(est_ok.size, int)
-    q[tested] = benjamini_hochberg(a["p_value"][tested], families=family[tested])
-
-    sign = np.where(hib, -1.0, 1.0)  # the worse direction
-    with np.errstate(invalid="ignore"):
-        significant = q <= fdr_q
-    excess_p, excess_q = _excess_q(a, mets, hib, tested, significant, family, d0, excess_multiplicity)
-    with np.errstate(invalid="ignore"):
-        worse = (sign * a["difference"]) > 0
-        excludes = np.where(hib, a["upper"] < 0, a["lower"] > 0)
-        big = (sign * a["shrunken_difference"]) >= thr
-        # specific to this clinician and group: the excess gap is worse too, its interval excluding 0
-        # (for a clear gap, the interval adjusted for the rows selected; see excess_multiplicity)
-        corroborated_nominal = np.where(hib, a["excess_upper"] < 0, a["excess_lower"] > 0)
-        corroborated_adjusted = (corroborated_nominal & (excess_q <= fdr_q) if excess_multiplicity == "bh_selected"
-                                 else corroborated_nominal)
-    no_excess = np.isnan(a["excess_gap"])
-    nominal = est_ok & worse & excludes
-    clear = nominal & significant & big & corroborated_adjusted
-    possible = nominal & (corroborated_nominal | no_excess) & ~clear
-    verdict = np.select([~est_ok, clear, possible], [VERDICTS.index("too few clients"), VERDICTS.index("clear gap"),
-                                                     VERDICTS.index("possible gap")], VERDICTS.index("no evidence"))
-
-    def text(names, codes) -> pd.api.extensions.ExtensionArray:
-        """``names[codes]`` as a text column, converting only the distinct names."""
-        return pd.array(np.asarray(names, dtype=object).astype(str), dtype="str").take(codes)
-
-    data = {
-        "clinician_id": text(clin_names, a["clin"]),
-        "dimension": text(dims, a["dim"]),
-        "group": text(grp_names, a["grp"]),
-        "metric": text(mets, a["metric"]),
-        "comparator": text(COMPARATORS, a["comparator"]),
-        **{col: a[col] for col in ("n_group", "n_comparator", "value_group", "value_comparator", "difference", "lower",
-                                   "upper", "p_value")},
-        "q_value": q,
-        "shrunken_difference": a["shrunken_difference"],
-        "verdict": text(VERDICTS, verdict),
-        **{col: a[col] for col in ("recording_rate", "excess_gap", "excess_lower", "excess_upper")},
-        "excess_p_value": excess_p,
-        "excess_q_value": excess_q,
-        "kind": text([METRICS[m].kind for m in mets], a["metric"]),
-        "higher_is_better": hib,
-        "practical_threshold": thr,
-    }
-    out = pd.DataFrame({c: data[c] for c in _COLUMNS}, copy=False)  # the arrays are new: no second copy
-    out.attrs.update({"min_n": min_n, "min_n_comparator": min_n_comparator, "confidence": confidence,
-                      "fdr_q": fdr_q, "fdr_scope": fdr_scope, "practical": {m: thresholds[m] for m in mets},
-                      "min_own_weight": w_min, "excess_multiplicity": excess_multiplicity})
+                s0 = units.s0[rows.metric[at]]
+                d, lo, hi, p = _mean_gap(mean_g[at], sd_g[at], n_g[at], mean_c[at], sd_c[at], n_c[at], s0, worse, opts)
+            out["value_group"][at], out["value_comparator"][at] = mean_g[at], mean_c[at]
+            out["difference"][at], out["lower"][at], out["upper"][at], out["p_value"][at] = d, lo, hi, p
     return out
+
+
+def _mean_sd(n, s, ss):
+    """Mean and SD (ddof 1) from n, sum and sum of squares; NaN where n is 0 (mean) or under 2 (SD)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        var = np.where(n > 1, np.maximum(ss - n * mean * mean, 0.0) / np.maximum(n - 1, 1), np.nan)
+    return mean, np.sqrt(var)
+
+
+def _rate_gap(group: np.ndarray, comp: np.ndarray, worse: str, confidence: float):
+    """A difference of two rates (docs/methods.md §9.6, §3.1): the Newcombe hybrid-score interval
+    (Newcombe 1998, method 10) and the one-sided 'N - 1' chi-squared / Fisher-Irwin test (Campbell 2007 [U])."""
+    k_g, k_c = np.round(group[:, 1]), np.round(comp[:, 1])
+    n_g, n_c = group[:, 0], comp[:, 0]
+    lo, hi = newcombe_interval(k_g, n_g, k_c, n_c, confidence)
+    p = two_proportion_test(k_g, n_g, k_c, n_c, alternative=worse)
+    return group[:, 1] / n_g - comp[:, 1] / n_c, lo, hi, p
+
+
+def _mean_gap(mean_g, sd_g, n_g, mean_c, sd_c, n_c, s0, worse: str, opts: _GapOptions):
+    """A difference of two means (docs/methods.md §9.6): Welch's t interval and one-sided test, each
+    side's variance moderated towards the service's s0^2 with ``variance_prior_df`` prior degrees of
+    freedom (:func:`_moderate`; Smyth 2004 [U]), so five clients who happen to score alike do not pose
+    as a precise estimate."""
+    var_g, df_g = _moderate(sd_g, n_g, s0, opts.d0)
+    var_c, df_c = _moderate(sd_c, n_c, s0, opts.d0)
+    w = welch_test(mean_g, np.sqrt(var_g), n_g, mean_c, np.sqrt(var_c), n_c, opts.confidence,
+                   df1=df_g, df2=df_c, alternative=worse)
+    return w["difference"], w["lower"], w["upper"], w["p_value"]
+
+
+def _moderate(sd: np.ndarray, n: np.ndarray, s0, d0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Variance moderated towards s0^2 with d0 prior degrees of freedom, and its df (docs/methods.md §9.6,
+    Smyth 2004 [U]): (d0 s0 + (n - 1) s^2) / (d0 + n - 1) on d0 + n - 1 df. ``s0`` is one variance or
+    one per row; where d0 is 0 or s0 is not finite, the plain variance on n - 1 df (NaN under 2 clients)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = np.where(n > 1, sd * sd, 0.0)
+        dfo = np.maximum(n - 1, 0)
+        plain = (d0 <= 0) | ~np.isfinite(s0)
+        var = (d0 * s0 + dfo * own) / (d0 + dfo)
+    return (np.where(plain, np.where(n > 1, own, np.nan), var),
+            np.where(plain, np.where(n > 1, dfo, np.nan), d0 + dfo))
+
+
+def _shrunken_difference(units: _Units, cells: _Cells, rows: _Rows, gap: dict, opts: _GapOptions) -> np.ndarray:
+    """Empirical-Bayes group value - comparator value, per estimated row (docs/methods.md §9.6 "Shrinkage").
+
+    The group's value is shrunk towards what colleagues see with the group: beta-binomial for rates
+    (§3.2), normal-normal for means (§2.6), the prior fitted per group across every clinician's cell,
+    the cell's own data keeping at least ``min_own_weight`` of the weight. Against the clinician's
+    other clients, those are shrunk the same way; the service comparator is already a pooled figure.
+    """
+    C = units.n_cells
+    out = np.full(rows.unit.size, np.nan)
+    for mi, kind in enumerate(units.kind):
+        sets = units.sets[mi * C:(mi + 1) * C]
+        shrink = _shrink_rates if kind == "rate" else _shrink_means
+        group_ok = cells.reported & (sets[:, 0, 0] >= opts.min_n)  # the groups a reported row can need
+        own_other_ok = group_ok & (sets[:, 1, 0] >= opts.min_n_comparator)
+        group = shrink(sets[:, 0], cells.group, group_ok, opts.w_min)
+        own_other = shrink(sets[:, 1], cells.group, own_other_ok, opts.w_min)
+        at = np.flatnonzero(gap["estimated"] & (rows.metric == mi))
+        cell = rows.cell[at]
+        against = np.where(rows.comparator[at] == COMPARATORS.index("clinician"), own_other[cell],
+                           gap["value_comparator"][at])
+        out[at] = group[cell] - against
+    return out
+
+
+def _shrink_rates(sums: np.ndarray, group_codes: np.ndarray, wanted: np.ndarray,
+                  min_own_weight: float = 0.0) -> np.ndarray:
+    """Beta-binomial EB rate per cell (docs/methods.md §3.2), the prior fitted per group across the
+    clinicians with clients in the set; only groups with a ``wanted`` cell are fitted (NaN elsewhere).
+
+    ``sums`` holds each cell's (n, events, -). The cell's own rate keeps at least ``min_own_weight``
+    of the weight (§9.6): n / (n + a + b) is floored, so a prior fitted as "no difference between
+    clinicians" cannot erase the cell's own data.
+    """
+    n, k = sums[:, 0], sums[:, 1]
+    out = np.full(n.shape, np.nan)
+    for g in np.unique(group_codes[wanted]):
+        idx = np.flatnonzero(group_codes == g)
+        units = idx[n[idx] > 0]
+        if units.size < 2:
+            continue
+        eb = beta_binomial_shrinkage(k[units], n[units], interval=False)
+        est = np.asarray(eb["estimate"], dtype=float)
+        a0, b0 = float(eb["alpha"]), float(eb["beta"])
+        if min_own_weight > 0 and np.isfinite(a0) and np.isfinite(b0) and a0 + b0 > 0:
+            weight = n[units] / (n[units] + a0 + b0)
+            prior = a0 / (a0 + b0)
+            raw = k[units] / n[units]
+            est = np.where(weight < min_own_weight, prior + min_own_weight * (raw - prior), est)
+        elif min_own_weight > 0 and not (np.isfinite(a0) and np.isfinite(b0)):  # a point-mass prior: no spread at all
+            prior = float(np.sum(k[units]) / np.sum(n[units]))
+            est = prior + min_own_weight * (k[units] / n[units] - prior)
+        out[units] = est
+    return out
+
+
+def _shrink_means(sums: np.ndarray, group_codes: np.ndarray, wanted: np.ndarray,
+                  min_own_weight: float = 0.0) -> np.ndarray:
+    """Normal-normal EB mean per cell (docs/methods.md §2.6), per group across clinicians; sampling
+    variance = pooled within-clinician SD^2 / n; only groups with a ``wanted`` cell (NaN elsewhere).
+
+    The shrinkage factor tau^2 / (tau^2 + v) is floored at ``min_own_weight`` (§9.6): with a
+    DerSimonian-Laird tau^2 of 0 (common with a handful of clinicians) every cell would otherwise be
+    fully pooled to the service mean, whatever its own clients scored.
+    """
+    n, s, ss = sums[:, 0], sums[:, 1], sums[:, 2]
+    out = np.full(n.shape, np.nan)
+    for g in np.unique(group_codes[wanted]):
+        idx = np.flatnonzero(group_codes == g)
+        units = idx[n[idx] > 0]
+        if units.size < 2:
+            continue
+        mean = s[units] / n[units]
+        within = np.maximum(ss[units] - n[units] * mean * mean, 0.0).sum()
+        dof = (n[units] - 1).sum()
+        if dof <= 0 or within <= 0:
+            continue
+        var = within / dof / n[units]
+        eb = normal_shrinkage(mean, var)
+        weight = np.maximum(np.asarray(eb["shrinkage"], dtype=float), float(min_own_weight))
+        out[units] = eb["mu"] + weight * (mean - eb["mu"])
+    return out
+
+
+def _rate_counts(sets: np.ndarray) -> list[np.ndarray]:
+    """k1, n1, ..., k4, n4 of the four client sets of each unit (the events rounded; n at least 1)."""
+    return [v for j in range(len(_SETS)) for v in (np.round(sets[:, j, 1]), np.maximum(sets[:, j, 0], 1.0))]
+
+
+def _mean_moments(sets: np.ndarray, s0: np.ndarray, d0: float) -> tuple[list, list, list, list]:
+    """Means, moderated SDs, sizes and degrees of freedom of the four client sets of each unit."""
+    ms, sds, ns, dfs = [], [], [], []
+    for j in range(len(_SETS)):
+        n = sets[:, j, 0]
+        m, sd = _mean_sd(n, sets[:, j, 1], sets[:, j, 2])
+        var, df = _moderate(sd, n, s0, d0)
+        ms.append(m), sds.append(np.sqrt(var)), ns.append(n), dfs.append(df)
+    return ms, sds, ns, dfs
+
+
+def _excess_gap(units: _Units, cells: _Cells, opts: _GapOptions) -> dict[str, np.ndarray]:
+    """The excess gap of each unit (docs/methods.md §9.6 "Clear gap"), a difference in differences:
+    (group - the clinician's other clients) - (colleagues' group - colleagues' other clients), with
+    Newcombe's (2001) square-and-add interval for rates and a Welch-Satterthwaite interval (moderated
+    variances) for means. Only where the group has ``min_n`` clients and each other set
+    ``min_n_comparator``; NaN elsewhere. It belongs to the cell, so both comparator rows show it."""
+    U = units.sets.shape[0]
+    metric = np.repeat(np.arange(units.kind.size), units.n_cells)
+    n = units.sets[:, :, 0]
+    ok = (cells.reported[np.tile(np.arange(units.n_cells), units.kind.size)] & (n[:, 0] >= opts.min_n)
+          & (n[:, 1:] >= opts.min_n_comparator).all(axis=1))
+    out = {col: np.full(U, np.nan) for col in ("gap", "lower", "upper")}
+    rate = (units.kind == "rate")[metric]
+    at = np.flatnonzero(ok & rate)
+    if at.size:
+        kn = _rate_counts(units.sets[at])
+        out["lower"][at], out["upper"][at] = newcombe_interaction_interval(*kn, confidence=opts.confidence)
+        out["gap"][at] = kn[0] / kn[1] - kn[2] / kn[3] - (kn[4] / kn[5] - kn[6] / kn[7])
+    at = np.flatnonzero(ok & ~rate)
+    if at.size:
+        wi = welch_interaction(*_mean_moments(units.sets[at], units.s0[metric[at]], opts.d0), opts.confidence)
+        out["gap"][at], out["lower"][at], out["upper"][at] = wi["difference"], wi["lower"], wi["upper"]
+    return out
+
+
+def _false_discovery(gap: dict, rows: _Rows, opts: _GapOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Benjamini-Hochberg q-values within each FDR family (docs/methods.md §9.6 "Clear gap"): every
+    estimated row of one clinician against one comparator (``fdr_scope="clinician"``), or every
+    estimated row of the table (``"all"``). Returns the q-values and each row's family."""
+    family = (rows.clin * len(COMPARATORS) + rows.comparator if opts.fdr_scope == "clinician"
+              else np.zeros(rows.unit.size, int))
+    q = np.full(rows.unit.size, np.nan)
+    tested = gap["estimated"] & ~np.isnan(gap["p_value"])
+    q[tested] = benjamini_hochberg(gap["p_value"][tested], families=family[tested])
+    return q, family
+
+
+def _excess_screen(units: _Units, rows: _Rows, excess: dict, gap: dict, q: np.ndarray, family: np.ndarray,
+                   opts: _GapOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The excess gap's own multiplicity step (docs/methods.md §9.6, ``excess_multiplicity``).
+
+    For the rows that passed the first screen (q <= ``fdr_q``) and have an excess gap: its one-sided
+    p-value for the worse direction, the level at which its interval touches 0 (means: the
+    Welch-Satterthwaite t of the contrast; rates: the Newcombe (2001) interval inverted by bisection
+    on z), and its Benjamini-Hochberg q among those rows of the same family (``"bh_selected"``;
+    ``"none"``: q = min(2p, 1), unused by the verdict). NaN for the other rows.
+    """
+    from scipy import special as _special
+    from scipy import stats as _st
+
+    p = np.full(rows.unit.size, np.nan)
+    with np.errstate(invalid="ignore"):
+        selected = gap["estimated"] & ~np.isnan(gap["p_value"]) & (q <= opts.fdr_q)
+    selected &= ~np.isnan(excess["gap"][rows.unit])
+    at = np.flatnonzero(selected & rows.rate)
+    if at.size:
+        kn = _rate_counts(units.sets[rows.unit[at]])
+        up = rows.higher_is_better[at]  # higher is better: worse = the contrast below 0
+        lo_z, hi_z = np.zeros(at.size), np.full(at.size, 8.0)
+        for _ in range(50):  # the largest z whose interval still excludes 0 on the worse side
+            mid = (lo_z + hi_z) / 2
+            lo, hi = _newcombe_interaction_z(kn, mid)
+            excludes = np.where(up, hi < 0, lo > 0)
+            lo_z, hi_z = np.where(excludes, mid, lo_z), np.where(excludes, hi_z, mid)
+        p[at] = _special.ndtr(-lo_z)  # one-sided: (1 - level) / 2 with level = 2 ndtr(z) - 1
+    at = np.flatnonzero(selected & ~rows.rate)
+    if at.size:
+        wi = welch_interaction(*_mean_moments(units.sets[rows.unit[at]], units.s0[rows.metric[at]], opts.d0))
+        tstat = np.where(rows.higher_is_better[at], -1.0, 1.0) * wi["difference"] / wi["se"]
+        p[at] = _st.t.sf(tstat, wi["df"])
+    q2 = np.full(rows.unit.size, np.nan)
+    has = ~np.isnan(p)
+    if has.any():
+        q2[has] = (benjamini_hochberg(p[has], families=family[has]) if opts.excess_multiplicity == "bh_selected"
+                   else np.minimum(2 * p[has], 1))
+    return p, q2
 
 
 def _wilson_z(k: np.ndarray, n: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -872,47 +1040,71 @@ def _newcombe_interaction_z(kn: list[np.ndarray], z: np.ndarray) -> tuple[np.nda
     return d - np.sqrt((d1 - l1) ** 2 + (u2 - d2) ** 2), d + np.sqrt((u1 - d1) ** 2 + (d2 - l2) ** 2)
 
 
-def _excess_q(a: dict, mets: list[str], hib: np.ndarray, tested: np.ndarray, selected: np.ndarray,
-              family: np.ndarray, d0: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided p (worse direction) of the excess gap of the BH-selected rows, and its Benjamini-Hochberg q
-    among the selected rows of each family (``mode == "bh_selected"``; ``"none"``: q = 2p, unused).
+def _verdicts(gap: dict, q: np.ndarray, shrunken: np.ndarray, excess: dict, excess_q: np.ndarray, rows: _Rows,
+              mets: list[str], opts: _GapOptions) -> np.ndarray:
+    """Each row's verdict (index into :data:`VERDICTS`; docs/methods.md §9.6, the module docstring).
 
-    Means: the Welch-Satterthwaite t of the contrast (as its interval). Rates: the level at which the
-    Newcombe (2001) square-and-add interval touches 0, found by bisection on z (vectorised over rows).
+    ``clear gap``: (1) worse, the interval excluding 0; (2) q <= ``fdr_q``; (3) the shrunken
+    difference at least the practical threshold in the worse direction; (4) the excess gap worse, its
+    interval excluding 0 (and with ``"bh_selected"`` its q <= ``fdr_q``). ``possible gap``: (1) and the
+    excess gap worse with its interval excluding 0 (or no excess gap), not clear. ``too few clients``:
+    not estimated. ``no evidence``: the rest.
     """
-    from scipy import special as _special
-    from scipy import stats as _st
+    hib = rows.higher_is_better
+    threshold = np.array([opts.thresholds[m] for m in mets])[rows.metric]
+    xg, xlo, xhi = (excess[k][rows.unit] for k in ("gap", "lower", "upper"))
+    sign = np.where(hib, -1.0, 1.0)  # the worse direction
+    with np.errstate(invalid="ignore"):
+        significant = q <= opts.fdr_q
+        worse = (sign * gap["difference"]) > 0
+        excludes = np.where(hib, gap["upper"] < 0, gap["lower"] > 0)
+        big = (sign * shrunken) >= threshold
+        corroborated_nominal = np.where(hib, xhi < 0, xlo > 0)
+        corroborated = (corroborated_nominal & (excess_q <= opts.fdr_q) if opts.excess_multiplicity == "bh_selected"
+                        else corroborated_nominal)
+    nominal = gap["estimated"] & worse & excludes
+    clear = nominal & significant & big & corroborated
+    possible = nominal & (corroborated_nominal | np.isnan(xg)) & ~clear
+    return np.select([~gap["estimated"], clear, possible],
+                     [VERDICTS.index("too few clients"), VERDICTS.index("clear gap"), VERDICTS.index("possible gap")],
+                     VERDICTS.index("no evidence"))
 
-    p = np.full(tested.size, np.nan)
-    sel = selected & tested & ~np.isnan(a["excess_gap"])
-    for mi in np.unique(a["metric"][sel]):
-        rows = np.flatnonzero(sel & (a["metric"] == mi))
-        up = hib[rows]  # higher is better: worse = the contrast below 0
-        qd = a["quads"][rows]
-        if METRICS[mets[mi]].kind == "rate":
-            kn = [v for j in range(4) for v in (np.round(qd[:, 3 * j + 1]), np.maximum(qd[:, 3 * j], 1.0))]
-            lo_z, hi_z = np.zeros(rows.size), np.full(rows.size, 8.0)
-            for _ in range(50):  # the largest z whose interval still excludes 0 on the worse side
-                mid = (lo_z + hi_z) / 2
-                lo, hi = _newcombe_interaction_z(kn, mid)
-                excludes = np.where(up, hi < 0, lo > 0)
-                lo_z, hi_z = np.where(excludes, mid, lo_z), np.where(excludes, hi_z, mid)
-            p[rows] = _special.ndtr(-lo_z)  # one-sided: (1 - level) / 2 with level = 2 ndtr(z) - 1
-        else:
-            ms, vs, ns, dfs = [], [], [], []
-            for j in range(4):
-                nq, sq_, ssq = qd[:, 3 * j], qd[:, 3 * j + 1], qd[:, 3 * j + 2]
-                mq, sdq = _mean_sd(nq, sq_, ssq)
-                vq, fq = _moderate(sdq, nq, float(a["s0"][rows][0]), d0)
-                ms.append(mq), vs.append(np.sqrt(vq)), ns.append(nq), dfs.append(fq)
-            wi = welch_interaction(ms, vs, ns, dfs)
-            tstat = np.where(up, -1.0, 1.0) * wi["difference"] / wi["se"]
-            p[rows] = _st.t.sf(tstat, wi["df"])
-    q = np.full(tested.size, np.nan)
-    has = ~np.isnan(p)
-    if has.any():
-        q[has] = benjamini_hochberg(p[has], families=family[has]) if mode == "bh_selected" else np.minimum(2 * p[has], 1)
-    return p, q
+
+def _text(names, codes) -> pd.api.extensions.ExtensionArray:
+    """``names[codes]`` as a text column, converting only the distinct names."""
+    return pd.array(np.asarray(names, dtype=object).astype(str), dtype="str").take(codes)
+
+
+def _gap_table(names, dims, mets, cells: _Cells, rows: _Rows, gap: dict, q, shrunken, excess: dict, excess_p,
+               excess_q, verdict, opts: _GapOptions) -> pd.DataFrame:
+    """The steps' columns as the returned table (:data:`_COLUMNS`), the options in ``attrs``."""
+    data = {
+        "clinician_id": _text(names, rows.clin),
+        "dimension": _text(dims, cells.dim[rows.cell]),
+        "group": _text(cells.group_names, cells.group[rows.cell]),
+        "metric": _text(mets, rows.metric),
+        "comparator": _text(COMPARATORS, rows.comparator),
+        **{col: gap[col] for col in ("n_group", "n_comparator", "value_group", "value_comparator", "difference",
+                                     "lower", "upper", "p_value")},
+        "q_value": q,
+        "shrunken_difference": shrunken,
+        "verdict": _text(VERDICTS, verdict),
+        "recording_rate": cells.recording_rate[rows.cell],
+        "excess_gap": excess["gap"][rows.unit],
+        "excess_lower": excess["lower"][rows.unit],
+        "excess_upper": excess["upper"][rows.unit],
+        "excess_p_value": excess_p,
+        "excess_q_value": excess_q,
+        "kind": _text([METRICS[m].kind for m in mets], rows.metric),
+        "higher_is_better": rows.higher_is_better,
+        "practical_threshold": np.array([opts.thresholds[m] for m in mets])[rows.metric],
+    }
+    out = pd.DataFrame({c: data[c] for c in _COLUMNS}, copy=False)  # the arrays are new: no second copy
+    out.attrs.update({"min_n": opts.min_n, "min_n_comparator": opts.min_n_comparator, "confidence": opts.confidence,
+                      "fdr_q": opts.fdr_q, "fdr_scope": opts.fdr_scope,
+                      "practical": {m: opts.thresholds[m] for m in mets}, "min_own_weight": opts.w_min,
+                      "excess_multiplicity": opts.excess_multiplicity})
+    return out
 
 
 def _empty() -> pd.DataFrame:
