@@ -263,3 +263,23 @@ def test_a_keyword_override_changes_only_that_call(base):
     by_rules = ruptures(sa, clients=base.clients, reference_date=now, rules=base.rules.alliance.replace(sd_criterion=1.5))
     pd.testing.assert_frame_equal(by_keyword, by_rules)
     assert len(by_keyword) != len(ruptures(sa, clients=base.clients, reference_date=now, rules=base.rules))
+
+
+def test_privacy_reads_its_rules_from_the_caseload_or_the_settings():
+    """[privacy] reaches suppression through the rules object: a count of 6 is hidden under the NHS rule
+    (1-7), shown (rounded to 5) when the settings lower the threshold to 5, whichever way the rules come."""
+    from supervision.privacy import policy_rules, privacy_rules, suppress
+
+    table = pd.DataFrame({"group": ["a", "b", "c"], "n": [6, 40, 52]})
+    default = suppress(table, "n", "nhs")
+    assert bool(default["n_suppressed"].iloc[0])
+    lowered = load_settings({"privacy": {"nhs_max_suppressed": 5, "complementary": False}})
+    rules = Rules.from_settings(lowered)
+    assert policy_rules(rules=rules).max_suppressed == 5
+    assert policy_rules(settings=lowered) == policy_rules(rules=rules) == policy_rules(settings=rules.privacy)
+    assert privacy_rules(rules=rules) is rules.privacy
+    for given in (lowered, rules, rules.privacy):
+        out = suppress(table, "n", "nhs", settings=given)
+        assert not out["n_suppressed"].any() and out["n_display"].tolist() == ["5", "40", "50"]
+    with pytest.raises(SettingsError, match="nhs_max_suppressed"):
+        rules.privacy.replace(nhs_max_suppressed=-1)

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from supervision.privacy.pseudonymise import PseudonymiseError, PseudonymiseSummary, pseudonymise, read_key
 from supervision.privacy.scope import SelfReview, apply_scope, load_own_caseload, load_self_review
-from supervision.privacy.suppression import Policy, policy_rules, service_benchmark, suppress, suppress_blocks
+from supervision.privacy.suppression import Policy, policy_rules, privacy_rules, service_benchmark, suppress, suppress_blocks
 
 __all__ = [
     "PseudonymiseError", "PseudonymiseSummary", "read_key", "pseudonymise",
-    "Policy", "policy_rules", "suppress", "service_benchmark",
+    "Policy", "policy_rules", "privacy_rules", "suppress", "service_benchmark",
     "apply_scope", "load_own_caseload", "SelfReview", "load_self_review",
 ]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from supervision.caseload import id_text as _id_text
 from supervision.config import load_settings
-from supervision.privacy.suppression import _priv
+from supervision.privacy.suppression import privacy_rules
 
 __all__ = ["PseudonymiseError", "PseudonymiseSummary", "read_key", "pseudonymise", "KEY_HOWTO"]
 
@@ -270,19 +270,20 @@ def pseudonymise(in_path, out_path, key_file, settings=None, *, as_of=None,
     combinations of the remaining columns may still point to a person.
     """
     settings = load_settings(settings)
+    pr = privacy_rules(settings)  # [privacy] (supervision.rules.PrivacyRules)
     from supervision.io.export import write_safe_csv, write_safe_excel
     from supervision.io.readers import TABLES, read_export, text_frame
     from supervision.schema import SOURCE_ROW, contract, parse_dates
 
-    min_bytes = int(_priv(settings, "min_key_bytes"))
+    min_bytes = int(pr.min_key_bytes)
     if min_bytes < 16:
         raise PseudonymiseError(f"privacy.min_key_bytes must be at least 16; got {min_bytes}.")
     key = read_key(key_file, min_bytes)
     key_warning = _key_permissions_warning(key_file)
-    hex_chars = int(_priv(settings, "id_hex_chars"))
+    hex_chars = int(pr.id_hex_chars)
     if not 8 <= hex_chars <= 64:
         raise PseudonymiseError(f"privacy.id_hex_chars must be between 8 and 64; got {hex_chars}.")
-    edges = list(_priv(settings, "age_band_edges"))
+    edges = list(pr.age_band_edges)
     _age_bands(edges)  # refuse bad edges before any work
 
     in_path, out_path, key_path = Path(in_path), Path(out_path), Path(key_file)
@@ -323,13 +324,13 @@ def pseudonymise(in_path, out_path, key_file, settings=None, *, as_of=None,
                 f"The output folder '{out_path}' already holds {', '.join(sorted(stale))}, which would be read "
                 "together with (or instead of) the new files. Remove them or choose an empty folder.")
 
-    client_cols = {_norm(c) for c in _priv(settings, "client_id_columns")}
-    staff_cols = {_norm(c) for c in _priv(settings, "staff_id_columns")}
-    hasher = _Hasher(key, hex_chars, {"client": str(_priv(settings, "client_prefix")),
-                                      "staff": str(_priv(settings, "staff_prefix"))})
-    patterns = [_norm(p) for p in _priv(settings, "direct_identifiers")]
-    dob_cols = {_norm(c) for c in _priv(settings, "date_of_birth_columns")}
-    keep_unknown = bool(_priv(settings, "keep_unknown_columns"))
+    client_cols = {_norm(c) for c in pr.client_id_columns}
+    staff_cols = {_norm(c) for c in pr.staff_id_columns}
+    hasher = _Hasher(key, hex_chars, {"client": str(pr.client_prefix),
+                                      "staff": str(pr.staff_prefix)})
+    patterns = [_norm(p) for p in pr.direct_identifiers]
+    dob_cols = {_norm(c) for c in pr.date_of_birth_columns}
+    keep_unknown = bool(pr.keep_unknown_columns)
     known = {t: {c.name for c in cols} for t, cols in contract(settings).items()}
     # free-text columns: a name typed into them must not pass through (scores.item is an item number)
     text_cols = {t: {c.name: c.kind == "text" and not (t == "scores" and c.name == "item") for c in cols}

@@ -15,13 +15,13 @@ import pandas as pd
 
 from supervision.caseload import apply_scope
 from supervision.config import Settings, load_settings
-from supervision.privacy.suppression import _priv, policy_rules, service_benchmark
+from supervision.privacy.suppression import policy_rules, privacy_rules, service_benchmark
 
 __all__ = ["apply_scope", "load_own_caseload", "SelfReview", "load_self_review"]
 
 
 def _resolve_clinician(clinician_id, settings: Settings) -> str:
-    cid = clinician_id if clinician_id not in (None, "") else _priv(settings, "self_review_clinician")
+    cid = clinician_id if clinician_id not in (None, "") else privacy_rules(settings).self_review_clinician
     if not cid:
         raise ValueError("No clinician given for self-review: pass clinician_id (or --clinician) or set "
                          "privacy.self_review_clinician in the settings file.")

@@ -45,36 +45,21 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from supervision.config import Settings, load_settings
+from supervision.config import load_settings
+from supervision.rules import PrivacyRules, Rules, area_rules
 
-__all__ = ["Policy", "policy_rules", "suppress", "suppress_blocks", "service_benchmark"]
+__all__ = ["Policy", "policy_rules", "privacy_rules", "suppress", "suppress_blocks", "service_benchmark"]
 
-# Fallbacks when a settings object predates a key (the defaults live in defaults.toml).
-_PRIVACY_DEFAULTS: dict[str, Any] = {
-    "suppression_policy": "nhs",
-    "nhs_max_suppressed": 7,
-    "nhs_rounding": 5,
-    "cms_max_suppressed": 10,
-    "cms_rounding": 1,
-    "complementary": True,
-    "suppressed_marker": "*",
-    "self_review_clinician": "",
-    "min_key_bytes": 32,
-    "id_hex_chars": 16,
-    "client_id_columns": ["client_id"],
-    "staff_id_columns": ["clinician_id", "supervisor_id"],
-    "client_prefix": "C-",
-    "staff_prefix": "T-",
-    "direct_identifiers": [],
-    "date_of_birth_columns": ["date_of_birth", "dob", "birth_date", "birthdate"],
-    "age_band_edges": [18, 25, 35, 45, 55, 65],
-    "keep_unknown_columns": False,
-}
-
-
-def _priv(settings: Settings, key: str):
-    section = settings.get("privacy", {}) or {}
-    return section.get(key, _PRIVACY_DEFAULTS[key])
+def privacy_rules(settings=None, *, rules=None) -> PrivacyRules:
+    """The ``[privacy]`` rules (:class:`supervision.rules.PrivacyRules`, defaults in defaults.toml):
+    from ``rules`` (a ``PrivacyRules`` or a whole ``Rules``, e.g. ``caseload.rules``) when given, else
+    from ``settings`` (a path, dict or Settings; None = the defaults). ``settings`` may itself be a rules
+    object."""
+    if rules is None and isinstance(settings, (PrivacyRules, Rules)):
+        settings, rules = None, settings
+    if rules is not None:
+        return area_rules(PrivacyRules, rules)
+    return area_rules(PrivacyRules, None if settings is None else load_settings(settings))
 
 
 @dataclass(frozen=True)
@@ -88,18 +73,19 @@ class Policy:
     marker: str
 
 
-def policy_rules(policy: str | None = None, settings=None) -> Policy:
-    """The :class:`Policy` for ``policy`` (``"nhs"``, ``"cms"``, ``"none"``; default from the settings)."""
-    settings = load_settings(settings)
-    name = policy if policy is not None else _priv(settings, "suppression_policy")
-    if isinstance(name, Policy):
-        return name
-    marker = str(_priv(settings, "suppressed_marker"))
-    comp = bool(_priv(settings, "complementary"))
+def policy_rules(policy: str | None = None, settings=None, *, rules=None) -> Policy:
+    """The :class:`Policy` for ``policy`` (``"nhs"``, ``"cms"``, ``"none"``; default from the rules).
+
+    ``settings`` / ``rules``: as :func:`privacy_rules` (None = the defaults in defaults.toml)."""
+    if isinstance(policy, Policy):
+        return policy
+    pr = privacy_rules(settings, rules=rules)
+    name = policy if policy is not None else pr.suppression_policy
+    marker, comp = str(pr.suppressed_marker), bool(pr.complementary)
     if name == "none":
         return Policy("none", 0, 1, False, marker)
     if name in ("nhs", "cms"):
-        t, r = int(_priv(settings, f"{name}_max_suppressed")), int(_priv(settings, f"{name}_rounding"))
+        t, r = int(getattr(pr, f"{name}_max_suppressed")), int(getattr(pr, f"{name}_rounding"))
         if t < 0 or r < 1:
             raise ValueError(f"privacy.{name}_max_suppressed must be 0 or more and privacy.{name}_rounding 1 or more; "
                              f"got {t} and {r}.")
@@ -182,7 +168,8 @@ def suppress(table: pd.DataFrame, count_columns, policy: str | None = None, *, g
         The audit's attacker knows every published count exactly, even under a rounding policy
         (use it when the published table also holds figures computed from the exact counts, such as
         unrounded rates, intervals or p-values, from which the exact counts can be worked out).
-    settings : path, dict or Settings, optional
+    settings : path, dict, Settings, or the rules (``caseload.rules``), optional
+        Where the policy's numbers come from (:func:`privacy_rules`; None = defaults.toml).
 
     Returns
     -------
@@ -201,7 +188,6 @@ def suppress(table: pd.DataFrame, count_columns, policy: str | None = None, *, g
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"suppress needs a DataFrame, got {type(table).__name__}.")
-    settings = load_settings(settings)
     pol = policy_rules(policy, settings)
     counts = _as_list(count_columns)
     rates, derived, parts = dict(rates or {}), dict(derived or {}), {k: _as_list(v) for k, v in (parts or {}).items()}
