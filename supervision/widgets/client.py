@@ -201,7 +201,7 @@ class ClientDashboard(Dashboard):
     def __init__(self, caseload: Caseload, supervisee: str | None = None, shared=None, client: str | None = None,
                  notes_path=None):
         from supervision.instruments import instruments
-        from supervision.widgets.app import Shared
+        from supervision.widgets.shared import Shared
 
         self._caseload = caseload
         self.shared = shared or Shared(caseload)
