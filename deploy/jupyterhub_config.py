@@ -56,6 +56,9 @@ c.Spawner.default_url = "/voila/render/00-start-here.ipynb"  # the workbook app 
 c.Spawner.env_keep = ["LANG", "LC_ALL"]  # nothing else from the hub's (root's) environment
 c.Spawner.environment = {"PATH": f"{PREFIX / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
 c.Spawner.args = [
+    # Voila renders with the workbook's template (installed by deploy/install.sh): Voila's lab template
+    # without its Font Awesome and MathJax CDN links, so a user's browser requests nothing beyond the hub
+    "--VoilaConfiguration.template=workbook",
     # a Voila page starts a kernel; close the kernels of closed pages after an idle hour
     "--MappingKernelManager.cull_idle_timeout=3600",
     "--MappingKernelManager.cull_interval=300",
