@@ -38,7 +38,7 @@ browser:
 # read, and the hub's proxy from npm, under HUB_PREFIX. Needs root; reinstalled when the package changes.
 HUB_PREFIX  ?= /opt/supervision-hub
 HUB_PORT    ?= 8000
-HUB_SOURCES := pyproject.toml deploy/install.sh $(shell find supervision notebooks -type f \( -name '*.py' -o -name '*.toml' -o -name '*.ipynb' \) 2>/dev/null)
+HUB_SOURCES := pyproject.toml deploy/install.sh $(shell find supervision notebooks share/jupyter -type f \( -name '*.py' -o -name '*.toml' -o -name '*.ipynb' -o -name '*.j2' -o -name '*.json' \) 2>/dev/null)
 
 $(HUB_PREFIX)/.installed: $(HUB_SOURCES)
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }

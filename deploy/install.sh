@@ -5,6 +5,7 @@
 #   PREFIX/venv/          Python venv: the workbook (not editable: a copy every user can read),
 #                         JupyterHub and Voila (the `hub` extra of pyproject.toml)
 #   PREFIX/notebooks/     the workbook's notebooks, read-only for users (the app serves them)
+#   PREFIX/venv/share/jupyter/voila/templates/workbook/   the workbook's Voila template (no CDN links)
 #   PREFIX/node_modules/  configurable-http-proxy (npm), the hub's proxy
 #
 # Everything is root-owned and world-readable (a+rX), writable by root only. Re-running it
@@ -34,6 +35,12 @@ trap 'rm -rf "$SRC"' EXIT
 cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/supervision" "$SRC/"
 "$PREFIX/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$SRC[hub]" 2>&1 \
     | { grep -v "^WARNING: Location .* is ignored" || true; }
+# The workbook's Voila template (Voila's lab template without its CDN links: the app makes no request
+# beyond the server), where the venv's Voila finds it; the hub's servers use it (jupyterhub_config.py).
+TEMPLATES="$PREFIX/venv/share/jupyter/voila/templates"
+rm -rf "$TEMPLATES/workbook"
+mkdir -p "$TEMPLATES"
+cp -r "$REPO/share/jupyter/voila/templates/workbook" "$TEMPLATES/workbook"
 rm -rf "$PREFIX/notebooks"
 mkdir -p "$PREFIX/notebooks"
 cp "$REPO"/notebooks/*.ipynb "$PREFIX/notebooks/"

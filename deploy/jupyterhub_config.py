@@ -56,6 +56,13 @@ c.Spawner.default_url = "/voila/render/00-start-here.ipynb"  # the workbook app 
 c.Spawner.env_keep = ["LANG", "LC_ALL"]  # nothing else from the hub's (root's) environment
 c.Spawner.environment = {"PATH": f"{PREFIX / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
 c.Spawner.args = [
+    # Voila renders with the workbook's template (installed by deploy/install.sh): Voila's lab template
+    # without its Font Awesome CDN links
+    "--VoilaConfiguration.template=workbook",
+    # ... and no MathJax from a CDN: as a server extension, Voila's page loads it from cdnjs unless the server
+    # sets neither a MathJax URL nor a MathJax config (standalone `make app` sets neither); the workbook shows
+    # no formulas
+    '--ServerApp.tornado_settings={"mathjax_url": None, "mathjax_config": None}',
     # a Voila page starts a kernel; close the kernels of closed pages after an idle hour
     "--MappingKernelManager.cull_idle_timeout=3600",
     "--MappingKernelManager.cull_interval=300",

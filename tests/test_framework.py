@@ -130,3 +130,37 @@ def test_rerunning_a_cell_closes_the_dashboard_it_built_before():
         assert second.widget.comm is not None and third.widget.comm is not None
     finally:
         framework._CELL["id"] = None
+
+
+def test_charts_unname_colleagues_and_skip_the_filter_when_none_is_named(caseload, monkeypatch):
+    """The dashboard's figure filter: a chart naming another clinician shows "colleague"; a chart naming
+    none is shown as built, without a walk through it (the filter is skipped)."""
+    import json
+
+    import plotly.graph_objects as go
+
+    import supervision.figures.colleagues as colleagues
+    from supervision.widgets.framework import PLOTLY_MIME, FigureBox
+
+    calls = []
+    real = colleagues.unname_colleagues
+    monkeypatch.setattr(colleagues, "unname_colleagues", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+
+    class Charts(View):
+        def __init__(self):
+            super().__init__()
+            self.named, self.plain = FigureBox("sw-test-named"), FigureBox("sw-test-plain")
+
+        def update(self, data):
+            self.named.show(go.Figure(go.Bar(x=["T1", "T2"], y=[1, 2], hovertext=["mine", "seen by T2\nlast week"]),
+                                      layout={"title": {"text": "T1 and T2"}}))
+            self.plain.show(go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="A1"), layout={"title": {"text": "A1"}}))
+
+    view = Charts()
+    Dashboard(caseload, [view], supervisee="T1")
+    assert calls == ["T1"]  # the named chart only
+    shown = json.dumps(view.named.widget.outputs[0]["data"][PLOTLY_MIME])
+    assert "T2" not in shown and "colleague" in shown and "T1" in shown
+    assert list(view.named.figure.data[0].x) == ["T1", "colleague\u200b"]
+    assert view.plain.figure.layout.title.text == "A1"
+    assert view.plain.widget.outputs[0]["data"][PLOTLY_MIME]["data"][0]["name"] == "A1"

@@ -147,7 +147,7 @@ class HeatmapView(View):
         m: AllianceModel = data.extras["alliance"]
         sa = _in_view(m.sessions, data)
         self.chart.show(figs.srs_heatmap(sa, m.ruptures[m.ruptures["client_id"].isin(sa["client_id"])],
-                                        srs_cutoff=m.options.srs_cutoff, inclusive=m.options.inclusive,
+                                        rules=m.options,
                                         title=f"Caseload alliance (SRS), {data.selection.supervisee}"))
 
 
@@ -166,8 +166,7 @@ class SeriesView(View):
         if data.selection.client:
             self.note.value = ("<p>One client in detail. Pick <i>Whole caseload</i> in <b>Client</b> to go back.</p>")
             self.chart.show(figs.client_alliance_detail(sa, m.ruptures, client_id=data.selection.client,
-                                                       srs_cutoff=m.options.srs_cutoff,
-                                                       low_item_threshold=m.low_item_threshold))
+                                                       rules=m.options))
             return
         ca = m.clients[m.clients["client_id"].isin(sa["client_id"])]
         ids = _by_concern(ca[ca["n_measured"] >= 2])["client_id"].tolist()
@@ -175,7 +174,7 @@ class SeriesView(View):
         self.note.value = (f"<p>The {len(shown)} clients most in need of discussion first (of {len(ids)} with at least two "
                            "SRS scores; clients rated once are in the heatmap). "
                            "Pick a client in <b>Client</b> to see the items and subscales behind the total.</p>")
-        self.chart.show(figs.srs_small_multiples(sa, m.ruptures, srs_cutoff=m.options.srs_cutoff, clients=shown))
+        self.chart.show(figs.srs_small_multiples(sa, m.ruptures, rules=m.options, clients=shown))
 
 
 class CompareView(View):

@@ -30,6 +30,7 @@ import ipywidgets as w
 from supervision.caseload import Caseload
 from supervision.remembered import Remembered, load_remembered
 from supervision.widgets.framework import guarded, unusable_notice
+from supervision.widgets.shared import Shared  # noqa: F401 (here since the app began; caseload/client take it from shared)
 
 PAGES = [
     ("start", "Start"),
@@ -57,55 +58,6 @@ APP_CSS = """<style>
 
 #: Pages where no view reads the client picker (it would change only the status line).
 NO_CLIENT_VIEW = {"adaptation"}
-
-
-class Shared:
-    """One loaded caseload and the service tables every page reads (computed once)."""
-
-    def __init__(self, caseload: Caseload):
-        self.caseload = caseload
-        self._tables = None
-        self._agenda = None
-
-    def adopt(self, tables: dict, agenda) -> None:
-        """Take the tables another page already computed (the supervision dashboard's)."""
-        self._tables, self._agenda = tables, agenda
-
-    @property
-    def tables(self) -> dict:
-        if self._tables is None:
-            from supervision.metrics.tables import metric_tables
-
-            self._tables = metric_tables(self.caseload)
-        return self._tables
-
-    @property
-    def alliance(self):
-        """The alliance tables with the settings' options (as the supervision page uses them)."""
-        if getattr(self, "_alliance", None) is None:
-            from supervision.widgets.alliance import AllianceModel
-
-            self._alliance = AllianceModel(self.caseload, self.caseload.rules.alliance, tables=self.tables)
-        return self._alliance
-
-    def outcome(self, instrument: str):
-        """The outcome tables of one measure, per session (None when the export has none)."""
-        cache = self.__dict__.setdefault("_outcome", {})
-        if instrument not in cache:
-            from supervision.widgets.outcome import OutcomeModel
-
-            present = self.caseload.measures_present()
-            ok = instrument in set(present.loc[present["kind"] == "outcome", "instrument"])
-            cache[instrument] = OutcomeModel(self.caseload, instrument) if ok else None
-        return cache[instrument]
-
-    @property
-    def agenda(self):
-        if self._agenda is None:
-            from supervision.agenda import build_agenda
-
-            self._agenda = build_agenda(self.caseload, self.tables)
-        return self._agenda
 
 
 def _clinician_options(caseload: Caseload) -> list[tuple[str, str]]:

@@ -232,7 +232,7 @@ class CaseloadDashboard(Dashboard):
 
     def __init__(self, caseload: Caseload, supervisee: str | None = None, shared=None, open_client=None):
         from supervision.instruments import instruments
-        from supervision.widgets.app import Shared
+        from supervision.widgets.shared import Shared
 
         self._caseload = caseload
         self.shared = shared or Shared(caseload)

@@ -141,8 +141,7 @@ class StoryView(View):
             "<h4>Alliance</h4><p><i>How to read this:</i> the client's rating of each session (SRS, 0–40) with the "
             f"cut-off at {m.options.srs_cutoff:g}; ruptures (sharp drops) are marked, and the lower panel shows the "
             "four items, so a low rating can be traced to the relationship, the goals or the approach.</p>",
-            client_alliance_detail(m.sessions, m.ruptures, client_id=cid, srs_cutoff=m.options.srs_cutoff,
-                                   low_item_threshold=m.low_item_threshold))
+            client_alliance_detail(m.sessions, m.ruptures, client_id=cid, rules=m.options))
 
     def _attendance(self, data: Slice, cid: str, e) -> None:
         from supervision.figures.engagement import attendance_timeline
@@ -201,7 +200,7 @@ class ClientDashboard(Dashboard):
     def __init__(self, caseload: Caseload, supervisee: str | None = None, shared=None, client: str | None = None,
                  notes_path=None):
         from supervision.instruments import instruments
-        from supervision.widgets.app import Shared
+        from supervision.widgets.shared import Shared
 
         self._caseload = caseload
         self.shared = shared or Shared(caseload)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 import traceback
 import weakref
@@ -55,10 +56,12 @@ class FigureBox:
     current_filter = None
 
     def show(self, fig: go.Figure) -> None:
-        if FigureBox.current_filter is not None:
-            fig = FigureBox.current_filter(fig)
-        self.figure = fig
         bundle = json.loads(pio.to_json(fig, validate=False))
+        keep_out = FigureBox.current_filter
+        if keep_out is not None and keep_out.applies(bundle):
+            fig = keep_out(fig)
+            bundle = json.loads(pio.to_json(fig, validate=False))
+        self.figure = fig
         bundle["config"] = PLOTLY_CONFIG
         self.widget.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {PLOTLY_MIME: bundle, "text/plain": f"<chart: {fig.layout.title.text or ''}>"}},)
@@ -66,6 +69,42 @@ class FigureBox:
     def clear(self) -> None:
         self.figure = None
         self.widget.outputs = ()
+
+
+def _strings(value):
+    """Every string value in a figure's JSON (a chart's texts, names, coordinates, hover texts)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+class _Unnamed:
+    """The dashboards' figure filter: every other clinician's id unnamed
+    (:func:`supervision.figures.colleagues.unname_colleagues`).
+
+    :meth:`applies` says whether a figure (as its JSON) holds any colleague's id at all; when none
+    of its strings contains one, the filter would change nothing and is skipped (most charts of one
+    client, e.g. the Client page's four): no walk through the figure's traces and axes.
+    """
+
+    def __init__(self, clinicians, keep: str | None):
+        self.clinicians = list(clinicians)
+        self.keep = keep
+        others = sorted({str(c) for c in self.clinicians} - {str(keep)})
+        self._any = re.compile("|".join(map(re.escape, others))) if others else None
+
+    def applies(self, bundle: dict) -> bool:
+        return self._any is not None and any(self._any.search(s) for s in _strings(bundle))
+
+    def __call__(self, fig: go.Figure) -> go.Figure:
+        from supervision.figures.colleagues import unname_colleagues
+
+        return unname_colleagues(fig, self.clinicians, self.keep)
 
 
 class View:
@@ -382,10 +421,7 @@ class Dashboard:
         """Other clinicians unnamed in every chart, unless ``[privacy] name_colleagues`` is true."""
         if self._name_colleagues:
             return None
-        from supervision.figures.colleagues import unname_colleagues
-
-        me = self.selection.supervisee
-        return lambda fig: unname_colleagues(fig, self._clinician_ids, me)
+        return _Unnamed(self._clinician_ids, self.selection.supervisee)
 
     def _on_tab(self, change) -> None:
         i = change["new"]

@@ -345,8 +345,7 @@ class ClientView(View):
                            + (f"<p>On the agenda:</p>{lis}{support}" if lis else "<p>No agenda items for this client.</p>"))
         m = data.extras["alliance"]
         if (m.sessions["client_id"] == cid).any():
-            self.chart.show(client_alliance_detail(m.sessions, m.ruptures, client_id=cid, srs_cutoff=m.options.srs_cutoff,
-                                                   low_item_threshold=m.low_item_threshold))
+            self.chart.show(client_alliance_detail(m.sessions, m.ruptures, client_id=cid, rules=m.options))
         else:
             self.chart.clear()
 

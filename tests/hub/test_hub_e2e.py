@@ -6,7 +6,8 @@ passwords (clinician A = T01, clinician B = T02, supervisor S = S01), JupyterHub
 deploy/jupyterhub_config.py and PAM. Checks: the hub starts; an unauthenticated request gets
 nothing; A logs in (a real Chromium) and the app shows only A's clients; A's kernel, started
 through the hub, runs as A and cannot read B's folder, the whole export or the published tree;
-S sees exactly S's supervisees. Start-up time and memory per user are printed (run with -s).
+S sees exactly S's supervisees; no page requests anything beyond 127.0.0.1 (the hub's Voila uses the
+workbook's template, without CDN links). Start-up time and memory per user are printed (run with -s).
 
 Needs root (it creates OS accounts and the hub runs each server as its user), the hub software
 (`make hub-env`: deploy/install.sh into /opt/supervision-hub, or SUPERVISION_HUB_PREFIX) and
@@ -184,22 +185,13 @@ def chromium(hub):
     browser.close()
 
 
-def _voila_own_urls() -> set[str]:
-    """Outside URLs that the installed Voila links by itself, not the workbook (as in tests/browser/test_voila.py):
-    the ``lab`` template's Font Awesome stylesheets and Voila's default MathJax URL. The route guard blocks them."""
-    site = next((PREFIX / "venv" / "lib").glob("python3*/site-packages"))
-    urls = set()
-    for f in (PREFIX / "venv" / "share" / "jupyter" / "voila" / "templates" / "lab").glob("*.j2"):
-        urls |= set(re.findall(r"""(?:href|src)=["'](https?://[^"']+)["']""", f.read_text()))
-    urls |= set(re.findall(r'"(https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]+)"', (site / "voila" / "utils.py").read_text()))
-    return urls
-
-
-def _workbook_outside_requests(outside: list[str]) -> list[str]:
+def _outside(outside: list[str]) -> list[str]:
+    """Requests the route guard blocked: none allowed. The hub's Voila renders with the workbook's template
+    (deploy/install.sh, ``--VoilaConfiguration.template=workbook``), which has none of the stock ``lab``
+    template's Font Awesome links nor Voila's MathJax URL; the stock template would fail here."""
     from urllib.parse import unquote
 
-    known = _voila_own_urls()
-    return [u for u in outside if not any(unquote(u).startswith(k) for k in known)]
+    return [unquote(u) for u in outside]
 
 
 def _login_in_browser(chromium, hub, who: str) -> tuple[dict, float]:
@@ -343,7 +335,7 @@ def test_clinician_a_sees_the_app_with_only_their_own_clients(hub, chromium):
     assert str(hub["data"] / "clinicians" / A_ID) in shown["status"]
     assert B_ID not in shown["body"] and "T03" not in shown["body"]
     assert "VBox(children" not in shown["body"]
-    assert not _workbook_outside_requests(shown["outside"]), f"requests outside 127.0.0.1: {shown['outside']}"
+    assert not _outside(shown["outside"]), f"requests outside 127.0.0.1: {_outside(shown['outside'])}"
     rss = _rss_kib(pwd.getpwnam(hub["users"]["A"]).pw_uid)
     hub["metrics"]["A"] = {"login_to_app_s": round(took, 1), "rss_mib": {k: round(v / 1024) for k, v in rss.items()}}
     print(f"\nclinician A: login to rendered app {took:.1f} s; memory (RSS) "
@@ -382,7 +374,7 @@ def test_supervisor_s_sees_exactly_their_supervisees(hub, chromium):
     listed = [re.match(r"(\S+) \(", o).group(1) for o in shown["clinicians"][1:]]
     assert listed == supervisees
     assert f"{len(supervisees)} clinicians," in shown["summary"]
-    assert not _workbook_outside_requests(shown["outside"])
+    assert not _outside(shown["outside"]), f"requests outside 127.0.0.1: {_outside(shown['outside'])}"
     rss = _rss_kib(pwd.getpwnam(hub["users"]["S"]).pw_uid)
     hub["metrics"]["S"] = {"login_to_app_s": round(took, 1), "rss_mib": {k: round(v / 1024) for k, v in rss.items()}}
     print(f"\nsupervisor S: login to rendered app {took:.1f} s; memory (RSS) "

@@ -1,0 +1,59 @@
+"""What every page of the app reads from one loaded caseload, computed once: :class:`Shared`.
+
+Its own small module (issue #17) so the Caseload and Client pages can take it without importing
+:mod:`supervision.widgets.app`, which opens those pages. ``from supervision.widgets.app import
+Shared`` still works.
+"""
+
+from __future__ import annotations
+
+from supervision.caseload import Caseload
+
+
+class Shared:
+    """One loaded caseload and the service tables every page reads (computed once)."""
+
+    def __init__(self, caseload: Caseload):
+        self.caseload = caseload
+        self._tables = None
+        self._agenda = None
+
+    def adopt(self, tables: dict, agenda) -> None:
+        """Take the tables another page already computed (the supervision dashboard's)."""
+        self._tables, self._agenda = tables, agenda
+
+    @property
+    def tables(self) -> dict:
+        if self._tables is None:
+            from supervision.metrics.tables import metric_tables
+
+            self._tables = metric_tables(self.caseload)
+        return self._tables
+
+    @property
+    def alliance(self):
+        """The alliance tables with the settings' options (as the supervision page uses them)."""
+        if getattr(self, "_alliance", None) is None:
+            from supervision.widgets.alliance import AllianceModel
+
+            self._alliance = AllianceModel(self.caseload, self.caseload.rules.alliance, tables=self.tables)
+        return self._alliance
+
+    def outcome(self, instrument: str):
+        """The outcome tables of one measure, per session (None when the export has none)."""
+        cache = self.__dict__.setdefault("_outcome", {})
+        if instrument not in cache:
+            from supervision.widgets.outcome import OutcomeModel
+
+            present = self.caseload.measures_present()
+            ok = instrument in set(present.loc[present["kind"] == "outcome", "instrument"])
+            cache[instrument] = OutcomeModel(self.caseload, instrument) if ok else None
+        return cache[instrument]
+
+    @property
+    def agenda(self):
+        if self._agenda is None:
+            from supervision.agenda import build_agenda
+
+            self._agenda = build_agenda(self.caseload, self.tables)
+        return self._agenda
