@@ -40,6 +40,11 @@ SEVERITY_COLOUR = {"high": "#D55E00", "medium": "#E69F00", "low": "#56B4E9"}
 CASELOAD_ITEM = "(caseload)"
 
 
+def _count(k: int, noun: str) -> str:
+    """``1 client``, ``4 clients`` (no "client(s)" on screen)."""
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
 def _since(v, lead: str = "") -> str:
     return "" if pd.isna(v) else f"{lead} since {v:%d %b %Y}" if lead else f" (since {v:%d %b %Y})"
 
@@ -150,7 +155,7 @@ class AgendaView(View):
                                "item 6) is above 0.</div>"))
         else:
             rows.append(w.HTML(f"<div style='color:{RISK_COLOUR};font-weight:bold;font-size:15px'>"
-                               f"Risk: {len(by['risk'])} client(s) whose latest risk-item answer is above 0. "
+                               f"Risk: {_count(len(by['risk']), 'client')} whose latest risk-item answer is above 0. "
                                "Discuss first.</div>"))
             for r in by["risk"].itertuples():
                 body = w.HTML(f"<div><b>{_esc(r.client_id)}</b>{_evidence_list(r.evidence)}"
@@ -208,8 +213,9 @@ class AgendaView(View):
         self.more.selected_index = None
         # the summary last: when it names this supervisee, the sections above have been sent
         self.header.value = (
-            f"<h3>Agenda for {_esc(me)}</h3><p>{n['risk']} client(s) with a risk answer, {n['today']} client(s) for today, "
-            f"{n['patterns']} pattern(s) in the caseload; {n['housekeeping']} housekeeping and {n['more']} further item(s) "
+            f"<h3>Agenda for {_esc(me)}</h3><p>{_count(n['risk'], 'client')} with a risk answer, {_count(n['today'], 'client')} "
+            f"for today, {_count(n['patterns'], 'pattern')} in the caseload; {n['housekeeping']} housekeeping and "
+            f"{_count(n['more'], 'further item')} "
             "folded below. Risk first; then the clients ranked clinical-first (see <i>How the agenda is ranked</i> below).</p>")
 
 
@@ -442,7 +448,7 @@ class FollowUpView(View):
             f"<h3>Since the last meeting with {_esc(me)}</h3>"
             + ("<p>Nothing carried over: no open action, discussed item or active goal from an earlier meeting.</p>"
                if todo.empty else
-               f"<p>{len(todo)} thing(s) from earlier meetings (the latest on {last:%d %b %Y}), each with what the data "
+               f"<p>{_count(len(todo), 'thing')} from earlier meetings (the latest on {last:%d %b %Y}), each with what the data "
                "shows since. " + ("Mark each <b>done</b>, <b>carried over</b> (follow up next time) or <b>dropped</b>."
                                   if meeting else "<b>Start today's meeting</b> (Notes tab) to record what happened.")
                + "</p>"))

@@ -139,9 +139,9 @@ def risk_oracle(raw, supervisee: str) -> set[str]:
 
 def check_agenda(lab, raw, supervisee: str) -> list[dict]:
     """The agenda's sections for ``supervisee``: summary, risk band (against the raw files), at most five cards."""
-    summary = lab.wait_for_text(AGENDA_SUMMARY, rf"^Agenda for {re.escape(supervisee)}\s*(\d+) client\(s\) with a risk answer")
+    summary = lab.wait_for_text(AGENDA_SUMMARY, rf"^Agenda for {re.escape(supervisee)}\s*(\d+) clients? with a risk answer")
     n_risk, n_today = (int(x) for x in re.match(
-        rf"^Agenda for {re.escape(supervisee)}\s*(\d+) client\(s\) with a risk answer, (\d+) client\(s\) for today",
+        rf"^Agenda for {re.escape(supervisee)}\s*(\d+) clients? with a risk answer, (\d+) clients? for today",
         summary).groups())
     expected_risk = risk_oracle(raw, supervisee)
     assert n_risk == len(expected_risk), (summary, expected_risk)
