@@ -128,10 +128,7 @@ def _float_text(values: np.ndarray):
     if integral.any():
         text = pc.if_else(pa.array(integral & ~odd), pc.binary_join_element_wise(text, ".0", ""), text)
     if odd.any():  # exponents and infinities: Python's own text for these (few) cells
-        idx = np.flatnonzero(odd)
-        fixed = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-        fixed[idx] = [repr(float(v)) for v in values[idx]]
-        text = pa.array(fixed, type=pa.string())
+        text = pc.replace_with_mask(text, pa.array(odd), pa.array([repr(float(v)) for v in values[odd]], type=pa.string()))
     return text
 
 
