@@ -187,7 +187,8 @@ def _publish(args) -> int:
             print(f"[{i}/{n}] published {cid} ({took:.2f} s)", flush=True)
 
     try:
-        summary = publish(args.path, args.out, settings=args.settings, policy=args.policy, progress=progress)
+        summary = publish(args.path, args.out, settings=args.settings, policy=args.policy, progress=progress,
+                          workers=args.workers)
     except (PublishError, SettingsError) as exc:
         print(f"Publish problem: {exc}", file=sys.stderr)
         return 2
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--out", required=True, help="folder to write the per-clinician folders into")
     pb.add_argument("--policy", choices=["nhs", "cms"], help="small-numbers policy of the benchmarks (default: the settings')")
     pb.add_argument("--settings", help="settings file (TOML)")
+    pb.add_argument("--workers", type=int, help="processes writing folders (default: every core for a large service)")
     pb.set_defaults(func=_publish)
     d = sub.add_parser("demo", help="generate the synthetic demo clinic")
     d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")
