@@ -150,7 +150,7 @@ def _report(args) -> int:
 
     try:
         paths = write_reports(cl, ids, Path(args.out), period=args.period, notes_path=args.notes, pdf=args.pdf,
-                              progress=progress, policy=args.policy)
+                              progress=progress, policy=args.policy, workers=args.workers)
     except ReportError as exc:
         print(f"Report problem: {exc}", file=sys.stderr)
         return 2
@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--policy", choices=["nhs", "cms", "none"],
                    help="small-numbers policy for group counts (default: the settings'; 'none' only for the pair's own record)")
     r.add_argument("--settings", help="settings file (TOML)")
+    r.add_argument("--workers", type=int, help="processes writing reports with --clinician all (default: every core)")
     r.set_defaults(func=_report)
     im = sub.add_parser("import", help="turn FHIR QuestionnaireResponses or another system's export into the data contract")
     im.add_argument("kind", choices=["fhir", "mapped"], help="fhir: JSON/Bundle/NDJSON; mapped: CSV/Excel with a mapping file")

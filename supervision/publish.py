@@ -139,21 +139,47 @@ def service_benchmarks(caseload, policy=None) -> pd.DataFrame:
     return out[["benchmark", "kind", "dimension", "group", "is_total", *_PUBLIC]]
 
 
-def _write_tables(scoped, folder: Path) -> None:
+def _contract_frame(frame: pd.DataFrame, name: str, columns: dict) -> pd.DataFrame:
+    """``frame`` as a published table holds it: the contract's columns, prorated totals left to the loader."""
+    prorated = [c for c in frame.columns if c.endswith("_total_prorated") and c[:-len("_prorated")] in frame.columns]
+    if prorated:  # a prorated total is left for the loader to prorate again from the items (as it was made)
+        frame = frame.copy()
+        for c in prorated:
+            frame.loc[frame[c].fillna(False).astype(bool), c[:-len("_prorated")]] = None
+    # the contract's columns only: no loader bookkeeping (source_row) or scoring by-products (*_prorated),
+    # which the loader recomputes when the folder is opened
+    return frame[[c for c in frame.columns if c in columns.get(name, frame.columns)]]
+
+
+def _contract_columns(settings) -> dict:
     from supervision.schema import contract
 
-    columns = {table: {c.name for c in cols} for table, cols in contract(scoped.settings).items()}
+    return {table: {c.name for c in cols} for table, cols in contract(settings).items()}
+
+
+def _write_tables(scoped, folder: Path) -> None:
+    columns = _contract_columns(scoped.settings)
     for name in TABLE_FILES:
-        frame = getattr(scoped, name)
-        prorated = [c for c in frame.columns if c.endswith("_total_prorated") and c[:-len("_prorated")] in frame.columns]
-        if prorated:  # a prorated total is left for the loader to prorate again from the items (as it was made)
-            frame = frame.copy()
-            for c in prorated:
-                frame.loc[frame[c].fillna(False).astype(bool), c[:-len("_prorated")]] = None
-        # the contract's columns only: no loader bookkeeping (source_row) or scoring by-products (*_prorated),
-        # which the loader recomputes when the folder is opened
-        frame = frame[[c for c in frame.columns if c in columns.get(name, frame.columns)]]
-        frame.to_parquet(folder / f"{name}.parquet", index=False)
+        _contract_frame(getattr(scoped, name), name, columns).to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def _service_tables_arrow(caseload) -> dict:
+    """The whole export's published tables as Arrow tables, made once (each clinician's file is a ``take``).
+
+    A row-wise preparation followed by a slice is the slice's preparation, and with no index and
+    no Python-object columns Arrow's types do not depend on the rows, so each clinician's file
+    holds what :func:`_write_tables` of the scoped caseload writes. Tables with object columns
+    are left out (written per clinician by pandas).
+    """
+    import pyarrow as pa
+
+    columns = _contract_columns(caseload.settings)
+    out = {}
+    for name in TABLE_FILES:
+        frame = _contract_frame(getattr(caseload, name), name, columns)
+        if not any(dt == object for dt in frame.dtypes):
+            out[name] = pa.Table.from_pandas(frame, preserve_index=False)
+    return out
 
 
 def _own_rows(caseload, ids: list[str]) -> dict[str, tuple]:
@@ -182,14 +208,9 @@ def _own_rows(caseload, ids: list[str]) -> dict[str, tuple]:
     return {cid: (by_client.get(cid, empty), by_session.get(cid, empty), by_row.get(cid, empty)) for cid in ids}
 
 
-class _Scoped:
-    """One clinician's tables (what :func:`_write_tables` reads of a scoped caseload)."""
-
-    def __init__(self, caseload, rows):
-        self.clients = caseload.clients.iloc[rows[0]].reset_index(drop=True)
-        self.sessions = caseload.sessions.iloc[rows[1]].reset_index(drop=True)
-        self.clinicians = caseload.clinicians.iloc[rows[2]].reset_index(drop=True)
-        self.settings = caseload.settings
+def _write_tables_one(caseload, name: str, rows, folder: Path, columns: dict) -> None:
+    frame = getattr(caseload, name).iloc[rows].reset_index(drop=True)
+    _contract_frame(frame, name, columns).to_parquet(folder / f"{name}.parquet", index=False)
 
 
 #: The work of a publication, shared with forked worker processes (set before they start).
@@ -197,52 +218,33 @@ _JOB: dict = {}
 
 
 def _publish_chunk(cids: list[str]) -> list[dict]:
+    import pyarrow.parquet as pq
+
     job = _JOB
     done = []
     for cid in cids:
         t1 = time.perf_counter()
         folder = job["folders"][cid]
         folder.mkdir(exist_ok=True)
-        scoped = _Scoped(job["caseload"], job["rows"][cid])
-        _write_tables(scoped, folder)
+        rows = job["rows"][cid]
+        arrow = job["arrow"]
+        for k, name in enumerate(TABLE_FILES):
+            if name in arrow:
+                pq.write_table(arrow[name].take(rows[k]), folder / f"{name}.parquet")
+            else:
+                _write_tables_one(job["caseload"], name, rows[k], folder, job["columns"])
+        n_clients, n_sessions = len(rows[0]), len(rows[1])
         (folder / BENCHMARK_FILE).write_bytes(job["bench_bytes"])  # the same file in every folder, written once
         s = job["sup"].get(cid) if cid in job["sup"].index else None
         s = None if s is None or pd.isna(s) else str(s)
         manifest = {**job["manifest"], "clinician_id": cid, "supervisor_id": s, "folder": folder.name,
-                    "clients": int(len(scoped.clients)), "sessions": int(len(scoped.sessions)),
+                    "clients": int(n_clients), "sessions": int(n_sessions),
                     "benchmarks": BENCHMARK_FILE, "benchmarks_computed_on": "the whole export, before scoping",
                     "tables": [f"{n}.parquet" for n in TABLE_FILES]}
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         done.append({"clinician_id": cid, "folder": folder.name, "supervisor_id": s, "clients": manifest["clients"],
                      "seconds": time.perf_counter() - t1})
     return done
-
-
-def default_workers(n_items: int, per_worker: int = 40) -> int:
-    """Worker processes for ``n_items`` folders or reports: every core for a service, one for a small clinic."""
-    import multiprocessing
-    import os
-
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1  # workers share the loaded export by forking; without fork, one process
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 8, n_items // per_worker))
-
-
-def run_chunks(fn, items: list, workers: int, chunk: int | None = None):
-    """``fn`` over chunks of ``items``, in forked processes when ``workers`` > 1; yields each chunk's result in order."""
-    if workers <= 1 or len(items) <= 1:
-        size = chunk or 1  # one at a time: progress after each
-        for i in range(0, len(items), size):
-            yield fn(items[i:i + size])
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    size = chunk or max(1, min(25, -(-len(items) // (workers * 4))))
-    chunks = [items[i:i + size] for i in range(0, len(items), size)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from pool.map(fn, chunks)
 
 
 def publish(export, out, settings=None, *, policy: str | None = None,
@@ -264,7 +266,7 @@ def publish(export, out, settings=None, *, policy: str | None = None,
         Called after each folder as ``progress(i, n, clinician_id, seconds)``, in the order of the ids.
     workers : int, optional
         Processes writing folders (default: every core when there are many clinicians, see
-        :func:`default_workers`); the folders are the same whatever the number.
+        :func:`supervision.parallel.default_workers`); the folders are the same whatever the number.
 
     Raises
     ------
@@ -312,8 +314,11 @@ def publish(export, out, settings=None, *, policy: str | None = None,
         bench_tmp.unlink(missing_ok=True)
     _JOB.clear()
     _JOB.update(caseload=cl, rows=_own_rows(cl, ids), folders=folders, bench_bytes=bench_bytes, sup=sup,
+                arrow=_service_tables_arrow(cl), columns=_contract_columns(cl.settings),
                 manifest={"export": Path(cl.source).name, "published_at": when, "policy": rules.name,
                           "policy_max_suppressed": rules.max_suppressed, "policy_rounding": rules.rounding})
+    from supervision.parallel import default_workers, run_chunks
+
     index = []
     try:
         n_workers = default_workers(len(ids)) if workers is None else max(1, int(workers))
