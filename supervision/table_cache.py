@@ -19,6 +19,7 @@ An entry is found by a key (:func:`cache_key`): a hash of
   never reads tables of an older definition;
 - the row counts of the loaded tables.
 
+An entry is stored by a background thread (the page does not wait for it; :func:`wait` does).
 Writers never leave a half-written entry: an entry is written into a temporary folder and
 renamed into place in one step (two kernels writing the same entry: the first rename wins, the
 other's copy is dropped). An entry that cannot be read (damaged, deleted half-way, another
@@ -36,8 +37,8 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -178,14 +179,23 @@ def write_entry(root: Path, key: str, tables: dict[str, pd.DataFrame]) -> Path |
         return None
 
 
+def _mtime(p: Path) -> float | None:
+    try:
+        return p.stat().st_mtime
+    except OSError:  # renamed or removed by another writer meanwhile
+        return None
+
+
 def _prune(root: Path, keep: Path) -> None:
-    entries = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p != keep]
-    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[KEEP - 1:]:
+    entries = [(t, p) for p in root.iterdir() if not p.name.startswith(".") and p != keep
+               and (t := _mtime(p)) is not None and p.is_dir()]
+    entries.sort(reverse=True)
+    for _, old in entries[KEEP - 1:]:
         shutil.rmtree(old, ignore_errors=True)
     cutoff = time.time() - 3600  # temporary folders of writers that died an hour ago or more
     for p in root.iterdir():
-        if p.is_dir() and p.name.startswith(".") and p.stat().st_mtime < cutoff:
+        t = _mtime(p)
+        if p.name.startswith(".") and t is not None and t < cutoff:
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -197,6 +207,7 @@ def load_or_compute(caseload, compute: Callable[[], dict[str, pd.DataFrame]], ru
     if root is None:
         last_event = "off"
         return compute()
+    wait(key)  # this process is storing it right now: read it once stored
     entry, event = root / key, "miss"
     if entry.is_dir():
         try:
@@ -211,8 +222,29 @@ def load_or_compute(caseload, compute: Callable[[], dict[str, pd.DataFrame]], ru
             shutil.rmtree(entry, ignore_errors=True)
             event = "broken"
     tables = compute()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        write_entry(root, key, tables)
+    # stored by a background thread while the page goes on (Arrow writes Parquet outside the GIL); the
+    # thread is not a daemon, so a command's process finishes writing before it exits. Shallow copies:
+    # with copy-on-write, a page changing a table never changes what is being written.
+    snapshot = {name: frame.copy(deep=False) for name, frame in tables.items()}
+    for name, frame in tables.items():
+        snapshot[name].attrs = dict(frame.attrs)
+    writer = threading.Thread(target=_write_quietly, args=(root, key, snapshot), name=f"table-cache-{key[:8]}")
+    _writers[key] = writer
+    writer.start()
     last_event = event
     return tables
+
+
+_writers: dict[str, threading.Thread] = {}
+
+
+def _write_quietly(root: Path, key: str, tables: dict) -> None:
+    write_entry(root, key, tables)  # never raises: a cache that cannot be written is just not used
+
+
+def wait(key: str | None = None) -> None:
+    """Wait until this process's entries (or the one of ``key``) are stored."""
+    for k, t in list(_writers.items()):
+        if key is None or k == key:
+            t.join()
+            _writers.pop(k, None)

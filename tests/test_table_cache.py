@@ -49,6 +49,7 @@ def test_stored_tables_are_reused_for_the_same_export_and_settings(export, compu
     again = tables_mod.service_tables(load_caseload(export))  # as a new kernel: a fresh load of the same files
     assert len(computed) == 1 and table_cache.last_event == "hit"
     same_tables(first, again)
+    table_cache.wait()
     assert len(list((export.parent / "cache").iterdir())) == 1  # one entry, no temporary folder left
 
 
@@ -89,6 +90,7 @@ def test_rules_beyond_the_settings_are_part_of_the_key(export):
 @pytest.mark.parametrize("damage", ["garbage", "missing", "manifest"])
 def test_a_damaged_entry_is_ignored_and_rebuilt(export, computed, damage):
     good = tables_mod.service_tables(load_caseload(export))
+    table_cache.wait()
     entry = next(p for p in (export.parent / "cache").iterdir())
     if damage == "garbage":
         (entry / "alliance_clients.parquet").write_bytes(b"not a parquet file")
@@ -123,9 +125,11 @@ def test_never_stored_inside_the_export_or_for_a_scope(export, computed, monkeyp
 
     monkeypatch.setenv(table_cache.ENV_VAR, str(export / "cache"))
     tables_mod.service_tables(load_caseload(export))
+    table_cache.wait()
     assert table_cache.last_event == "off" and not (export / "cache").exists()
     monkeypatch.setenv(table_cache.ENV_VAR, str(export.parent / "cache"))
     tables_mod.service_tables(apply_scope(load_caseload(export), "T01"))
+    table_cache.wait()
     assert table_cache.last_event == "off" and not (export.parent / "cache").exists()
     monkeypatch.setenv(table_cache.ENV_VAR, "off")
     tables_mod.service_tables(load_caseload(export))
