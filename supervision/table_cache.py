@@ -239,6 +239,10 @@ _writers: dict[str, threading.Thread] = {}
 
 
 def _write_quietly(root: Path, key: str, tables: dict) -> None:
+    try:  # Linux: this thread yields the cores to the page being built (and to other users' work)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+    except (AttributeError, OSError):
+        pass
     write_entry(root, key, tables)  # never raises: a cache that cannot be written is just not used
 
 
