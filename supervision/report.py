@@ -484,6 +484,14 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
     paths: list[Path] = []
     try:
         n_workers = default_workers(len(clinician_ids), per_worker=4) if workers is None else max(1, int(workers))
+        gaps = _JOB["tables"].get("adaptation_gaps")
+        if n_workers > 1 and gaps is not None and not gaps.empty:
+            # the service's suppressed gaps (minutes at service scale) made once, before the workers fork
+            # (each inherits them) rather than once in every worker
+            from supervision.metrics.adaptation import suppress_gaps
+
+            _suppressed_gaps(gaps, policy or caseload.settings["privacy"]["suppression_policy"], caseload.settings,
+                             suppress_gaps)
         i = 0
         for done in run_chunks(_report_chunk, list(clinician_ids), n_workers):
             for written, took in done:
