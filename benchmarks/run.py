@@ -43,14 +43,18 @@ DATA = HERE / "data"
 RESULTS = HERE / "results"
 EPISODES = 150.0
 # clinicians per size: ~150 episodes x ~6 scheduled sessions each (measured on the generator)
-SIZES = {"10k": 11, "100k": 110, "1M": 1100, "5M": 5500}
+# "1.8M" is the 2,000-clinician service of the publish target (issue 24)
+SIZES = {"10k": 11, "100k": 110, "1M": 1100, "1.8M": 2000, "5M": 5500}
 TASKS = ["floor_parquet", "floor_csv", "load_parquet", "load_csv", "metrics", "open_dashboard", "switch", "switch_all_tabs",
-         "report"]
+         "report", "metrics_cli_parquet", "metrics_cli_csv", "publish", "report_all", "app_open_cold", "app_open_warm",
+         "app_switch"]
+#: tasks that run the ``supervision`` command in child processes (end to end: start-up, load, compute, write)
+CLI_TASKS = {"metrics_cli_parquet", "metrics_cli_csv", "publish", "report_all"}
 
 
-def ensure_clinic(size: str) -> Path:
+def ensure_clinic(size: str, formats=("parquet", "csv")) -> Path:
     root = DATA / size
-    for fmt in ("parquet", "csv"):
+    for fmt in formats:
         if not (root / fmt / f"sessions.{fmt}").exists():
             from supervision import synth
 
@@ -73,6 +77,10 @@ def worker(task: str, root: Path, repeat: int) -> dict:
 
     times: list[float] = []
     extra: dict = {}
+    if task in ("open_dashboard", "switch", "switch_all_tabs", "report"):
+        import os
+
+        os.environ["SUPERVISION_CACHE_DIR"] = "off"  # as measured before the table cache: computed every time
 
     def timed(fn, n=repeat, cleanup=None):
         fn()  # warm-up: imports and caches, as in a running notebook
@@ -84,6 +92,30 @@ def worker(task: str, root: Path, repeat: int) -> dict:
             times.append(time.perf_counter() - t0)
 
     tables = ("clients", "sessions", "clinicians", "scores")
+    if task in CLI_TASKS:  # the command as a user runs it, each repeat in a fresh child process, cold table cache
+        import os
+        import shutil
+        import tempfile
+
+        for _ in range(repeat):
+            scratch = Path(tempfile.mkdtemp(prefix="bench-"))
+            out = scratch / "out"
+            args = {"metrics_cli_parquet": ["metrics", root / "parquet", "--out", out, "--format", "parquet"],
+                    "metrics_cli_csv": ["metrics", root / "parquet", "--out", out, "--format", "csv"],
+                    "publish": ["publish", root / "parquet", "--out", out],
+                    "report_all": ["report", root / "parquet", "--clinician", "all", "--out", out]}[task]
+            env = {**os.environ, "SUPERVISION_CACHE_DIR": str(scratch / "cache")}
+            t0 = time.perf_counter()
+            r = subprocess.run([sys.executable, "-m", "supervision.cli", *map(str, args)], capture_output=True, text=True,
+                               env=env)
+            times.append(time.perf_counter() - t0)
+            if r.returncode != 0:
+                raise RuntimeError(r.stderr[-800:])
+            extra = {"files": sum(1 for _ in out.rglob("*") if _.is_file()), "last_line": r.stdout.strip().splitlines()[-1][:200]}
+            shutil.rmtree(scratch, ignore_errors=True)
+        # peak of the children (the command's processes; publish/report workers are children of the command)
+        child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        return {"task": task, "times": times, "median_s": statistics.median(times), "peak_mb": child_peak, **extra}
     if task == "floor_parquet":
         timed(lambda: [pd.read_parquet(root / "parquet" / f"{t}.parquet") for t in tables])
     elif task == "floor_csv":
@@ -132,6 +164,58 @@ def worker(task: str, root: Path, repeat: int) -> dict:
                 switch_to(cid)
                 times.append(time.perf_counter() - t0)
             extra = {"median_caseload_clients": float(caseload_sizes.loc[picks].median()), "errors": dash.error.value[:300]}
+        elif task in ("app_open_cold", "app_open_warm"):
+            # the app's supervision page (service tables, agenda, first supervisee drawn) on a loaded caseload,
+            # with the stored service tables absent (cold: computed and stored) or present (warm: read)
+            import gc
+            import os
+            import shutil
+            import tempfile
+
+            import ipywidgets
+
+            cache = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+            os.environ["SUPERVISION_CACHE_DIR"] = str(cache)
+            from supervision import table_cache
+            from supervision.widgets.supervision import SupervisionDashboard
+
+            first = sorted(cl.clinicians["clinician_id"].astype(str))[0]
+
+            def reset():
+                ipywidgets.Widget.close_all()
+                gc.collect()
+                table_cache.wait()  # the previous page's entry is stored (or is being removed)
+                if task == "app_open_cold":
+                    shutil.rmtree(cache, ignore_errors=True)
+
+            timed(lambda: SupervisionDashboard(cl, supervisee=first, notes_path=root / "bench-notes.sqlite"), cleanup=reset)
+            table_cache.wait()
+            extra = {"cache_event": table_cache.last_event}
+            shutil.rmtree(cache, ignore_errors=True)
+        elif task == "app_switch":
+            # the workbook app (remembered data = this export), supervision page open, supervisee changed
+            import os
+            import shutil
+            import tempfile
+
+            from supervision.remembered import Remembered
+
+            scratch = Path(tempfile.mkdtemp(prefix="bench-app-"))
+            os.environ["SUPERVISION_CACHE_DIR"] = str(scratch / "cache")
+            state = scratch / "state.json"
+            Remembered(data=str(root / "parquet")).write(state)
+            from supervision.widgets.app import WorkbookApp
+
+            app = WorkbookApp(state_file=state)
+            ids = sorted(cl.clinicians["clinician_id"].astype(str))
+            picks = ids[1:repeat + 1] if len(ids) > repeat else ids[1:]
+            for cid in picks:
+                t0 = time.perf_counter()
+                app.set_supervisee(cid)
+                times.append(time.perf_counter() - t0)
+            dash = app.pages["supervision"]
+            extra = {"shown": dash.supervisee.value, "errors": (app.error.value + dash.error.value)[:300]}
+            shutil.rmtree(scratch, ignore_errors=True)
         elif task == "report":
             from supervision.report import build_report
 
@@ -166,9 +250,11 @@ def main(argv=None) -> int:
     results = []
     for size in args.sizes:
         print(f"{size}:", flush=True)
-        root = ensure_clinic(size)
+        root = ensure_clinic(size, ("parquet", "csv") if any(t.endswith("_csv") and t.startswith(("floor", "load"))
+                                                               for t in args.tasks) else ("parquet",))
         for task in args.tasks:
-            res = run_task(task, size, root, args.repeat if task not in ("switch", "switch_all_tabs") else max(args.repeat, 5))
+            res = run_task(task, size, root, args.repeat if task not in ("switch", "switch_all_tabs", "app_switch")
+                           else max(args.repeat, 5))
             results.append(res)
             print(f"  {task:16s} " + (f"median {res['median_s']:.3f} s, peak {res['peak_mb']:.0f} MB"
                                        if "error" not in res else f"FAILED: {res['error'][-300:]}"), flush=True)
@@ -201,7 +287,8 @@ def table(results: list[dict]) -> str:
             if floor and "error" not in floor and floor["median_s"]:
                 cell += f" ({r['median_s'] / floor['median_s']:.1f}x floor)"
             cells.append(cell)
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        if any(cells):
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
     # linearity: time ratio between consecutive sizes against the ratio of their sessions
     pairs = list(zip(sizes, sizes[1:]))
     if pairs:

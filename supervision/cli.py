@@ -150,7 +150,7 @@ def _report(args) -> int:
 
     try:
         paths = write_reports(cl, ids, Path(args.out), period=args.period, notes_path=args.notes, pdf=args.pdf,
-                              progress=progress, policy=args.policy)
+                              progress=progress, policy=args.policy, workers=args.workers)
     except ReportError as exc:
         print(f"Report problem: {exc}", file=sys.stderr)
         return 2
@@ -181,7 +181,8 @@ def _publish(args) -> int:
             print(f"[{i}/{n}] published {cid} ({took:.2f} s)", flush=True)
 
     try:
-        summary = publish(args.path, args.out, settings=args.settings, policy=args.policy, progress=progress)
+        summary = publish(args.path, args.out, settings=args.settings, policy=args.policy, progress=progress,
+                          workers=args.workers)
     except (PublishError, SettingsError) as exc:
         print(f"Publish problem: {exc}", file=sys.stderr)
         return 2
@@ -346,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--policy", choices=["nhs", "cms", "none"],
                    help="small-numbers policy for group counts (default: the settings'; 'none' only for the pair's own record)")
     r.add_argument("--settings", help="settings file (TOML)")
+    r.add_argument("--workers", type=int, help="processes writing reports with --clinician all (default: every core)")
     r.set_defaults(func=_report)
     im = sub.add_parser("import", help="turn FHIR QuestionnaireResponses or another system's export into the data contract")
     im.add_argument("kind", choices=["fhir", "mapped"], help="fhir: JSON/Bundle/NDJSON; mapped: CSV/Excel with a mapping file")
@@ -366,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--out", required=True, help="folder to write the per-clinician folders into")
     pb.add_argument("--policy", choices=["nhs", "cms"], help="small-numbers policy of the benchmarks (default: the settings')")
     pb.add_argument("--settings", help="settings file (TOML)")
+    pb.add_argument("--workers", type=int, help="processes writing folders (default: every core for a large service)")
     pb.set_defaults(func=_publish)
     d = sub.add_parser("demo", help="generate the synthetic demo clinic")
     d.add_argument("--out", default="demo-clinic", help="output folder (default: ./demo-clinic)")

@@ -247,7 +247,8 @@ def _followup_section(caseload: Caseload, tables: dict, notes_path, supervisee: 
 
 
 def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", notes_path=None,
-                 tables: dict | None = None, include_notes: bool = True, policy: str | None = None) -> str:
+                 tables: dict | None = None, include_notes: bool = True, policy: str | None = None,
+                 index: CaseloadIndex | None = None) -> str:
     """The report for one supervisee as a self-contained HTML string.
 
     Parameters
@@ -264,6 +265,8 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     policy : {"nhs", "cms", "none"}, optional
         Small-numbers policy for group counts (default: the ``[privacy] suppression_policy``
         setting). ``none`` only for the supervision pair's own record.
+    index : CaseloadIndex, optional
+        The caseload split by clinician (batch reports split it once).
     """
     if not caseload.usable:
         raise ReportError("This export cannot be used; run `supervision validate` to see why.")
@@ -272,7 +275,8 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     if period not in PERIODS:
         raise ReportError(f"period must be one of {', '.join(PERIODS)}; got {period!r}.")
     tables = tables if tables is not None else metric_tables(caseload)
-    data = CaseloadIndex(caseload).slice(Selection(supervisee=clinician_id, period=period))
+    data = (index if index is not None and index.caseload is caseload else CaseloadIndex(caseload)).slice(
+        Selection(supervisee=clinician_id, period=period))
     policy = policy or caseload.rules.privacy.suppression_policy
     data.extras["policy"] = policy
     ids = set(data.clients["client_id"])
@@ -525,25 +529,66 @@ def html_to_pdf(html_path: Path, pdf_path: Path, chromium: str | None = None, ti
     return pdf_path
 
 
+#: The work of a batch of reports, shared with forked worker processes (set before they start).
+_JOB: dict = {}
+
+
+def _report_chunk(cids: list[str]) -> list[tuple[list[Path], float]]:
+    job = _JOB
+    done = []
+    for cid in cids:
+        t0 = time.perf_counter()
+        out = job["out"]
+        target = report_target(out, f"supervision-report-{safe_file_part(cid)}.html") if job["many"] else out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(build_report(job["caseload"], cid, period=job["period"], notes_path=job["notes_path"],
+                                       tables=job["tables"], policy=job["policy"], index=job["index"]), encoding="utf-8")
+        paths = [target]
+        if job["pdf"]:
+            paths.append(html_to_pdf(target, target.with_suffix(".pdf")))
+        done.append((paths, time.perf_counter() - t0))
+    return done
+
+
 def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, period: str = "all", notes_path=None,
                   pdf: bool = False, progress: Callable[[int, int, str, float], None] | None = None,
-                  policy: str | None = None) -> list[Path]:
-    """Write one report per supervisee (``out`` is a file for one, a folder for several); metrics computed once."""
+                  policy: str | None = None, workers: int | None = None) -> list[Path]:
+    """Write one report per supervisee (``out`` is a file for one, a folder for several).
+
+    The service's tables are computed once (and stored, :func:`supervision.metrics.tables.service_tables`)
+    and the caseload split by clinician once; the reports are then written by ``workers`` forked
+    processes (default: every core for many supervisees, :func:`supervision.parallel.default_workers`),
+    each report the same whatever the number. ``progress(i, n, clinician_id, seconds)`` follows the
+    order of ``clinician_ids``.
+    """
+    from supervision.metrics.tables import service_tables
+    from supervision.parallel import default_workers, run_chunks
+
     out = Path(out)
-    tables = metric_tables(caseload)
-    paths = []
     many = len(clinician_ids) > 1
     if many:
         out.mkdir(parents=True, exist_ok=True)
-    for i, cid in enumerate(clinician_ids, start=1):
-        t0 = time.perf_counter()
-        target = report_target(out, f"supervision-report-{safe_file_part(cid)}.html") if many else out
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(build_report(caseload, cid, period=period, notes_path=notes_path, tables=tables, policy=policy),
-                          encoding="utf-8")
-        paths.append(target)
-        if pdf:
-            paths.append(html_to_pdf(target, target.with_suffix(".pdf")))
-        if progress:
-            progress(i, len(clinician_ids), cid, time.perf_counter() - t0)
+    _JOB.clear()
+    _JOB.update(caseload=caseload, tables=service_tables(caseload), index=CaseloadIndex(caseload), out=out, many=many,
+                period=period, notes_path=notes_path, pdf=pdf, policy=policy)
+    paths: list[Path] = []
+    try:
+        n_workers = default_workers(len(clinician_ids), per_worker=4) if workers is None else max(1, int(workers))
+        gaps = _JOB["tables"].get("adaptation_gaps")
+        if n_workers > 1 and gaps is not None and not gaps.empty:
+            # the service's suppressed gaps (minutes at service scale) made once, before the workers fork
+            # (each inherits them) rather than once in every worker
+            from supervision.metrics.adaptation import suppress_gaps
+
+            _suppressed_gaps(gaps, policy or caseload.rules.privacy.suppression_policy, caseload.settings,
+                             suppress_gaps)
+        i = 0
+        for done in run_chunks(_report_chunk, list(clinician_ids), n_workers):
+            for written, took in done:
+                paths.extend(written)
+                i += 1
+                if progress:
+                    progress(i, len(clinician_ids), clinician_ids[i - 1], took)
+    finally:
+        _JOB.clear()
     return paths

@@ -17,7 +17,8 @@ Two rules:
    0. foundations: errors, instrument specs, settings (``config``) and the rules object built
       from them (``rules``), the data contract
       (``schema``), instruments and scoring, the metrics' helpers (``stats``, ``_frames``,
-      ``_checks``), the synthetic clinic (``synth``). They read nothing but their own files.
+      ``_checks``), the synthetic clinic (``synth``), the stored-table cache (``table_cache``), worker
+      processes (``parallel``). They import only each other.
    1. files and tables: the file readers (``io.readers``), safe spreadsheet export
       (``io.export``), the ``Caseload`` record and its one-clinician scope (``caseload``),
       small-count suppression (``privacy.suppression``: pure functions on frames).
@@ -51,7 +52,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "supervision"
 LAYERS: dict[int, list[str]] = {
     0: ["supervision.errors", "supervision.instrument_specs", "supervision.config", "supervision.rules", "supervision.schema",
         "supervision.instruments", "supervision.instruments.scoring", "supervision.metrics",
-        "supervision.metrics.stats", "supervision.metrics._frames", "supervision.metrics._checks", "supervision.synth"],
+        "supervision.metrics.stats", "supervision.metrics._frames", "supervision.metrics._checks", "supervision.synth",
+        "supervision.table_cache", "supervision.parallel"],
     1: ["supervision.io.readers", "supervision.io.export", "supervision.caseload", "supervision.privacy.suppression"],
     2: ["supervision", "supervision.io", "supervision.io.fhir", "supervision.io.mapping", "supervision.privacy",
         "supervision.privacy.pseudonymise", "supervision.privacy.scope"],

@@ -269,3 +269,41 @@ def test_a_self_review_offers_no_service_comparator_in_adaptation(published):
     whole = AdaptationDashboard(load_caseload(demo_path()))
     assert [v for _, v in whole.comparator.options] == ["clinician", "service"]
     assert "Self-review" not in whole.views[0].html.value
+
+
+def test_parallel_publication_writes_the_same_folders(tmp_path, demo):
+    """Worker processes (forked, chunks of clinicians) write exactly what one process writes (issue 24)."""
+    import multiprocessing
+
+    from supervision.privacy import apply_scope
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("worker processes need fork")
+    seen = []
+    one = publish(demo_path(), tmp_path / "one", workers=1)
+    many = publish(demo_path(), tmp_path / "many", workers=2, progress=lambda i, n, cid, s: seen.append((i, n, cid)))
+    ids = sorted(demo.clinicians["clinician_id"])
+    assert [s[2] for s in seen] == ids and [s[0] for s in seen] == list(range(1, len(ids) + 1))
+    assert many.folders.keys() == one.folders.keys() and many.clients == one.clients
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "many") for p in (tmp_path / "many").rglob("*") if p.is_file())
+    for f in files:
+        a, b = (tmp_path / "one" / f), (tmp_path / "many" / f)
+        if f.name == "manifest.json":
+            ma, mb = json.loads(a.read_text()), json.loads(b.read_text())
+            ma.pop("published_at"), mb.pop("published_at")
+            assert ma == mb, f
+        elif f.suffix == ".parquet":
+            pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b), obj=str(f))
+        else:
+            assert a.read_bytes() == b.read_bytes(), f
+    # the one-pass slicing picks what apply_scope picks: the same tables as the scoped caseload written out
+    from supervision.publish import _write_tables
+
+    for cid in ids[:3]:
+        ref = tmp_path / "ref" / cid
+        ref.mkdir(parents=True)
+        _write_tables(apply_scope(demo, cid), ref)
+        for name in ("clients", "sessions", "clinicians"):
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "many" / cid / f"{name}.parquet"),
+                                          pd.read_parquet(ref / f"{name}.parquet"), obj=f"{cid} {name}")

@@ -132,3 +132,29 @@ def test_one_disclosure_decision_and_no_agenda_gap_hidden(caseload):
         assert ("clear gap (numbers hidden)" in section) == hidden
         assert ("unplanned single sessions 73 % (n=15)" in agenda) != hidden
         assert ("numbers hidden: see Small numbers above" in agenda) == hidden
+
+
+def test_batch_reports_in_worker_processes_are_the_ones_written_alone(tmp_path):
+    """``--clinician all`` split over forked workers (issue 24) writes the same reports as one process."""
+    import multiprocessing
+
+    from supervision.report import write_reports
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("worker processes need fork")
+    cl = load_caseload()
+    ids = sorted(cl.clinicians["clinician_id"])[:5]
+    seen = []
+    one = write_reports(cl, ids, tmp_path / "one", workers=1)
+    many = write_reports(cl, ids, tmp_path / "many", workers=2, progress=lambda i, n, cid, s: seen.append((i, cid)))
+    assert seen == list(enumerate(ids, start=1))
+    assert [p.name for p in one] == [p.name for p in many] == [f"supervision-report-{c}.html" for c in ids]
+
+    def stable(text):  # the minute it was made and plotly's random element ids aside
+        text = re.sub(r"Made on .*? UTC", "Made on -", text)
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+
+    for a, b in zip(one, many):
+        assert stable(a.read_text(encoding="utf-8")) == stable(b.read_text(encoding="utf-8")), a.name
+    alone = build_report(cl, ids[2], include_notes=True)
+    assert stable(alone) == stable(many[2].read_text(encoding="utf-8"))

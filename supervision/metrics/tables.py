@@ -45,6 +45,19 @@ def metric_tables(caseload: Caseload) -> dict[str, pd.DataFrame]:
     return out
 
 
+def service_tables(caseload: Caseload, rules=None) -> dict[str, pd.DataFrame]:
+    """:func:`metric_tables` of the whole service, computed once per export and settings and then reused.
+
+    The tables are stored on disk (:mod:`supervision.table_cache`), so every page, supervisee and
+    kernel (Voila starts one per visit) reads them instead of computing them again; a change to a
+    file of the export or to a setting gives a new entry. A caseload that is not a whole export
+    read from disk (a self-review scope, a published folder) is computed as before.
+    """
+    from supervision import table_cache
+
+    return table_cache.load_or_compute(caseload, lambda: metric_tables(caseload), rules=rules)
+
+
 def adaptation_tables(caseload: Caseload, tables: dict) -> dict[str, pd.DataFrame]:
     """``adaptation_measures`` (one row per client) and ``adaptation_gaps`` (every clinician).
 

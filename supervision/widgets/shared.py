@@ -25,9 +25,9 @@ class Shared:
     @property
     def tables(self) -> dict:
         if self._tables is None:
-            from supervision.metrics.tables import metric_tables
+            from supervision.metrics.tables import service_tables
 
-            self._tables = metric_tables(self.caseload)
+            self._tables = service_tables(self.caseload)  # stored once per export and settings, then read
         return self._tables
 
     @property

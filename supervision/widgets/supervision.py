@@ -27,7 +27,7 @@ from supervision.caseload import Caseload
 from supervision.figures.alliance import client_alliance_detail
 from supervision.figures.engagement import session_count_comparison
 from supervision.metrics import engagement as eng
-from supervision.metrics.tables import metric_tables
+from supervision.metrics.tables import service_tables
 from supervision.notes import NotesError, NotesStore
 from supervision.widgets.alliance import AllianceModel, HeatmapView
 from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
@@ -715,7 +715,7 @@ class SupervisionDashboard(Dashboard):
 
     def __init__(self, caseload: Caseload, supervisee: str | None = None, notes_path=None, report_dir=None):
         self._caseload = caseload
-        self._tables = metric_tables(caseload)
+        self._tables = service_tables(caseload)  # stored once per export and settings, then read
         try:  # practice goals due for review come onto the agenda
             with NotesStore(notes_path, settings=caseload.settings, read_only=True) as store:
                 goals = store.goals()
