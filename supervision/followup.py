@@ -367,12 +367,15 @@ def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clie
     if not len(s):
         return pd.DataFrame()
     quarters = pd.period_range(s["session_date"].min(), s["session_date"].max(), freq="Q")
+    memo = _service_memo(caseload, tables)
     rows = []
     for q in quarters:
         start, end = q.start_time, q.end_time.normalize()
         for metric in DEVELOPMENT_METRICS[1:]:
             est = metric_in_window(tables, metric, clinician_id, start, end)
-            svc = _service(tables, metric, start, end)
+            svc = memo.get((metric, start, end))
+            if svc is None:
+                svc = memo[(metric, start, end)] = _service(tables, metric, start, end)
             rows.append({"quarter": start, "metric": metric, "label": GOAL_METRICS[metric][0], "value": est.value,
                          "lower": est.lower, "upper": est.upper, "n_clients": est.n_clients, "n_units": est.n_units,
                          "service": svc, "too_few": est.n_clients < min_clients})
@@ -394,11 +397,14 @@ def _outcome_effects(caseload: Caseload, tables: dict, clinician_id: str, quarte
         return []
     inst = caseload.rules.outcome.instrument
     co = co[co["instrument"] == inst] if (co["instrument"] == inst).any() else co[co["instrument"] == co["instrument"].iloc[0]]
-    rows = []
+    rows, memo = [], _service_memo(caseload, tables)
     for q in quarters:
         end = q.end_time.normalize()
         part = co[(co["end_date"] > end - pd.DateOffset(months=12)) & (co["end_date"] <= end)]
-        est = clinician_effects(part, rules=caseload.rules) if len(part) else pd.DataFrame()
+        key = ("outcome_effect", inst, end)
+        if key not in memo:  # every clinician's effects in that year: the same for every supervisee
+            memo[key] = clinician_effects(part, rules=caseload.rules) if len(part) else pd.DataFrame()
+        est = memo[key]
         me = est[est["clinician_id"] == clinician_id] if len(est) else est
         r = me.iloc[0] if len(me) else None
         ok = r is not None and bool(r["estimated"])
@@ -407,6 +413,20 @@ def _outcome_effects(caseload: Caseload, tables: dict, clinician_id: str, quarte
                      "upper": float(r["effect_upper"]) if ok else np.nan, "n_clients": int(r["n_cases"]) if r is not None else 0,
                      "n_units": int(r["n_cases"]) if r is not None else 0, "service": 0.0, "too_few": not ok})
     return rows
+
+
+def _service_memo(caseload: Caseload, tables: dict) -> dict:
+    """Service-wide figures of :func:`development` (the service's value per metric and quarter, every
+    clinician's outcome effects per year), computed once per caseload and tables: the same for every
+    supervisee, so switching supervisee or a batch of reports reuses them. Kept on the caseload with
+    the tables it was computed from (held, so their ids cannot be reused); other tables start afresh."""
+    frames = tuple(v for v in tables.values() if isinstance(v, pd.DataFrame))
+    key = tuple(map(id, frames))
+    held = caseload.__dict__.get("_development_service")
+    if held is None or held[0] != key:
+        held = (key, frames, {})
+        caseload.__dict__["_development_service"] = held
+    return held[2]
 
 
 def _service(tables, metric, start, end) -> float:

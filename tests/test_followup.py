@@ -237,6 +237,30 @@ def test_development_by_quarter(tmp_path):
     assert shown["value"].iloc[0] == pytest.approx(w["check_in"].sum() / w["focus_recorded"].sum())
 
 
+
+def test_development_computes_the_service_once_for_every_supervisee(monkeypatch):
+    """The service's figures per quarter are the same for every supervisee: a second supervisee (or the
+    next report of a batch) reuses them, with the same result as a fresh computation; other tables
+    (another rule) start afresh."""
+    import supervision.followup as fu
+
+    cl = load_caseload()
+    t = metric_tables(cl)
+    calls = []
+    real = fu._service
+    monkeypatch.setattr(fu, "_service", lambda *a: calls.append(a) or real(*a))
+    first = development(cl, t, "T01")
+    n_first = len(calls)
+    assert n_first > 0
+    second = development(cl, t, "T02")
+    assert len(calls) == n_first  # nothing service-wide computed again
+    cl.__dict__.pop("_development_service")
+    pd.testing.assert_frame_equal(second, development(cl, t, "T02"))  # the same as computed afresh
+    assert len(calls) == 2 * n_first
+    development(cl, dict(t, focus_sessions=t["focus_sessions"].copy()), "T01")  # other tables: computed again
+    assert len(calls) == 3 * n_first
+    assert not first.empty
+
 # --------------------------------------------------------------------------- planted goals on generated clinics
 @pytest.fixture(scope="module")
 def planted_goals(tmp_path_factory):
