@@ -368,11 +368,12 @@ def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clie
         return pd.DataFrame()
     quarters = pd.period_range(s["session_date"].min(), s["session_date"].max(), freq="Q")
     memo = _service_memo(caseload, tables)
+    mine = _own_rows(tables, clinician_id)  # filtered once, not once per quarter and metric
     rows = []
     for q in quarters:
         start, end = q.start_time, q.end_time.normalize()
         for metric in DEVELOPMENT_METRICS[1:]:
-            est = metric_in_window(tables, metric, clinician_id, start, end)
+            est = metric_in_window(mine, metric, clinician_id, start, end)
             svc = memo.get((metric, start, end))
             if svc is None:
                 svc = memo[(metric, start, end)] = _service(tables, metric, start, end)
@@ -413,6 +414,22 @@ def _outcome_effects(caseload: Caseload, tables: dict, clinician_id: str, quarte
                      "upper": float(r["effect_upper"]) if ok else np.nan, "n_clients": int(r["n_cases"]) if r is not None else 0,
                      "n_units": int(r["n_cases"]) if r is not None else 0, "service": 0.0, "too_few": not ok})
     return rows
+
+
+#: Per-row tables that :func:`development` filters to the supervisee once (the metric functions filter
+#: them again, which then keeps every row). ``alliance_ruptures`` is left whole: its metric reads the
+#: criterion of the table's first row.
+_OWN_ROWS = ("sessions", "alliance_sessions", "alliance_clients", "focus_sessions", "engagement_clients")
+
+
+def _own_rows(tables: dict, clinician_id: str) -> dict:
+    """``tables`` with the per-row tables cut to one clinician's rows (the same estimates, less to scan)."""
+    out = dict(tables)
+    for name in _OWN_ROWS:
+        frame = out.get(name)
+        if isinstance(frame, pd.DataFrame) and "clinician_id" in frame.columns:
+            out[name] = frame[frame["clinician_id"] == clinician_id]
+    return out
 
 
 def _service_memo(caseload: Caseload, tables: dict) -> dict:
