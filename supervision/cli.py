@@ -66,10 +66,15 @@ def _validate(args) -> int:
 
 def _settings(args):
     """The settings named on the command line, or an exit code after a plain message."""
+    return _settings_or_code(args.settings)
+
+
+def _settings_or_code(given):
+    """``load_settings(given)``, or the exit code 2 after a plain message naming the problem."""
     from supervision.config import SettingsError, load_settings
 
     try:
-        return load_settings(args.settings)
+        return load_settings(given)
     except SettingsError as exc:
         print(f"Settings problem: {exc}", file=sys.stderr)
         return 2
@@ -248,14 +253,11 @@ def import_fhir_command(path, out, settings=None, default_clinician: str | None 
     0 = imported with no problems, 1 = imported with problems (see ``DIR/import_report.csv``),
     2 = nothing could be imported (or a settings problem). Never raises for bad input.
     """
-    from supervision.config import SettingsError, load_settings
     from supervision.io.fhir import import_fhir_counted
 
-    try:
-        settings = load_settings(settings)
-    except SettingsError as exc:
-        print(f"Settings problem: {exc}", file=sys.stderr)
-        return 2
+    settings = _settings_or_code(settings)
+    if isinstance(settings, int):
+        return settings
     t0 = time.perf_counter()
     try:
         cl, counts = import_fhir_counted(path, out, settings, default_clinician=default_clinician)
@@ -274,14 +276,11 @@ def import_mapped_command(path, mapping, out, settings=None) -> int:
     2 = nothing could be imported, or the mapping (or settings) file cannot be used: the message
     names the key to fix. Never shows a traceback for bad input.
     """
-    from supervision.config import SettingsError, load_settings
     from supervision.io.mapping import MappingError, import_mapped
 
-    try:
-        settings = load_settings(settings)
-    except SettingsError as exc:
-        print(f"Settings problem: {exc}", file=sys.stderr)
-        return 2
+    settings = _settings_or_code(settings)
+    if isinstance(settings, int):
+        return settings
     t0 = time.perf_counter()
     try:
         cl = import_mapped(path, mapping, out, settings)
