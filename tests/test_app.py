@@ -163,6 +163,41 @@ def test_caseload_status_and_completion_equal_the_api(app):
     assert f"({n_ors} of {len(s)})" in dash.view.completion.value and f"({n_srs})" in dash.view.completion.value
 
 
+def test_caseload_status_lost_contact_by_plain_pandas(app):
+    """An open episode with no attended session for [engagement] lost_contact_days (from the export's last
+    session) is "lost contact", not "too early" or "on track" (docs/methods.md §2.7); risk, not on track and
+    at risk keep their status. Oracle: plain pandas over the loaded tables."""
+    app.nav.value = "caseload"
+    dash = app.pages["caseload"]
+    before = dash.supervisee.value
+    dash.supervisee.value = "T01"
+    me, cl = dash.selection.supervisee, app.shared.caseload
+    days = cl.rules.engagement.lost_contact_days
+    ref = cl.sessions["session_date"].max()
+    c = cl.clients[cl.clients["clinician_id"] == me].set_index("client_id")
+    att = cl.sessions[(cl.sessions["clinician_id"] == me) & (cl.sessions["attendance"] == "attended")]
+    last = att.groupby("client_id")["session_date"].max().reindex(c.index).fillna(c["start_date"])
+    lost = c["end_date"].isna() & ((ref - last).dt.days >= days)
+    ov = dash.view.overview.set_index("client_id")
+    assert lost.sum() >= 3  # the demo supervisee has clients gone quiet
+    for cid, r in ov.iterrows():
+        if lost[cid]:
+            assert r["status"] in ("lost_contact", "risk", "not_on_track", "at_risk"), cid
+        else:
+            assert r["status"] != "lost_contact", cid
+        if r["status"] in ("too_early", "on_track", "not_measured", "no_reference"):
+            assert not lost[cid] and pd.isna(c.at[cid, "end_date"]), cid
+    # C00135: one session on 28 Oct 2024, open, listed elsewhere as an episode to close
+    assert ov.at["C00135", "status"] == "lost_contact"
+    assert "data-client='C00135' data-status='lost_contact'" in dash.view.table.value
+    # the legend explains the status with the setting's number, and ranks it after at risk, before on track
+    assert f"no attended session for {days} days or more" in dash.view.legend.value
+    from supervision.widgets.caseload import STATUS
+
+    assert STATUS["at_risk"][2] < STATUS["lost_contact"][2] < STATUS["on_track"][2]
+    dash.supervisee.value = before
+
+
 def test_caseload_sort_orders(app):
     from supervision.widgets.caseload import sort_overview
 

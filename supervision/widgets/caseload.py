@@ -6,6 +6,10 @@ Status (``status`` column of :func:`client_overview`), from the service tables:
 - for an open episode, the latest expected-treatment-response status on the outcome measure of
   the settings (``[outcome] instrument``): ``not_on_track``, ``at_risk``, ``on_track``,
   ``not_measured``, ``too_early`` or ``no_reference`` (too few similar clients for a band);
+- ``lost_contact`` for an open episode with no attended session for ``[engagement]
+  lost_contact_days`` (the engagement tables' ``lost_contact``, docs/methods.md §2.7), unless its
+  outcome status is of more concern (not on track, at risk): "too early" or "on track" would be untrue
+  of a client who has stopped coming;
 - ``ended`` for an ended episode.
 
 CSS classes: ``sw-caseload-page`` (dashboard), ``sw-caseload-completion`` (measurement completion),
@@ -28,11 +32,25 @@ STATUS = {  # key: (label, colour, concern rank)
     "risk": ("risk", "#B00020", 0),
     "not_on_track": ("not on track", "#D55E00", 1),
     "at_risk": ("at risk", "#E69F00", 2),
-    "on_track": ("on track", "#009E73", 3),
-    "not_measured": ("not measured", "#8C8C8C", 4),
-    "too_early": ("too early", "#56B4E9", 5),
-    "no_reference": ("no expected band", "#BBBBBB", 6),
-    "ended": ("ended", "#666666", 7),
+    "lost_contact": ("lost contact", "#CC79A7", 3),
+    "on_track": ("on track", "#009E73", 4),
+    "not_measured": ("not measured", "#8C8C8C", 5),
+    "too_early": ("too early", "#56B4E9", 6),
+    "no_reference": ("no expected band", "#BBBBBB", 7),
+    "ended": ("ended", "#666666", 8),
+}
+#: What each status means, for the page's legend (docs/methods.md §2.4, §2.7).
+STATUS_MEANING = {
+    "risk": "a risk item answered above 0 (never capped)",
+    "not_on_track": "reliably worse since intake, or improving less than {fail:g} % of similar clients do",
+    "at_risk": "improving less than {risk:g} % of similar clients do",
+    "lost_contact": "open episode with no attended session for {lost} days or more: too long for its outcome "
+                    "status to be current (a client to contact, or an episode to close)",
+    "on_track": "improving as similar clients do",
+    "not_measured": "open episode without a score on the outcome measure",
+    "too_early": "open episode with only the intake measured so far",
+    "no_reference": "too few similar clients for an expected band",
+    "ended": "the episode has an end date",
 }
 _TRACK = {"not_enough_reference_data": "no_reference"}
 
@@ -95,7 +113,12 @@ def client_overview(caseload: Caseload, tables: dict, agenda: pd.DataFrame, clie
     if tr is not None and len(tr):
         last = tr[tr["instrument"] == instrument].drop_duplicates("client_id", keep="last").set_index("client_id")["status"]
         track.update(last.reindex(ids).dropna())
-    status = track.map(lambda s: _TRACK.get(s, s)).where(out["open"].to_numpy(), "ended")
+    status = track.map(lambda s: _TRACK.get(s, s))
+    # an open episode gone quiet: "lost contact" unless the outcome status is of more concern
+    lost = ep["lost_contact"].reindex(ids).fillna(False).astype(bool).to_numpy()
+    rank = status.map(lambda s: STATUS[s][2])
+    status = status.where(~(lost & (rank > STATUS["lost_contact"][2]).to_numpy()), "lost_contact")
+    status = status.where(out["open"].to_numpy(), "ended")
     ag = agenda[agenda["client_id"].isin(ids)]
     risk = set(ag.loc[ag["section"] == "risk", "client_id"])
     status = status.where(~status.index.isin(risk), "risk")
@@ -154,6 +177,22 @@ def measurement_completion(sessions: pd.DataFrame, instrument: str, settings=Non
     o, s = has(instrument), has("srs")
     return {"attended": n, "outcome": o, "outcome_share": o / n if n else np.nan, "srs": s,
             "srs_share": s / n if n else np.nan}
+
+
+def status_legend(counts: pd.Series, rules) -> str:
+    """The page's legend: each status present with its colour, count and meaning (from the settings)."""
+    words = {"fail": 100 - rules.outcome.failure_percentile, "risk": 100 - rules.outcome.risk_percentile,
+             "lost": rules.engagement.lost_contact_days}
+    items = "".join(
+        f"<li><span class='sw-dot' style='background:{c}'></span><b>{html.escape(lab)}</b> "
+        f"({int(counts.get(k, 0))}): {html.escape(STATUS_MEANING[k].format(**words))}</li>"
+        for k, (lab, c, _r) in STATUS.items() if counts.get(k, 0))
+    return (f"<details class='sw-caseload-legend' style='font-size:13px'><summary>Status: " + " &nbsp; ".join(
+        f"<span class='sw-dot' style='background:{c}'></span>{lab} <b>{int(counts.get(k, 0))}</b>"
+        for k, (lab, c, _r) in STATUS.items() if counts.get(k, 0))
+        + " <i>(what they mean)</i></summary><ul style='list-style:none;padding-left:8px'>" + items + "</ul>"
+        "<p>Sorted by concern: risk, not on track and at risk first, then the clients with the most open flags. "
+        "Definitions: docs/methods.md §2.4 (outcome status) and §2.7 (lost contact).</p></details>")
 
 
 def _num(v, fmt="{:.1f}", signed=False) -> str:
@@ -215,9 +254,7 @@ class OverviewView(View):
             f"<p><b>Measurement completion</b>: {d.instrument_name} at <b>{pct(comp['outcome_share'])}</b> of attended "
             f"sessions ({comp['outcome']} of {comp['attended']}), SRS at <b>{pct(comp['srs_share'])}</b> ({comp['srs']}). "
             "Without a score there is no way to see who is not on track.</p>")
-        self.legend.value = "<p style='font-size:13px'>" + " &nbsp; ".join(
-            f"<span class='sw-dot' style='background:{c}'></span>{lab} <b>{int(counts.get(k, 0))}</b>"
-            for k, (lab, c, _r) in STATUS.items() if counts.get(k, 0)) + "</p>" + TABLE_STYLE
+        self.legend.value = status_legend(counts, d._caseload.rules) + TABLE_STYLE
         self.table.value = overview_html(self.overview, d.instrument_name)
         with d.open.hold_trait_notifications():
             d.open.options = [("Open a client…", "")] + [
