@@ -42,3 +42,31 @@ def test_small_groups_are_never_a_gap(caseload):
     gaps = dash.last_slice.extras["adaptation"].gaps("T01")
     small = gaps[gaps["n_group"] < 5]
     assert len(small) and (small["verdict"] == "too few clients").all() and small["difference"].isna().all()
+
+
+@pytest.mark.parametrize("me", ["T05", "T10"])
+def test_with_no_gap_flagged_the_pickers_open_on_the_largest_unflagged_gap(caseload, me):
+    """No flagged cell: the Group and Measure pickers open on the estimated cell furthest in the worse direction
+    (shrunken difference over the measure's practical threshold), not on the biggest group; the summary says
+    that no gap is flagged and names that cell. Oracle: the gap table, searched cell by cell."""
+    from supervision.config import value_label
+
+    dash = adaptation_dashboard(caseload, supervisee=me).dashboard
+    gaps = dash.last_slice.extras["adaptation"].gaps(me, dash.last_slice)
+    g = gaps[gaps["comparator"] == "clinician"]
+    assert not g["verdict"].isin(["clear gap", "possible gap"]).any()  # the demo: nothing flagged for these two
+    best, best_by = None, -float("inf")
+    for r in g.itertuples():
+        if r.verdict != "no evidence" or str(r.group) in ("declined", "not_recorded"):
+            continue
+        by = r.shrunken_difference * (-1 if r.higher_is_better else 1) / r.practical_threshold
+        if by > best_by:
+            best, best_by = r, by
+    assert best is not None and best_by > 0
+    assert (dash.group_dimension, dash.group.value, dash.metric.value) == (best.dimension, str(best.group), best.metric)
+    summary = dash.views[0].html.value
+    assert "No gap is flagged" in summary and "sw-adapt-no-gap" in summary
+    assert value_label(best.group, caseload.settings) in summary and f"(n={best.n_group})" in summary
+    # the Groups tab draws that measure; the funnel that group
+    dash.body.selected_index = 2
+    assert value_label(best.group, caseload.settings) in dash.views[2].note.value and dash.error.value == ""

@@ -58,6 +58,30 @@ class AdaptationModel:
         return self._gaps[key]
 
 
+_NOT_A_GROUP = ("declined", "not_recorded")
+
+
+def closest_unflagged(gaps: pd.DataFrame, comparator: str) -> pd.Series | None:
+    """With no gap flagged, the most informative cell to open on: the unflagged gap that is largest.
+
+    Among the cells with an estimate (verdict ``no evidence``: enough clients, docs/methods.md §9.6)
+    against ``comparator``, leaving out ``declined`` / ``not_recorded``, the one whose shrunken
+    difference (``shrunken_difference``, small groups pulled toward the comparator) is furthest in the
+    worse direction for the measure, in units of the measure's practically important difference
+    (``practical_threshold``, ``[adaptation.practical]``), so alliance points and rates compare.
+    Returns the gap row with ``worse_by`` (that ratio; > 0 is worse than the comparator), or None
+    when no cell has an estimate.
+    """
+    g = gaps[(gaps["comparator"] == comparator) & (gaps["verdict"] == "no evidence")
+             & ~gaps["group"].astype(str).isin(_NOT_A_GROUP)]
+    sign = g["higher_is_better"].map(lambda v: -1.0 if bool(v) else 1.0)
+    worse = (g["shrunken_difference"] * sign / g["practical_threshold"]).astype(float)
+    g = g.assign(worse_by=worse)[worse.notna() & (g["practical_threshold"] > 0)]
+    if g.empty:
+        return None
+    return g.sort_values(["worse_by", "n_group"], ascending=False, kind="stable").iloc[0]
+
+
 class SummaryView(View):
     css_class = "sw-adapt-summary"
 
@@ -103,7 +127,7 @@ class SummaryView(View):
             + ("<p class='sw-self-review'>Self-review: only your own clients are here, so each group is compared with "
                "your other clients; the service's figures for the same group, as published with your folder, are in "
                "the <i>Clinicians (funnel)</i> tab.</p>" if self._dash.scope is not None else "")
-            + (f"<ul>{items}</ul>" if items else "<p>No gap stands out beyond what chance explains.</p>")
+            + (f"<ul>{items}</ul>" if items else self._no_gap_text(g, comp))
             + f"<p>Reliable improvement and recovery: {html.escape(m.outcome_note)}.</p>"
             + f"<p>{too_few} group-by-measure cells have too few clients (fewer than {m.rules.min_n}) to estimate "
               "anything: they are shown as such, never as a gap.</p>"
@@ -114,6 +138,22 @@ class SummaryView(View):
               "gap is also shown with the clinician's other flagged groups held fixed (a linear model within the caseload), "
               "or why that cannot be estimated.</p>")
         self.chart.show(figs.gap_overview(gaps, clinician_id=me, comparator=comp))
+
+
+    def _no_gap_text(self, gaps: pd.DataFrame, comp: str) -> str:
+        """No gap flagged: say so, and name the largest unflagged gap (what the pickers open on)."""
+        top = closest_unflagged(gaps, comp)
+        out = "<p class='sw-adapt-no-gap'><b>No gap is flagged</b>: none stands out beyond what chance explains."
+        if top is None or not top["worse_by"] > 0:
+            return out + " No group with enough clients does worse than the comparator on any measure.</p>"
+        return out + (
+            f" The largest difference in the worse direction is for {html.escape(str(top['dimension']).replace('_', ' '))} = "
+            f"<b>{html.escape(value_label(top['group'], self._dash._settings))}</b>, {METRIC_LABELS.get(top['metric'], top['metric'])}: "
+            f"{_val(top['value_group'], top['metric'])} (n={top['n_group']}) against {_val(top['value_comparator'], top['metric'])} "
+            f"(n={top['n_comparator']}); difference {_diff(top['difference'], top['metric'])} ({_diff(top['lower'], top['metric'])} "
+            f"to {_diff(top['upper'], top['metric'])}), an interval that includes no difference. Largest after small groups are pulled toward the "
+            "comparator, measured against each measure's practically important difference; the Group and Measure "
+            "pickers open on it when the page is first drawn.</p>")
 
 
 def _val(v, metric) -> str:
@@ -235,28 +275,32 @@ class AdaptationDashboard(Dashboard):
         self.group.value = self._default_group(dim, groups)
 
     def _default_group(self, dim, groups):
-        """The flagged cell's group, else the largest group that is not declined / not recorded."""
+        """The flagged cell's group (or with none flagged the largest unflagged gap's), else the largest group
+        that is not declined / not recorded."""
         if not groups:
             return None
         if self._flagged_cell and self._flagged_cell[0] == dim and self._flagged_cell[1] in groups:
             return self._flagged_cell[1]
         counts = self._model.measures[dim].astype(str).value_counts()
-        real = [g for g in counts.index if g in groups and g not in ("declined", "not_recorded")]
+        real = [g for g in counts.index if g in groups and g not in _NOT_A_GROUP]
         return real[0] if real else groups[0]
 
     def _flag_default(self, data: Slice) -> None:
-        """Open on the supervisee's most urgent gap (clear, then possible), on first drawing only."""
+        """Open on the supervisee's most urgent gap (clear, then possible) or, with none flagged, on the largest
+        unflagged gap (:func:`closest_unflagged`), on first drawing only."""
         from supervision.figures.adaptation import VERDICT_STYLE
 
-        g = self._model.gaps(data.selection.supervisee, data)
-        g = g[~g["group"].astype(str).isin(["declined", "not_recorded"]) & (g["comparator"] == self.comparator.value)]
+        gaps = self._model.gaps(data.selection.supervisee, data)
+        g = gaps[~gaps["group"].astype(str).isin(_NOT_A_GROUP) & (gaps["comparator"] == self.comparator.value)]
         urgency = g["verdict"].astype(str).map({k: v[3] for k, v in VERDICT_STYLE.items()}).fillna(0)
         g = g.assign(_u=urgency).sort_values(["_u", "n_group"], ascending=False, kind="stable")
-        if len(g):
-            top = g.iloc[0]
+        top = g.iloc[0] if len(g) else None
+        if top is not None and top["_u"] < 2:  # nothing flagged: the largest unflagged gap, not the biggest group
+            top = closest_unflagged(gaps, self.comparator.value)
+        if top is not None:
             self._flagged_cell = (top["dimension"], str(top["group"]), top["metric"])
             self._all_dimension = top["dimension"]
-            if top["_u"] >= 2 and top["metric"] in {v for _, v in self.metric.options}:
+            if top["metric"] in {v for _, v in self.metric.options}:
                 self.metric.value = top["metric"]
         self._set_groups()
 
