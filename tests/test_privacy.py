@@ -579,6 +579,17 @@ def demo():
     return load_caseload(DEMO)
 
 
+def test_service_benchmark_reads_a_float_column_of_zeros_as_a_mean():
+    """A share of sessions that is 0 for every session (a small caseload, a short period) is a mean of 0, not a
+    true/false rate that would need one row per client."""
+    s = pd.DataFrame({"client_id": ["a", "a", "b", "c"], "share": pd.array([0.0, 0.0, 0.0, 0.0], dtype="Float64")})
+    out = service_benchmark(s, "share", policy="none")
+    assert out.loc[out["is_total"], "mean"].iloc[0] == 0
+    assert "rate" not in out.columns or out["rate"].isna().all()
+    flags = pd.DataFrame({"client_id": ["a", "b"], "ended": [1, 0]})  # 0/1 integers stay a rate
+    assert service_benchmark(flags, "ended", policy="none").loc[lambda f: f["is_total"], "rate"].iloc[0] == 0.5
+
+
 def test_service_benchmark_matches_plain_pandas_under_the_policy(demo):
     clients = demo.clients.assign(dropout=demo.clients["end_reason"].eq("unilateral"))
     out = service_benchmark(clients, "dropout", by="personality_disorder", policy="nhs")

@@ -258,6 +258,47 @@ def test_every_comparing_view_of_a_self_review_shows_own_and_service_figures(pub
     assert svc == "hidden (small number)" or abs(int(svc) - n_svc) <= 2  # rounded to 5 under the 'nhs' policy
 
 
+@pytest.mark.parametrize("period", ["12m", "3m"])
+def test_a_self_review_comparison_follows_the_period_picked(published, period):
+    """The clinician's own figures follow the Period picker (the service's stay the published whole-export ones).
+    Oracle: plain pandas over the folder's tables: clients with a session in the period; the mean SRS of the
+    period's rated sessions; the ORS reliable-change categories of those clients over their whole episodes."""
+    from supervision.metrics.tables import metric_tables
+    from supervision.widgets.alliance import AllianceDashboard
+    from supervision.widgets.outcome import OutcomeDashboard
+
+    out, _summary, _ = published
+    cl = load_caseload(out / "T03")
+    s = cl.sessions
+    dash = AllianceDashboard(cl)
+    i = next(i for i, v in enumerate(dash.views) if v.compares_with_service)
+    dash.body.selected_index = i
+    whole = dash.views[i].widget.children[0].value
+    dash.period.value = period
+    start = s["session_date"].max() - pd.DateOffset(months=int(period[:-1]))
+    page = dash.views[i].widget.children[0].value
+    assert page != whole and not dash.error.value
+    assert f"you, {start:%d %b %Y} to {s['session_date'].max():%d %b %Y}" in page and "the service, whole export" in page
+    assert "whatever period" not in page and "whole folder" in whole
+    ins = s[s["session_date"] >= start]
+    you, svc = _row(page, "clients")
+    assert you == str(ins["client_id"].nunique()) and int(you) < len(cl.clients)
+    assert svc == _row(whole, "clients")[1]  # the service's figure is the published one, whatever the period
+    rated = ins["srs_total"].dropna()
+    you, _ = _row(page, "mean SRS per rated session")
+    assert you == f"{rated.mean():.1f} (n={ins.loc[rated.index, 'client_id'].nunique()})"
+    # a rate per client: the clients of the period, judged over their whole episodes
+    dash = OutcomeDashboard(cl)
+    i = next(i for i, v in enumerate(dash.views) if v.compares_with_service)
+    dash.period.value = period
+    dash.body.selected_index = i
+    page = dash.views[i].widget.children[0].value
+    oc = metric_tables(cl)["outcome_clients"]
+    oc = oc[(oc["instrument"] == "ors") & oc["category"].notna() & oc["client_id"].isin(ins["client_id"])]
+    you, _ = _row(page, "ORS: recovered, of clients with two or more scores")
+    assert you == f"{(oc['category'] == 'recovered').mean():.0%} (n={len(oc)})" and not dash.error.value
+
+
 def test_a_self_review_offers_no_service_comparator_in_adaptation(published):
     """In a clinician's folder "the service's clients in the same group" would be the clinician again: not offered."""
     from supervision.widgets.adaptation import AdaptationDashboard

@@ -602,7 +602,10 @@ def service_benchmark(table: pd.DataFrame, value: str | None = None, *, by=None,
     kind = None
     if value is not None:
         v = work[value]
-        if pd.api.types.is_bool_dtype(v) or set(pd.unique(v.dropna())) <= {True, False}:
+        # true/false (or 0/1 integers) is a rate; a float column is a mean even when every value is 0 or 1
+        # (e.g. a share of sessions that is 0 for every session of a small caseload)
+        if pd.api.types.is_bool_dtype(v) or (not pd.api.types.is_float_dtype(v)
+                                             and set(pd.unique(v.dropna())) <= {True, False}):
             kind = "rate"
             work[value] = v.astype("boolean")
             if has_id and work[id_column].duplicated().any():

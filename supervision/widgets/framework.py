@@ -13,6 +13,7 @@ outer box; ``sw-supervisee``, ``sw-period``, ``sw-episodes``, ``sw-client`` on t
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -219,14 +220,63 @@ def benchmark_cell(r, kind: str, name: str = "") -> str:
 _RIGHT = "text-align:right;padding-left:14px"  # figures under their headers, right-aligned
 
 
+def own_benchmarks(caseload: Caseload, data: Slice | None = None, dimension: str = "all") -> pd.DataFrame:
+    """A self-review's own figures, as :func:`supervision.publish.service_benchmarks` with no suppression,
+    for the period and episodes picked in ``data`` (the whole folder when None or nothing is picked),
+    over all clients and, unless ``dimension`` is ``"all"``, per group of that identity dimension only
+    (the rows a view's panel shows; every dimension would cost seconds per period).
+
+    The clients are the slice's (those with a session in the period, of the picked episodes). Counts and
+    per-client rates (single-session and unilateral endings, lost contact, an outcome measure's reliable
+    change categories) read each such client's whole episode, since an ending or a change from intake
+    cannot be judged from a window of it; the means per rated session and the session focus shares
+    read the period's sessions only. No client in the period: an empty table (each row then says
+    "none of your clients").
+    """
+    from supervision.publish import service_benchmarks
+
+    others = [d for d in (caseload.settings["identity"].get("dimensions") or []) if d != dimension]
+    clients = caseload.clients.drop(columns=[c for c in others if c in caseload.clients.columns])
+    whole_folder = data is None or (data.start_date is None and data.selection.episodes == "all")
+    if not whole_folder:
+        clients = clients[clients["client_id"].isin(data.clients["client_id"])]
+    if clients.empty:
+        return pd.DataFrame(columns=["benchmark", "kind", "dimension", "group", "is_total"])
+
+    def cut(sessions: pd.DataFrame) -> Caseload:
+        part = copy.copy(caseload)  # the same settings and rules, fewer rows and columns (no re-validation)
+        for memo in [k for k in vars(part) if k.startswith("_")]:  # nothing computed on the whole folder
+            delattr(part, memo)
+        part.clients, part.sessions = clients, sessions
+        return part
+
+    if whole_folder:
+        return service_benchmarks(cut(caseload.sessions), "none")
+    whole = service_benchmarks(cut(caseload.sessions[caseload.sessions["client_id"].isin(clients["client_id"])]), "none")
+    in_period = service_benchmarks(cut(data.sessions[data.sessions["client_id"].isin(clients["client_id"])]), "none")
+    return pd.concat([whole[whole["kind"] != "mean"], in_period[in_period["kind"] == "mean"]], ignore_index=True)
+
+
+def period_words(data: Slice | None) -> str:
+    """The self-review's own period and episodes in words ("the whole folder", "07 Sep 2025 to 07 Dec 2025, open episodes")."""
+    if data is None:
+        return "your whole folder"
+    when = ("your whole folder" if data.start_date is None
+            else f"{data.start_date:%d %b %Y} to {data.reference_date:%d %b %Y}")
+    eps = {"open": ", open episodes only", "ended": ", ended episodes only"}.get(data.selection.episodes, "")
+    return when + eps
+
+
 def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dimension: str = "all",
-                           group: str = "all", what: str = "", not_comparable: str = "", group_label: str = "") -> str:
+                           group: str = "all", what: str = "", not_comparable: str = "", group_label: str = "",
+                           period: str = "your whole folder") -> str:
     """A self-review's own figures beside the service's published ones, for the benchmarks ``names``.
 
-    ``own`` is :func:`supervision.publish.service_benchmarks` of the clinician's own caseload with no
-    suppression (the clinician's own data); ``bench`` the service's, as published with the folder
-    (under the disclosure policy, docs/methods.md §9.3). Rows where the service published nothing say so; the text
-    ``not_comparable`` names what this view shows that has no published service figure.
+    ``own`` is :func:`own_benchmarks` (the clinician's own data, no suppression) for ``period`` (its
+    words, :func:`period_words`); ``bench`` the service's, as published with the folder for the whole
+    export (under the disclosure policy, docs/methods.md §9.3). Rows where the service published
+    nothing say so; the text ``not_comparable`` names what this view shows that has no published
+    service figure.
     """
     def part(frame):
         f = frame[(frame["dimension"].astype(str) == dimension) & (frame["group"].astype(str) == str(group))]
@@ -248,7 +298,8 @@ def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dim
     out = [f"<h4>You and the service{scope}{(' — ' + html.escape(what)) if what else ''}</h4>"]
     if rows:
         out.append("<table class='sw-benchmark-table' style='font-size:13px' cellpadding='4'><thead><tr><th></th>"
-                   f"<th class='n' style='{_RIGHT}'>you</th><th class='n' style='{_RIGHT}'>the service</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+                   f"<th class='n' style='{_RIGHT}'>you, {html.escape(period)}</th><th class='n' style='{_RIGHT}'>the service, "
+                   "whole export</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
     else:
         out.append("<p><b>No valid comparison here:</b> the service's figures published with your folder hold none "
                    "of the figures this view shows" + (" for this group" if dimension != "all" else "") + ".</p>")
@@ -258,9 +309,10 @@ def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dim
         out.append(f"<p>{not_comparable}</p>")
     out.append("<p><i>How to read this:</i> the service's figures were computed on the whole service's export before "
                "your folder was made, with small numbers hidden and the others rounded (the disclosure policy in your "
-               "folder's manifest); yours use the same definitions over your whole folder, whatever period is picked "
-               "above. The service's figures include your own clients. A difference is a question for supervision, "
-               "not a verdict.</p>")
+               f"folder's manifest); yours use the same definitions over {html.escape(period)}, as picked above: the "
+               "clients you saw then, their whole episodes for endings and change since intake, that period's sessions "
+               "for means and shares of sessions. The service's figures include your own clients. A difference is a "
+               "question for supervision, not a verdict.</p>")
     return "".join(out)
 
 
@@ -326,7 +378,7 @@ class Dashboard:
                                      | set(caseload.clients["clinician_id"].astype(str)))
         self.scope = caseload.scope
         self._loaded = caseload
-        self._own_benchmarks: pd.DataFrame | None = None  # a self-review's own figures, as the published ones
+        self._own_benchmarks: dict = {}  # a self-review's own figures per (period, episodes)
         clinicians = sorted(self.index.sessions_by) or sorted(caseload.clinicians["clinician_id"])
         roles = dict(zip(caseload.clinicians["clinician_id"], caseload.clinicians.get("role", pd.Series(dtype=str))))
         n_clients = {k: len(v) for k, v in self.index.clients_by.items()}
@@ -408,11 +460,12 @@ class Dashboard:
         spec = view.self_review(self.last_slice, self) if bench is not None and self.last_slice is not None else None
         if spec is None:
             return self_review_notice(self.scope, published=bench is not None)
-        if self._own_benchmarks is None:
-            from supervision.publish import service_benchmarks
-
-            self._own_benchmarks = service_benchmarks(self._loaded, "none")
-        box = w.HTML(self_review_comparison(self._own_benchmarks, bench, **spec))
+        data = self.last_slice
+        dim = spec.get("dimension", "all")
+        key = (data.selection.period, data.selection.episodes, dim)
+        if key not in self._own_benchmarks:  # the clinician's figures for the period picked, once per period
+            self._own_benchmarks[key] = own_benchmarks(self._loaded, data, dim)
+        box = w.HTML(self_review_comparison(self._own_benchmarks[key], bench, period=period_words(data), **spec))
         box.add_class("sw-self-review")
         box.add_class("sw-self-review-compare")
         return box
