@@ -44,7 +44,7 @@ def test_small_groups_are_never_a_gap(caseload):
     assert len(small) and (small["verdict"] == "too few clients").all() and small["difference"].isna().all()
 
 
-@pytest.mark.parametrize("me", ["T05", "T10"])
+@pytest.mark.parametrize("me", ["T01", "T05", "T10"])
 def test_with_no_gap_flagged_the_pickers_open_on_the_largest_unflagged_gap(caseload, me):
     """No flagged cell: the Group and Measure pickers open on the estimated cell furthest in the worse direction
     (shrunken difference over the measure's practical threshold), not on the biggest group; the summary says
@@ -54,7 +54,7 @@ def test_with_no_gap_flagged_the_pickers_open_on_the_largest_unflagged_gap(casel
     dash = adaptation_dashboard(caseload, supervisee=me).dashboard
     gaps = dash.last_slice.extras["adaptation"].gaps(me, dash.last_slice)
     g = gaps[gaps["comparator"] == "clinician"]
-    assert not g["verdict"].isin(["clear gap", "possible gap"]).any()  # the demo: nothing flagged for these two
+    assert not g["verdict"].isin(["clear gap", "possible gap"]).any()  # the demo: nothing flagged for these
     best, best_by = None, -float("inf")
     for r in g.itertuples():
         if r.verdict != "no evidence" or str(r.group) in ("declined", "not_recorded"):
@@ -66,6 +66,10 @@ def test_with_no_gap_flagged_the_pickers_open_on_the_largest_unflagged_gap(casel
     assert (dash.group_dimension, dash.group.value, dash.metric.value) == (best.dimension, str(best.group), best.metric)
     summary = dash.views[0].html.value
     assert "No gap is flagged" in summary and "sw-adapt-no-gap" in summary
+    # what its interval says, as it is (T01's excludes 0: colleagues show the same difference)
+    inside = best.lower <= 0 <= best.upper
+    assert ("the interval includes no difference" in summary) == inside
+    assert ("the interval excludes no difference" in summary) == (not inside)
     assert value_label(best.group, caseload.settings) in summary and f"(n={best.n_group})" in summary
     # the Groups tab draws that measure; the funnel that group
     dash.body.selected_index = 2

@@ -143,7 +143,7 @@ class SummaryView(View):
     def _no_gap_text(self, gaps: pd.DataFrame, comp: str) -> str:
         """No gap flagged: say so, and name the largest unflagged gap (what the pickers open on)."""
         top = closest_unflagged(gaps, comp)
-        out = "<p class='sw-adapt-no-gap'><b>No gap is flagged</b>: none stands out beyond what chance explains."
+        out = "<p class='sw-adapt-no-gap'><b>No gap is flagged</b> for this clinician (docs/methods.md §9.6)."
         if top is None or not top["worse_by"] > 0:
             return out + " No group with enough clients does worse than the comparator on any measure.</p>"
         return out + (
@@ -151,9 +151,20 @@ class SummaryView(View):
             f"<b>{html.escape(value_label(top['group'], self._dash._settings))}</b>, {METRIC_LABELS.get(top['metric'], top['metric'])}: "
             f"{_val(top['value_group'], top['metric'])} (n={top['n_group']}) against {_val(top['value_comparator'], top['metric'])} "
             f"(n={top['n_comparator']}); difference {_diff(top['difference'], top['metric'])} ({_diff(top['lower'], top['metric'])} "
-            f"to {_diff(top['upper'], top['metric'])}), an interval that includes no difference. Largest after small groups are pulled toward the "
-            "comparator, measured against each measure's practically important difference; the Group and Measure "
+            f"to {_diff(top['upper'], top['metric'])}){self._why_not_flagged(top)} Largest after small groups are pulled toward "
+            "the comparator, measured against each measure's practically important difference; the Group and Measure "
             "pickers open on it when the page is first drawn.</p>")
+
+    @staticmethod
+    def _why_not_flagged(r) -> str:
+        """Why a cell with an estimate is no gap (docs/methods.md §9.6), from its own intervals."""
+        if pd.isna(r["lower"]) or pd.isna(r["upper"]) or r["lower"] <= 0 <= r["upper"]:
+            return ": the interval includes no difference, so chance may explain it."
+        if pd.notna(r.get("excess_lower")) and pd.notna(r.get("excess_upper")) and r["excess_lower"] <= 0 <= r["excess_upper"]:
+            return (": the interval excludes no difference, but colleagues' clients of this group differ in the same "
+                    "way (the excess gap over colleagues' pattern includes 0), so it is not flagged as this "
+                    "clinician's gap.")
+        return ": the interval excludes no difference, but it does not meet the other conditions of a gap (docs/methods.md §9.6)."
 
 
 def _val(v, metric) -> str:

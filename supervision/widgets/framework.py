@@ -309,10 +309,12 @@ def self_review_comparison(own: pd.DataFrame, bench: pd.DataFrame, names, *, dim
         out.append(f"<p>{not_comparable}</p>")
     out.append("<p><i>How to read this:</i> the service's figures were computed on the whole service's export before "
                "your folder was made, with small numbers hidden and the others rounded (the disclosure policy in your "
-               f"folder's manifest); yours use the same definitions over {html.escape(period)}, as picked above: the "
-               "clients you saw then, their whole episodes for endings and change since intake, that period's sessions "
-               "for means and shares of sessions. The service's figures include your own clients. A difference is a "
-               "question for supervision, not a verdict.</p>")
+               "folder's manifest); yours use the same definitions over "
+               + ("your whole folder" if period == "your whole folder" else
+                  f"{html.escape(period)}, as picked above: the clients you saw in that period, their whole episodes "
+                  "for endings and change since intake, that period's sessions for means and shares of sessions")
+               + ". The service's figures include your own clients. A difference is a question for supervision, not a "
+               "verdict.</p>")
     return "".join(out)
 
 
