@@ -127,6 +127,9 @@ def _external_ok(web, browser_notes) -> None:
     template = {unquote(u) for u in voila_template_urls()}
     assert template, "Voila's lab template links no CDN any more: drop the workbook template"
     web.assert_no_external_requests()
+    # ... nor names one in the page, even unrequested (nbconvert's MermaidJS loader wrote two cdnjs URLs)
+    cdn = sorted(set(re.findall(r"https?://[^\s\"'<>]*(?:cdn|jsdelivr|unpkg)[^\s\"'<>]*", web.page.content())))
+    assert not cdn, f"the app's page names CDN URLs: {cdn}"
 
 
 def test_app_every_page(web, app_server, browser_timings, browser_notes):
