@@ -8,7 +8,7 @@ Dashboard (outer classes ``sw-dashboard sw-adaptation``): pickers ``sw-supervise
 ``sw-chart-adapt-funnel``).
 
 Oracles from the raw ``clients.csv``: which identity groups the supervisee's clients fall in, how
-many clients each group has (a forest row's n can only be smaller, when the measure is missing),
+many clients each group has (a forest row's n can only be smaller, down to 0, when the measure is missing),
 groups under the minimum shown as "no estimate", and how many clients of a group each clinician has
 (the funnel's x).
 """
@@ -93,7 +93,8 @@ def check_forest(data, raw, supervisee: str, dimension: str | None = None) -> di
         codes = {value_label(v): v for v in mine[col].dropna().unique()}
         group = codes.get(group_label, group_label.replace(" ", "_"))
         raw_n = int((mine[col] == group).sum())
-        assert 0 < r["n"] <= raw_n, f"{dim_label} = {group_label}: n = {r['n']} shown, {raw_n} such clients in the raw file"
+        # n = 0 when none of the group's clients has the measure (e.g. unilateral endings, all episodes open)
+        assert raw_n > 0 and 0 <= r["n"] <= raw_n, f"{dim_label} = {group_label}: n = {r['n']} shown, {raw_n} such clients in the raw file"
         enough = r["n"] >= MIN_N and r["n_vs"] >= MIN_N  # both sides of the comparison
         assert r["estimate"] == enough, (
             f"{dim_label} = {group_label} (n = {r['n']} vs {r['n_vs']}): estimate shown = {r['estimate']}")
