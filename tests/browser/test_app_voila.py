@@ -236,7 +236,8 @@ def test_app_remembers_the_choice(web, app_server, browser_timings, browser_note
 def test_app_opens_a_published_clinician_folder(web, app_server, tmp_path, browser_timings, browser_notes):
     """`supervision publish` the demo, open one clinician's folder in the app: only that clinician's clients
     appear (oracle: the demo's clients table), and the service's published mean SRS is shown beside theirs
-    (oracle: the folder's service_benchmarks.csv)."""
+    (oracle: the folder's service_benchmarks.csv); their own figures follow the period picked (oracle: the
+    folder's sessions)."""
     import pandas as pd
 
     from supervision.io import demo_path
@@ -270,6 +271,18 @@ def test_app_opens_a_published_clinician_folder(web, app_server, tmp_path, brows
         web.open_tab(".sw-page-alliance .sw-tabs", "vs service")
         text = web.wait_for_text(".sw-page-alliance .sw-self-review-compare", r"You and the service", timeout=30)
         assert expected in text, (expected, text[:600])
+        # the clinician's figures follow the period picked; the service's stay the published whole-export ones
+        sessions = pd.read_parquet(folder / "sessions.parquet", columns=["client_id", "session_date"])
+        end = pd.to_datetime(sessions["session_date"]).max()
+        start = end - pd.DateOffset(months=12)
+        n_year = sessions.loc[pd.to_datetime(sessions["session_date"]) >= start, "client_id"].nunique()
+        web.select(".sw-page-alliance .sw-period", "Last 12 months")
+        text = web.wait_for_text(".sw-page-alliance .sw-self-review-compare",
+                                 rf"you, {start:%d %b %Y} to {end:%d %b %Y}", timeout=60)
+        row = web.table_rows(".sw-page-alliance .sw-benchmark-table")
+        clients = next(r for r in row if r and r[0] == "clients")
+        assert clients[1] == str(n_year) and int(clients[1]) < len(mine), (clients, n_year)
+        assert expected in text, "the service's published figure changed with the period"
         _page_ok(web, "alliance")
         _shot(web, "self-review-alliance")
     finally:
