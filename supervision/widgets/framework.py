@@ -258,7 +258,7 @@ def own_benchmarks(caseload: Caseload, data: Slice | None = None, dimension: str
 
 
 def period_words(data: Slice | None) -> str:
-    """The self-review's own period and episodes in words ("the whole folder", "07 Sep 2025 to 07 Dec 2025, open episodes")."""
+    """The self-review's own period and episodes in words ("your whole folder", "07 Sep 2025 to 07 Dec 2025, open episodes only")."""
     if data is None:
         return "your whole folder"
     when = ("your whole folder" if data.start_date is None
@@ -380,7 +380,7 @@ class Dashboard:
                                      | set(caseload.clients["clinician_id"].astype(str)))
         self.scope = caseload.scope
         self._loaded = caseload
-        self._own_benchmarks: dict = {}  # a self-review's own figures per (period, episodes)
+        self._own_benchmarks: dict = {}  # a self-review's own figures per (period, episodes, dimension)
         clinicians = sorted(self.index.sessions_by) or sorted(caseload.clinicians["clinician_id"])
         roles = dict(zip(caseload.clinicians["clinician_id"], caseload.clinicians.get("role", pd.Series(dtype=str))))
         n_clients = {k: len(v) for k, v in self.index.clients_by.items()}
