@@ -154,9 +154,18 @@ def test_caseload_status_and_completion_equal_the_api(app):
     for cid, r in ov.iterrows():
         if r["status"] in ("not_on_track", "at_risk", "on_track", "too_early"):
             assert track.get(cid) == r["status"], cid
-    # Sorted by concern: risk, then not on track, then at risk, before anything else.
-    ranks = ov["concern"].where(ov["concern"] <= 2, 3).tolist()
-    assert ranks == sorted(ranks)
+    # Sorted by concern, following the agenda: risk; today's clients in the agenda's order; anyone else
+    # not on track or at risk; the agenda's further items in its order; then the rest.
+    order = ov.index.tolist()
+    first = ag.sort_values("rank").drop_duplicates("client_id")
+    today = first.loc[first["section"].isin(["risk", "today"]), "client_id"].tolist()
+    assert order[:len(today)] == today
+    off = [c for c in order if c not in today and ov.at[c, "status"] in ("not_on_track", "at_risk")]
+    assert order[len(today):len(today) + len(off)] == off
+    more = [c for c in first["client_id"] if c not in today and c not in off]
+    assert order[len(today) + len(off):len(today) + len(off) + len(more)] == more
+    rest = ov.loc[order[len(today) + len(off) + len(more):], "concern"].tolist()
+    assert rest == sorted(rest)
     # Measurement completion: attended sessions with an ORS / an SRS, by plain pandas.
     s = cl.sessions[(cl.sessions["clinician_id"] == me) & (cl.sessions["attendance"] == "attended")]
     n_ors, n_srs = int(s["ors_total"].notna().sum()), int(s["srs_total"].notna().sum())

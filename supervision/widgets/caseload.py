@@ -132,16 +132,31 @@ def client_overview(caseload: Caseload, tables: dict, agenda: pd.DataFrame, clie
         flags.setdefault(r.client_id, []).extend(n for n in names if n not in flags.get(r.client_id, []))
     out["flags"] = [", ".join(flags.get(c, [])) for c in ids]
     out["n_flags"] = [len(flags.get(c, [])) for c in ids]
+    # The agenda's place of each client (its first item): "Most concern first" follows the agenda.
+    placed = ag.sort_values("rank").drop_duplicates("client_id")
+    out["agenda_rank"] = placed.set_index("client_id")["rank"].reindex(ids).to_numpy(dtype=float)
+    out["agenda_today"] = np.isin(ids, placed.loc[placed["section"].isin(["risk", "today"]), "client_id"])
     return sort_overview(out, "concern")
 
 
 def sort_overview(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Sort the overview: ``concern`` puts risk, not on track and at risk first, then flagged clients."""
+    """Sort the overview.
+
+    ``concern`` follows the supervision agenda, so the Caseload page, the Client picker and the
+    agenda agree on who comes first: clients with a risk answer; then today's clients in the
+    agenda's order; then anyone else not on track or at risk; then the agenda's further items in
+    its order; then the rest by status (lost contact, on track, not measured, too early, ...),
+    most flags and most recently seen first.
+    """
     f = frame.copy()
     if by == "concern":
-        top = f["concern"].where(f["concern"] <= 2, 3)
-        f = f.assign(_a=top, _b=-f["n_flags"], _c=f["concern"], _d=f["last_seen"])
-        f = f.sort_values(["_a", "_b", "_c", "_d", "client_id"], ascending=[True, True, True, False, True], na_position="last")
+        today = f["agenda_today"] if "agenda_today" in f else pd.Series(False, index=f.index)
+        rank = f["agenda_rank"] if "agenda_rank" in f else pd.Series(np.nan, index=f.index)
+        group = np.select([f["status"].eq("risk"), today, f["concern"] <= 2, rank.notna()], [0, 1, 2, 3], 4)
+        f = f.assign(_a=group, _r=rank.where(np.isin(group, [1, 3])), _c=f["concern"], _b=-f["n_flags"],
+                     _d=f["last_seen"])
+        f = f.sort_values(["_a", "_r", "_c", "_b", "_d", "client_id"], ascending=[True, True, True, True, False, True],
+                          na_position="last")
     elif by == "last_seen":
         f = f.sort_values(["last_seen", "client_id"], na_position="first")
     elif by == "sessions":
@@ -191,7 +206,8 @@ def status_legend(counts: pd.Series, rules) -> str:
         f"<span class='sw-dot' style='background:{c}'></span>{lab} <b>{int(counts.get(k, 0))}</b>"
         for k, (lab, c, _r) in STATUS.items() if counts.get(k, 0))
         + " <i>(what they mean)</i></summary><ul style='list-style:none;padding-left:8px'>" + items + "</ul>"
-        "<p>Sorted by concern: risk, not on track and at risk first, then the clients with the most open flags. "
+        "<p>Most concern first follows the agenda: risk first, then today's clients in the agenda's order, anyone "
+        "else not on track or at risk, the agenda's further items, then the rest by status. "
         "Definitions: docs/methods.md §2.4 (outcome status) and §2.7 (lost contact).</p></details>")
 
 
