@@ -71,8 +71,20 @@ def figure(traces: list[dict], lay: dict) -> go.Figure:
 
     The same figure as adding the traces and layout updates one by one, built several times
     faster (each ``add_trace`` / ``update_layout`` call goes through plotly's update machinery).
+    The house template (built and validated once, :func:`_template`) is set without validating
+    it again, as plotly itself sets its default template; everything else is validated.
     """
-    return go.Figure({"data": traces, "layout": lay})
+    template = lay.get("template")
+    if not isinstance(template, go.layout.Template):
+        return go.Figure({"data": traces, "layout": lay})
+    # An empty template stands in while validating (plotly would otherwise copy its default one in).
+    fig = go.Figure({"data": traces, "layout": {**lay, "template": {}}})
+    fig.layout._validate = False
+    try:
+        fig.layout.template = template
+    finally:
+        fig.layout._validate = fig._validate
+    return fig
 
 
 def plural(n: int, word: str) -> str:
