@@ -93,9 +93,10 @@ def focus_timeline(
         comma-separated, or "no agreed goals recorded"), first client on top. Hover: date, primary focus, secondary foci, the
         agreed goals among them, agenda set.
     """
-    _need(focus, "focus", ["client_id", "session_number", "session_date", "agreed_goals", "goals_recorded",
-                           "focus_primary", "focus_label", "focus_secondary", "secondary_goals", "agenda_set",
-                           "focus_category"], "session_focus(sessions, clients, settings)")
+    used = ["client_id", "session_number", "session_date", "agreed_goals", "goals_recorded", "focus_primary",
+            "focus_label", "focus_secondary", "secondary_goals", "agenda_set", "focus_category"]
+    _need(focus, "focus", used, "session_focus(sessions, clients, settings)")
+    focus = focus[used]  # only the columns drawn: every selection below copies fewer
     present = sorted(pd.unique(focus["client_id"]).tolist())
     if clients is None:
         ids = present
