@@ -8,6 +8,7 @@ symbol or line style, so the charts read without colour.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from supervision.figures.theme import OKABE_ITO, layout, need_columns, plural, subtitle
+from supervision.figures.theme import OKABE_ITO, figure, layout, layout_dict, merge, need_columns, plural, subtitle, subtitle_dict
 from supervision.rules import AllianceRules, area_rules
 
 _need = need_columns
@@ -366,39 +367,53 @@ def client_alliance_detail(
     srs_cutoff, low_item_threshold = r.srs_cutoff, r.low_item_threshold
     _need(alliance, "alliance", ["client_id", "session_number", "srs_total"], "session_alliance(sessions)")
     part = alliance[alliance["client_id"] == client_id].sort_values("session_number")
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.55, 0.45],
-                        subplot_titles=["SRS total", "What the total is made of"])
     x = part["session_number"].to_numpy()
-    fig.add_trace(go.Scatter(x=x, y=part["srs_total"].to_numpy(), mode="lines+markers", name="SRS total",
-                             line={"color": _SERIES, "width": 3},
-                             hovertemplate="session %{x}: SRS %{y:.1f}<extra></extra>"), row=1, col=1)
+    top, bottom = {"xaxis": "x", "yaxis": "y"}, {"xaxis": "x2", "yaxis": "y2"}
+    traces = [{"type": "scatter", "x": x, "y": part["srs_total"].to_numpy(), "mode": "lines+markers", "name": "SRS total",
+               "line": {"color": _SERIES, "width": 3}, "hovertemplate": "session %{x}: SRS %{y:.1f}<extra></extra>", **top}]
     if len(x):
-        fig.add_trace(go.Scatter(x=[x.min(), max(x.max(), x.min() + 1)], y=[srs_cutoff] * 2, mode="lines",
-                                 name=f"Cut-off ({srs_cutoff:g})", hoverinfo="skip",
-                                 line={"color": _CUTOFF, "dash": "dash", "width": 1}), row=1, col=1)
+        traces.append({"type": "scatter", "x": [x.min(), max(x.max(), x.min() + 1)], "y": [srs_cutoff] * 2, "mode": "lines",
+                       "name": f"Cut-off ({srs_cutoff:g})", "hoverinfo": "skip",
+                       "line": {"color": _CUTOFF, "dash": "dash", "width": 1}, **top})
     rp = _one_criterion(ruptures)
     if rp is not None and len(rp):
         for status, grp in rp[rp["client_id"] == client_id].groupby("status", sort=False):
             label, symbol, colour = RUPTURE_STYLE.get(status, (str(status), "circle-open", OKABE_ITO["black"]))
-            fig.add_trace(go.Scatter(x=grp["rupture_session"].to_numpy(), y=grp["rupture_score"].to_numpy(),
-                                     mode="markers", name=label,
-                                     marker={"symbol": symbol, "size": 14, "color": colour, "line": {"width": 2, "color": colour}},
-                                     hovertemplate=f"{label} at session %{{x}}<extra></extra>"), row=1, col=1)
+            traces.append({"type": "scatter", "x": grp["rupture_session"].to_numpy(), "y": grp["rupture_score"].to_numpy(),
+                           "mode": "markers", "name": label,
+                           "marker": {"symbol": symbol, "size": 14, "color": colour, "line": {"width": 2, "color": colour}},
+                           "hovertemplate": f"{label} at session %{{x}}<extra></extra>", **top})
     palette = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "reddish_purple", "vermillion", "sky_blue", "black")]
     for i, (col, (label, dash)) in enumerate(ITEM_STYLE.items()):
         if col in part.columns and part[col].notna().any():
-            fig.add_trace(go.Scatter(x=x, y=part[col].to_numpy(dtype=float, na_value=np.nan), mode="lines+markers", name=label,
-                                     line={"color": palette[i % len(palette)], "dash": dash, "width": 2},
-                                     hovertemplate=f"{label}: %{{y:.1f}} at session %{{x}}<extra></extra>"), row=2, col=1)
+            traces.append({"type": "scatter", "x": x, "y": part[col].to_numpy(dtype=float, na_value=np.nan),
+                           "mode": "lines+markers", "name": label,
+                           "line": {"color": palette[i % len(palette)], "dash": dash, "width": 2},
+                           "hovertemplate": f"{label}: %{{y:.1f}} at session %{{x}}<extra></extra>", **bottom})
     if "goals_topics" in part.columns and part["goals_topics"].notna().any() and len(x):
-        fig.add_trace(go.Scatter(x=[x.min(), max(x.max(), x.min() + 1)], y=[low_item_threshold] * 2, mode="lines",
-                                 name=f"Low item ({low_item_threshold:g})", hoverinfo="skip",
-                                 line={"color": _CUTOFF, "dash": "dot", "width": 1}), row=2, col=1)
+        traces.append({"type": "scatter", "x": [x.min(), max(x.max(), x.min() + 1)], "y": [low_item_threshold] * 2,
+                       "mode": "lines", "name": f"Low item ({low_item_threshold:g})", "hoverinfo": "skip",
+                       "line": {"color": _CUTOFF, "dash": "dot", "width": 1}, **bottom})
     n_meas = int(part['srs_total'].notna().sum())
-    layout(fig, f"Client {client_id}: alliance by session ({_plural(n_meas, 'measured session')})",
-           height=560)
-    fig.update_xaxes(title_text="Attended session", row=2, col=1, dtick=1 if len(x) and x.max() <= 15 else 2)
-    fig.update_yaxes(title_text="SRS (0-40)", range=[0, SRS_MAX + 1], row=1, col=1)
-    fig.update_yaxes(title_text="item / subscale", row=2, col=1)
-    return _subtitle(fig, "Low items on goals & topics or approach/method point to disagreement about the goals or "
-                          "the way of working, even when the total looks fine.")
+    lay = merge(_detail_grid(), layout_dict(f"Client {client_id}: alliance by session "
+                                            f"({_plural(n_meas, 'measured session')})", height=560))
+    merge(lay, {"xaxis2": {"title": {"text": "Attended session"}, "dtick": 1 if len(x) and x.max() <= 15 else 2},
+                "yaxis": {"title": {"text": "SRS (0-40)"}, "range": [0, SRS_MAX + 1]},
+                "yaxis2": {"title": {"text": "item / subscale"}}})
+    subtitle_dict(lay, traces, "Low items on goals & topics or approach/method point to disagreement about the goals or "
+                               "the way of working, even when the total looks fine.")
+    return figure(traces, lay)
+
+
+_GRID: list = []
+
+
+def _detail_grid() -> dict:
+    """The two stacked panels of :func:`client_alliance_detail` (axes and panel titles), as
+    ``make_subplots`` lays them out: computed once, a copy per figure."""
+    if not _GRID:
+        grid = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.55, 0.45],
+                             subplot_titles=["SRS total", "What the total is made of"]).to_plotly_json()["layout"]
+        grid.pop("template", None)
+        _GRID.append(grid)
+    return copy.deepcopy(_GRID[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from supervision.figures.theme import ATTENDANCE_COLOURS, ATTENDANCE_LABELS, OKABE_ITO, layout
+from supervision.figures.theme import ATTENDANCE_COLOURS, ATTENDANCE_LABELS, OKABE_ITO, figure, layout, layout_dict, merge
 
 
 def session_count_comparison(mine: pd.DataFrame, service: pd.DataFrame | None, *, label: str = "this clinician",
@@ -66,25 +66,30 @@ def attendance_timeline(sessions: pd.DataFrame, *, client_id: str, start_date=No
         ``y`` = the label (one row each).
     """
     s = sessions[sessions["client_id"] == client_id].sort_values("session_date")
-    fig = go.Figure()
-    counts = []
+    traces, counts = [], []
     for value in ("attended", "cancelled", "no_show"):
         part = s[s["attendance"] == value]
         if not len(part):
             continue
         label = ATTENDANCE_LABELS[value]
         counts.append(f"{len(part)} {label.lower()}")
-        fig.add_scatter(x=part["session_date"], y=[label] * len(part), mode="markers", name=f"{label} ({len(part)})",
-                        meta=value, marker={"color": ATTENDANCE_COLOURS[value], "size": 12,
-                                            "symbol": {"attended": "circle", "cancelled": "square",
-                                                       "no_show": "x"}[value]},
-                        hovertemplate=f"%{{x|%d %b %Y}}: {label.lower()}<extra></extra>")
+        traces.append({"type": "scatter", "x": part["session_date"], "y": [label] * len(part), "mode": "markers",
+                       "name": f"{label} ({len(part)})", "meta": value,
+                       "marker": {"color": ATTENDANCE_COLOURS[value], "size": 12,
+                                  "symbol": {"attended": "circle", "cancelled": "square", "no_show": "x"}[value]},
+                       "hovertemplate": f"%{{x|%d %b %Y}}: {label.lower()}<extra></extra>"})
+    shapes, notes = [], []
     for when, what in ((start_date, "start"), (end_date, "end")):
-        if when is not None and not pd.isna(when):
-            fig.add_vline(x=pd.Timestamp(when).timestamp() * 1000, line_dash="dot", line_color="#777",
-                          annotation_text=f"episode {what}", annotation_position="top")
-    layout(fig, title or f"Attendance of {client_id}: " + (", ".join(counts) or "no scheduled sessions"), height=230)
-    fig.update_layout(showlegend=False, margin={"l": 110, "r": 20, "t": 60, "b": 40},
-                      yaxis={"categoryorder": "array", "categoryarray": [ATTENDANCE_LABELS[v] for v in
-                                                                          ("no_show", "cancelled", "attended")]})
-    return fig
+        if when is not None and not pd.isna(when):  # a dotted vertical line with its label on top (as add_vline)
+            x = pd.Timestamp(when).timestamp() * 1000
+            shapes.append({"type": "line", "x0": x, "x1": x, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain",
+                           "line": {"dash": "dot", "color": "#777"}})
+            notes.append({"text": f"episode {what}", "showarrow": False, "x": x, "xanchor": "center", "xref": "x",
+                          "y": 1, "yanchor": "bottom", "yref": "y domain"})
+    lay = layout_dict(title or f"Attendance of {client_id}: " + (", ".join(counts) or "no scheduled sessions"), height=230)
+    merge(lay, {"showlegend": False, "margin": {"l": 110, "r": 20, "t": 60, "b": 40},
+                "yaxis": {"categoryorder": "array", "categoryarray": [ATTENDANCE_LABELS[v] for v in
+                                                                     ("no_show", "cancelled", "attended")]}})
+    if shapes:
+        lay.update(shapes=shapes, annotations=notes)
+    return figure(traces, lay)

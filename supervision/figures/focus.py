@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from supervision.figures.theme import OKABE_ITO, layout, need_columns, plural, subtitle
+from supervision.figures.theme import OKABE_ITO, figure, layout, layout_dict, need_columns, plural, subtitle, subtitle_dict
 
 _need = need_columns
 _plural = plural
@@ -93,9 +93,10 @@ def focus_timeline(
         comma-separated, or "no agreed goals recorded"), first client on top. Hover: date, primary focus, secondary foci, the
         agreed goals among them, agenda set.
     """
-    _need(focus, "focus", ["client_id", "session_number", "session_date", "agreed_goals", "goals_recorded",
-                           "focus_primary", "focus_label", "focus_secondary", "secondary_goals", "agenda_set",
-                           "focus_category"], "session_focus(sessions, clients, settings)")
+    used = ["client_id", "session_number", "session_date", "agreed_goals", "goals_recorded", "focus_primary",
+            "focus_label", "focus_secondary", "secondary_goals", "agenda_set", "focus_category"]
+    _need(focus, "focus", used, "session_focus(sessions, clients, settings)")
+    focus = focus[used]  # only the columns drawn: every selection below copies fewer
     present = sorted(pd.unique(focus["client_id"]).tolist())
     if clients is None:
         ids = present
@@ -114,7 +115,7 @@ def focus_timeline(
     names = dict(zip(known["focus_primary"].astype(str), known["focus_label"].astype(str)))
     labels = {cid: _row_label(str(cid), str(first.at[cid, "agreed_goals"]) if pd.notna(first.at[cid, "agreed_goals"])
                               else "", bool(first.at[cid, "goals_recorded"]), names) for cid in ids}
-    fig = go.Figure()
+    traces = []
     for cat, (label, symbol, colour) in CATEGORY_STYLE.items():
         sub = part[part["focus_category"] == cat]
         if sub.empty:
@@ -128,27 +129,28 @@ def focus_timeline(
             pd.to_datetime(sub["session_date"]).dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
             primary, _text(sub["focus_secondary"]), _text(sub["secondary_goals"]), agenda_txt,
         ])
-        fig.add_trace(go.Scatter(
-            x=sub["session_number"].to_numpy(), y=[labels[c] for c in sub["client_id"]], mode="markers",
-            name=label, meta=cat,
-            marker={"symbol": symbol, "size": 11, "color": colour, "line": {"width": 1.5, "color": colour}},
-            customdata=custom,
-            hovertemplate=("%{y}<br>session %{x} (%{customdata[0]}): " + label.lower()
-                           + "<br>primary: %{customdata[1]}<br>secondary: %{customdata[2]}"
-                           + "<br>agreed goals among them: %{customdata[3]}<br>agenda set: %{customdata[4]}"
-                           + "<extra></extra>"),
-        ))
+        traces.append({
+            "type": "scatter", "x": sub["session_number"].to_numpy(), "y": [labels[c] for c in sub["client_id"]],
+            "mode": "markers", "name": label, "meta": cat,
+            "marker": {"symbol": symbol, "size": 11, "color": colour, "line": {"width": 1.5, "color": colour}},
+            "customdata": custom,
+            "hovertemplate": ("%{y}<br>session %{x} (%{customdata[0]}): " + label.lower()
+                              + "<br>primary: %{customdata[1]}<br>secondary: %{customdata[2]}"
+                              + "<br>agreed goals among them: %{customdata[3]}<br>agenda set: %{customdata[4]}"
+                              + "<extra></extra>"),
+        })
     n = len(ids)
     max_sn = int(part["session_number"].max())
-    layout(fig, f"{title} ({_plural(n, 'client')}, {_plural(len(part), 'session')})", height=max(380, 26 * n + 320))
-    fig.update_yaxes(type="category", categoryorder="array", categoryarray=[labels[c] for c in ids],
-                     autorange="reversed", title_text="")
-    fig.update_xaxes(title_text="Session number (attended sessions)", dtick=1 if max_sn <= 20 else 5,
-                     range=[0.4, max_sn + 0.6])
-    return _subtitle(fig, "Each row is a client with their agreed goals; each marker an attended session. "
-                          "Circles: the main topic was an agreed goal;",
-                     "squares: mainly a week review; diamonds: something else; stars: crisis. "
-                     "A row without circles is a client whose goals are not being worked on.")
+    lay = layout_dict(f"{title} ({_plural(n, 'client')}, {_plural(len(part), 'session')})", height=max(380, 26 * n + 320))
+    lay["yaxis"] = {"type": "category", "categoryorder": "array", "categoryarray": [labels[c] for c in ids],
+                    "autorange": "reversed", "title": {"text": ""}}
+    lay["xaxis"] = {"title": {"text": "Session number (attended sessions)"}, "dtick": 1 if max_sn <= 20 else 5,
+                    "range": [0.4, max_sn + 0.6]}
+    subtitle_dict(lay, traces, "Each row is a client with their agreed goals; each marker an attended session. "
+                               "Circles: the main topic was an agreed goal;",
+                               "squares: mainly a week review; diamonds: something else; stars: crisis. "
+                               "A row without circles is a client whose goals are not being worked on.")
+    return figure(traces, lay)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from supervision.figures.theme import OKABE_ITO, layout, need_columns, subtitle
+from supervision.figures.theme import OKABE_ITO, figure, layout, layout_dict, need_columns, subtitle, subtitle_dict
 
 _need = need_columns
 _subtitle = subtitle
@@ -107,7 +107,7 @@ def outcome_trajectory(
     x = part["session_number"].to_numpy(dtype=float)
     y = part["score"].to_numpy(dtype=float)
     intake = float(part["intake_score"].iloc[0]) if "intake_score" in part.columns else float(y[0])
-    fig = go.Figure()
+    traces: list[dict] = []
     cols = [c for c in part.columns if c.startswith("expected_p")]
     pct = sorted(float(c.removeprefix("expected_p")) for c in cols)
     n_ref = int(part["n_reference"].iloc[-1]) if "n_reference" in part.columns else 0
@@ -118,11 +118,11 @@ def outcome_trajectory(
         ok = ~(np.isnan(lo) | np.isnan(hi)) & (x > x[0])
         if not ok.any():
             return
-        fig.add_trace(go.Scatter(x=x[ok], y=hi[ok], mode="lines", line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip", legendgroup=name))
-        fig.add_trace(go.Scatter(x=x[ok], y=lo[ok], mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor=_BAND.format(a=alpha), name=name, legendgroup=name,
-                                 hovertemplate=f"{name}: %{{y:.1f}}<extra></extra>"))
+        traces.append({"type": "scatter", "x": x[ok], "y": hi[ok], "mode": "lines", "line": {"width": 0},
+                       "showlegend": False, "hoverinfo": "skip", "legendgroup": name})
+        traces.append({"type": "scatter", "x": x[ok], "y": lo[ok], "mode": "lines", "line": {"width": 0},
+                       "fill": "tonexty", "fillcolor": _BAND.format(a=alpha), "name": name, "legendgroup": name,
+                       "hovertemplate": f"{name}: %{{y:.1f}}<extra></extra>"})
 
     if len(pct) >= 2:
         band(pct[0], pct[-1], f"Expected range ({pct[0]:g}th-{pct[-1]:g}th percentile)", 0.15)
@@ -132,12 +132,12 @@ def outcome_trajectory(
         med = part["expected_median"].to_numpy(dtype=float)
         ok = ~np.isnan(med) & (x > x[0])
         if ok.any():
-            fig.add_trace(go.Scatter(x=x[ok], y=med[ok], mode="lines", name="Expected (median)",
-                                     line={"color": OKABE_ITO["bluish_green"], "dash": "dash", "width": 2},
-                                     hovertemplate="expected median %{y:.1f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="Scores",
-                             line={"color": _SERIES, "width": 2}, marker={"size": 7, "color": _SERIES},
-                             hovertemplate=f"session %{{x}}: {inst.prefix.upper()} %{{y:.1f}}<extra></extra>"))
+            traces.append({"type": "scatter", "x": x[ok], "y": med[ok], "mode": "lines", "name": "Expected (median)",
+                           "line": {"color": OKABE_ITO["bluish_green"], "dash": "dash", "width": 2},
+                           "hovertemplate": "expected median %{y:.1f}<extra></extra>"})
+    traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines+markers", "name": "Scores",
+                   "line": {"color": _SERIES, "width": 2}, "marker": {"size": 7, "color": _SERIES},
+                   "hovertemplate": f"session %{{x}}: {inst.prefix.upper()} %{{y:.1f}}<extra></extra>"})
     if gains is not None:
         _need(gains, "gains", ["client_id", "pregain_time", "postgain_time", "score_n", "score_np1", "reversal"],
               "sudden_gains(...)")
@@ -148,34 +148,38 @@ def outcome_trajectory(
             for a, b, ya, yb in zip(sub["pregain_time"], sub["postgain_time"], sub["score_n"], sub["score_np1"]):
                 xs += [a, b, None]
                 ys += [ya, yb, None]
-            fig.add_trace(go.Scatter(
-                x=xs, y=ys, mode="lines+markers", name=label, legendgroup=label,
-                line={"color": OKABE_ITO["reddish_purple"], "width": 4, "dash": "dot" if rev else "solid"},
-                marker={"symbol": ["circle-open", "star-open" if rev else "star", "circle"] * len(sub),
-                        "size": [6, 15, 0] * len(sub), "color": OKABE_ITO["reddish_purple"]},
-                hovertemplate=f"{label.lower()}: session %{{x}}, %{{y:.1f}}<extra></extra>"))
+            traces.append({
+                "type": "scatter", "x": xs, "y": ys, "mode": "lines+markers", "name": label, "legendgroup": label,
+                "line": {"color": OKABE_ITO["reddish_purple"], "width": 4, "dash": "dot" if rev else "solid"},
+                "marker": {"symbol": ["circle-open", "star-open" if rev else "star", "circle"] * len(sub),
+                           "size": [6, 15, 0] * len(sub), "color": OKABE_ITO["reddish_purple"]},
+                "hovertemplate": f"{label.lower()}: session %{{x}}, %{{y:.1f}}<extra></extra>"})
     x_end = float(max(x.max(), 2))
+    shapes, notes = [], []
     if rc is not None:
-        fig.add_shape(type="rect", x0=0.5, x1=x_end + 0.5, y0=intake - rc, y1=intake + rc, line={"width": 0},
-                      fillcolor="rgba(153, 153, 153, 0.15)", layer="below")
-        fig.add_annotation(x=x_end + 0.5, y=intake + rc, xanchor="right", yanchor="bottom", showarrow=False,
-                           text=f"intake \u00b1 {rc:g}: change not reliable", font={"size": 11, "color": "#555555"})
+        shapes.append({"type": "rect", "x0": 0.5, "x1": x_end + 0.5, "y0": intake - rc, "y1": intake + rc,
+                       "line": {"width": 0}, "fillcolor": "rgba(153, 153, 153, 0.15)", "layer": "below"})
+        notes.append({"x": x_end + 0.5, "y": intake + rc, "xanchor": "right", "yanchor": "bottom", "showarrow": False,
+                      "text": f"intake \u00b1 {rc:g}: change not reliable", "font": {"size": 11, "color": "#555555"}})
     if cut is not None:
-        fig.add_shape(type="line", x0=0.5, x1=x_end + 0.5, y0=cut, y1=cut,
-                      line={"color": _CUTOFF, "dash": "dash", "width": 1.5})
-        fig.add_annotation(x=0.5, y=cut, xanchor="left", yanchor="bottom", showarrow=False,
-                           text=f"clinical cut-off {cut:g}", font={"size": 11, "color": "#555555"})
-    layout(fig, ttl, height=420)
-    fig.update_xaxes(title_text="Attended session", range=[0.5, x_end + 0.5], dtick=1 if x_end <= 16 else 2)
-    fig.update_yaxes(title_text=f"{inst.name} total", range=[inst.total_min, inst.total_max])
+        shapes.append({"type": "line", "x0": 0.5, "x1": x_end + 0.5, "y0": cut, "y1": cut,
+                       "line": {"color": _CUTOFF, "dash": "dash", "width": 1.5}})
+        notes.append({"x": 0.5, "y": cut, "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+                      "text": f"clinical cut-off {cut:g}", "font": {"size": 11, "color": "#555555"}})
+    lay = layout_dict(ttl, height=420)
+    if shapes:
+        lay.update(shapes=shapes, annotations=notes)
+    lay["xaxis"] = {"title": {"text": "Attended session"}, "range": [0.5, x_end + 0.5], "dtick": 1 if x_end <= 16 else 2}
+    lay["yaxis"] = {"title": {"text": f"{inst.name} total"}, "range": [inst.total_min, inst.total_max]}
     better = "higher" if inst.higher_is_better else "lower"
     ref_text = (f"the green band is how closed episodes with a similar intake went (from {n_ref} at the latest session)"
                 if cols and n_ref else "no expected band: not enough reference data")
     status = ""
     if "status" in part.columns and pd.notna(part["status"].iloc[-1]):
         status = f" Latest: {str(part['status'].iloc[-1]).replace('_', ' ')}."
-    return _subtitle(fig, f"{better.capitalize()} is better; {ref_text}; grey band = change too small to be "
-                          f"reliable.{status} One client's scores cannot show why they changed.")
+    subtitle_dict(lay, traces, f"{better.capitalize()} is better; {ref_text}; grey band = change too small to be "
+                               f"reliable.{status} One client's scores cannot show why they changed.")
+    return figure(traces, lay)
 
 
 def jacobson_plot(

@@ -20,7 +20,7 @@ import pandas as pd
 
 from supervision.caseload import Caseload
 from supervision.widgets.caseload import STATUS, client_overview, primary_instrument
-from supervision.widgets.framework import Dashboard, FigureBox, Slice, View, unusable_notice
+from supervision.widgets.framework import NO_SNAPSHOT_CSS, Dashboard, FigureBox, Slice, View, unusable_notice
 
 
 def _esc(v) -> str:
@@ -41,7 +41,7 @@ class Part:
 
     def __init__(self, css: str, chart: str | None):
         self.note = w.HTML()
-        self.chart = FigureBox(chart) if chart else None
+        self.chart = FigureBox(chart, no_snapshot=True) if chart else None
         self.widget = w.VBox([self.note] + ([self.chart.widget] if self.chart else []))
         self.widget.add_class(css)
 
@@ -68,7 +68,8 @@ class StoryView(View):
         self.focus = Part("sw-story-focus", "sw-chart-story-focus")
         self.agenda = Part("sw-story-agenda", None)
         self.notes = Part("sw-story-notes", None)
-        self.widget.children = (dash.pick, self.facts, self.agenda.widget, self.outcome.widget, self.alliance.widget,
+        style = w.HTML(NO_SNAPSHOT_CSS, layout=w.Layout(display="none"))
+        self.widget.children = (style, dash.pick, self.facts, self.agenda.widget, self.outcome.widget, self.alliance.widget,
                                 self.attendance.widget, self.focus.widget, self.notes.widget)
 
     def update(self, data: Slice) -> None:

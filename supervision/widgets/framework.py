@@ -36,6 +36,14 @@ EPISODE_LABELS = [("All episodes", "all"), ("Open episodes", "open"), ("Ended ep
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # Not "responsive": inside an output area plotly would size the chart to a parent of height 0.
 PLOTLY_CONFIG = {"displaylogo": False}
+#: Page CSS for ``FigureBox(..., no_snapshot=True)``: the plot's own box (``.jp-RenderedPlotly``) has no
+#: height and lets the plot show over its parents; the ``Output`` around them is as high as the figure.
+NO_SNAPSHOT_CSS = """<style>
+.sw-chart-no-snapshot .jp-OutputArea, .sw-chart-no-snapshot .jp-OutputArea-child { overflow: visible !important; }
+.sw-chart-no-snapshot .jp-OutputArea-child { display: block !important; }
+.sw-chart-no-snapshot .jp-RenderedPlotly { display: block !important; height: 0 !important; min-height: 0 !important;
+  flex: 0 0 auto !important; overflow: visible !important; }
+</style>"""
 
 
 class FigureBox:
@@ -45,13 +53,23 @@ class FigureBox:
     in JupyterLab and in Voila alike, is rebuilt from saved state (no lost updates), and needs
     neither a CDN nor ``FigureWidget`` (whose import costs seconds). The last figure is kept in
     ``.figure`` so tests can read it as data.
+
+    ``no_snapshot=True`` (pages that redraw their charts often, e.g. the Client page, which must
+    also show :data:`NO_SNAPSHOT_CSS`): JupyterLab's plotly renderer draws every new plot twice and
+    then a third time into a PNG snapshot of it (``Plotly.toImage``, kept for saving the notebook's
+    outputs; widget outputs are never saved), about half of the browser's work per chart. It takes
+    the snapshot only when the plot's own box has a height, so here that box has none and the
+    ``Output`` keeps the chart's room instead (its height set to the figure's); the plot is the same.
     """
 
-    def __init__(self, css_class: str):
+    def __init__(self, css_class: str, *, no_snapshot: bool = False):
         self.widget = w.Output(layout=w.Layout(width="100%"))
         self.widget.add_class("sw-chart")
         self.widget.add_class(css_class)
         self.figure: go.Figure | None = None
+        self.no_snapshot = no_snapshot
+        if no_snapshot:
+            self.widget.add_class("sw-chart-no-snapshot")
 
     #: Set by :meth:`Dashboard._draw` while a view draws: the dashboard's figure filter (colleagues unnamed).
     current_filter = None
@@ -64,12 +82,16 @@ class FigureBox:
             bundle = json.loads(pio.to_json(fig, validate=False))
         self.figure = fig
         bundle["config"] = PLOTLY_CONFIG
+        if self.no_snapshot:  # the box keeps the chart's room (see NO_SNAPSHOT_CSS)
+            self.widget.layout.height = f"{int(bundle.get('layout', {}).get('height') or 360)}px"
         self.widget.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {PLOTLY_MIME: bundle, "text/plain": f"<chart: {fig.layout.title.text or ''}>"}},)
 
     def clear(self) -> None:
         self.figure = None
         self.widget.outputs = ()
+        if self.no_snapshot:
+            self.widget.layout.height = None
 
 
 def _strings(value):

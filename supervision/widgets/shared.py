@@ -40,14 +40,14 @@ class Shared:
         return self._alliance
 
     def outcome(self, instrument: str):
-        """The outcome tables of one measure, per session (None when the export has none)."""
+        """What the Client page draws of one outcome measure (None when the export has none): a
+        :class:`ClientOutcome`, its tables stored with the service tables (:mod:`supervision.table_cache`),
+        so a new kernel (Voila starts one per visit) reads them instead of computing them again."""
         cache = self.__dict__.setdefault("_outcome", {})
         if instrument not in cache:
-            from supervision.widgets.outcome import OutcomeModel
-
             present = self.caseload.measures_present()
             ok = instrument in set(present.loc[present["kind"] == "outcome", "instrument"])
-            cache[instrument] = OutcomeModel(self.caseload, instrument) if ok else None
+            cache[instrument] = ClientOutcome.of(self.caseload, instrument) if ok else None
         return cache[instrument]
 
     @property
@@ -57,3 +57,28 @@ class Shared:
 
             self._agenda = build_agenda(self.caseload, self.tables)
         return self._agenda
+
+
+class ClientOutcome:
+    """One outcome measure as the Client page draws it: ``track``, every client's scores by session
+    with the expected band (:func:`supervision.metrics.outcome.track_status` with ``per_session=True``,
+    docs/methods.md §5), and ``gains``, the sudden gains (:func:`~supervision.metrics.outcome.sudden_gains`),
+    the tables of :class:`supervision.widgets.outcome.OutcomeModel` that the page reads."""
+
+    def __init__(self, instrument, track, gains):
+        self.instrument, self.track, self.gains = instrument, track, gains
+
+    @classmethod
+    def of(cls, caseload: Caseload, instrument: str) -> "ClientOutcome":
+        from supervision import table_cache
+        from supervision.instruments import instruments
+
+        def compute() -> dict:
+            from supervision.widgets.outcome import OutcomeModel
+
+            m = OutcomeModel(caseload, instrument)
+            return {"client_outcome_track": m.track, "client_outcome_gains": m.gains}
+
+        tables = table_cache.load_or_compute(caseload, compute, rules={"client_page_outcome": instrument})
+        return cls(instruments(caseload.settings)[instrument], tables["client_outcome_track"],
+                   tables["client_outcome_gains"])
