@@ -87,6 +87,18 @@ def figure(traces: list[dict], lay: dict) -> go.Figure:
     return fig
 
 
+def warm_up() -> None:
+    """Load, ahead of the first chart, what plotly loads lazily on its first figure of each kind: the
+    house template and the validators of the trace types and layout parts the workbook draws (about
+    0.1 s once per process). Called by the app in a preheated kernel while it waits for its visitor."""
+    import plotly.io as pio
+
+    fig = figure([{"type": t} for t in _TRACE_TYPES],
+                 merge(layout_dict("warm-up"), {"shapes": [{"type": "rect"}], "annotations": [{"text": ""}],
+                                               "xaxis2": {}, "yaxis2": {}}))
+    pio.to_json(fig, validate=False)
+
+
 def plural(n: int, word: str) -> str:
     """``1 client``, ``2 clients``."""
     return f"{n} {word}{'' if n == 1 else 's'}"

@@ -214,6 +214,9 @@ class WorkbookApp:
             return
         from voila.utils import wait_for_request
 
+        from supervision.figures.theme import warm_up
+
+        warm_up()  # plotly's lazy loading paid here, not on the visitor's first chart
         wait_for_request()
         rem = Remembered.read(self.state_file)
         if (rem.data, rem.settings) != (self.remembered.data, self.remembered.settings):
