@@ -1465,6 +1465,11 @@ def _pool_later(out: pd.DataFrame, ref: pd.DataFrame, min_reference: int, pcts: 
     short = ~out["enough"].to_numpy(dtype=bool)
     if not short.any():
         return
+    # filled as arrays and written back once (a cell write per row was most of the model's time)
+    cols = {c: out[c].to_numpy(copy=True) for c in ("n_reference", "enough", "pooled", "pooled_from", "pooled_to")}
+    pc = {p: out[f"p{p:g}"].to_numpy(dtype=float, copy=True) for p in pcts}
+    bands = out.index.get_level_values("band")
+    sessions = out.index.get_level_values(1)
     for b, part in ref.groupby("band", sort=True):
         last = part.groupby("episode")["session_number"].max().to_numpy()
         ks = np.sort(last)[::-1]
@@ -1475,10 +1480,10 @@ def _pool_later(out: pd.DataFrame, ref: pd.DataFrame, min_reference: int, pcts: 
         ep = part["episode"].to_numpy()
         imp = part["improvement"].to_numpy(dtype=float)
         top = int(sn.max())
-        rows = np.flatnonzero((out.index.get_level_values("band") == b) & short)
+        rows = np.flatnonzero((bands == b) & short)
         picked: dict[int, np.ndarray] = {}  # beyond the band's last session every k has the same pool
         for r in rows:
-            k = min(int(out.index[r][1]), top)
+            k = min(int(sessions[r]), top)
             if k not in picked:
                 sel = np.flatnonzero(sn >= min(k, J))
                 # one measurement per episode: the nearest to k, ties to the later session
@@ -1487,14 +1492,18 @@ def _pool_later(out: pd.DataFrame, ref: pd.DataFrame, min_reference: int, pcts: 
             pick = picked[k]
             if len(pick) < min_reference:
                 continue
-            out.iloc[r, out.columns.get_loc("n_reference")] = len(pick)
-            out.iloc[r, out.columns.get_loc("enough")] = True
-            out.iloc[r, out.columns.get_loc("pooled")] = True
-            out.iloc[r, out.columns.get_loc("pooled_from")] = int(sn[pick].min())
-            out.iloc[r, out.columns.get_loc("pooled_to")] = int(sn[pick].max())
+            cols["n_reference"][r] = len(pick)
+            cols["enough"][r] = True
+            cols["pooled"][r] = True
+            cols["pooled_from"][r] = int(sn[pick].min())
+            cols["pooled_to"][r] = int(sn[pick].max())
             vals = np.percentile(imp[pick], pcts)  # linear interpolation, as pandas' quantile
             for p, v in zip(pcts, vals):
-                out.iloc[r, out.columns.get_loc(f"p{p:g}")] = float(v)
+                pc[p][r] = float(v)
+    for c, v in cols.items():
+        out[c] = v
+    for p, v in pc.items():
+        out[f"p{p:g}"] = v
 
 
 def track_status(
