@@ -98,6 +98,11 @@ FLAGS: dict[str, tuple[str, str, str]] = {
 }
 OUTCOME_FLAGS = ("reliable_deterioration", "ended_worse", "not_on_track")
 
+
+def _plural(n: int, word: str) -> str:
+    """``1 session``, ``3 sessions`` (the evidence says neither "session(s)" nor "1 sessions")."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
 QUESTIONS = {
     "risk_item": "The client's latest answer on a risk item is above 0. Has risk been assessed since, what is the safety plan, and who else knows?",
     "unrepaired_rupture": "The alliance dipped sharply and has not come back. What happened in that session, and has it been talked about with the client?",
@@ -381,7 +386,9 @@ def focus_items(t: dict, rules: AgendaRules) -> list[pd.DataFrame]:
     goals = neg["neglected_goals"].astype("string").map(
         lambda g: ", ".join(labels.get(x, x) for x in str(g).split(";") if x), na_action="ignore")
     out.append(_items(neg, "neglected_goal", neg["last_session_date"],
-                      "agreed goal(s) " + goals.fillna("–") + " not the focus of the last sessions, which were on: " + worked))
+                      np.where(neg["neglected_goals"].astype("string").fillna("").str.count(";[^;]") >= 1,
+                               "agreed goals ", "agreed goal ") + goals.fillna("–")
+                      + " not the focus of the last sessions, which were on: " + worked))
     heavy = fc[(fc["check_in_share"].fillna(0) >= rules.check_in_share) & (fc["n_focus_recorded"] >= rules.check_in_min_sessions)]
     out.append(_items(heavy, "check_in_dominance", heavy["last_session_date"],
                       _num(heavy["check_in_share"] * 100, "{:.0f}") + " % of " + heavy["n_focus_recorded"].astype("string")
@@ -720,7 +727,7 @@ def support_prompts(caseload: Caseload, tables: dict, client_id: str) -> pd.Data
         mine = fs[fs["client_id"] == client_id]
         crisis = int(mine["crisis"].fillna(False).astype(bool).sum()) if "crisis" in mine else None
     data["risk and crisis"] = ("; ".join(r["evidence"].iloc[0] for r in risk) if risk else "no risk item above 0 in the latest answers"
-                               ) + ("" if crisis is None else f"; {crisis} session(s) mainly on crisis / risk")
+                               ) + ("" if crisis is None else f"; {_plural(crisis, 'session')} mainly on crisis / risk")
     fc = t.get("focus_clients")
     r = fc[fc["client_id"] == client_id] if fc is not None else pd.DataFrame()
     ep = t.get("engagement_clients")
@@ -743,7 +750,7 @@ def support_prompts(caseload: Caseload, tables: dict, client_id: str) -> pd.Data
         a = a.iloc[0]
         judged = pd.notna(a["n_ruptures"])
         data["the relationship"] = (f"latest SRS {a['latest_srs']:.1f} (first {a['first_srs']:.1f}); "
-                                    + (f"{int(a['n_ruptures'])} rupture(s), {int(a['n_repaired'])} repaired" if judged
+                                    + (f"{_plural(int(a['n_ruptures']), 'rupture')}, {int(a['n_repaired'])} repaired" if judged
                                        else "too few rated sessions to judge ruptures")
                                     + ("; a session-rating item below the threshold at the latest session"
                                        if bool(pd.notna(a["latest_low_item"]) and a["latest_low_item"]) else ""))
