@@ -248,7 +248,7 @@ def _followup_section(caseload: Caseload, tables: dict, notes_path, supervisee: 
 
 def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", notes_path=None,
                  tables: dict | None = None, include_notes: bool = True, policy: str | None = None,
-                 index: CaseloadIndex | None = None) -> str:
+                 index: CaseloadIndex | None = None, agenda: pd.DataFrame | None = None) -> str:
     """The report for one supervisee as a self-contained HTML string.
 
     Parameters
@@ -267,6 +267,10 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         setting). ``none`` only for the supervision pair's own record.
     index : CaseloadIndex, optional
         The caseload split by clinician (batch reports split it once).
+    agenda : DataFrame, optional
+        :func:`~supervision.agenda.build_agenda` for every clinician, made from ``caseload`` and
+        ``tables`` (batch reports build it once and each report takes its supervisee's rows: the same
+        rows as building it for the supervisee alone, since the agenda ranks within each clinician).
     """
     if not caseload.usable:
         raise ReportError("This export cannot be used; run `supervision validate` to see why.")
@@ -280,7 +284,10 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     policy = policy or caseload.rules.privacy.suppression_policy
     data.extras["policy"] = policy
     ids = set(data.clients["client_id"])
-    agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
+    if agenda is None:
+        agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
+    else:
+        agenda = agenda[(agenda["clinician_id"] == clinician_id).to_numpy()].reset_index(drop=True)
     agenda = agenda[agenda["client_id"].isin(ids) | (agenda["client_id"] == "(caseload)")]
     agenda = _agenda_gaps_disclosed(agenda, caseload, tables, clinician_id, policy)
     sa = tables["alliance_sessions"]
@@ -542,7 +549,8 @@ def _report_chunk(cids: list[str]) -> list[tuple[list[Path], float]]:
         target = report_target(out, f"supervision-report-{safe_file_part(cid)}.html") if job["many"] else out
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(build_report(job["caseload"], cid, period=job["period"], notes_path=job["notes_path"],
-                                       tables=job["tables"], policy=job["policy"], index=job["index"]), encoding="utf-8")
+                                       tables=job["tables"], policy=job["policy"], index=job["index"],
+                                       agenda=job["agenda"]), encoding="utf-8")
         paths = [target]
         if job["pdf"]:
             paths.append(html_to_pdf(target, target.with_suffix(".pdf")))
@@ -569,8 +577,11 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
     if many:
         out.mkdir(parents=True, exist_ok=True)
     _JOB.clear()
-    _JOB.update(caseload=caseload, tables=service_tables(caseload), index=CaseloadIndex(caseload), out=out, many=many,
-                period=period, notes_path=notes_path, pdf=pdf, policy=policy)
+    tables = service_tables(caseload)
+    # the agenda of every clinician in one pass (each report takes its supervisee's rows) when there are several
+    agenda = build_agenda(caseload, tables) if many and caseload.usable and len(caseload.sessions) else None
+    _JOB.update(caseload=caseload, tables=tables, index=CaseloadIndex(caseload), out=out, many=many,
+                period=period, notes_path=notes_path, pdf=pdf, policy=policy, agenda=agenda)
     paths: list[Path] = []
     try:
         n_workers = default_workers(len(clinician_ids), per_worker=4) if workers is None else max(1, int(workers))
