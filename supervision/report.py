@@ -579,7 +579,12 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
     _JOB.clear()
     tables = service_tables(caseload)
     # the agenda of every clinician in one pass (each report takes its supervisee's rows) when there are several
-    agenda = build_agenda(caseload, tables) if many and caseload.usable and len(caseload.sessions) else None
+    agenda = None
+    if many and caseload.usable and len(caseload.sessions):
+        from supervision.followup import prepare_development
+
+        agenda = build_agenda(caseload, tables)
+        prepare_development(caseload, tables)  # every supervisee's development by quarter, in one pass
     _JOB.update(caseload=caseload, tables=tables, index=CaseloadIndex(caseload), out=out, many=many,
                 period=period, notes_path=notes_path, pdf=pdf, policy=policy, agenda=agenda)
     paths: list[Path] = []
