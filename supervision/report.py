@@ -297,7 +297,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     rp = tables["alliance_ruptures"]
     rp = rp[rp["criterion"] == rp["criterion"].iloc[0]] if len(rp) else rp
     ep = tables["engagement_clients"]
-    ep_me, ep_svc = ep[ep["client_id"].isin(ids)], ep[ep["client_id"].isin(data.service_clients["client_id"])]
+    ep_me, ep_svc = ep[ep["client_id"].isin(ids)], _service_rows(ep, data.service_clients)
     al = tables["alliance_clinicians"].set_index("scope")
 
     period_text = "the whole export" if data.start_date is None else f"{data.start_date:%d %b %Y} to {data.reference_date:%d %b %Y}"
@@ -380,6 +380,20 @@ def focus_section(caseload: Caseload, tables: dict, data) -> str:
                       "Rates treat sessions as independent, so the intervals are too narrow. Focus is recorded by the clinician.")
             + _figure(focus_caseload(mine, title=f"Goal coverage and check-in share per client, {me}"),
                       "Crisis sessions are legitimately off-goal and are counted apart."))
+
+
+_SERVICE_ROWS: dict = {}  # the last (table, service clients, the table's rows of those clients): the same for every report
+
+
+def _service_rows(frame: pd.DataFrame, service_clients: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows of the service's clients (of the report's period); a batch of reports asks for the same
+    rows every time (the same objects), so the last answer is kept with the objects it was made from."""
+    hit = _SERVICE_ROWS.get("last")
+    if hit is not None and hit[0] is frame and hit[1] is service_clients:
+        return hit[2]
+    out = frame[frame["client_id"].isin(service_clients["client_id"])]
+    _SERVICE_ROWS["last"] = (frame, service_clients, out)
+    return out
 
 
 _SUPPRESSED: dict = {}  # id of a gaps table -> (the table, policy, its suppressed form): computed once per report run
