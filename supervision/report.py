@@ -399,11 +399,13 @@ def _service_rows(frame: pd.DataFrame, service_clients: pd.DataFrame) -> pd.Data
 _SUPPRESSED: dict = {}  # id of a gaps table -> (the table, policy, its suppressed form): computed once per report run
 
 
-def _suppressed_gaps(gaps: pd.DataFrame, policy, settings, suppress_gaps) -> pd.DataFrame:
+def _suppressed_gaps(caseload: Caseload, gaps: pd.DataFrame, policy) -> pd.DataFrame:
+    from supervision.metrics.tables import stored_suppressed_gaps
+
     hit = _SUPPRESSED.get(id(gaps))
     if hit is not None and hit[0] is gaps and hit[1] == policy:
         return hit[2]
-    out = suppress_gaps(gaps, policy=policy, settings=settings)
+    out = stored_suppressed_gaps(caseload, gaps, policy)  # read from the table cache when an earlier run stored it
     _SUPPRESSED.clear()  # one table at a time: nothing of an earlier caseload is kept
     _SUPPRESSED[id(gaps)] = (gaps, policy, out)
     return out
@@ -413,15 +415,13 @@ def _gap_rows(caseload: Caseload, tables: dict, me: str, policy) -> tuple[pd.Dat
     """The supervisee's gap rows as the report shows them: ``(raw, shown)``; ``shown`` is under ``policy``
     (suppressed as the whole service's table, so its margins run across clinicians: the same pattern in every
     clinician's report), or the raw rows for ``none``."""
-    from supervision.metrics.adaptation import suppress_gaps
-
     g = tables.get("adaptation_gaps")
     if g is None or g.empty:
         return pd.DataFrame(), pd.DataFrame()
     raw = g[g["clinician_id"] == me]
     if str(policy) == "none":
         return raw, raw.assign(n_group_display=raw["n_group"].astype(str))
-    shown = _suppressed_gaps(g, policy, caseload.settings, suppress_gaps)
+    shown = _suppressed_gaps(caseload, g, policy)
     return raw, shown[shown["clinician_id"] == me]
 
 
@@ -608,10 +608,7 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
         if n_workers > 1 and gaps is not None and not gaps.empty:
             # the service's suppressed gaps (minutes at service scale) made once, before the workers fork
             # (each inherits them) rather than once in every worker
-            from supervision.metrics.adaptation import suppress_gaps
-
-            _suppressed_gaps(gaps, policy or caseload.rules.privacy.suppression_policy, caseload.settings,
-                             suppress_gaps)
+            _suppressed_gaps(caseload, gaps, policy or caseload.rules.privacy.suppression_policy)
         i = 0
         for done in run_chunks(_report_chunk, list(clinician_ids), n_workers):
             for written, took in done:

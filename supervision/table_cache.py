@@ -46,7 +46,8 @@ import pandas as pd
 
 ENV_VAR = "SUPERVISION_CACHE_DIR"
 FORMAT = 1  # bump when the layout of an entry changes
-KEEP = 4  # entries kept (most recently used); a service's tables at 1M sessions take ~200 MB
+KEEP = 6  # entries kept (most recently used); a service's tables at 1M sessions take ~200 MB; an export with
+# reports made also has its suppressed adaptation gaps (a small entry), hence two entries per export
 MANIFEST = "manifest.json"
 _NOT_DATA = (".sqlite", ".sqlite3", ".db", "-journal", "-wal", "-shm", ".md", ".lock", ".tmp")
 _PACKAGE = Path(__file__).resolve().parent
