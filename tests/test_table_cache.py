@@ -182,3 +182,23 @@ def test_suppressed_gaps_are_stored_and_read_again(export, monkeypatch):
     tables_mod.stored_suppressed_gaps(cl, changed, "nhs")  # another table: computed, not read
     tables_mod.stored_suppressed_gaps(cl, gaps, "cms")
     assert calls == ["nhs", "nhs", "cms"]
+
+
+def test_a_page_is_built_before_its_tables_are_stored(export, monkeypatch):
+    """Inside ``deferred_writes`` (the supervision page's opening) a computed entry is stored only when the
+    block ends; asking for it again inside the block stores it first, and reads it."""
+    cl = load_caseload(export)
+    root = export.parent / "cache"
+    with table_cache.deferred_writes():
+        first = tables_mod.service_tables(cl)
+        assert table_cache.last_event == "miss"
+        assert [t.ident for t in table_cache._pending] == [None]  # its writer waits for the block's end
+        assert not root.exists() or not any(p for p in root.iterdir() if not p.name.startswith("."))
+    table_cache.wait()
+    assert len([p for p in root.iterdir() if not p.name.startswith(".")]) == 1
+    with table_cache.deferred_writes():
+        shutil.rmtree(root)
+        tables_mod.service_tables(cl)  # computed again, its store deferred
+        again = tables_mod.service_tables(load_caseload(export))  # the same entry inside the block: stored, then read
+        assert table_cache.last_event == "hit"
+    same_tables(first, again)
