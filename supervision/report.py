@@ -142,12 +142,15 @@ def _agenda_section(agenda: pd.DataFrame) -> str:
 
 
 def _overview(ep_me: pd.DataFrame, ep_svc: pd.DataFrame, al: pd.DataFrame, me: str) -> str:
-    cn = eng.clinician_engagement(pd.concat([ep_me, ep_svc.assign(clinician_id="__service")], ignore_index=True)).set_index("scope")
+    # each scope's figures rest on its own episodes only, so the service's row is made once per batch
+    cn = eng.clinician_engagement(ep_me).set_index("scope")
+    svc = _service_part("engagement overview", (ep_svc,), lambda: eng.clinician_engagement(
+        ep_svc.assign(clinician_id="__service")).set_index("scope").loc["__service"])
     rows = []
     def ci(r, n):
         return f"{_pct(r[n])} ({_pct(r[n + '_lower'])}–{_pct(r[n + '_upper'])})"
     if me in cn.index:
-        m, s = cn.loc[me], cn.loc["__service"]
+        m, s = cn.loc[me], svc
         for label, f in (("clients (open / ended)", lambda r: f"{r['n_clients']:.0f} ({r['n_open']:.0f} / {r['n_ended']:.0f})"),
                          ("mean attended sessions, ended episodes", lambda r: "–" if pd.isna(r["mean_attended"]) else f"{r['mean_attended']:.1f}"),
                          ("single-session endings", lambda r: ci(r, "single_rate")),
@@ -310,8 +313,8 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         "<h2>Agenda</h2>" + _agenda_section(agenda),
         "<h2>Caseload compared with the service</h2>" + _overview(ep_me, ep_svc, al, clinician_id),
     ]
-    charts = [_figure(session_count_comparison(eng.session_count_distribution(ep_me), eng.session_count_distribution(ep_svc),
-                                               label=clinician_id),
+    svc_counts = _service_part("session counts", (ep_svc,), lambda: eng.session_count_distribution(ep_svc))
+    charts = [_figure(session_count_comparison(eng.session_count_distribution(ep_me), svc_counts, label=clinician_id),
                       "Single sessions are common everywhere; a caseload that differs from the service is worth a look, "
                       "not a verdict.")]
     if len(sa_me) and sa_me["srs_total"].notna().any():
@@ -352,15 +355,19 @@ def outcome_section(caseload: Caseload, tables: dict, data) -> str:
     ids = set(data.clients["client_id"])
     parts = ["<h2>Outcome</h2>"]
     specs = instruments(caseload.settings)
-    for inst, co in co_all.groupby("instrument", sort=False):
+    cats = ["recovered", "improved", "unchanged", "deteriorated", "harmed"]
+    row = lambda f: [f"{(f['category'] == c).sum()} ({(f['category'] == c).mean():.0%})" for c in cats]  # noqa: E731
+
+    def service_side():  # each instrument's clients and the service's row: the same in every report
+        return [(inst, co, ["service", int((co["n_measured"] >= 2).sum()), *row(co[co["n_measured"] >= 2])])
+                for inst, co in co_all.groupby("instrument", sort=False)]
+
+    for inst, co, svc_row in _service_part("outcome categories", (co_all,), service_side):
         mine = co[co["client_id"].isin(ids) & (co["n_measured"] >= 2)]
         if mine.empty:
             continue
-        svc = co[co["n_measured"] >= 2]
-        cats = ["recovered", "improved", "unchanged", "deteriorated", "harmed"]
-        row = lambda f: [f"{(f['category'] == c).sum()} ({(f['category'] == c).mean():.0%})" for c in cats]  # noqa: E731
         parts.append(f"<h3>{_esc(specs[inst].name)}</h3>" + _table(pd.DataFrame(
-            [[me, len(mine), *row(mine)], ["service", len(svc), *row(svc)]], columns=["", "clients", *cats])))
+            [[me, len(mine), *row(mine)], svc_row], columns=["", "clients", *cats])))
         parts.append(_figure(jacobson_plot(mine, instrument=specs[inst], title=f"{specs[inst].name}: intake and latest, {me}"),
                              "Points beyond the band changed more than measurement error explains."))
     return "".join(parts) if len(parts) > 1 else "<h2>Outcome</h2><p class='note'>No client of this caseload has two scores.</p>"
@@ -382,18 +389,24 @@ def focus_section(caseload: Caseload, tables: dict, data) -> str:
                       "Crisis sessions are legitimately off-goal and are counted apart."))
 
 
-_SERVICE_ROWS: dict = {}  # the last (table, service clients, the table's rows of those clients): the same for every report
+_SERVICE_PARTS: dict = {}  # name -> (the objects it was made from, the answer): the service's side of every report
+
+
+def _service_part(name: str, sources: tuple, compute: Callable):
+    """The service's side of a report (the same for every supervisee of a batch): ``compute()`` once for
+    the same ``sources`` (the very objects: the service's tables of this run), then the kept answer."""
+    hit = _SERVICE_PARTS.get(name)
+    if hit is not None and len(hit[0]) == len(sources) and all(a is b for a, b in zip(hit[0], sources)):
+        return hit[1]
+    out = compute()
+    _SERVICE_PARTS[name] = (sources, out)
+    return out
 
 
 def _service_rows(frame: pd.DataFrame, service_clients: pd.DataFrame) -> pd.DataFrame:
-    """``frame``'s rows of the service's clients (of the report's period); a batch of reports asks for the same
-    rows every time (the same objects), so the last answer is kept with the objects it was made from."""
-    hit = _SERVICE_ROWS.get("last")
-    if hit is not None and hit[0] is frame and hit[1] is service_clients:
-        return hit[2]
-    out = frame[frame["client_id"].isin(service_clients["client_id"])]
-    _SERVICE_ROWS["last"] = (frame, service_clients, out)
-    return out
+    """``frame``'s rows of the service's clients (of the report's period)."""
+    return _service_part("engagement rows", (frame, service_clients),
+                         lambda: frame[frame["client_id"].isin(service_clients["client_id"])])
 
 
 _SUPPRESSED: dict = {}  # id of a gaps table -> (the table, policy, its suppressed form): computed once per report run
