@@ -28,6 +28,7 @@ Rates over episodes (unilateral endings) have one episode per client. Definition
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -80,6 +81,7 @@ def ratio_estimate(k: np.ndarray, m: np.ndarray) -> Estimate:
     return Estimate(float(r), float(r - q * se), float(r + q * se), float(se), int(m.sum()), int(n))
 
 
+@functools.lru_cache(maxsize=4096)
 def _t(df: float) -> float:
     from scipy import stats
 
@@ -368,12 +370,16 @@ def development(caseload: Caseload, tables: dict, clinician_id: str, *, min_clie
         return pd.DataFrame()
     quarters = pd.period_range(s["session_date"].min(), s["session_date"].max(), freq="Q")
     memo = _service_memo(caseload, tables)
-    mine = _own_rows(tables, clinician_id)  # filtered once, not once per quarter and metric
+    every = memo.get(("every clinician", tuple(quarters)))  # made by prepare_development (batch reports)
+    mine = _own_rows(tables, clinician_id) if every is None else None  # filtered once, not per quarter and metric
     rows = []
     for q in quarters:
         start, end = q.start_time, q.end_time.normalize()
         for metric in DEVELOPMENT_METRICS[1:]:
-            est = metric_in_window(mine, metric, clinician_id, start, end)
+            if every is None:
+                est = metric_in_window(mine, metric, clinician_id, start, end)
+            else:
+                est = every[(metric, start, end)].get(clinician_id) or _NO_ESTIMATE
             svc = memo.get((metric, start, end))
             if svc is None:
                 svc = memo[(metric, start, end)] = _service(tables, metric, start, end)
@@ -414,6 +420,74 @@ def _outcome_effects(caseload: Caseload, tables: dict, clinician_id: str, quarte
                      "upper": float(r["effect_upper"]) if ok else np.nan, "n_clients": int(r["n_cases"]) if r is not None else 0,
                      "n_units": int(r["n_cases"]) if r is not None else 0, "service": 0.0, "too_few": not ok})
     return rows
+
+
+_NO_ESTIMATE = Estimate(np.nan, np.nan, np.nan, np.nan, 0, 0)  # as ratio_estimate of no client
+
+
+def _unit_rows(t: dict, metric: str, start, end) -> pd.DataFrame | None:
+    """Every clinician's rows of a ratio metric in a window: ``clinician_id, client_id, _k, _m``, the same rows
+    and counts as the metric's function (:data:`GOAL_METRICS`) keeps for one clinician; None for a metric
+    that is not a ratio over clients."""
+    if metric == "check_in_share":
+        f = _window(t["focus_sessions"], "session_date", start, end)
+        return f.assign(_k=f["check_in"].fillna(False).astype(int), _m=f["focus_recorded"].astype(int))
+    if metric == "agreed_goal_share":
+        f = _window(t["focus_sessions"], "session_date", start, end)
+        f = f[f["on_goal"].notna()]
+        return f.assign(_k=f["on_goal"].astype(bool).astype(int), _m=1)
+    if metric == "low_alliance_share":
+        a = _window(t["alliance_sessions"], "session_date", start, end)
+        a = a[a["measured"].astype(bool)]
+        return a.assign(_k=a["low"].fillna(False).astype(int), _m=1)
+    if metric == "measure_completion":
+        s = _window(t["sessions"], "session_date", start, end)
+        s = s[s["attendance"] == "attended"]
+        totals = [c for c in s.columns if c.endswith("_total") and not c.endswith("_prorated")]
+        return s.assign(_k=s[totals].notna().any(axis=1).astype(int) if totals else 0, _m=1)
+    if metric == "unilateral_endings":
+        e = t["engagement_clients"]
+        e = _window(e[e["ended"].fillna(False).astype(bool)], "end_date", start, end)
+        return e.assign(_k=e["unilateral"].fillna(False).astype(int), _m=1)
+    if metric == "rupture_repair_rate":
+        r = t.get("alliance_ruptures")
+        if r is None or not len(r):
+            return None  # no rupture: no estimate for anyone, as ratio_estimate of nothing
+        r = _window(r[(r["criterion"] == r["criterion"].iloc[0]) & (r["status"] != "open")], "rupture_date", start, end)
+        return r.assign(_k=(r["status"] == "repaired").astype(int), _m=1)
+    return None
+
+
+def _every_clinician(frame: pd.DataFrame | None) -> dict:
+    """clinician -> :func:`ratio_estimate` over that clinician's clients (clients in the order of
+    :func:`_per_client`, so every figure is the one computed for the clinician alone)."""
+    if frame is None or not len(frame):
+        return {}
+    g = frame.groupby(["clinician_id", "client_id"], observed=True)[["_k", "_m"]].sum()
+    clin = g.index.get_level_values(0)
+    k, m = g["_k"].to_numpy(), g["_m"].to_numpy()
+    codes, uniques = pd.factorize(clin, sort=False)
+    bounds = np.flatnonzero(np.diff(codes)) + 1
+    starts, ends = np.r_[0, bounds], np.r_[bounds, len(codes)]
+    return {uniques[codes[a]]: ratio_estimate(k[a:b], m[a:b]) for a, b in zip(starts, ends)}
+
+
+def prepare_development(caseload: Caseload, tables: dict) -> None:
+    """Every clinician's :func:`development` estimates in one pass per quarter and metric (a batch of reports):
+    kept with the service's figures of :func:`_service_memo`, so each report's :func:`development` looks
+    its supervisee up instead of scanning the tables again. The figures are the same as computed alone."""
+    tables = {**tables, "sessions": caseload.sessions}
+    s = caseload.sessions
+    if not len(s):
+        return
+    quarters = pd.period_range(s["session_date"].min(), s["session_date"].max(), freq="Q")
+    memo = _service_memo(caseload, tables)
+    every = {}
+    for q in quarters:
+        start, end = q.start_time, q.end_time.normalize()
+        for metric in DEVELOPMENT_METRICS[1:]:
+            every[(metric, start, end)] = _every_clinician(_unit_rows(tables, metric, start, end))
+    memo[("every clinician", tuple(quarters))] = every
 
 
 #: Per-row tables that :func:`development` filters to the supervisee once (the metric functions filter

@@ -142,12 +142,15 @@ def _agenda_section(agenda: pd.DataFrame) -> str:
 
 
 def _overview(ep_me: pd.DataFrame, ep_svc: pd.DataFrame, al: pd.DataFrame, me: str) -> str:
-    cn = eng.clinician_engagement(pd.concat([ep_me, ep_svc.assign(clinician_id="__service")], ignore_index=True)).set_index("scope")
+    # each scope's figures rest on its own episodes only, so the service's row is made once per batch
+    cn = eng.clinician_engagement(ep_me).set_index("scope")
+    svc = _service_part("engagement overview", (ep_svc,), lambda: eng.clinician_engagement(
+        ep_svc.assign(clinician_id="__service")).set_index("scope").loc["__service"])
     rows = []
     def ci(r, n):
         return f"{_pct(r[n])} ({_pct(r[n + '_lower'])}–{_pct(r[n + '_upper'])})"
     if me in cn.index:
-        m, s = cn.loc[me], cn.loc["__service"]
+        m, s = cn.loc[me], svc
         for label, f in (("clients (open / ended)", lambda r: f"{r['n_clients']:.0f} ({r['n_open']:.0f} / {r['n_ended']:.0f})"),
                          ("mean attended sessions, ended episodes", lambda r: "–" if pd.isna(r["mean_attended"]) else f"{r['mean_attended']:.1f}"),
                          ("single-session endings", lambda r: ci(r, "single_rate")),
@@ -248,7 +251,7 @@ def _followup_section(caseload: Caseload, tables: dict, notes_path, supervisee: 
 
 def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", notes_path=None,
                  tables: dict | None = None, include_notes: bool = True, policy: str | None = None,
-                 index: CaseloadIndex | None = None) -> str:
+                 index: CaseloadIndex | None = None, agenda: pd.DataFrame | None = None) -> str:
     """The report for one supervisee as a self-contained HTML string.
 
     Parameters
@@ -267,6 +270,10 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         setting). ``none`` only for the supervision pair's own record.
     index : CaseloadIndex, optional
         The caseload split by clinician (batch reports split it once).
+    agenda : DataFrame, optional
+        :func:`~supervision.agenda.build_agenda` for every clinician, made from ``caseload`` and
+        ``tables`` (batch reports build it once and each report takes its supervisee's rows: the same
+        rows as building it for the supervisee alone, since the agenda ranks within each clinician).
     """
     if not caseload.usable:
         raise ReportError("This export cannot be used; run `supervision validate` to see why.")
@@ -280,7 +287,10 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     policy = policy or caseload.rules.privacy.suppression_policy
     data.extras["policy"] = policy
     ids = set(data.clients["client_id"])
-    agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
+    if agenda is None:
+        agenda = build_agenda(caseload, tables, clinician_id=clinician_id)
+    else:
+        agenda = agenda[(agenda["clinician_id"] == clinician_id).to_numpy()].reset_index(drop=True)
     agenda = agenda[agenda["client_id"].isin(ids) | (agenda["client_id"] == "(caseload)")]
     agenda = _agenda_gaps_disclosed(agenda, caseload, tables, clinician_id, policy)
     sa = tables["alliance_sessions"]
@@ -290,7 +300,7 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
     rp = tables["alliance_ruptures"]
     rp = rp[rp["criterion"] == rp["criterion"].iloc[0]] if len(rp) else rp
     ep = tables["engagement_clients"]
-    ep_me, ep_svc = ep[ep["client_id"].isin(ids)], ep[ep["client_id"].isin(data.service_clients["client_id"])]
+    ep_me, ep_svc = ep[ep["client_id"].isin(ids)], _service_rows(ep, data.service_clients)
     al = tables["alliance_clinicians"].set_index("scope")
 
     period_text = "the whole export" if data.start_date is None else f"{data.start_date:%d %b %Y} to {data.reference_date:%d %b %Y}"
@@ -303,8 +313,8 @@ def build_report(caseload: Caseload, clinician_id: str, *, period: str = "all", 
         "<h2>Agenda</h2>" + _agenda_section(agenda),
         "<h2>Caseload compared with the service</h2>" + _overview(ep_me, ep_svc, al, clinician_id),
     ]
-    charts = [_figure(session_count_comparison(eng.session_count_distribution(ep_me), eng.session_count_distribution(ep_svc),
-                                               label=clinician_id),
+    svc_counts = _service_part("session counts", (ep_svc,), lambda: eng.session_count_distribution(ep_svc))
+    charts = [_figure(session_count_comparison(eng.session_count_distribution(ep_me), svc_counts, label=clinician_id),
                       "Single sessions are common everywhere; a caseload that differs from the service is worth a look, "
                       "not a verdict.")]
     if len(sa_me) and sa_me["srs_total"].notna().any():
@@ -345,15 +355,19 @@ def outcome_section(caseload: Caseload, tables: dict, data) -> str:
     ids = set(data.clients["client_id"])
     parts = ["<h2>Outcome</h2>"]
     specs = instruments(caseload.settings)
-    for inst, co in co_all.groupby("instrument", sort=False):
+    cats = ["recovered", "improved", "unchanged", "deteriorated", "harmed"]
+    row = lambda f: [f"{(f['category'] == c).sum()} ({(f['category'] == c).mean():.0%})" for c in cats]  # noqa: E731
+
+    def service_side():  # each instrument's clients and the service's row: the same in every report
+        return [(inst, co, ["service", int((co["n_measured"] >= 2).sum()), *row(co[co["n_measured"] >= 2])])
+                for inst, co in co_all.groupby("instrument", sort=False)]
+
+    for inst, co, svc_row in _service_part("outcome categories", (co_all,), service_side):
         mine = co[co["client_id"].isin(ids) & (co["n_measured"] >= 2)]
         if mine.empty:
             continue
-        svc = co[co["n_measured"] >= 2]
-        cats = ["recovered", "improved", "unchanged", "deteriorated", "harmed"]
-        row = lambda f: [f"{(f['category'] == c).sum()} ({(f['category'] == c).mean():.0%})" for c in cats]  # noqa: E731
         parts.append(f"<h3>{_esc(specs[inst].name)}</h3>" + _table(pd.DataFrame(
-            [[me, len(mine), *row(mine)], ["service", len(svc), *row(svc)]], columns=["", "clients", *cats])))
+            [[me, len(mine), *row(mine)], svc_row], columns=["", "clients", *cats])))
         parts.append(_figure(jacobson_plot(mine, instrument=specs[inst], title=f"{specs[inst].name}: intake and latest, {me}"),
                              "Points beyond the band changed more than measurement error explains."))
     return "".join(parts) if len(parts) > 1 else "<h2>Outcome</h2><p class='note'>No client of this caseload has two scores.</p>"
@@ -375,14 +389,36 @@ def focus_section(caseload: Caseload, tables: dict, data) -> str:
                       "Crisis sessions are legitimately off-goal and are counted apart."))
 
 
+_SERVICE_PARTS: dict = {}  # name -> (the objects it was made from, the answer): the service's side of every report
+
+
+def _service_part(name: str, sources: tuple, compute: Callable):
+    """The service's side of a report (the same for every supervisee of a batch): ``compute()`` once for
+    the same ``sources`` (the very objects: the service's tables of this run), then the kept answer."""
+    hit = _SERVICE_PARTS.get(name)
+    if hit is not None and len(hit[0]) == len(sources) and all(a is b for a, b in zip(hit[0], sources)):
+        return hit[1]
+    out = compute()
+    _SERVICE_PARTS[name] = (sources, out)
+    return out
+
+
+def _service_rows(frame: pd.DataFrame, service_clients: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows of the service's clients (of the report's period)."""
+    return _service_part("engagement rows", (frame, service_clients),
+                         lambda: frame[frame["client_id"].isin(service_clients["client_id"])])
+
+
 _SUPPRESSED: dict = {}  # id of a gaps table -> (the table, policy, its suppressed form): computed once per report run
 
 
-def _suppressed_gaps(gaps: pd.DataFrame, policy, settings, suppress_gaps) -> pd.DataFrame:
+def _suppressed_gaps(caseload: Caseload, gaps: pd.DataFrame, policy) -> pd.DataFrame:
+    from supervision.metrics.tables import stored_suppressed_gaps
+
     hit = _SUPPRESSED.get(id(gaps))
     if hit is not None and hit[0] is gaps and hit[1] == policy:
         return hit[2]
-    out = suppress_gaps(gaps, policy=policy, settings=settings)
+    out = stored_suppressed_gaps(caseload, gaps, policy)  # read from the table cache when an earlier run stored it
     _SUPPRESSED.clear()  # one table at a time: nothing of an earlier caseload is kept
     _SUPPRESSED[id(gaps)] = (gaps, policy, out)
     return out
@@ -392,15 +428,13 @@ def _gap_rows(caseload: Caseload, tables: dict, me: str, policy) -> tuple[pd.Dat
     """The supervisee's gap rows as the report shows them: ``(raw, shown)``; ``shown`` is under ``policy``
     (suppressed as the whole service's table, so its margins run across clinicians: the same pattern in every
     clinician's report), or the raw rows for ``none``."""
-    from supervision.metrics.adaptation import suppress_gaps
-
     g = tables.get("adaptation_gaps")
     if g is None or g.empty:
         return pd.DataFrame(), pd.DataFrame()
     raw = g[g["clinician_id"] == me]
     if str(policy) == "none":
         return raw, raw.assign(n_group_display=raw["n_group"].astype(str))
-    shown = _suppressed_gaps(g, policy, caseload.settings, suppress_gaps)
+    shown = _suppressed_gaps(caseload, g, policy)
     return raw, shown[shown["clinician_id"] == me]
 
 
@@ -542,7 +576,8 @@ def _report_chunk(cids: list[str]) -> list[tuple[list[Path], float]]:
         target = report_target(out, f"supervision-report-{safe_file_part(cid)}.html") if job["many"] else out
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(build_report(job["caseload"], cid, period=job["period"], notes_path=job["notes_path"],
-                                       tables=job["tables"], policy=job["policy"], index=job["index"]), encoding="utf-8")
+                                       tables=job["tables"], policy=job["policy"], index=job["index"],
+                                       agenda=job["agenda"]), encoding="utf-8")
         paths = [target]
         if job["pdf"]:
             paths.append(html_to_pdf(target, target.with_suffix(".pdf")))
@@ -569,8 +604,16 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
     if many:
         out.mkdir(parents=True, exist_ok=True)
     _JOB.clear()
-    _JOB.update(caseload=caseload, tables=service_tables(caseload), index=CaseloadIndex(caseload), out=out, many=many,
-                period=period, notes_path=notes_path, pdf=pdf, policy=policy)
+    tables = service_tables(caseload)
+    # the agenda of every clinician in one pass (each report takes its supervisee's rows) when there are several
+    agenda = None
+    if many and caseload.usable and len(caseload.sessions):
+        from supervision.followup import prepare_development
+
+        agenda = build_agenda(caseload, tables)
+        prepare_development(caseload, tables)  # every supervisee's development by quarter, in one pass
+    _JOB.update(caseload=caseload, tables=tables, index=CaseloadIndex(caseload), out=out, many=many,
+                period=period, notes_path=notes_path, pdf=pdf, policy=policy, agenda=agenda)
     paths: list[Path] = []
     try:
         n_workers = default_workers(len(clinician_ids), per_worker=4) if workers is None else max(1, int(workers))
@@ -578,10 +621,7 @@ def write_reports(caseload: Caseload, clinician_ids: list[str], out: Path, *, pe
         if n_workers > 1 and gaps is not None and not gaps.empty:
             # the service's suppressed gaps (minutes at service scale) made once, before the workers fork
             # (each inherits them) rather than once in every worker
-            from supervision.metrics.adaptation import suppress_gaps
-
-            _suppressed_gaps(gaps, policy or caseload.rules.privacy.suppression_policy, caseload.settings,
-                             suppress_gaps)
+            _suppressed_gaps(caseload, gaps, policy or caseload.rules.privacy.suppression_policy)
         i = 0
         for done in run_chunks(_report_chunk, list(clinician_ids), n_workers):
             for written, took in done:

@@ -32,6 +32,7 @@ one clinician, an unusable export, one whose source is not a path) is never cach
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,7 +47,8 @@ import pandas as pd
 
 ENV_VAR = "SUPERVISION_CACHE_DIR"
 FORMAT = 1  # bump when the layout of an entry changes
-KEEP = 4  # entries kept (most recently used); a service's tables at 1M sessions take ~200 MB
+KEEP = 6  # entries kept (most recently used); a service's tables at 1M sessions take ~200 MB; an export with
+# reports made also has its suppressed adaptation gaps (a small entry), hence two entries per export
 MANIFEST = "manifest.json"
 _NOT_DATA = (".sqlite", ".sqlite3", ".db", "-journal", "-wal", "-shm", ".md", ".lock", ".tmp")
 _PACKAGE = Path(__file__).resolve().parent
@@ -230,12 +232,42 @@ def load_or_compute(caseload, compute: Callable[[], dict[str, pd.DataFrame]], ru
         snapshot[name].attrs = dict(frame.attrs)
     writer = threading.Thread(target=_write_quietly, args=(root, key, snapshot), name=f"table-cache-{key[:8]}")
     _writers[key] = writer
-    writer.start()
+    if _deferring:
+        _pending.append(writer)  # started when the page is built (deferred_writes)
+    else:
+        writer.start()
     last_event = event
     return tables
 
 
 _writers: dict[str, threading.Thread] = {}
+_pending: list[threading.Thread] = []
+_deferring = 0
+
+
+@contextlib.contextmanager
+def deferred_writes():
+    """Entries computed inside the block are stored once it ends, not while it runs.
+
+    A page computing its tables on a cold cache is shown first and stored afterwards: writing
+    Parquet beside the page's own work (the conversion holds the interpreter) only delays what the
+    user waits for. Asking for the same entry again inside the block stores it first (:func:`wait`).
+    """
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring:
+            _start_pending()
+
+
+def _start_pending() -> None:
+    while _pending:
+        t = _pending.pop(0)
+        if t.ident is None:  # not started yet
+            t.start()
 
 
 def _write_quietly(root: Path, key: str, tables: dict) -> None:
@@ -250,5 +282,9 @@ def wait(key: str | None = None) -> None:
     """Wait until this process's entries (or the one of ``key``) are stored."""
     for k, t in list(_writers.items()):
         if key is None or k == key:
+            if t.ident is None:  # deferred and not started: store it now
+                if t in _pending:
+                    _pending.remove(t)
+                t.start()
             t.join()
             _writers.pop(k, None)

@@ -158,3 +158,25 @@ def test_batch_reports_in_worker_processes_are_the_ones_written_alone(tmp_path):
         assert stable(a.read_text(encoding="utf-8")) == stable(b.read_text(encoding="utf-8")), a.name
     alone = build_report(cl, ids[2], include_notes=True)
     assert stable(alone) == stable(many[2].read_text(encoding="utf-8"))
+
+
+def test_batch_reports_are_the_single_reports(tmp_path):
+    """The batch path (agenda and development built once for every clinician, each report taking its rows)
+    writes, for each supervisee, the report that ``report --clinician X`` writes alone (issue 24)."""
+    from supervision.metrics.tables import metric_tables
+    from supervision.report import write_reports
+
+    cl = load_caseload()
+    ids = sorted(cl.clinicians["clinician_id"])
+    batch = write_reports(cl, ids, tmp_path / "all", workers=1)
+    tables = metric_tables(cl)
+
+    def stable(text):
+        text = re.sub(r"Made on .*? UTC", "Made on -", text)
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+
+    assert len(batch) == len(ids) > 2
+    for cid, path in zip(ids, batch):
+        alone = build_report(cl, cid, tables=tables)
+        assert "<h2>Agenda</h2>" in alone and "Development by quarter" in alone, cid
+        assert stable(alone) == stable(path.read_text(encoding="utf-8")), cid

@@ -153,3 +153,52 @@ def test_the_supervision_page_reads_the_stored_tables(export, computed, tmp_path
     dash = SupervisionDashboard(load_caseload(export), supervisee="T02", notes_path=tmp_path / "n.sqlite")
     assert len(computed) == 1 and table_cache.last_event == "hit"  # another supervisee, another kernel: read
     assert "T02" in dash.supervisee.value
+
+
+def test_suppressed_gaps_are_stored_and_read_again(export, monkeypatch):
+    """The small-numbers audit of the adaptation gaps (minutes at service scale) is stored beside the service
+    tables: a later report of the same export reads it (the same table), another policy computes its own."""
+    from supervision.metrics import adaptation
+
+    calls = []
+    real = adaptation.suppress_gaps
+
+    def counting(gaps, **kw):
+        calls.append(kw.get("policy"))
+        return real(gaps, **kw)
+
+    monkeypatch.setattr(adaptation, "suppress_gaps", counting)
+    cl = load_caseload(export)
+    gaps = tables_mod.service_tables(cl)["adaptation_gaps"]
+    first = tables_mod.stored_suppressed_gaps(cl, gaps, "nhs")
+    table_cache.wait()
+    again = tables_mod.stored_suppressed_gaps(load_caseload(export), gaps.copy(), "nhs")  # a new process's tables
+    assert calls == ["nhs"]
+    pd.testing.assert_frame_equal(first, again, check_exact=True)
+    assert first.attrs == again.attrs and "suppression" in again.attrs
+    pd.testing.assert_frame_equal(again, real(gaps, policy="nhs", settings=cl.settings), check_exact=True)
+    changed = gaps.copy()
+    changed.loc[changed.index[0], "n_group"] = changed["n_group"].iloc[0] + 1
+    tables_mod.stored_suppressed_gaps(cl, changed, "nhs")  # another table: computed, not read
+    tables_mod.stored_suppressed_gaps(cl, gaps, "cms")
+    assert calls == ["nhs", "nhs", "cms"]
+
+
+def test_a_page_is_built_before_its_tables_are_stored(export, monkeypatch):
+    """Inside ``deferred_writes`` (the supervision page's opening) a computed entry is stored only when the
+    block ends; asking for it again inside the block stores it first, and reads it."""
+    cl = load_caseload(export)
+    root = export.parent / "cache"
+    with table_cache.deferred_writes():
+        first = tables_mod.service_tables(cl)
+        assert table_cache.last_event == "miss"
+        assert [t.ident for t in table_cache._pending] == [None]  # its writer waits for the block's end
+        assert not root.exists() or not any(p for p in root.iterdir() if not p.name.startswith("."))
+    table_cache.wait()
+    assert len([p for p in root.iterdir() if not p.name.startswith(".")]) == 1
+    with table_cache.deferred_writes():
+        shutil.rmtree(root)
+        tables_mod.service_tables(cl)  # computed again, its store deferred
+        again = tables_mod.service_tables(load_caseload(export))  # the same entry inside the block: stored, then read
+        assert table_cache.last_event == "hit"
+    same_tables(first, again)

@@ -647,6 +647,17 @@ def _skeleton(text: str) -> str:
     return text.translate(_CONFUSABLE).strip()
 
 
+def _plain_ids(s: pd.Series) -> bool:
+    """True when every distinct id of ``s`` is text of printable ASCII only (space to ``~``: what
+    ``str.isascii() and str.isprintable()`` accept), checked by Arrow; False when not, or not text."""
+    uniq = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else s
+    if uniq.dtype != "str":
+        return False
+    arrow = pa.array(pd.Series(uniq, copy=False).dropna().array)
+    arrow = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+    return not len(arrow) or not pc.any(pc.match_substring_regex(arrow, "[^\\x20-\\x7e]")).as_py()
+
+
 def _lookalike_ids(results: dict, rep: Collector) -> None:
     """Warn about ids holding invisible characters, or looking like another id of the export (a
     Cyrillic 'Т01' beside 'T01'): each would silently be a second client or clinician."""
@@ -655,6 +666,8 @@ def _lookalike_ids(results: dict, rep: Collector) -> None:
                           ("clinicians", "supervisor_id")]}
     for family in families.values():
         cols = [(t, c) for t, c in family if results.get(t) is not None and c in results[t].frame.columns]
+        if all(_plain_ids(results[t].frame[c]) for t, c in cols):
+            continue  # the usual case (checked by Arrow, no Python string per id): nothing can look alike
         values: set[str] = set()
         for t, c in cols:
             s = results[t].frame[c]

@@ -58,6 +58,39 @@ def service_tables(caseload: Caseload, rules=None) -> dict[str, pd.DataFrame]:
     return table_cache.load_or_compute(caseload, lambda: metric_tables(caseload), rules=rules)
 
 
+SUPPRESSED_GAPS = "adaptation_gaps_suppressed"
+
+
+def stored_suppressed_gaps(caseload: Caseload, gaps: pd.DataFrame, policy: str | None = None) -> pd.DataFrame:
+    """:func:`~supervision.metrics.adaptation.suppress_gaps` of the service's ``gaps`` under ``policy``, stored
+    beside the service tables (:mod:`supervision.table_cache`) and read again by later reports of the same export.
+
+    The small-numbers audit solves a linear programme per hidden count (minutes for a service of a hundred
+    clinicians), and every report of the service needs the same suppressed table. The stored entry is keyed
+    by the export and settings (as the service tables) and by the policy's rules and the gaps table's content
+    (a hash of every cell), so a changed table or policy is computed again; a caseload the cache does not
+    store (a scope, a published folder) is computed as before.
+    """
+    from supervision import table_cache
+    from supervision.privacy.suppression import policy_rules
+
+    def compute() -> dict[str, pd.DataFrame]:
+        return {SUPPRESSED_GAPS: adaptation.suppress_gaps(gaps, policy=policy, settings=caseload.settings)}
+
+    try:
+        content = [len(gaps), [[str(c), str(t)] for c, t in gaps.dtypes.items()],
+                   str(int(pd.util.hash_pandas_object(gaps, index=True).sum())), table_cache._canonical(gaps.attrs)]
+    except (TypeError, ValueError):  # a cell that cannot be hashed: not stored
+        return compute()[SUPPRESSED_GAPS]
+    rules = {"table": SUPPRESSED_GAPS, "policy": table_cache._canonical(policy_rules(policy, caseload.settings)),
+             "gaps": content}
+    event = table_cache.last_event  # what the page says about its service tables stays about them
+    try:
+        return table_cache.load_or_compute(caseload, compute, rules=rules)[SUPPRESSED_GAPS]
+    finally:
+        table_cache.last_event = event
+
+
 def adaptation_tables(caseload: Caseload, tables: dict) -> dict[str, pd.DataFrame]:
     """``adaptation_measures`` (one row per client) and ``adaptation_gaps`` (every clinician).
 

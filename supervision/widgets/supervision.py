@@ -714,6 +714,12 @@ class SupervisionDashboard(Dashboard):
     css_class = "sw-supervision"
 
     def __init__(self, caseload: Caseload, supervisee: str | None = None, notes_path=None, report_dir=None):
+        from supervision import table_cache
+
+        with table_cache.deferred_writes():  # on a cold cache the page is built first, its tables stored after
+            self._open(caseload, supervisee, notes_path, report_dir)
+
+    def _open(self, caseload: Caseload, supervisee: str | None, notes_path, report_dir) -> None:
         self._caseload = caseload
         self._tables = service_tables(caseload)  # stored once per export and settings, then read
         try:  # practice goals due for review come onto the agenda
