@@ -6,6 +6,7 @@ caseload the same way. No widget code here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -51,13 +52,46 @@ class Slice:
         return self.sessions[self.sessions["client_id"] == self.selection.client]
 
 
+class Split(Mapping):
+    """``frame``'s rows by the value of ``column`` (sorted keys), each cut on first use and kept.
+
+    The same tables as ``dict(iter(frame.groupby(column)))`` without cutting every clinician's rows up
+    front (1.5 s at a million sessions, for a page that shows one supervisee).
+    """
+
+    def __init__(self, frame: pd.DataFrame, column: str):
+        self._frame = frame
+        idx = frame.groupby(column, sort=True, observed=True).indices
+        self._rows = {k: idx[k] for k in sorted(idx)}
+        self._cut: dict = {}
+
+    def __getitem__(self, key) -> pd.DataFrame:
+        if key not in self._cut:
+            self._cut[key] = self._frame.take(self._rows[key])  # KeyError for an unknown key
+        return self._cut[key]
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key) -> bool:
+        return key in self._rows
+
+    def size(self, key) -> int:
+        """Rows of ``key`` (0 for an unknown key), without cutting them."""
+        rows = self._rows.get(key)
+        return 0 if rows is None else len(rows)
+
+
 class CaseloadIndex:
     """Pre-split, per-clinician tables so switching supervisee costs a dictionary look-up."""
 
     def __init__(self, caseload: Caseload):
         self.caseload = caseload
-        self.sessions_by = {k: g for k, g in caseload.sessions.groupby("clinician_id", sort=True, observed=True)}
-        self.clients_by = {k: g for k, g in caseload.clients.groupby("clinician_id", sort=True, observed=True)}
+        self.sessions_by = Split(caseload.sessions, "clinician_id")
+        self.clients_by = Split(caseload.clients, "clinician_id")
         dates = caseload.sessions["session_date"]
         self.reference_date = dates.max() if len(dates) else pd.Timestamp.today().normalize()
 

@@ -405,7 +405,7 @@ class Dashboard:
         self._own_benchmarks: dict = {}  # a self-review's own figures per (period, episodes, dimension)
         clinicians = sorted(self.index.sessions_by) or sorted(caseload.clinicians["clinician_id"])
         roles = dict(zip(caseload.clinicians["clinician_id"], caseload.clinicians.get("role", pd.Series(dtype=str))))
-        n_clients = {k: len(v) for k, v in self.index.clients_by.items()}
+        n_clients = {k: self.index.clients_by.size(k) for k in self.index.clients_by}
         first = supervisee if supervisee in clinicians else (clinicians[0] if clinicians else None)
         self.selection = Selection(supervisee=first)
         self.supervisee = w.Dropdown(
