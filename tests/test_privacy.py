@@ -828,3 +828,55 @@ def test_self_review_benchmarks_still_see_the_service_as_aggregates():
     assert set(review.caseload.clients["clinician_id"]) == {"T02"}
     bench = review.benchmark("clients")
     assert len(bench) >= 1  # computed over the whole service, published under the policy
+
+
+def test_weak_cells_with_one_programme_for_many_cells_equal_one_programme_per_cell():
+    """The audit's shortcut (maximise the sum of the unproven cells; a cell above T in that table is
+    safe) finds exactly the cells that one linear programme per cell finds weak. Oracle: scipy's
+    linprog, once per sensitive cell, on random two-way tables with their row and column totals."""
+    from scipy.optimize import linprog
+
+    from supervision.privacy.suppression import _weak_cells
+
+    rng = np.random.default_rng(7)
+    T, checked, weak_seen = 4, 0, 0
+    for _ in range(40):
+        r, k = rng.integers(2, 5), rng.integers(2, 6)
+        counts = rng.integers(0, 12, size=(r, k)).astype(float)
+        # cells: the r*k counts, then the r row totals, the k column totals and the grand total
+        value = np.concatenate([counts.ravel(), counts.sum(axis=1), counts.sum(axis=0), [counts.sum()]])
+        m = len(value)
+        cell = lambda i, j: i * k + j  # noqa: E731
+        rows = [([cell(i, j) for j in range(k)], [r * k + i]) for i in range(r)]
+        cols = [([cell(i, j) for i in range(r)], [r * k + r + j]) for j in range(k)]
+        constraints = rows + cols + [(list(range(r * k, r * k + r)), [m - 1])]
+        primary = np.zeros(m, dtype=bool)
+        primary[: r * k] = (value[: r * k] >= 1) & (value[: r * k] <= T)
+        supp = primary.copy()
+        extra = rng.choice(r * k, size=rng.integers(0, 4), replace=False)  # some complementary cells
+        supp[extra] = True
+        hidden = np.zeros(m, dtype=bool)
+        missing = np.zeros(m, dtype=bool)
+        unknown = lambda c: bool(supp[c])  # noqa: E731
+        got = sorted(_weak_cells(value, hidden, supp, unknown, primary, missing, constraints, T, 1))
+        # one programme per sensitive cell, every equation of the table
+        a_eq, b_eq = [], []
+        for members, totals in constraints:
+            row = np.zeros(m)
+            row[members] = 1.0
+            row[totals[0]] = -1.0
+            a_eq.append(row)
+            b_eq.append(0.0)
+        bounds = [(0, None) if unknown(c) else (value[c], value[c]) for c in range(m)]
+        want = []
+        for c in range(m):
+            if primary[c] and unknown(c):
+                obj = np.zeros(m)
+                obj[c] = -1.0
+                res = linprog(obj, A_eq=np.array(a_eq), b_eq=np.array(b_eq), bounds=bounds, method="highs")
+                if res.status == 0 and -res.fun < T + 1 - 1e-9:
+                    want.append(c)
+                checked += 1
+        assert got == want
+        weak_seen += len(want)
+    assert checked > 50 and 0 < weak_seen < checked  # both kinds of cell were met
