@@ -62,7 +62,7 @@ class Shared:
 class ClientOutcome:
     """One outcome measure as the Client page draws it: ``track``, every client's scores by session
     with the expected band (:func:`supervision.metrics.outcome.track_status` with ``per_session=True``,
-    docs/methods.md §5), and ``gains``, the sudden gains (:func:`~supervision.metrics.outcome.sudden_gains`),
+    docs/methods.md §2.4), and ``gains``, the sudden gains (:func:`~supervision.metrics.outcome.sudden_gains`),
     the tables of :class:`supervision.widgets.outcome.OutcomeModel` that the page reads."""
 
     def __init__(self, instrument, track, gains):
