@@ -282,7 +282,9 @@ class AdaptationDashboard(Dashboard):
         m = self._model
         dim = self.group_dimension
         groups = sorted(m.measures[dim].dropna().astype(str).unique()) if dim else []
-        self.group.options = [(value_label(g, self._settings), g) for g in groups]
+        # with "All dimensions" the group is named with its dimension ("disability: yes", not a bare "yes")
+        prefix = f"{dim.replace('_', ' ')}: " if dim and self.dimension.value == "all" else ""
+        self.group.options = [(prefix + value_label(g, self._settings), g) for g in groups]
         self.group.value = self._default_group(dim, groups)
 
     def _default_group(self, dim, groups):
